@@ -1,0 +1,9 @@
+"""`python -m ceremony` runs the command line."""
+
+from __future__ import annotations
+
+import sys
+
+from ceremony.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Checks that produce findings: certificate profile checks now, compliance controls later."""
