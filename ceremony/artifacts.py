@@ -1,0 +1,34 @@
+"""Write-once files: created exclusively, fsynced, hashed; never overwritten."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from ceremony.errors import StateError
+
+
+def write_once(path: Path, data: bytes, *, mode: int = 0o644) -> str:
+    """Create ``path`` with ``data`` (refusing an existing file); returns its SHA-256 hex."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    except FileExistsError as exc:
+        raise StateError(f"{path} already exists; artifacts are write-once") from exc
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,179 @@
+"""The `ceremony` command line: parses arguments and calls the package; catches only CeremonyError."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ceremony.errors import CeremonyError, InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One short line on stderr, exit 2 (the contract for rejected usage).
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _workspace_dir(args: argparse.Namespace) -> Path:
+    return Path(args.workspace or os.environ.get("CEREMONY_WORKSPACE") or "workspace")
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from ceremony.workspace import init_workspace
+
+    ws = init_workspace(_workspace_dir(args), key_store=args.key_store, token_label=args.token_label)
+    kind = ws.config.key_store.kind
+    print(f"workspace {ws.root} created with the {kind} key store"
+          + ("" if kind == "pkcs11" else " (SOFTWARE: for trying the tool only; not a token)"))
+    ws.close()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ceremony.demo import default_workspace, run_demo
+
+    target = Path(args.workspace) if args.workspace else default_workspace(Path.cwd(), datetime.now(timezone.utc))
+    result = run_demo(target, devices=args.devices)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(f"workspace:        {result.workspace}")
+        print(f"key store:        {result.key_store}")
+        for name, role, issued in result.cas:
+            print(f"{role + ' CA:':<18}{name} serial {issued.record.serial} -> {issued.artifact}")
+        print(f"issued:           {len(result.issued)} end-entity certificates, all linted clean")
+        print(f"inventory export: {result.inventory_export}")
+    return 0
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    from ceremony.csr import normalise_eui64, normalise_role, read_csr
+    from ceremony.issuance import issue
+    from ceremony.tbs import Identity
+    from ceremony.workspace import Workspace
+
+    if args.devices:
+        raise InputError("--devices (batch issuance) is not available yet; issue one CSR at a time")
+    if len(args.csr) != 1:
+        raise InputError(f"give exactly one CSR for single issuance (got {len(args.csr)})")
+    if args.eui64 is None:
+        raise InputError("--eui64 is required: the identity comes from the approved request, not the CSR")
+    identity = Identity(eui64=normalise_eui64(args.eui64), usage=args.usage,
+                        role=normalise_role(args.role) if args.role is not None else None, name=args.name)
+    path = Path(args.csr[0])
+    data = read_csr(path)
+    ws = Workspace.open(_workspace_dir(args))
+    try:
+        issued = issue(ws, ca_name=args.ca, profile_name=args.profile, csr=data, csr_source=str(path),
+                       identity=identity, approved_by=args.approved_by)
+    finally:
+        ws.close()
+    if args.json:
+        _print_json({"serial": issued.record.serial, "profile": issued.record.profile,
+                     "certificate": str(issued.artifact), "fingerprint": issued.record.fingerprint})
+    else:
+        print(f"issued {issued.record.profile} serial {issued.record.serial} -> {issued.artifact}")
+    return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from ceremony.checks.lint import lint_paths
+
+    report = lint_paths([Path(p) for p in args.paths], args.profile)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(report.render())
+    return report.exit_code
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    from ceremony.workspace import Workspace
+
+    if args.inventory_command != "export":
+        raise InputError("inventory import arrives with the inventory analytics work (issue E)")
+    if args.format != "csv":
+        raise InputError("--format parquet needs the analytics extras (issue E); use --format csv")
+    out = Path(args.out)
+    if out.exists():
+        raise InputError(f"{out} exists; choose a new file (exports never overwrite)")
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent} is not a directory")
+    ws = Workspace.open(_workspace_dir(args))
+    try:
+        count = ws.inventory.export_csv(out)
+    finally:
+        ws.close()
+    print(f"{count} certificates -> {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ceremony", description="S1SPKI ceremony workbench")
+    parser.add_argument("--workspace", help="workspace directory (default: $CEREMONY_WORKSPACE or ./workspace)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("init", help="a new workspace (token or software store, database, workspace.yaml)")
+    p.add_argument("--key-store", choices=["auto", "pkcs11", "software"], default="auto")
+    p.add_argument("--token-label", default="s1spki-workbench")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("demo", help="the whole story on a new workspace")
+    p.add_argument("--workspace", dest="workspace", default=argparse.SUPPRESS,
+                   help="a new or empty directory (default: ./workspaces/demo-<UTC>)")
+    p.add_argument("--devices", type=int, default=20, help="number of devices (DS + KA each; default 20)")
+    p.add_argument("--json", action="store_true", help="print one JSON object describing what was done")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("issue", help="issue a certificate from a CSR and an approved identity")
+    p.add_argument("--ca", required=True, help="issuing CA name")
+    p.add_argument("--profile", required=True, help="certificate profile (e.g. ss1sp-device)")
+    p.add_argument("--eui64", help="EUI-64 of the device or organisation (16 hex digits)")
+    p.add_argument("--usage", choices=["ds", "ka"], help="digitalSignature (ds) or keyAgreement (ka)")
+    p.add_argument("--role", help="RemotePartyRole code (hex), organisation certificates")
+    p.add_argument("--name", help="organisation short name (CN), optional")
+    p.add_argument("--devices", help="device list CSV (batch issuance; a later issue)")
+    p.add_argument("--approved-by", required=True, help="person id of the RA officer who approved the request")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("csr", nargs="*", help="CSR file (PEM or DER)")
+    p.set_defaults(func=cmd_issue)
+
+    p = sub.add_parser("lint", help="check certificates / CRLs against a profile")
+    p.add_argument("--profile", help="profile name (default: classify each certificate)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("paths", nargs="+", help="files or directories")
+    p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("inventory", help="inventory export / import")
+    inv = p.add_subparsers(dest="inventory_command", required=True, parser_class=_Parser)
+    e = inv.add_parser("export", help="one row per certificate")
+    e.add_argument("--format", choices=["csv", "parquet"], required=True)
+    e.add_argument("--out", required=True)
+    i = inv.add_parser("import", help="import foreign certificates (issue E)")
+    i.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_inventory)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 findings, 2 rejected input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CeremonyError as exc:
+        print(f"ceremony: {exc.diagnostics()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ceremony: interrupted", file=sys.stderr)
+        return 130

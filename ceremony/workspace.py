@@ -1,0 +1,186 @@
+"""Where state lives: workspace.yaml, the inventory, the key store, artifacts, journal and secrets."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from ceremony.config import Strict, load_model
+from ceremony.errors import ConfigError, InputError, TokenError
+from ceremony.inventory import Inventory
+from ceremony.signers import KeyStore
+from ceremony.transcript import Journal
+
+WORKSPACE_FILE = "workspace.yaml"
+PIN_ENV = "CEREMONY_TOKEN_PIN"
+PASSPHRASE_ENV = "CEREMONY_SOFTWARE_PASSPHRASE"
+#: SoftHSM numbers RFC 5649 AES key wrap with padding 0x210A; PKCS#11 3.x HSMs use 0x210B.
+SOFTHSM_WRAP_MECHANISM = "0x210A"
+
+
+class KeyStoreConfig(Strict):
+    kind: Literal["pkcs11", "software"]
+    #: PKCS#11 module path (pkcs11 only).
+    module: str | None = None
+    token_label: str | None = None
+    wrap_mechanism: str | None = None
+    #: Project-local SoftHSM2 configuration, relative to the workspace (SoftHSM only).
+    softhsm_conf: str | None = None
+
+
+class WorkspaceConfig(Strict):
+    schema_version: Literal[1]
+    created: str
+    key_store: KeyStoreConfig
+    database: str = "inventory.sqlite"
+    profile_sets: list[str] = ["s1spki-secure"]
+    #: Production OIDs (policy, hwType) override the profile files' documentation-arc values.
+    oids: dict[str, str] = {}
+
+
+def _read_secret_file(path: Path, what: str) -> str:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise TokenError(f"no {what}: set the environment variable or create {path} (mode 0600)") from exc
+    if stat.S_IMODE(mode) & 0o077:
+        raise TokenError(f"{path} must be readable by its owner only (chmod 600)")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write a secret file with mode 0600, refusing to overwrite one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value + "\n")
+
+
+@dataclass
+class Workspace:
+    """An opened workspace directory."""
+
+    root: Path
+    config: WorkspaceConfig
+
+    @classmethod
+    def open(cls, root: Path) -> Workspace:
+        root = root.resolve()
+        cfg = root / WORKSPACE_FILE
+        if not cfg.exists():
+            raise InputError(f"{root} is not a workspace (no {WORKSPACE_FILE}); run `ceremony init` "
+                             "or `ceremony demo`")
+        ws = cls(root, load_model(WorkspaceConfig, cfg))
+        ws._point_softhsm()
+        return ws
+
+    # --- paths ----------------------------------------------------------------------
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.root / "journal.jsonl"
+
+    @property
+    def database_path(self) -> Path:
+        return self.root / self.config.database
+
+    # --- components -----------------------------------------------------------------
+    @cached_property
+    def inventory(self) -> Inventory:
+        return Inventory(self.database_path)
+
+    @cached_property
+    def journal(self) -> Journal:
+        return Journal(self.journal_path)
+
+    @cached_property
+    def key_store(self) -> KeyStore:
+        from ceremony.signers.registry import open_key_store
+
+        ks = self.config.key_store
+        if ks.kind == "pkcs11":
+            if not ks.module or not ks.token_label:
+                raise ConfigError(f"{self.root / WORKSPACE_FILE}: key_store.module and "
+                                  "key_store.token_label are required for pkcs11")
+            return open_key_store("pkcs11", module=ks.module, token_label=ks.token_label,
+                                  pin=self._secret(PIN_ENV, "token.pin", "token PIN"))
+        passphrase = self._secret(PASSPHRASE_ENV, "software-store.passphrase", "software store passphrase")
+        return open_key_store("software", directory=self.secrets_dir / "keys",
+                              passphrase=passphrase.encode())
+
+    def _secret(self, env: str, filename: str, what: str) -> str:
+        value = os.environ.get(env)
+        return value if value else _read_secret_file(self.secrets_dir / filename, what)
+
+    def _point_softhsm(self) -> None:
+        # SoftHSM2 reads its token directory from SOFTHSM2_CONF; the token lives in the workspace.
+        if self.config.key_store.softhsm_conf:
+            os.environ["SOFTHSM2_CONF"] = str(self.root / self.config.key_store.softhsm_conf)
+
+    def close(self) -> None:
+        if "key_store" in self.__dict__:
+            self.key_store.close()
+        if "inventory" in self.__dict__:
+            self.inventory.close()
+
+
+def init_workspace(root: Path, *, key_store: Literal["auto", "pkcs11", "software"] = "auto",
+                   token_label: str = "s1spki-workbench", now: datetime | None = None) -> Workspace:
+    """Create a new workspace: directories, secrets (generated, 0600), token or store, database.
+
+    ``auto`` uses SoftHSM2 when its module is installed and the software store otherwise.
+    Refuses a directory that exists and is not empty.
+    """
+    from ceremony.signers.pkcs11 import find_softhsm_module, init_softhsm_token
+
+    root = root.resolve()
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise InputError(f"{root} exists and is not empty; a new workspace needs a new directory")
+    module = find_softhsm_module()
+    if key_store == "pkcs11" and module is None:
+        raise TokenError("SoftHSM2 is not installed (apt-get install softhsm2); use the software store")
+    kind: Literal["pkcs11", "software"] = "pkcs11" if key_store != "software" and module else "software"
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("artifacts", "transcripts"):
+        (root / sub).mkdir()
+    for sub in ("secrets", "share-cards"):
+        (root / sub).mkdir(mode=0o700)
+    when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    if kind == "pkcs11":
+        assert module is not None
+        pin = os.environ.get(PIN_ENV) or secrets.token_urlsafe(18)
+        if not os.environ.get(PIN_ENV):
+            write_secret(root / "secrets" / "token.pin", pin)
+        write_secret(root / "secrets" / "so.pin", secrets.token_urlsafe(18))
+        so_pin = _read_secret_file(root / "secrets" / "so.pin", "SO PIN")
+        init_softhsm_token(root / "token", root / "token" / "softhsm2.conf", token_label, so_pin, pin)
+        store = KeyStoreConfig(kind="pkcs11", module=module, token_label=token_label,
+                               wrap_mechanism=SOFTHSM_WRAP_MECHANISM, softhsm_conf="token/softhsm2.conf")
+    else:
+        if not os.environ.get(PASSPHRASE_ENV):
+            write_secret(root / "secrets" / "software-store.passphrase", secrets.token_urlsafe(24))
+        store = KeyStoreConfig(kind="software")
+    config = WorkspaceConfig(schema_version=1, created=when, key_store=store)
+    text = ("# S1SPKI workbench workspace. Secrets are never stored here: PINs and passphrases\n"
+            f"# come from {PIN_ENV} / {PASSPHRASE_ENV} or files in secrets/ (0600).\n")
+    text += yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
+    (root / WORKSPACE_FILE).write_text(text, encoding="utf-8")
+    ws = Workspace.open(root)
+    ws.inventory  # creates the database and runs the migrations
+    ws.journal.append("workspace.init", {"key_store": kind, "token_label": token_label if kind == "pkcs11" else None})
+    return ws
