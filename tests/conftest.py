@@ -34,3 +34,23 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("CEREMONY_TOKEN_PIN", "CEREMONY_SOFTWARE_PASSPHRASE", "CEREMONY_WORKSPACE", "SOFTHSM2_CONF"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(params=["software", pytest.param("pkcs11", marks=pytest.mark.hsm)])
+def key_store_kind(request: pytest.FixtureRequest) -> str:
+    """Both key stores: the software store everywhere, SoftHSM2 where installed (always in CI)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def ca_workspace(tmp_path: Path, key_store_kind: str):  # type: ignore[no-untyped-def]
+    """A workspace with the S1SP root and issuing CA (P-256), in the parametrised key store."""
+    from ceremony.issuance import create_ca
+    from ceremony.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "ws", key_store=key_store_kind)  # type: ignore[arg-type]
+    create_ca(ws, "root", profile_name="ss1spca-root", common_name="Test Root", approved_by="alice")
+    create_ca(ws, "issuing", profile_name="ss1spca-issuing", common_name="Test Issuing",
+              approved_by="alice", issuer_ca="root")
+    yield ws
+    ws.close()
