@@ -170,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        code: int = args.func(args)
+        return code
     except CeremonyError as exc:
         print(f"ceremony: {exc.diagnostics()}", file=sys.stderr)
         return exc.exit_code

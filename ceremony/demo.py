@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from ceremony.checks.findings import Finding, failing
 from ceremony.errors import InputError
 from ceremony.issuance import Issued, create_ca, issue
 from ceremony.profiles import get_profile
-from ceremony.tbs import Identity
+from ceremony.tbs import Identity, Usage
 from ceremony.workspace import Workspace, init_workspace
 
 DEMO_APPROVER = "demo-ra-officer"
@@ -27,6 +27,7 @@ ROOT, ISSUING = "s1sp-root", "s1sp-issuing"
 #: Demo organisation: a supplier-role S1SP system (RemotePartyRole 02) with a documentation EUI-64.
 ORG_EUI64, ORG_ROLE, ORG_NAME = "90B3D51F30000001", "02", "S1SPDEMO"
 DEVICE_EUI64_BASE = 0x00DB1234_56780000
+USAGES: tuple[Usage, ...] = ("ds", "ka")
 
 
 @dataclass
@@ -85,7 +86,7 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None) -> DemoR
         result.cas.append((ISSUING, "issuing", create_ca(ws, ISSUING, profile_name="ss1spca-issuing",
                                                          common_name="S1SP Demo Issuing 1",
                                                          approved_by=DEMO_APPROVER, issuer_ca=ROOT)))
-        for usage in ("ds", "ka"):
+        for usage in USAGES:
             key = ec.generate_private_key(ec.SECP256R1())
             result.issued.append(issue(ws, ca_name=ISSUING, profile_name="ss1sp-organisation",
                                        csr=_csr(key, _org_subject()), csr_source=f"demo:organisation-{usage}",
@@ -93,7 +94,7 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None) -> DemoR
                                        approved_by=DEMO_APPROVER))
         for n in range(devices):
             eui64 = f"{DEVICE_EUI64_BASE + n + 1:016X}"
-            for usage in ("ds", "ka"):
+            for usage in USAGES:
                 key = ec.generate_private_key(ec.SECP256R1())
                 result.issued.append(issue(ws, ca_name=ISSUING, profile_name="ss1sp-device",
                                            csr=_csr(key, x509.Name([])), csr_source=f"demo:{eui64}-{usage}",

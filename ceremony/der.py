@@ -14,7 +14,7 @@ HARDWARE_MODULE_NAME_OID = "1.3.6.1.5.5.7.8.4"
 X500_UNIQUE_IDENTIFIER_OID = "2.5.4.45"
 
 
-class HardwareModuleName(core.Sequence):
+class HardwareModuleName(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     """RFC 4108: HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER, hwSerialNum OCTET STRING }."""
 
     _fields = [("hw_type", core.ObjectIdentifier), ("hw_serial_num", core.OctetString)]
@@ -22,7 +22,7 @@ class HardwareModuleName(core.Sequence):
 
 def hardware_module_name(hw_type: str, serial: bytes) -> bytes:
     """DER of a HardwareModuleName (the value of the SAN otherName)."""
-    return HardwareModuleName({"hw_type": hw_type, "hw_serial_num": serial}).dump()
+    return bytes(HardwareModuleName({"hw_type": hw_type, "hw_serial_num": serial}).dump())
 
 
 def parse_hardware_module_name(der: bytes) -> tuple[str, bytes]:

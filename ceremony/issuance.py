@@ -61,7 +61,7 @@ def key_algorithm_of(key: CAPublicKey) -> str:
     return f"rsa-{key.key_size}"
 
 
-def signature_hash(key: CAPrivateKey) -> tuple[hashes.HashAlgorithm, str]:
+def signature_hash(key: CAPrivateKey) -> tuple[hashes.SHA256 | hashes.SHA384, str]:
     """Hash and signature algorithm name a CA key signs with (RFC 5758 3.2 pairing)."""
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1":
         return hashes.SHA384(), "ecdsa-with-SHA384"

@@ -86,13 +86,19 @@ class ExtensionRules(Strict):
     others: Literal["forbidden", "allowed"] = "forbidden"
 
 
+Encoding = Literal["utf8String", "printableString"]
+
+
+def _both_encodings() -> list[Encoding]:
+    return ["utf8String", "printableString"]
+
+
 class SubjectAttribute(Strict):
     type: Literal["CN", "OU", "O", "x500UniqueIdentifier"]
     required: bool = True
     #: Where the value comes from: the approved request's name, role or EUI-64.
     source: Literal["name", "role", "eui64"]
-    encodings: list[Literal["utf8String", "printableString"]] = Field(
-        default_factory=lambda: ["utf8String", "printableString"])
+    encodings: list[Encoding] = Field(default_factory=_both_encodings)
 
 
 class SubjectRule(Strict):

@@ -13,13 +13,18 @@ from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from ceremony.der import HARDWARE_MODULE_NAME_OID, gbcs_key_identifier, hardware_module_name, subject_public_key_bits
+from ceremony.der import (
+    HARDWARE_MODULE_NAME_OID,
+    gbcs_key_identifier,
+    hardware_module_name,
+    subject_public_key_bits,
+)
 from ceremony.errors import InputError
-from ceremony.profiles import ResolvedProfile
+from ceremony.profiles import KeyUsageBit, ResolvedProfile
 from ceremony.signers import CAPublicKey
 
 Usage = Literal["ds", "ka"]
-USAGE_BITS: dict[str, str] = {"ds": "digitalSignature", "ka": "keyAgreement"}
+USAGE_BITS: dict[str, KeyUsageBit] = {"ds": "digitalSignature", "ka": "keyAgreement"}
 #: GBCS 12.2: device certificates carry no expiry.
 SENTINEL_FORMAT = "%Y%m%d%H%M%SZ"
 
@@ -110,7 +115,7 @@ def build_tbs(identity: Identity, public_key: CAPublicKey, profile: ResolvedProf
         builder = builder.add_extension(
             x509.BasicConstraints(ca=ext.basic_constraints.ca, path_length=ext.basic_constraints.path_length),
             critical=bool(ext.basic_constraints.critical))
-    bits = set(ext.key_usage.bits)
+    bits: set[KeyUsageBit] = set(ext.key_usage.bits)
     if ext.key_usage.one_of:
         if identity.usage is None:
             raise InputError(f"profile {profile.name} needs a usage (ds or ka)")

@@ -21,7 +21,7 @@ from ceremony.transcript import Journal
 
 WORKSPACE_FILE = "workspace.yaml"
 PIN_ENV = "CEREMONY_TOKEN_PIN"
-PASSPHRASE_ENV = "CEREMONY_SOFTWARE_PASSPHRASE"
+PASSPHRASE_ENV = "CEREMONY_SOFTWARE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 #: SoftHSM numbers RFC 5649 AES key wrap with padding 0x210A; PKCS#11 3.x HSMs use 0x210B.
 SOFTHSM_WRAP_MECHANISM = "0x210A"
 
@@ -117,11 +117,12 @@ class Workspace:
             if not ks.module or not ks.token_label:
                 raise ConfigError(f"{self.root / WORKSPACE_FILE}: key_store.module and "
                                   "key_store.token_label are required for pkcs11")
-            return open_key_store("pkcs11", module=ks.module, token_label=ks.token_label,
-                                  pin=self._secret(PIN_ENV, "token.pin", "token PIN"))
+            store: KeyStore = open_key_store("pkcs11", module=ks.module, token_label=ks.token_label,
+                                             pin=self._secret(PIN_ENV, "token.pin", "token PIN"))
+            return store
         passphrase = self._secret(PASSPHRASE_ENV, "software-store.passphrase", "software store passphrase")
-        return open_key_store("software", directory=self.secrets_dir / "keys",
-                              passphrase=passphrase.encode())
+        store = open_key_store("software", directory=self.secrets_dir / "keys", passphrase=passphrase.encode())
+        return store
 
     def _secret(self, env: str, filename: str, what: str) -> str:
         value = os.environ.get(env)
@@ -140,7 +141,8 @@ class Workspace:
 
 
 def init_workspace(root: Path, *, key_store: Literal["auto", "pkcs11", "software"] = "auto",
-                   token_label: str = "s1spki-workbench", now: datetime | None = None) -> Workspace:
+                   token_label: str = "s1spki-workbench",  # noqa: S107 - a label, not a password
+                   now: datetime | None = None) -> Workspace:
     """Create a new workspace: directories, secrets (generated, 0600), token or store, database.
 
     ``auto`` uses SoftHSM2 when its module is installed and the software store otherwise.
@@ -181,6 +183,6 @@ def init_workspace(root: Path, *, key_store: Literal["auto", "pkcs11", "software
     text += yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
     (root / WORKSPACE_FILE).write_text(text, encoding="utf-8")
     ws = Workspace.open(root)
-    ws.inventory  # creates the database and runs the migrations
+    ws.inventory.count()  # creates the database and runs the migrations
     ws.journal.append("workspace.init", {"key_store": kind, "token_label": token_label if kind == "pkcs11" else None})
     return ws

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from ceremony.signers.pkcs11 import find_softhsm_module
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,10 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from tests.csr_factory import BAD_CSRS, good_device_csr, good_org_csr
 
 from ceremony.cli import main
 from ceremony.workspace import Workspace
-from tests.csr_factory import BAD_CSRS, good_device_csr, good_org_csr
 
 PROFILE_ARGS = {
     "ss1sp-device": ["--profile", "ss1sp-device", "--eui64", "00DB123456789001", "--usage", "ds"],

@@ -72,7 +72,8 @@ def test_every_demo_certificate_verifies_strictly_with_openssl(tmp_path: Path, c
         proc = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", root, "-untrusted", issuing, leaf],
                               capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout.strip() == f"{leaf}: OK", proc.stdout + proc.stderr
-    proc = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", root, issuing], capture_output=True, text=True)
+    proc = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", root, issuing],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -6,7 +6,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from ceremony.der import gbcs_key_identifier, hardware_module_name, parse_hardware_module_name, subject_public_key_bits
+from ceremony.der import (
+    gbcs_key_identifier,
+    hardware_module_name,
+    parse_hardware_module_name,
+    subject_public_key_bits,
+)
 
 
 def test_key_identifier_matches_real_device_certificates(smki_vectors: Path) -> None:

@@ -9,14 +9,19 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from tests.csr_factory import good_device_csr, good_org_csr
 
 from ceremony.errors import InputError, StateError
 from ceremony.issuance import IssuanceError, create_ca, issue, sign_checked
 from ceremony.profiles import get_profile
 from ceremony.tbs import Identity, Issuer, build_tbs, key_identifier
 from ceremony.workspace import Workspace
-from tests.csr_factory import good_device_csr, good_org_csr
-from tests.shapes import assert_is_device_cert, assert_is_issuing_ca, assert_is_org_cert, assert_is_root_ca
+from tests.shapes import (
+    assert_is_device_cert,
+    assert_is_issuing_ca,
+    assert_is_org_cert,
+    assert_is_root_ca,
+)
 
 
 def _ca_cert(ws: Workspace, name: str) -> x509.Certificate:
@@ -63,7 +68,8 @@ def test_unknown_role_code_is_refused(ca_workspace: Workspace) -> None:
 
 def test_signature_by_the_wrong_key_is_caught_after_signing(ca_workspace: Workspace) -> None:
     issuing = _ca_cert(ca_workspace, "issuing")
-    builder = build_tbs(Identity(eui64="00DB123456789009", usage="ds"), ec.generate_private_key(ec.SECP256R1()).public_key(),
+    subject_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    builder = build_tbs(Identity(eui64="00DB123456789009", usage="ds"), subject_key,
                         get_profile("ss1sp-device"),
                         Issuer(issuing.subject, key_identifier(issuing.public_key()), issuing.not_valid_after_utc),  # type: ignore[arg-type]
                         2**125 + 7, datetime.now(timezone.utc))

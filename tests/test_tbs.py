@@ -13,7 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ceremony.errors import InputError
 from ceremony.profiles import get_profile
 from ceremony.tbs import Identity, Issuer, build_tbs, key_identifier
-from tests.shapes import assert_is_device_cert, assert_is_issuing_ca, assert_is_org_cert, assert_is_root_ca
+from tests.shapes import (
+    assert_is_device_cert,
+    assert_is_issuing_ca,
+    assert_is_org_cert,
+    assert_is_root_ca,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
 SERIAL = 0x1122334455667788_99AABBCCDDEEFF00
@@ -57,9 +62,11 @@ def test_organisation_subject_has_a_bit_string_eui(chain) -> None:  # type: igno
     _, _, issuing_key, issuing = chain
     key = ec.generate_private_key(ec.SECP256R1())
     cert = build_tbs(Identity(eui64="90B3D51F30000001", usage="ds", role="02", name="SUPPLIER"), key.public_key(),
-                     get_profile("ss1sp-organisation"), _issuer(issuing), SERIAL + 3, NOW).sign(issuing_key, hashes.SHA256())
+                     get_profile("ss1sp-organisation"), _issuer(issuing), SERIAL + 3, NOW,
+                     ).sign(issuing_key, hashes.SHA256())
     assert_is_org_cert(cert, issuing, "90B3D51F30000001", "02", "ds")
-    rdns = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))["tbs_certificate"]["subject"].chosen
+    tbs = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))["tbs_certificate"]
+    rdns = tbs["subject"].chosen
     types = [rdn[0]["type"].dotted for rdn in rdns]
     assert types == ["2.5.4.3", "2.5.4.11", "2.5.4.45"]
     uid = rdns[2][0]["value"]

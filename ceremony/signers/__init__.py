@@ -8,13 +8,13 @@ builders sign with them directly and the private key never leaves the store.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, Union
+from typing import Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 KeyAlgorithm = Literal["ec-p256", "ec-p384", "rsa-3072"]
-CAPrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
-CAPublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
+CAPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+CAPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 
 @dataclass(frozen=True)
