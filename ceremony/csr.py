@@ -188,6 +188,14 @@ def _requested(csr: x509.CertificateSigningRequest, request: asn1_csr.Certificat
 
 def parse_csr(data: bytes, profile: ResolvedProfile, source: str) -> CertificationRequest:
     """Check a CSR's encoding, key and signature against ``profile``; any defect → InputError."""
+    try:
+        return _parse_csr(data, profile, source)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        # asn1crypto parses lazily: a malformed inner structure surfaces on first access.
+        raise InputError(f"{source}: CSR is malformed ({type(exc).__name__} while decoding)") from exc
+
+
+def _parse_csr(data: bytes, profile: ResolvedProfile, source: str) -> CertificationRequest:
     der = _der(data, source)
     request = _parse(der, source)
     key_algorithm = _key_algorithm(request, source)

@@ -125,9 +125,11 @@ class Inventory:
             raise StateError(f"{self.path} has schema version {version}; this tool knows "
                              f"{len(MIGRATIONS)} (upgrade the workbench)")
         for number in range(version, len(MIGRATIONS)):
-            with self.transaction():
-                self._db.executescript(MIGRATIONS[number])
-                self._db.execute(f"PRAGMA user_version = {number + 1}")
+            with self.transaction() as db:
+                # One statement at a time: executescript() would COMMIT the open transaction.
+                for statement in filter(str.strip, MIGRATIONS[number].split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
 
     def close(self) -> None:
         self._db.close()

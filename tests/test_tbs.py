@@ -71,7 +71,8 @@ def test_organisation_subject_has_a_bit_string_eui(chain) -> None:  # type: igno
     assert types == ["2.5.4.3", "2.5.4.11", "2.5.4.45"]
     uid = rdns[2][0]["value"]
     # The attribute value is a BIT STRING (tag 3) of 64 bits with no unused bits.
-    assert uid.contents[:1] == b"\x03" and uid.contents[2:] == b"\x00" + bytes.fromhex("90B3D51F30000001")
+    raw = uid.dump()
+    assert raw[:1] == b"\x03" and raw[2:] == b"\x00" + bytes.fromhex("90B3D51F30000001")
 
 
 def test_same_inputs_same_tbs(chain) -> None:  # type: ignore[no-untyped-def]
