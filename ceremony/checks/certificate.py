@@ -276,13 +276,13 @@ def check_extension_presence(s: Subject) -> Iterator[Finding]:
 def check_basic_constraints(s: Subject) -> Iterator[Finding]:
     found = s.extension("2.5.29.19")
     rule = s.profile.rules.extensions.basic_constraints
-    if found is None or rule.presence == "absent":
+    if found is None:
         return
     value = found[1]["extn_value"].parsed.native
     if rule.presence == "optional" and not value["ca"]:
         yield s.finding(Severity.INFO, "profile.basic_constraints.present",
                         "basicConstraints cA=FALSE is present (allowed: both forms exist in SMKI)")
-    if value["ca"] and not rule.ca:
+    if value["ca"] and not s.profile.rules.is_ca:
         yield s.finding(Severity.ERROR, "profile.basic_constraints.ca_on_end_entity", "cA is TRUE on an end entity")
     elif rule.ca and not value["ca"]:
         yield s.finding(Severity.ERROR, "profile.basic_constraints.not_ca", "cA is FALSE on a CA certificate")
