@@ -19,7 +19,7 @@ def write_once(path: Path, data: bytes, *, mode: int = 0o644) -> str:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -33,8 +33,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     ws = init_workspace(_workspace_dir(args), key_store=args.key_store, token_label=args.token_label)
     kind = ws.config.key_store.kind
-    print(f"workspace {ws.root} created with the {kind} key store"
-          + ("" if kind == "pkcs11" else " (SOFTWARE: for trying the tool only; not a token)"))
+    print(
+        f"workspace {ws.root} created with the {kind} key store"
+        + ("" if kind == "pkcs11" else " (SOFTWARE: for trying the tool only; not a token)")
+    )
     ws.close()
     return 0
 
@@ -68,19 +70,36 @@ def cmd_issue(args: argparse.Namespace) -> int:
         raise InputError(f"give exactly one CSR for single issuance (got {len(args.csr)})")
     if args.eui64 is None:
         raise InputError("--eui64 is required: the identity comes from the approved request, not the CSR")
-    identity = Identity(eui64=normalise_eui64(args.eui64), usage=args.usage,
-                        role=normalise_role(args.role) if args.role is not None else None, name=args.name)
+    identity = Identity(
+        eui64=normalise_eui64(args.eui64),
+        usage=args.usage,
+        role=normalise_role(args.role) if args.role is not None else None,
+        name=args.name,
+    )
     path = Path(args.csr[0])
     data = read_csr(path)
     ws = Workspace.open(_workspace_dir(args))
     try:
-        issued = issue(ws, ca_name=args.ca, profile_name=args.profile, csr=data, csr_source=str(path),
-                       identity=identity, approved_by=args.approved_by)
+        issued = issue(
+            ws,
+            ca_name=args.ca,
+            profile_name=args.profile,
+            csr=data,
+            csr_source=str(path),
+            identity=identity,
+            approved_by=args.approved_by,
+        )
     finally:
         ws.close()
     if args.json:
-        _print_json({"serial": issued.record.serial, "profile": issued.record.profile,
-                     "certificate": str(issued.artifact), "fingerprint": issued.record.fingerprint})
+        _print_json(
+            {
+                "serial": issued.record.serial,
+                "profile": issued.record.profile,
+                "certificate": str(issued.artifact),
+                "fingerprint": issued.record.fingerprint,
+            }
+        )
     else:
         print(f"issued {issued.record.profile} serial {issued.record.serial} -> {issued.artifact}")
     return 0
@@ -129,8 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("demo", help="the whole story on a new workspace")
-    p.add_argument("--workspace", dest="workspace", default=argparse.SUPPRESS,
-                   help="a new or empty directory (default: ./workspaces/demo-<UTC>)")
+    p.add_argument(
+        "--workspace",
+        dest="workspace",
+        default=argparse.SUPPRESS,
+        help="a new or empty directory (default: ./workspaces/demo-<UTC>)",
+    )
     p.add_argument("--devices", type=int, default=20, help="number of devices (DS + KA each; default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object describing what was done")
     p.set_defaults(func=cmd_demo)

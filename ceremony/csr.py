@@ -28,11 +28,17 @@ PEM_LABELS = ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")
 #: Curves by the name asn1crypto gives them → the workbench's key algorithm names.
 _NAMED_CURVES = {"secp256r1": ("ec-p256", 32), "secp384r1": ("ec-p384", 48), "secp521r1": ("ec-p521", 66)}
 _SIGNATURES = {
-    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256", "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
-    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512", "1.2.840.10045.4.1": "ecdsa-with-SHA1",
-    "1.2.840.113549.1.1.5": "sha1WithRSAEncryption", "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
-    "1.2.840.113549.1.1.12": "sha384WithRSAEncryption", "1.2.840.113549.1.1.10": "RSASSA-PSS",
-    "1.3.101.112": "Ed25519", "1.3.101.113": "Ed448", "1.2.840.10040.4.3": "dsa-with-SHA1",
+    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
+    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
+    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512",
+    "1.2.840.10045.4.1": "ecdsa-with-SHA1",
+    "1.2.840.113549.1.1.5": "sha1WithRSAEncryption",
+    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
+    "1.2.840.113549.1.1.12": "sha384WithRSAEncryption",
+    "1.2.840.113549.1.1.10": "RSASSA-PSS",
+    "1.3.101.112": "Ed25519",
+    "1.3.101.113": "Ed448",
+    "1.2.840.10040.4.3": "dsa-with-SHA1",
 }
 _EUI64 = re.compile(r"^[0-9A-F]{16}$")
 
@@ -113,6 +119,8 @@ def _parse(der: bytes, source: str) -> asn1_csr.CertificationRequest:
         info["attributes"].native, request["signature_algorithm"].native, request["signature"].native
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise InputError(f"{source}: not a DER-encoded PKCS#10 CSR (truncated or malformed)") from exc
+    if info["version"].native != "v1":
+        raise InputError(f"{source}: CSR version is {info['version'].native}; PKCS#10 (RFC 2986) defines only v1")
     return request
 
 
@@ -122,8 +130,9 @@ def _key_algorithm(request: asn1_csr.CertificationRequest, source: str) -> str:
     if algorithm == "ec":
         params = spki["algorithm"]["parameters"]
         if params.name != "named":
-            raise InputError(f"{source}: CSR key uses explicit curve parameters; only named curves (RFC 5480) "
-                             "are allowed")
+            raise InputError(
+                f"{source}: CSR key uses explicit curve parameters; only named curves (RFC 5480) are allowed"
+            )
         curve = params.chosen.native
         if curve not in _NAMED_CURVES:
             raise InputError(f"{source}: CSR key is on curve {curve}; not an allowed curve")
@@ -139,20 +148,23 @@ def _key_algorithm(request: asn1_csr.CertificationRequest, source: str) -> str:
 
 def _signature_algorithm(request: asn1_csr.CertificationRequest, source: str, profile: ResolvedProfile) -> str:
     identifier = request["signature_algorithm"]
-    oid = identifier["algorithm"].dotted
+    oid = str(identifier["algorithm"].dotted)
     name = _SIGNATURES.get(oid, oid)
     if "SHA1" in name:
         raise InputError(f"{source}: CSR is signed with {name}; SHA-1 is not allowed")
     if name.startswith("ecdsa") and not isinstance(identifier["parameters"], core.Void):
         raise InputError(f"{source}: CSR signature algorithm {name} carries parameters; RFC 5758 3.2 says absent")
     if name not in profile.rules.signature_algorithms:
-        raise InputError(f"{source}: CSR is signed with {name}; profile {profile.name} allows "
-                         f"{', '.join(profile.rules.signature_algorithms)}")
+        raise InputError(
+            f"{source}: CSR is signed with {name}; profile {profile.name} allows "
+            f"{', '.join(profile.rules.signature_algorithms)}"
+        )
     return name
 
 
-def _requested(csr: x509.CertificateSigningRequest, request: asn1_csr.CertificationRequest,
-               source: str) -> RequestedIdentity:
+def _requested(
+    csr: x509.CertificateSigningRequest, request: asn1_csr.CertificationRequest, source: str
+) -> RequestedIdentity:
     eui64 = role = name = None
     for rdn in request["certification_request_info"]["subject"].chosen:
         for atv in rdn:
@@ -200,35 +212,49 @@ def _parse_csr(data: bytes, profile: ResolvedProfile, source: str) -> Certificat
     request = _parse(der, source)
     key_algorithm = _key_algorithm(request, source)
     if key_algorithm in ("ed25519", "ed448", "dsa", "rsassa_pss"):
-        raise InputError(f"{source}: CSR key is {key_algorithm}; profile {profile.name} allows "
-                         f"{', '.join(profile.rules.key_algorithms)}")
+        raise InputError(
+            f"{source}: CSR key is {key_algorithm}; profile {profile.name} allows "
+            f"{', '.join(profile.rules.key_algorithms)}"
+        )
     if key_algorithm not in profile.rules.key_algorithms:
         shown = key_algorithm.upper() if key_algorithm.startswith("rsa") else key_algorithm
-        raise InputError(f"{source}: CSR key is {shown}; profile {profile.name} allows "
-                         f"{', '.join(profile.rules.key_algorithms)}")
+        raise InputError(
+            f"{source}: CSR key is {shown}; profile {profile.name} allows {', '.join(profile.rules.key_algorithms)}"
+        )
     signature_algorithm = _signature_algorithm(request, source, profile)
     try:
         csr = x509.load_der_x509_csr(der)
         valid = csr.is_signature_valid
         public_key = csr.public_key()
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise InputError(f"{source}: CSR cannot be loaded ({type(exc).__name__})") from exc
     if not valid:
         raise InputError(f"{source}: CSR signature does not verify (proof of possession failed)")
     if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise InputError(f"{source}: CSR key type is not supported")
-    return CertificationRequest(der=der, public_key=public_key, key_algorithm=key_algorithm,
-                                signature_algorithm=signature_algorithm, requested=_requested(csr, request, source),
-                                sha256=hashlib.sha256(der).hexdigest(), source=source)
+    return CertificationRequest(
+        der=der,
+        public_key=public_key,
+        key_algorithm=key_algorithm,
+        signature_algorithm=signature_algorithm,
+        requested=_requested(csr, request, source),
+        sha256=hashlib.sha256(der).hexdigest(),
+        source=source,
+    )
 
 
 def check_identity(request: CertificationRequest, *, eui64: str | None, role: str | None, name: str | None) -> None:
     """The approved identity wins; a CSR asking for a different one is refused."""
     asked = request.requested
-    for what, wanted, approved in (("EUI-64", asked.eui64, eui64), ("role", asked.role, role),
-                                   ("name", asked.name, name)):
+    for what, wanted, approved in (
+        ("EUI-64", asked.eui64, eui64),
+        ("role", asked.role, role),
+        ("name", asked.name, name),
+    ):
         if wanted is None:
             continue
         if approved is None or wanted.upper() != approved.upper():
-            raise InputError(f"{request.source}: CSR asks for {what} {wanted} but the approved request is for "
-                             f"{approved if approved is not None else 'none'}")
+            raise InputError(
+                f"{request.source}: CSR asks for {what} {wanted} but the approved request is for "
+                f"{approved if approved is not None else 'none'}"
+            )

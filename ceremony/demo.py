@@ -54,18 +54,25 @@ def default_workspace(base: Path, now: datetime) -> Path:
 
 
 def _csr(key: ec.EllipticCurvePrivateKey, subject: x509.Name) -> bytes:
-    return x509.CertificateSigningRequestBuilder().subject_name(subject).sign(
-        key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
 
 
 def _org_subject() -> x509.Name:
     # The organisation's own CSR asks for its identity; issuance checks it against the approval.
-    return x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, ORG_NAME),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ORG_ROLE),
-        x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, b"\x00" + bytes.fromhex(ORG_EUI64),
-                           _type=_ASN1Type.BitString),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, ORG_NAME),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ORG_ROLE),
+            x509.NameAttribute(
+                NameOID.X500_UNIQUE_IDENTIFIER, b"\x00" + bytes.fromhex(ORG_EUI64), _type=_ASN1Type.BitString
+            ),
+        ]
+    )
 
 
 def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None) -> DemoResult:
@@ -75,30 +82,65 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None) -> DemoR
     ws = init_workspace(workspace)
     say = notice or (lambda text: print(text, file=sys.stderr))
     if ws.config.key_store.kind == "software":
-        say("notice: SoftHSM2 not found; CA keys are in the SOFTWARE key store (encrypted PKCS#8 in "
-            f"{ws.secrets_dir}), not on a token. Install softhsm2 for a PKCS#11 token.")
+        say(
+            "notice: SoftHSM2 not found; CA keys are in the SOFTWARE key store (encrypted PKCS#8 in "
+            f"{ws.secrets_dir}), not on a token. Install softhsm2 for a PKCS#11 token."
+        )
     else:
         say(f"using the project-local SoftHSM2 token {ws.config.key_store.token_label!r} in {ws.root / 'token'}")
     result = DemoResult(workspace=ws.root, key_store=ws.config.key_store.kind)
     try:
-        result.cas.append((ROOT, "root", create_ca(ws, ROOT, profile_name="ss1spca-root",
-                                                   common_name="S1SP Demo Root 1", approved_by=DEMO_APPROVER)))
-        result.cas.append((ISSUING, "issuing", create_ca(ws, ISSUING, profile_name="ss1spca-issuing",
-                                                         common_name="S1SP Demo Issuing 1",
-                                                         approved_by=DEMO_APPROVER, issuer_ca=ROOT)))
+        result.cas.append(
+            (
+                ROOT,
+                "root",
+                create_ca(
+                    ws, ROOT, profile_name="ss1spca-root", common_name="S1SP Demo Root 1", approved_by=DEMO_APPROVER
+                ),
+            )
+        )
+        result.cas.append(
+            (
+                ISSUING,
+                "issuing",
+                create_ca(
+                    ws,
+                    ISSUING,
+                    profile_name="ss1spca-issuing",
+                    common_name="S1SP Demo Issuing 1",
+                    approved_by=DEMO_APPROVER,
+                    issuer_ca=ROOT,
+                ),
+            )
+        )
         for usage in USAGES:
             key = ec.generate_private_key(ec.SECP256R1())
-            result.issued.append(issue(ws, ca_name=ISSUING, profile_name="ss1sp-organisation",
-                                       csr=_csr(key, _org_subject()), csr_source=f"demo:organisation-{usage}",
-                                       identity=Identity(eui64=ORG_EUI64, usage=usage, role=ORG_ROLE, name=ORG_NAME),
-                                       approved_by=DEMO_APPROVER))
+            result.issued.append(
+                issue(
+                    ws,
+                    ca_name=ISSUING,
+                    profile_name="ss1sp-organisation",
+                    csr=_csr(key, _org_subject()),
+                    csr_source=f"demo:organisation-{usage}",
+                    identity=Identity(eui64=ORG_EUI64, usage=usage, role=ORG_ROLE, name=ORG_NAME),
+                    approved_by=DEMO_APPROVER,
+                )
+            )
         for n in range(devices):
             eui64 = f"{DEVICE_EUI64_BASE + n + 1:016X}"
             for usage in USAGES:
                 key = ec.generate_private_key(ec.SECP256R1())
-                result.issued.append(issue(ws, ca_name=ISSUING, profile_name="ss1sp-device",
-                                           csr=_csr(key, x509.Name([])), csr_source=f"demo:{eui64}-{usage}",
-                                           identity=Identity(eui64=eui64, usage=usage), approved_by=DEMO_APPROVER))
+                result.issued.append(
+                    issue(
+                        ws,
+                        ca_name=ISSUING,
+                        profile_name="ss1sp-device",
+                        csr=_csr(key, x509.Name([])),
+                        csr_source=f"demo:{eui64}-{usage}",
+                        identity=Identity(eui64=eui64, usage=usage),
+                        approved_by=DEMO_APPROVER,
+                    )
+                )
         result.findings = lint_issued(ws, [i for _, _, i in result.cas] + result.issued)
         export_dir = ws.root / "exports"
         export_dir.mkdir(exist_ok=True)
@@ -118,8 +160,9 @@ def lint_issued(ws: Workspace, issued: list[Issued]) -> list[Finding]:
         ca = cas.get(item.record.issuer_ca)
         issuer = by_serial.get((ca.issuer_ca or ca.name, ca.serial)) if ca else None
         der = item.certificate.public_bytes(serialization.Encoding.DER)
-        findings += check_certificate(der, get_profile(item.record.profile, ws.config.oids),
-                                      issuer=issuer, subject=str(item.artifact))
+        findings += check_certificate(
+            der, get_profile(item.record.profile, ws.config.oids), issuer=issuer, subject=str(item.artifact)
+        )
     bad = failing(findings)
     if bad:
         raise InputError(f"demo lint found {len(bad)} errors, first: {bad[0]}")

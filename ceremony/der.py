@@ -34,8 +34,7 @@ def parse_hardware_module_name(der: bytes) -> tuple[str, bytes]:
 def subject_public_key_bits(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
     """The contents of subjectPublicKeyInfo.subjectPublicKey (EC: the uncompressed point)."""
     if isinstance(key, ec.EllipticCurvePublicKey):
-        return key.public_bytes(serialization.Encoding.X962,
-                                serialization.PublicFormat.UncompressedPoint)
+        return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
 
 

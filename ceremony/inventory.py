@@ -122,8 +122,9 @@ class Inventory:
     def _migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > len(MIGRATIONS):
-            raise StateError(f"{self.path} has schema version {version}; this tool knows "
-                             f"{len(MIGRATIONS)} (upgrade the workbench)")
+            raise StateError(
+                f"{self.path} has schema version {version}; this tool knows {len(MIGRATIONS)} (upgrade the workbench)"
+            )
         for number in range(version, len(MIGRATIONS)):
             with self.transaction() as db:
                 # One statement at a time: executescript() would COMMIT the open transaction.
@@ -147,17 +148,18 @@ class Inventory:
 
     # --- certificates -----------------------------------------------------------------
     def serial_exists(self, issuer_ca: str, serial: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM certificates WHERE issuer_ca = ? AND serial = ?",
-                               (issuer_ca, serial)).fetchone()
+        row = self._db.execute(
+            "SELECT 1 FROM certificates WHERE issuer_ca = ? AND serial = ?", (issuer_ca, serial)
+        ).fetchone()
         return row is not None
 
-    def valid_for_identity(self, issuer_ca: str, profile: str, eui64: str, usage: str,
-                           role: str | None) -> list[str]:
+    def valid_for_identity(self, issuer_ca: str, profile: str, eui64: str, usage: str, role: str | None) -> list[str]:
         """Serials of valid certificates already issued for (EUI-64, usage[, role]) by this CA."""
         rows = self._db.execute(
             "SELECT serial FROM certificates WHERE issuer_ca = ? AND profile = ? AND eui64 = ? "
             "AND usage = ? AND status = 'valid' AND (role IS ? OR role = ?)",
-            (issuer_ca, profile, eui64, usage, role, role)).fetchall()
+            (issuer_ca, profile, eui64, usage, role, role),
+        ).fetchall()
         return [r[0] for r in rows]
 
     def add_certificate(self, db: sqlite3.Connection, record: CertificateRecord) -> None:
@@ -165,11 +167,14 @@ class Inventory:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         try:
-            db.execute(f"INSERT INTO certificates ({cols}) VALUES ({marks})",  # noqa: S608 - columns are our dataclass fields
-                       tuple(row.values()))
+            db.execute(
+                f"INSERT INTO certificates ({cols}) VALUES ({marks})",  # noqa: S608 - columns are our dataclass fields
+                tuple(row.values()),
+            )
         except sqlite3.IntegrityError as exc:
-            raise StateError(f"certificate {record.serial} from {record.issuer_ca} is already "
-                             "in the inventory") from exc
+            raise StateError(
+                f"certificate {record.serial} from {record.issuer_ca} is already in the inventory"
+            ) from exc
 
     def certificates(self, where: str = "", params: tuple[Any, ...] = ()) -> list[CertificateRecord]:
         # ``where`` is written by callers in this package, never by users; values go in ``params``.
@@ -199,8 +204,9 @@ class Inventory:
     def ca_certificate_der(self, name: str) -> bytes:
         ca = self.ca(name)
         issuer = ca.issuer_ca or ca.name
-        row = self._db.execute("SELECT der FROM certificates WHERE issuer_ca = ? AND serial = ?",
-                               (issuer, ca.serial)).fetchone()
+        row = self._db.execute(
+            "SELECT der FROM certificates WHERE issuer_ca = ? AND serial = ?", (issuer, ca.serial)
+        ).fetchone()
         if row is None:
             raise StateError(f"CA {name!r} has no certificate in the inventory")
         return bytes(row[0])

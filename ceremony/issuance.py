@@ -12,7 +12,6 @@ from functools import cache
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -28,8 +27,11 @@ from ceremony.tbs import Identity, Issuer, build_tbs, key_identifier
 from ceremony.workspace import Workspace
 
 _PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SIGNATURE_NAMES = {"1.2.840.10045.4.3.2": "ecdsa-with-SHA256", "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
-                    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption"}
+_SIGNATURE_NAMES = {
+    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
+    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
+    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
+}
 
 
 class IssuanceError(CeremonyError):
@@ -105,13 +107,16 @@ def _findings_text(findings: list[object]) -> str:
     return "; ".join(str(f) for f in findings[:3])
 
 
-def sign_checked(builder: x509.CertificateBuilder, profile: ResolvedProfile, key: CAPrivateKey,
-                 issuer_cert: x509.Certificate | None) -> x509.Certificate:
+def sign_checked(
+    builder: x509.CertificateBuilder, profile: ResolvedProfile, key: CAPrivateKey, issuer_cert: x509.Certificate | None
+) -> x509.Certificate:
     """Lint a throwaway-signed copy, sign for real, compare TBS bytes, verify, check again."""
     algorithm, sig_name = signature_hash(key)
     if sig_name not in profile.rules.signature_algorithms:
-        raise InputError(f"the CA signs with {sig_name}; profile {profile.name} allows "
-                         f"{', '.join(profile.rules.signature_algorithms)}")
+        raise InputError(
+            f"the CA signs with {sig_name}; profile {profile.name} allows "
+            f"{', '.join(profile.rules.signature_algorithms)}"
+        )
     draft = builder.sign(_throwaway_for(key), algorithm)
     problems = failing(check_certificate(draft.public_bytes(serialization.Encoding.DER), profile))
     if problems:
@@ -130,8 +135,18 @@ def sign_checked(builder: x509.CertificateBuilder, profile: ResolvedProfile, key
     return cert
 
 
-def _record(cert: x509.Certificate, *, issuer_ca: str, profile: str, identity: Identity, approved_by: str,
-            csr_sha256: str | None, key_store: str | None, artifact: str, now: datetime) -> CertificateRecord:
+def _record(
+    cert: x509.Certificate,
+    *,
+    issuer_ca: str,
+    profile: str,
+    identity: Identity,
+    approved_by: str,
+    csr_sha256: str | None,
+    key_store: str | None,
+    artifact: str,
+    now: datetime,
+) -> CertificateRecord:
     der = cert.public_bytes(serialization.Encoding.DER)
     try:
         aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
@@ -140,21 +155,46 @@ def _record(cert: x509.Certificate, *, issuer_ca: str, profile: str, identity: I
     ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
     return CertificateRecord(
-        serial=serial_hex(cert.serial_number), issuer_ca=issuer_ca, issuer=cert.issuer.rfc4514_string(),
-        subject=cert.subject.rfc4514_string(), eui64=identity.eui64, role=identity.role, usage=identity.usage,
-        name=identity.name, profile=profile, not_before=cert.not_valid_before_utc.isoformat(),
-        not_after=cert.not_valid_after_utc.isoformat(), key_algorithm=key_algorithm_of(cert.public_key()),  # type: ignore[arg-type]
-        signature_algorithm=_SIGNATURE_NAMES.get(cert.signature_algorithm_oid.dotted_string,
-                                                 cert.signature_algorithm_oid.dotted_string),
+        serial=serial_hex(cert.serial_number),
+        issuer_ca=issuer_ca,
+        issuer=cert.issuer.rfc4514_string(),
+        subject=cert.subject.rfc4514_string(),
+        eui64=identity.eui64,
+        role=identity.role,
+        usage=identity.usage,
+        name=identity.name,
+        profile=profile,
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        key_algorithm=key_algorithm_of(cert.public_key()),  # type: ignore[arg-type]
+        signature_algorithm=_SIGNATURE_NAMES.get(
+            cert.signature_algorithm_oid.dotted_string, cert.signature_algorithm_oid.dotted_string
+        ),
         policy_oids=" ".join(p.policy_identifier.dotted_string for p in policies),
-        ski=ski.hex().upper(), aki=aki.hex().upper() if aki else None,
-        fingerprint=cert.fingerprint(hashes.SHA256()).hex(), status="valid", approved_by=approved_by,
-        csr_sha256=csr_sha256, key_store=key_store, batch_id=None, ceremony_id=None,
-        issued_at=now.isoformat(timespec="microseconds"), artifact=artifact, der=der)
+        ski=ski.hex().upper(),
+        aki=aki.hex().upper() if aki else None,
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+        status="valid",
+        approved_by=approved_by,
+        csr_sha256=csr_sha256,
+        key_store=key_store,
+        batch_id=None,
+        ceremony_id=None,
+        issued_at=now.isoformat(timespec="microseconds"),
+        artifact=artifact,
+        der=der,
+    )
 
 
-def _store(ws: Workspace, cert: x509.Certificate, record: CertificateRecord, *, event: str,
-           extra: dict[str, object], ca: CARecord | None = None) -> Path:
+def _store(
+    ws: Workspace,
+    cert: x509.Certificate,
+    record: CertificateRecord,
+    *,
+    event: str,
+    extra: dict[str, object],
+    ca: CARecord | None = None,
+) -> Path:
     """Write-once artifact, then inventory row and journal entry."""
     path = ws.root / record.artifact if record.artifact else ws.artifacts_dir
     digest = write_once(path, cert.public_bytes(serialization.Encoding.PEM))
@@ -162,11 +202,23 @@ def _store(ws: Workspace, cert: x509.Certificate, record: CertificateRecord, *, 
         if ca is not None:
             ws.inventory.add_ca(db, ca)
         ws.inventory.add_certificate(db, record)
-        ws.journal.append(event, {
-            "actor": operator(), "approved_by": record.approved_by, "ca": record.issuer_ca,
-            "profile": record.profile, "serial": record.serial, "eui64": record.eui64, "usage": record.usage,
-            "role": record.role, "csr_sha256": record.csr_sha256, "fingerprint": record.fingerprint,
-            "outputs": {record.artifact: digest}, **extra})
+        ws.journal.append(
+            event,
+            {
+                "actor": operator(),
+                "approved_by": record.approved_by,
+                "ca": record.issuer_ca,
+                "profile": record.profile,
+                "serial": record.serial,
+                "eui64": record.eui64,
+                "usage": record.usage,
+                "role": record.role,
+                "csr_sha256": record.csr_sha256,
+                "fingerprint": record.fingerprint,
+                "outputs": {record.artifact: digest},
+                **extra,
+            },
+        )
     return path
 
 
@@ -174,14 +226,24 @@ def _issuer_of(ws: Workspace, ca_name: str) -> tuple[CARecord, x509.Certificate,
     ca = ws.inventory.ca(ca_name)
     cert = x509.load_der_x509_certificate(ws.inventory.ca_certificate_der(ca_name))
     if ca.key_store != ws.config.key_store.kind:
-        raise StateError(f"CA {ca_name!r} key is in a {ca.key_store} store; this workspace uses "
-                         f"{ws.config.key_store.kind}")
+        raise StateError(
+            f"CA {ca_name!r} key is in a {ca.key_store} store; this workspace uses {ws.config.key_store.kind}"
+        )
     return ca, cert, ws.key_store.load(ca.key_label)
 
 
-def create_ca(ws: Workspace, name: str, *, profile_name: str, common_name: str, approved_by: str,
-              issuer_ca: str | None = None, algorithm: KeyAlgorithm = "ec-p256", days: int | None = None,
-              now: datetime | None = None) -> Issued:
+def create_ca(
+    ws: Workspace,
+    name: str,
+    *,
+    profile_name: str,
+    common_name: str,
+    approved_by: str,
+    issuer_ca: str | None = None,
+    algorithm: KeyAlgorithm = "ec-p256",
+    days: int | None = None,
+    now: datetime | None = None,
+) -> Issued:
     """Generate a CA key in the workspace's key store and issue its certificate.
 
     A root (``issuer_ca`` None) signs itself; an issuing CA is signed by ``issuer_ca``.
@@ -193,8 +255,10 @@ def create_ca(ws: Workspace, name: str, *, profile_name: str, common_name: str, 
     if not profile.rules.is_ca:
         raise InputError(f"profile {profile_name} is not a CA profile")
     if (issuer_ca is None) != (profile.rules.kind == "root-ca"):
-        raise InputError(f"profile {profile_name} is a {profile.rules.kind} profile; "
-                         + ("give an issuer CA" if issuer_ca is None else "a root has no issuer"))
+        raise InputError(
+            f"profile {profile_name} is a {profile.rules.kind} profile; "
+            + ("give an issuer CA" if issuer_ca is None else "a root has no issuer")
+        )
     if name in ws.inventory.ca_names():
         raise StateError(f"CA {name!r} already exists in this workspace")
     now = now or datetime.now(timezone.utc)
@@ -204,10 +268,15 @@ def create_ca(ws: Workspace, name: str, *, profile_name: str, common_name: str, 
     if issuer_ca is not None:
         parent, issuer_cert, signer = _issuer_of(ws, issuer_ca)
         if parent.profile not in profile.rules.issued_by:
-            raise InputError(f"profile {profile_name} must be issued by {', '.join(profile.rules.issued_by)}, "
-                             f"not by CA {issuer_ca} ({parent.profile})")
-        issuer = Issuer(issuer_cert.subject, key_identifier(issuer_cert.public_key()),  # type: ignore[arg-type]
-                        issuer_cert.not_valid_after_utc)
+            raise InputError(
+                f"profile {profile_name} must be issued by {', '.join(profile.rules.issued_by)}, "
+                f"not by CA {issuer_ca} ({parent.profile})"
+            )
+        issuer = Issuer(
+            issuer_cert.subject,
+            key_identifier(issuer_cert.public_key()),  # type: ignore[arg-type]
+            issuer_cert.not_valid_after_utc,
+        )
     role = profile.rules.subject.roles[0]
     identity = Identity(role=role, name=common_name)
     serial_owner = issuer_ca or name
@@ -216,18 +285,49 @@ def create_ca(ws: Workspace, name: str, *, profile_name: str, common_name: str, 
     builder = build_tbs(identity, key.public_key(), profile, issuer, serial, now, days=days)
     cert = sign_checked(builder, profile, signer or key, issuer_cert)
     artifact = f"artifacts/cas/{name}.pem"
-    record = _record(cert, issuer_ca=serial_owner, profile=profile_name, identity=identity, approved_by=approved_by,
-                     csr_sha256=None, key_store=ws.config.key_store.kind, artifact=artifact, now=now)
-    ca = CARecord(name=name, role="root" if issuer_ca is None else "issuing", profile=profile_name,
-                  key_store=ws.config.key_store.kind, key_label=f"ca-{name}", issuer_ca=issuer_ca,
-                  serial=record.serial, created_at=now.isoformat(timespec="microseconds"))
-    path = _store(ws, cert, record, event="ca.create", ca=ca,
-                  extra={"name": name, "key_label": ca.key_label, "key_store": ca.key_store})
+    record = _record(
+        cert,
+        issuer_ca=serial_owner,
+        profile=profile_name,
+        identity=identity,
+        approved_by=approved_by,
+        csr_sha256=None,
+        key_store=ws.config.key_store.kind,
+        artifact=artifact,
+        now=now,
+    )
+    ca = CARecord(
+        name=name,
+        role="root" if issuer_ca is None else "issuing",
+        profile=profile_name,
+        key_store=ws.config.key_store.kind,
+        key_label=f"ca-{name}",
+        issuer_ca=issuer_ca,
+        serial=record.serial,
+        created_at=now.isoformat(timespec="microseconds"),
+    )
+    path = _store(
+        ws,
+        cert,
+        record,
+        event="ca.create",
+        ca=ca,
+        extra={"name": name, "key_label": ca.key_label, "key_store": ca.key_store},
+    )
     return Issued(cert, record, path)
 
 
-def issue(ws: Workspace, *, ca_name: str, profile_name: str, csr: bytes, csr_source: str, identity: Identity,
-          approved_by: str, now: datetime | None = None) -> Issued:
+def issue(
+    ws: Workspace,
+    *,
+    ca_name: str,
+    profile_name: str,
+    csr: bytes,
+    csr_source: str,
+    identity: Identity,
+    approved_by: str,
+    now: datetime | None = None,
+) -> Issued:
     """Issue one end-entity certificate from a CSR and an approved identity."""
     check_person(approved_by, "approved-by")
     profile = get_profile(profile_name, ws.config.oids)
@@ -238,24 +338,40 @@ def issue(ws: Workspace, *, ca_name: str, profile_name: str, csr: bytes, csr_sou
     check_identity(request, eui64=identity.eui64, role=identity.role, name=identity.name)
     ca, issuer_cert, signer = _issuer_of(ws, ca_name)
     if ca.profile not in profile.rules.issued_by:
-        raise InputError(f"profile {profile_name} must be issued by a {', '.join(profile.rules.issued_by)} CA, "
-                         f"not by {ca_name} ({ca.profile})")
+        raise InputError(
+            f"profile {profile_name} must be issued by a {', '.join(profile.rules.issued_by)} CA, "
+            f"not by {ca_name} ({ca.profile})"
+        )
     assert identity.eui64 is not None and identity.usage is not None
     existing = ws.inventory.valid_for_identity(ca_name, profile_name, identity.eui64, identity.usage, identity.role)
     if existing:
-        raise StateError(f"EUI-64 {identity.eui64} already has a valid {identity.usage} certificate "
-                         f"from {ca_name} (serial {existing[0]}); revoke it or ask for a re-key")
+        raise StateError(
+            f"EUI-64 {identity.eui64} already has a valid {identity.usage} certificate "
+            f"from {ca_name} (serial {existing[0]}); revoke it or ask for a re-key"
+        )
     now = now or datetime.now(timezone.utc)
-    issuer = Issuer(issuer_cert.subject, key_identifier(issuer_cert.public_key()),  # type: ignore[arg-type]
-                    issuer_cert.not_valid_after_utc)
+    issuer = Issuer(
+        issuer_cert.subject,
+        key_identifier(issuer_cert.public_key()),  # type: ignore[arg-type]
+        issuer_cert.not_valid_after_utc,
+    )
     if now < issuer_cert.not_valid_before_utc:
         raise StateError(f"CA {ca_name} is not valid before {issuer_cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S}Z")
     serial = new_serial(ws, ca_name)
     builder = build_tbs(identity, request.public_key, profile, issuer, serial, now)
     cert = sign_checked(builder, profile, signer, issuer_cert)
     artifact = f"artifacts/certificates/{ca_name}/{serial_hex(serial)}.pem"
-    record = _record(cert, issuer_ca=ca_name, profile=profile_name, identity=identity, approved_by=approved_by,
-                     csr_sha256=request.sha256, key_store=None, artifact=artifact, now=now)
+    record = _record(
+        cert,
+        issuer_ca=ca_name,
+        profile=profile_name,
+        identity=identity,
+        approved_by=approved_by,
+        csr_sha256=request.sha256,
+        key_store=None,
+        artifact=artifact,
+        now=now,
+    )
     path = _store(ws, cert, record, event="certificate.issue", extra={"csr": csr_source})
     return Issued(cert, record, path)
 
@@ -273,5 +389,4 @@ def _check_identity_shape(profile: ResolvedProfile, identity: Identity) -> None:
             raise InputError(f"profile {profile.name} needs --role")
         allowed = profile.rules.subject.roles
         if identity.role not in allowed:
-            raise InputError(f"role {identity.role} is not allowed for {profile.name} "
-                             f"(allowed: {', '.join(allowed)})")
+            raise InputError(f"role {identity.role} is not allowed for {profile.name} (allowed: {', '.join(allowed)})")

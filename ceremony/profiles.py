@@ -16,8 +16,15 @@ from ceremony.errors import ConfigError, InputError
 KeyAlgorithm = Literal["ec-p256", "ec-p384", "rsa-3072"]
 SignatureAlgorithm = Literal["ecdsa-with-SHA256", "ecdsa-with-SHA384", "sha256WithRSAEncryption"]
 KeyUsageBit = Literal[
-    "digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment",
-    "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly",
+    "digitalSignature",
+    "nonRepudiation",
+    "keyEncipherment",
+    "dataEncipherment",
+    "keyAgreement",
+    "keyCertSign",
+    "cRLSign",
+    "encipherOnly",
+    "decipherOnly",
 ]
 Presence = Literal["required", "optional", "absent"]
 Violation = Literal["error", "warning"]
@@ -25,8 +32,15 @@ Kind = Literal["root-ca", "issuing-ca", "organisation", "device"]
 
 #: OpenSSL/RFC names of key-usage bits, in the order of the KeyUsage BIT STRING (RFC 5280 4.2.1.3).
 KEY_USAGE_BITS: tuple[KeyUsageBit, ...] = (
-    "digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment",
-    "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly",
+    "digitalSignature",
+    "nonRepudiation",
+    "keyEncipherment",
+    "dataEncipherment",
+    "keyAgreement",
+    "keyCertSign",
+    "cRLSign",
+    "encipherOnly",
+    "decipherOnly",
 )
 
 

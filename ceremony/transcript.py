@@ -108,8 +108,13 @@ class Journal:
         when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
         with self._locked():
             seq, prev = self._tail()
-            entry: dict[str, Any] = {"seq": seq + 1, "time": when.isoformat(timespec="microseconds"),
-                                     "prev": prev, "event": event, **fields}
+            entry: dict[str, Any] = {
+                "seq": seq + 1,
+                "time": when.isoformat(timespec="microseconds"),
+                "prev": prev,
+                "event": event,
+                **fields,
+            }
             entry["hash"] = entry_hash(entry)
             line = canonical(entry) + b"\n"
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)

@@ -76,8 +76,7 @@ class Workspace:
         root = root.resolve()
         cfg = root / WORKSPACE_FILE
         if not cfg.exists():
-            raise InputError(f"{root} is not a workspace (no {WORKSPACE_FILE}); run `ceremony init` "
-                             "or `ceremony demo`")
+            raise InputError(f"{root} is not a workspace (no {WORKSPACE_FILE}); run `ceremony init` or `ceremony demo`")
         ws = cls(root, load_model(WorkspaceConfig, cfg))
         ws._point_softhsm()
         return ws
@@ -115,10 +114,15 @@ class Workspace:
         ks = self.config.key_store
         if ks.kind == "pkcs11":
             if not ks.module or not ks.token_label:
-                raise ConfigError(f"{self.root / WORKSPACE_FILE}: key_store.module and "
-                                  "key_store.token_label are required for pkcs11")
-            store: KeyStore = open_key_store("pkcs11", module=ks.module, token_label=ks.token_label,
-                                             pin=self._secret(PIN_ENV, "token.pin", "token PIN"))
+                raise ConfigError(
+                    f"{self.root / WORKSPACE_FILE}: key_store.module and key_store.token_label are required for pkcs11"
+                )
+            store: KeyStore = open_key_store(
+                "pkcs11",
+                module=ks.module,
+                token_label=ks.token_label,
+                pin=self._secret(PIN_ENV, "token.pin", "token PIN"),
+            )
             return store
         passphrase = self._secret(PASSPHRASE_ENV, "software-store.passphrase", "software store passphrase")
         store = open_key_store("software", directory=self.secrets_dir / "keys", passphrase=passphrase.encode())
@@ -140,9 +144,13 @@ class Workspace:
             self.inventory.close()
 
 
-def init_workspace(root: Path, *, key_store: Literal["auto", "pkcs11", "software"] = "auto",
-                   token_label: str = "s1spki-workbench",  # noqa: S107 - a label, not a password
-                   now: datetime | None = None) -> Workspace:
+def init_workspace(
+    root: Path,
+    *,
+    key_store: Literal["auto", "pkcs11", "software"] = "auto",
+    token_label: str = "s1spki-workbench",  # noqa: S107 - a label, not a password
+    now: datetime | None = None,
+) -> Workspace:
     """Create a new workspace: directories, secrets (generated, 0600), token or store, database.
 
     ``auto`` uses SoftHSM2 when its module is installed and the software store otherwise.
@@ -171,15 +179,22 @@ def init_workspace(root: Path, *, key_store: Literal["auto", "pkcs11", "software
         write_secret(root / "secrets" / "so.pin", secrets.token_urlsafe(18))
         so_pin = _read_secret_file(root / "secrets" / "so.pin", "SO PIN")
         init_softhsm_token(root / "token", root / "token" / "softhsm2.conf", token_label, so_pin, pin)
-        store = KeyStoreConfig(kind="pkcs11", module=module, token_label=token_label,
-                               wrap_mechanism=SOFTHSM_WRAP_MECHANISM, softhsm_conf="token/softhsm2.conf")
+        store = KeyStoreConfig(
+            kind="pkcs11",
+            module=module,
+            token_label=token_label,
+            wrap_mechanism=SOFTHSM_WRAP_MECHANISM,
+            softhsm_conf="token/softhsm2.conf",
+        )
     else:
         if not os.environ.get(PASSPHRASE_ENV):
             write_secret(root / "secrets" / "software-store.passphrase", secrets.token_urlsafe(24))
         store = KeyStoreConfig(kind="software")
     config = WorkspaceConfig(schema_version=1, created=when, key_store=store)
-    text = ("# S1SPKI workbench workspace. Secrets are never stored here: PINs and passphrases\n"
-            f"# come from {PIN_ENV} / {PASSPHRASE_ENV} or files in secrets/ (0600).\n")
+    text = (
+        "# S1SPKI workbench workspace. Secrets are never stored here: PINs and passphrases\n"
+        f"# come from {PIN_ENV} / {PASSPHRASE_ENV} or files in secrets/ (0600).\n"
+    )
     text += yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
     (root / WORKSPACE_FILE).write_text(text, encoding="utf-8")
     ws = Workspace.open(root)

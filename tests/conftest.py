@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from ceremony.signers.pkcs11 import find_softhsm_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +50,8 @@ def ca_workspace(tmp_path: Path, key_store_kind: str):  # type: ignore[no-untype
 
     ws = init_workspace(tmp_path / "ws", key_store=key_store_kind)  # type: ignore[arg-type]
     create_ca(ws, "root", profile_name="ss1spca-root", common_name="Test Root", approved_by="alice")
-    create_ca(ws, "issuing", profile_name="ss1spca-issuing", common_name="Test Issuing",
-              approved_by="alice", issuer_ca="root")
+    create_ca(
+        ws, "issuing", profile_name="ss1spca-issuing", common_name="Test Issuing", approved_by="alice", issuer_ca="root"
+    )
     yield ws
     ws.close()

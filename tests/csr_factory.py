@@ -15,12 +15,16 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 from ceremony.der import HARDWARE_MODULE_NAME_OID, hardware_module_name
 
 PEM = serialization.Encoding.PEM
+SHA256 = hashes.SHA256()
 DER = serialization.Encoding.DER
 
 
-def _build(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey,
-           subject: x509.Name | None = None, algorithm: hashes.HashAlgorithm | None = hashes.SHA256(),
-           san: x509.SubjectAlternativeName | None = None) -> x509.CertificateSigningRequest:
+def _build(
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey,
+    subject: x509.Name | None = None,
+    algorithm: hashes.HashAlgorithm | None = SHA256,
+    san: x509.SubjectAlternativeName | None = None,
+) -> x509.CertificateSigningRequest:
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject or x509.Name([]))
     if san is not None:
         builder = builder.add_extension(san, critical=True)
@@ -32,50 +36,72 @@ def good_device_csr(eui64: str | None = None) -> tuple[bytes, ec.EllipticCurvePr
     key = ec.generate_private_key(ec.SECP256R1())
     san = None
     if eui64:
-        other = x509.OtherName(ObjectIdentifier(HARDWARE_MODULE_NAME_OID),
-                               hardware_module_name("1.3.6.1.4.1.32473.2.1", bytes.fromhex(eui64)))
+        other = x509.OtherName(
+            ObjectIdentifier(HARDWARE_MODULE_NAME_OID),
+            hardware_module_name("1.3.6.1.4.1.32473.2.1", bytes.fromhex(eui64)),
+        )
         san = x509.SubjectAlternativeName([other])
     return _build(key, san=san).public_bytes(PEM), key
 
 
 def org_subject(eui64: str, role: str, name: str | None = None) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, name)] if name else []
-    attrs += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
-              x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, b"\x00" + bytes.fromhex(eui64),
-                                 _type=_ASN1Type.BitString)]
+    attrs += [
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
+        x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, b"\x00" + bytes.fromhex(eui64), _type=_ASN1Type.BitString),
+    ]
     return x509.Name(attrs)
 
 
-def good_org_csr(eui64: str = "90B3D51F30000001", role: str = "02",
-                 name: str | None = None) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+def good_org_csr(
+    eui64: str = "90B3D51F30000001", role: str = "02", name: str | None = None
+) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     return _build(key, org_subject(eui64, role, name)).public_bytes(PEM), key
 
 
 def _pem(der: bytes, label: str = "CERTIFICATE REQUEST") -> bytes:
     from asn1crypto import pem
+
     return bytes(pem.armor(label, der))
 
 
-def _resign(der: bytes, key: ec.EllipticCurvePrivateKey, *, spki: keys.PublicKeyInfo | None = None,
-            sig_oid: str = "1.2.840.10045.4.3.2", null_params: bool = False,
-            hash_: hashes.HashAlgorithm = hashes.SHA256()) -> bytes:
+def _resign(
+    der: bytes,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    spki: keys.PublicKeyInfo | None = None,
+    sig_oid: str = "1.2.840.10045.4.3.2",
+    null_params: bool = False,
+    hash_: hashes.HashAlgorithm = SHA256,
+) -> bytes:
     """Re-encode a CSR with another SPKI or signature AlgorithmIdentifier, signed by the same key."""
     request = asn1_csr.CertificationRequest.load(der)
     info = request["certification_request_info"]
     if spki is not None:
-        info = asn1_csr.CertificationRequestInfo({
-            "version": info["version"].native, "subject": info["subject"], "subject_pk_info": spki,
-            "attributes": info["attributes"]})
+        info = asn1_csr.CertificationRequestInfo(
+            {
+                "version": info["version"].native,
+                "subject": info["subject"],
+                "subject_pk_info": spki,
+                "attributes": info["attributes"],
+            }
+        )
     alg: dict[str, object] = {"algorithm": sig_oid}
     if null_params:
         from asn1crypto import core
+
         alg["parameters"] = core.Null()
     signature = key.sign(info.dump(), ec.ECDSA(hash_))
-    return bytes(asn1_csr.CertificationRequest({
-        "certification_request_info": info,
-        "signature_algorithm": algos.SignedDigestAlgorithm(alg),
-        "signature": signature}).dump())
+    return bytes(
+        asn1_csr.CertificationRequest(
+            {
+                "certification_request_info": info,
+                "signature_algorithm": algos.SignedDigestAlgorithm(alg),
+                "signature": signature,
+            }
+        ).dump()
+    )
 
 
 def _explicit_curve() -> bytes:
@@ -83,20 +109,29 @@ def _explicit_curve() -> bytes:
     der = _build(key).public_bytes(DER)
     point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     p = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
-    domain = keys.SpecifiedECDomain({
-        "version": "ecdpVer1",
-        "field_id": {"field_type": "prime_field", "parameters": p},
-        "curve": {"a": (p - 3).to_bytes(32, "big"),
-                  "b": bytes.fromhex("5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B"),
-                  "seed": bytes.fromhex("C49D360886E704936A6678E1139D26B7819F7E90")},
-        "base": bytes.fromhex("046B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"
-                              "4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5"),
-        "order": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-        "cofactor": 1,
-    })
-    spki = keys.PublicKeyInfo({
-        "algorithm": {"algorithm": "ec", "parameters": keys.ECDomainParameters(name="specified", value=domain)},
-        "public_key": point})
+    domain = keys.SpecifiedECDomain(
+        {
+            "version": "ecdpVer1",
+            "field_id": {"field_type": "prime_field", "parameters": p},
+            "curve": {
+                "a": (p - 3).to_bytes(32, "big"),
+                "b": bytes.fromhex("5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B"),
+                "seed": bytes.fromhex("C49D360886E704936A6678E1139D26B7819F7E90"),
+            },
+            "base": bytes.fromhex(
+                "046B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"
+                "4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5"
+            ),
+            "order": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+            "cofactor": 1,
+        }
+    )
+    spki = keys.PublicKeyInfo(
+        {
+            "algorithm": {"algorithm": "ec", "parameters": keys.ECDomainParameters(name="specified", value=domain)},
+            "public_key": point,
+        }
+    )
     return _pem(_resign(der, key, spki=spki))
 
 
@@ -104,9 +139,12 @@ def _compressed_point() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     der = _build(key).public_bytes(DER)
     point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
-    spki = keys.PublicKeyInfo({"algorithm": {"algorithm": "ec",
-                                             "parameters": keys.ECDomainParameters(name="named", value="secp256r1")},
-                               "public_key": point})
+    spki = keys.PublicKeyInfo(
+        {
+            "algorithm": {"algorithm": "ec", "parameters": keys.ECDomainParameters(name="named", value="secp256r1")},
+            "public_key": point,
+        }
+    )
     return _pem(_resign(der, key, spki=spki))
 
 
@@ -133,8 +171,9 @@ BAD_CSRS: dict[str, Callable[[], bytes]] = {
     "empty": lambda: b"",
     "truncated": lambda: _pem(x509.load_pem_x509_csr(good_device_csr()[0]).public_bytes(DER)[:-20]),
     "tampered-signature": _tampered,
-    "pem-label-certificate": lambda: _pem(x509.load_pem_x509_csr(good_device_csr()[0]).public_bytes(DER),
-                                          "CERTIFICATE"),
+    "pem-label-certificate": lambda: _pem(
+        x509.load_pem_x509_csr(good_device_csr()[0]).public_bytes(DER), "CERTIFICATE"
+    ),
     "rsa-1024": lambda: _build(rsa.generate_private_key(65537, 1024)).public_bytes(PEM),
     "rsa-2048": lambda: _build(rsa.generate_private_key(65537, 2048)).public_bytes(PEM),
     "p384": lambda: _build(ec.generate_private_key(ec.SECP384R1()), algorithm=hashes.SHA384()).public_bytes(PEM),

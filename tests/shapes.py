@@ -63,8 +63,9 @@ def _one_usage(cert: x509.Certificate, usage: str) -> None:
     assert not (ku.key_cert_sign or ku.crl_sign or ku.key_encipherment)  # type: ignore[attr-defined]
 
 
-def assert_is_device_cert(cert: x509.Certificate, issuer: x509.Certificate, eui64: str, usage: str,
-                          hw_type: str) -> None:
+def assert_is_device_cert(
+    cert: x509.Certificate, issuer: x509.Certificate, eui64: str, usage: str, hw_type: str
+) -> None:
     _common(cert)
     assert len(cert.subject) == 0
     assert str(cert.not_valid_after_utc) == SENTINEL
@@ -78,8 +79,7 @@ def assert_is_device_cert(cert: x509.Certificate, issuer: x509.Certificate, eui6
     assert_gbcs_key_ids(cert, issuer)
 
 
-def assert_is_org_cert(cert: x509.Certificate, issuer: x509.Certificate, eui64: str, role: str,
-                       usage: str) -> None:
+def assert_is_org_cert(cert: x509.Certificate, issuer: x509.Certificate, eui64: str, role: str, usage: str) -> None:
     _common(cert)
     ou = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)
     uid = cert.subject.get_attributes_for_oid(x509.NameOID.X500_UNIQUE_IDENTIFIER)

@@ -7,15 +7,23 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tests.csr_factory import BAD_CSRS, good_device_csr, good_org_csr
 
 from ceremony.cli import main
 from ceremony.workspace import Workspace
+from tests.csr_factory import BAD_CSRS, good_device_csr, good_org_csr
 
 PROFILE_ARGS = {
     "ss1sp-device": ["--profile", "ss1sp-device", "--eui64", "00DB123456789001", "--usage", "ds"],
-    "ss1sp-organisation": ["--profile", "ss1sp-organisation", "--eui64", "90B3D51F30000001", "--usage", "ka",
-                           "--role", "02"],
+    "ss1sp-organisation": [
+        "--profile",
+        "ss1sp-organisation",
+        "--eui64",
+        "90B3D51F30000001",
+        "--usage",
+        "ka",
+        "--role",
+        "02",
+    ],
 }
 
 
@@ -28,14 +36,26 @@ def _state(ws: Workspace) -> tuple[int, bytes, list[str]]:
 
 
 def _issue(ws: Workspace, csr: Path, profile: str) -> int:
-    return main(["--workspace", str(ws.root), "issue", "--ca", "issuing", *PROFILE_ARGS[profile],
-                 "--approved-by", "bob", str(csr)])
+    return main(
+        [
+            "--workspace",
+            str(ws.root),
+            "issue",
+            "--ca",
+            "issuing",
+            *PROFILE_ARGS[profile],
+            "--approved-by",
+            "bob",
+            str(csr),
+        ]
+    )
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILE_ARGS))
 @pytest.mark.parametrize("quirk", sorted(BAD_CSRS))
-def test_bad_csr_is_rejected_and_changes_nothing(ca_workspace: Workspace, tmp_path: Path, quirk: str, profile: str,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_csr_is_rejected_and_changes_nothing(
+    ca_workspace: Workspace, tmp_path: Path, quirk: str, profile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     csr = tmp_path / f"{quirk}.csr"
     csr.write_bytes(BAD_CSRS[quirk]())
     before = _state(ca_workspace)
@@ -58,8 +78,9 @@ def test_good_device_csr_is_issued(ca_workspace: Workspace, tmp_path: Path, caps
     assert after_rows == rows + 1 and len(after_files) == len(files) + 1
 
 
-def test_second_valid_certificate_for_same_identity_is_refused(ca_workspace: Workspace, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_second_valid_certificate_for_same_identity_is_refused(
+    ca_workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for n in (1, 2):
         pem, _ = good_device_csr()
         (tmp_path / f"{n}.csr").write_bytes(pem)
@@ -71,8 +92,9 @@ def test_second_valid_certificate_for_same_identity_is_refused(ca_workspace: Wor
     assert _state(ca_workspace) == before
 
 
-def test_organisation_csr_asking_for_another_identity_is_refused(ca_workspace: Workspace, tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_organisation_csr_asking_for_another_identity_is_refused(
+    ca_workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pem, _ = good_org_csr(eui64="90B3D51F30000002", role="02")
     (tmp_path / "org.csr").write_bytes(pem)
     before = _state(ca_workspace)
@@ -81,15 +103,19 @@ def test_organisation_csr_asking_for_another_identity_is_refused(ca_workspace: W
     assert _state(ca_workspace) == before
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--eui64", "00DB12345678900"], "EUI-64 must be 16 hex digits"),
-    (["--eui64", "00DB123456789001", "--role", "02"], "--role and --name are not allowed"),
-    (["--eui64", "00DB123456789001", "--profile", "ss1spca-issuing"], "is a CA profile"),
-    (["--eui64", "00DB123456789001", "--ca", "nope"], "no CA named 'nope'"),
-    (["--eui64", "00DB123456789001", "--ca", "root"], "must be issued by a ss1spca-issuing CA"),
-])
-def test_bad_request_options_exit_2(ca_workspace: Workspace, tmp_path: Path, args: list[str], message: str,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--eui64", "00DB12345678900"], "EUI-64 must be 16 hex digits"),
+        (["--eui64", "00DB123456789001", "--role", "02"], "--role and --name are not allowed"),
+        (["--eui64", "00DB123456789001", "--profile", "ss1spca-issuing"], "is a CA profile"),
+        (["--eui64", "00DB123456789001", "--ca", "nope"], "no CA named 'nope'"),
+        (["--eui64", "00DB123456789001", "--ca", "root"], "must be issued by a ss1spca-issuing CA"),
+    ],
+)
+def test_bad_request_options_exit_2(
+    ca_workspace: Workspace, tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     pem, _ = good_device_csr()
     (tmp_path / "d.csr").write_bytes(pem)
     base = {"--ca": "issuing", "--profile": "ss1sp-device", "--usage": "ds", "--approved-by": "bob"}
@@ -124,9 +150,11 @@ def test_lint_exit_codes(smki_vectors: Path, tmp_path: Path, capsys: pytest.Capt
 
 def test_inventory_export_writes_one_row_per_certificate(ca_workspace: Workspace, tmp_path: Path) -> None:
     out = tmp_path / "inv.csv"
-    assert main(["--workspace", str(ca_workspace.root), "inventory", "export", "--format", "csv",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["--workspace", str(ca_workspace.root), "inventory", "export", "--format", "csv", "--out", str(out)]) == 0
+    )
     lines = out.read_text().splitlines()
     assert lines[0].startswith("serial,issuer_ca,issuer,subject,eui64") and len(lines) == 3
-    assert main(["--workspace", str(ca_workspace.root), "inventory", "export", "--format", "csv",
-                 "--out", str(out)]) == 2
+    assert (
+        main(["--workspace", str(ca_workspace.root), "inventory", "export", "--format", "csv", "--out", str(out)]) == 2
+    )

@@ -53,8 +53,9 @@ def test_device_csr_asking_for_an_eui64() -> None:
     request = parse_csr(pem, get_profile("ss1sp-device"), "d.csr")
     assert request.requested.eui64 == "00DB123456789001"
     check_identity(request, eui64="00db123456789001", role=None, name=None)
-    with pytest.raises(InputError, match="CSR asks for EUI-64 00DB123456789001 but the approved request "
-                                         "is for 00DB123456789002"):
+    with pytest.raises(
+        InputError, match="CSR asks for EUI-64 00DB123456789001 but the approved request is for 00DB123456789002"
+    ):
         check_identity(request, eui64="00DB123456789002", role=None, name=None)
 
 
@@ -91,6 +92,7 @@ def test_single_byte_mutations_of_a_good_csr_never_crash(position: int, value: i
     pem, _ = good_device_csr()
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
+
     der = bytearray(x509.load_pem_x509_csr(pem).public_bytes(serialization.Encoding.DER))
     der[position % len(der)] = value
     try:

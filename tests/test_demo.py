@@ -18,8 +18,9 @@ from ceremony.workspace import Workspace
 PKILINT_KNOWN = ("NameDecodingValidator", "2.5.4.45")
 
 
-def _run_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str], key_store: str,
-              monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+def _run_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key_store: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, object]:
     if key_store == "software":
         # The fallback path: as on a machine without SoftHSM2.
         monkeypatch.setattr("ceremony.workspace.find_softhsm_module", lambda: None, raising=False)
@@ -32,8 +33,9 @@ def _run_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str], key_store: str
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-def test_demo_json_and_artifacts(tmp_path: Path, capsys: pytest.CaptureFixture[str], key_store_kind: str,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_json_and_artifacts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key_store_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = _run_demo(tmp_path, capsys, key_store_kind, monkeypatch)
     assert list(result) == ["workspace", "key_store", "cas", "issued", "inventory_export"]
     assert result["key_store"] == key_store_kind
@@ -51,29 +53,40 @@ def test_demo_json_and_artifacts(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.hsm
-def test_demo_ca_keys_never_leave_the_token(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_ca_keys_never_leave_the_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = _run_demo(tmp_path, capsys, "pkcs11", monkeypatch)
     ws = Workspace.open(Path(str(result["workspace"])))
     for label in ("ca-s1sp-root", "ca-s1sp-issuing"):
         attrs = ws.key_store.attributes(label)
-        assert (attrs.sensitive, attrs.extractable, attrs.local, attrs.never_extractable, attrs.always_sensitive) \
-            == (True, False, True, True, True)
+        assert (attrs.sensitive, attrs.extractable, attrs.local, attrs.never_extractable, attrs.always_sensitive) == (
+            True,
+            False,
+            True,
+            True,
+            True,
+        )
     ws.close()
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
-def test_every_demo_certificate_verifies_strictly_with_openssl(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_demo_certificate_verifies_strictly_with_openssl(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = _run_demo(tmp_path, capsys, "software", monkeypatch)
     root, issuing = (c["certificate"] for c in result["cas"])  # type: ignore[union-attr,index]
     leaves = [i["certificate"] for i in result["issued"]]  # type: ignore[union-attr,index]
     for leaf in leaves:
-        proc = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", root, "-untrusted", issuing, leaf],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["openssl", "verify", "-x509_strict", "-CAfile", root, "-untrusted", issuing, leaf],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0 and proc.stdout.strip() == f"{leaf}: OK", proc.stdout + proc.stderr
-    proc = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", root, issuing],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["openssl", "verify", "-x509_strict", "-CAfile", root, issuing], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -85,17 +98,21 @@ def _pkilint(path: str) -> list[dict[str, object]]:
     return json.loads(proc.stdout)["results"]  # type: ignore[no-any-return]
 
 
-def test_pkilint_reports_no_error_on_demo_certificates(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pkilint_reports_no_error_on_demo_certificates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = _run_demo(tmp_path, capsys, "software", monkeypatch)
     known = 0
     for item in [*result["cas"], *result["issued"]]:  # type: ignore[misc]
         for finding in _pkilint(item["certificate"]):
             # pkilint 0.13 decodes x500UniqueIdentifier as a DirectoryString: its own error, matched narrowly.
             text = json.dumps(finding)
-            is_known = (finding["validator"] == PKILINT_KNOWN[0]
-                        and str(finding["node_path"]).startswith("certificate.tbsCertificate.subject.rdnSequence")
-                        and PKILINT_KNOWN[1] in text and item.get("profile") == "ss1sp-organisation")
+            is_known = (
+                finding["validator"] == PKILINT_KNOWN[0]
+                and str(finding["node_path"]).startswith("certificate.tbsCertificate.subject.rdnSequence")
+                and PKILINT_KNOWN[1] in text
+                and item.get("profile") == "ss1sp-organisation"
+            )
             assert is_known, f"{item['certificate']}: {text}"
             known += is_known
     assert known == 2  # exactly the two organisation certificates
@@ -115,10 +132,18 @@ def test_demo_refuses_a_non_empty_directory(tmp_path: Path, capsys: pytest.Captu
 def test_console_script_runs_the_demo(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "ceremony"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ceremony"]
-    proc = subprocess.run([*cmd, "demo", "--devices", "2", "--json"], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "CEREMONY_WORKSPACE": ""}, timeout=300)
+    proc = subprocess.run(
+        [*cmd, "demo", "--devices", "2", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CEREMONY_WORKSPACE": ""},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert Path(result["workspace"]).parent == tmp_path / "workspaces"
-    assert x509.load_pem_x509_certificate(Path(result["cas"][0]["certificate"]).read_bytes()).subject == \
-        x509.load_pem_x509_certificate(Path(result["cas"][0]["certificate"]).read_bytes()).issuer
+    assert (
+        x509.load_pem_x509_certificate(Path(result["cas"][0]["certificate"]).read_bytes()).subject
+        == x509.load_pem_x509_certificate(Path(result["cas"][0]["certificate"]).read_bytes()).issuer
+    )

@@ -9,13 +9,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.csr_factory import good_device_csr, good_org_csr
 
 from ceremony.errors import InputError, StateError
 from ceremony.issuance import IssuanceError, create_ca, issue, sign_checked
 from ceremony.profiles import get_profile
 from ceremony.tbs import Identity, Issuer, build_tbs, key_identifier
 from ceremony.workspace import Workspace
+from tests.csr_factory import good_device_csr, good_org_csr
 from tests.shapes import (
     assert_is_device_cert,
     assert_is_issuing_ca,
@@ -37,10 +37,18 @@ def test_ca_certificates_have_their_profile_shapes(ca_workspace: Workspace) -> N
 
 def test_device_issuance_is_recorded_everywhere(ca_workspace: Workspace) -> None:
     pem, _ = good_device_csr()
-    issued = issue(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", csr=pem, csr_source="d.csr",
-                   identity=Identity(eui64="00DB123456789001", usage="ds"), approved_by="bob")
-    assert_is_device_cert(issued.certificate, _ca_cert(ca_workspace, "issuing"), "00DB123456789001", "ds",
-                          "1.3.6.1.4.1.32473.2.1")
+    issued = issue(
+        ca_workspace,
+        ca_name="issuing",
+        profile_name="ss1sp-device",
+        csr=pem,
+        csr_source="d.csr",
+        identity=Identity(eui64="00DB123456789001", usage="ds"),
+        approved_by="bob",
+    )
+    assert_is_device_cert(
+        issued.certificate, _ca_cert(ca_workspace, "issuing"), "00DB123456789001", "ds", "1.3.6.1.4.1.32473.2.1"
+    )
     (row,) = ca_workspace.inventory.certificates("profile = ?", ("ss1sp-device",))
     assert (row.eui64, row.usage, row.approved_by, row.status) == ("00DB123456789001", "ds", "bob", "valid")
     csr_der = x509.load_pem_x509_csr(pem).public_bytes(serialization.Encoding.DER)
@@ -54,25 +62,43 @@ def test_device_issuance_is_recorded_everywhere(ca_workspace: Workspace) -> None
 
 def test_organisation_issuance(ca_workspace: Workspace) -> None:
     pem, _ = good_org_csr(eui64="90B3D51F30000001", role="02")
-    issued = issue(ca_workspace, ca_name="issuing", profile_name="ss1sp-organisation", csr=pem, csr_source="o.csr",
-                   identity=Identity(eui64="90B3D51F30000001", usage="ka", role="02"), approved_by="bob")
+    issued = issue(
+        ca_workspace,
+        ca_name="issuing",
+        profile_name="ss1sp-organisation",
+        csr=pem,
+        csr_source="o.csr",
+        identity=Identity(eui64="90B3D51F30000001", usage="ka", role="02"),
+        approved_by="bob",
+    )
     assert_is_org_cert(issued.certificate, _ca_cert(ca_workspace, "issuing"), "90B3D51F30000001", "02", "ka")
 
 
 def test_unknown_role_code_is_refused(ca_workspace: Workspace) -> None:
     pem, _ = good_device_csr()
     with pytest.raises(InputError, match="role 42 is not allowed"):
-        issue(ca_workspace, ca_name="issuing", profile_name="ss1sp-organisation", csr=pem, csr_source="o.csr",
-              identity=Identity(eui64="90B3D51F30000001", usage="ka", role="42"), approved_by="bob")
+        issue(
+            ca_workspace,
+            ca_name="issuing",
+            profile_name="ss1sp-organisation",
+            csr=pem,
+            csr_source="o.csr",
+            identity=Identity(eui64="90B3D51F30000001", usage="ka", role="42"),
+            approved_by="bob",
+        )
 
 
 def test_signature_by_the_wrong_key_is_caught_after_signing(ca_workspace: Workspace) -> None:
     issuing = _ca_cert(ca_workspace, "issuing")
     subject_key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    builder = build_tbs(Identity(eui64="00DB123456789009", usage="ds"), subject_key,
-                        get_profile("ss1sp-device"),
-                        Issuer(issuing.subject, key_identifier(issuing.public_key()), issuing.not_valid_after_utc),  # type: ignore[arg-type]
-                        2**125 + 7, datetime.now(timezone.utc))
+    builder = build_tbs(
+        Identity(eui64="00DB123456789009", usage="ds"),
+        subject_key,
+        get_profile("ss1sp-device"),
+        Issuer(issuing.subject, key_identifier(issuing.public_key()), issuing.not_valid_after_utc),  # type: ignore[arg-type]
+        2**125 + 7,
+        datetime.now(timezone.utc),
+    )
     impostor = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(IssuanceError, match="does not verify with the issuer's public key"):
         sign_checked(builder, get_profile("ss1sp-device"), impostor, issuing)
@@ -82,8 +108,15 @@ def test_serials_are_16_octets_and_unique(ca_workspace: Workspace) -> None:
     serials = set()
     for n in range(10):
         pem, _ = good_device_csr()
-        issued = issue(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", csr=pem, csr_source="d",
-                       identity=Identity(eui64=f"00DB1234567890{n:02X}", usage="ka"), approved_by="bob")
+        issued = issue(
+            ca_workspace,
+            ca_name="issuing",
+            profile_name="ss1sp-device",
+            csr=pem,
+            csr_source="d",
+            identity=Identity(eui64=f"00DB1234567890{n:02X}", usage="ka"),
+            approved_by="bob",
+        )
         assert len(issued.certificate.serial_number.to_bytes(16, "big").lstrip(b"\0")) == 16
         serials.add(issued.record.serial)
     assert len(serials) == 10

@@ -10,8 +10,14 @@ from ceremony.profiles import available_profiles, get_profile
 
 def test_all_profiles_load_with_a_policy_ref() -> None:
     names = available_profiles()
-    for required in ("ss1spca-root", "ss1spca-issuing", "ss1sp-organisation", "ss1sp-device",
-                     "smki-device", "smki-organisation"):
+    for required in (
+        "ss1spca-root",
+        "ss1spca-issuing",
+        "ss1sp-organisation",
+        "ss1sp-device",
+        "smki-device",
+        "smki-organisation",
+    ):
         assert required in names
         assert get_profile(required).rules.policy_ref
 

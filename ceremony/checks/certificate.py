@@ -20,30 +20,52 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from ceremony.checks.findings import Finding, Severity
-from ceremony.der import HARDWARE_MODULE_NAME_OID, X500_UNIQUE_IDENTIFIER_OID, gbcs_key_identifier, parse_hardware_module_name
+from ceremony.der import (
+    HARDWARE_MODULE_NAME_OID,
+    X500_UNIQUE_IDENTIFIER_OID,
+    gbcs_key_identifier,
+    parse_hardware_module_name,
+)
 from ceremony.errors import InputError
 from ceremony.profiles import ExtensionRule, ResolvedProfile, Violation
 
 SIGNATURE_NAMES = {
-    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256", "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
-    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512", "1.2.840.10045.4.1": "ecdsa-with-SHA1",
-    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption", "1.2.840.113549.1.1.5": "sha1WithRSAEncryption",
+    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
+    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
+    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512",
+    "1.2.840.10045.4.1": "ecdsa-with-SHA1",
+    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
+    "1.2.840.113549.1.1.5": "sha1WithRSAEncryption",
 }
-_HASHES: dict[str, hashes.HashAlgorithm] = {"ecdsa-with-SHA256": hashes.SHA256(), "ecdsa-with-SHA384": hashes.SHA384(),
-                                            "ecdsa-with-SHA512": hashes.SHA512(),
-                                            "sha256WithRSAEncryption": hashes.SHA256()}
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "ecdsa-with-SHA256": hashes.SHA256(),
+    "ecdsa-with-SHA384": hashes.SHA384(),
+    "ecdsa-with-SHA512": hashes.SHA512(),
+    "sha256WithRSAEncryption": hashes.SHA256(),
+}
 _CURVES = {"secp256r1": ("ec-p256", 32), "secp384r1": ("ec-p384", 48)}
 #: Extension OIDs the profiles speak about → (rule attribute, short code).
 _EXTENSIONS = {
-    "2.5.29.19": ("basic_constraints", "basic_constraints"), "2.5.29.15": ("key_usage", "key_usage"),
-    "2.5.29.14": ("subject_key_identifier", "ski"), "2.5.29.35": ("authority_key_identifier", "aki"),
-    "2.5.29.32": ("certificate_policies", "policies"), "2.5.29.17": ("subject_alt_name", "san"),
-    "2.5.29.37": ("extended_key_usage", "eku"), "2.5.29.31": ("crl_distribution_points", "crl_dp"),
+    "2.5.29.19": ("basic_constraints", "basic_constraints"),
+    "2.5.29.15": ("key_usage", "key_usage"),
+    "2.5.29.14": ("subject_key_identifier", "ski"),
+    "2.5.29.35": ("authority_key_identifier", "aki"),
+    "2.5.29.32": ("certificate_policies", "policies"),
+    "2.5.29.17": ("subject_alt_name", "san"),
+    "2.5.29.37": ("extended_key_usage", "eku"),
+    "2.5.29.31": ("crl_distribution_points", "crl_dp"),
 }
-_KU_NAMES = {"digitalSignature": "digital_signature", "nonRepudiation": "non_repudiation",
-             "keyEncipherment": "key_encipherment", "dataEncipherment": "data_encipherment",
-             "keyAgreement": "key_agreement", "keyCertSign": "key_cert_sign", "cRLSign": "crl_sign",
-             "encipherOnly": "encipher_only", "decipherOnly": "decipher_only"}
+_KU_NAMES = {
+    "digitalSignature": "digital_signature",
+    "nonRepudiation": "non_repudiation",
+    "keyEncipherment": "key_encipherment",
+    "dataEncipherment": "data_encipherment",
+    "keyAgreement": "key_agreement",
+    "keyCertSign": "key_cert_sign",
+    "cRLSign": "crl_sign",
+    "encipherOnly": "encipher_only",
+    "decipherOnly": "decipher_only",
+}
 _ATTRIBUTES = {"2.5.4.3": "CN", "2.5.4.11": "OU", "2.5.4.10": "O", X500_UNIQUE_IDENTIFIER_OID: "x500UniqueIdentifier"}
 _STRING_TYPES = {12: "utf8String", 19: "printableString"}
 SENTINEL = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
@@ -103,25 +125,36 @@ def _signature_identifier(s: Subject, identifier: Any, where: str) -> Iterator[F
     oid = identifier["algorithm"].dotted
     name = SIGNATURE_NAMES.get(oid, oid)
     if name not in s.profile.rules.signature_algorithms:
-        yield s.finding(Severity.ERROR, "profile.signature.algorithm",
-                        f"{where} algorithm is {name}; profile allows {', '.join(s.profile.rules.signature_algorithms)}")
+        yield s.finding(
+            Severity.ERROR,
+            "profile.signature.algorithm",
+            f"{where} algorithm is {name}; profile allows {', '.join(s.profile.rules.signature_algorithms)}",
+        )
     params = identifier["parameters"]
     if name.startswith("ecdsa") and not isinstance(params, core.Void):
         kind = "NULL" if params.dump() == b"\x05\x00" else "non-empty"
-        yield s.finding(Severity.ERROR, "profile.signature.params_not_absent",
-                        f"{where} AlgorithmIdentifier {name} carries {kind} parameters; RFC 5758 3.2 requires "
-                        "them absent")
+        yield s.finding(
+            Severity.ERROR,
+            "profile.signature.params_not_absent",
+            f"{where} AlgorithmIdentifier {name} carries {kind} parameters; RFC 5758 3.2 requires them absent",
+        )
 
 
 def check_signature_algorithm(s: Subject) -> Iterator[Finding]:
     yield from _signature_identifier(s, s.cert["signature_algorithm"], "signatureAlgorithm")
     if s.cert["signature_algorithm"].dump() != s.tbs["signature"].dump():
-        yield s.finding(Severity.ERROR, "profile.signature.mismatch",
-                        "tbsCertificate.signature differs from signatureAlgorithm (RFC 5280 4.1.1.2)")
+        yield s.finding(
+            Severity.ERROR,
+            "profile.signature.mismatch",
+            "tbsCertificate.signature differs from signatureAlgorithm (RFC 5280 4.1.1.2)",
+        )
     else:
         # Same bytes: report the parameter defect once, from the outer identifier.
-        yield from (f for f in _signature_identifier(s, s.tbs["signature"], "tbsCertificate.signature")
-                    if f.code != "profile.signature.params_not_absent")
+        yield from (
+            f
+            for f in _signature_identifier(s, s.tbs["signature"], "tbsCertificate.signature")
+            if f.code != "profile.signature.params_not_absent"
+        )
 
 
 def check_key(s: Subject) -> Iterator[Finding]:
@@ -131,17 +164,25 @@ def check_key(s: Subject) -> Iterator[Finding]:
     if algorithm == "ec":
         params = spki["algorithm"]["parameters"]
         if params.name != "named":
-            yield s.finding(Severity.ERROR, "profile.key.explicit_parameters",
-                            "EC key uses explicit curve parameters; RFC 5480 requires a named curve")
+            yield s.finding(
+                Severity.ERROR,
+                "profile.key.explicit_parameters",
+                "EC key uses explicit curve parameters; RFC 5480 requires a named curve",
+            )
             return
         curve = params.chosen.native
         name, size = _CURVES.get(curve, (f"ec-{curve}", 0))
         if name not in allowed:
-            yield s.finding(Severity.ERROR, "profile.key.curve", f"EC key is on {curve}; profile allows {', '.join(allowed)}")
+            yield s.finding(
+                Severity.ERROR, "profile.key.curve", f"EC key is on {curve}; profile allows {', '.join(allowed)}"
+            )
         point = bytes(spki["public_key"].contents[1:])
         if point[:1] != b"\x04" or (size and len(point) != 1 + 2 * size):
-            yield s.finding(Severity.ERROR, "profile.key.point_compressed",
-                            "EC point is not in uncompressed form (RFC 5480 2.2, GBCS 12)")
+            yield s.finding(
+                Severity.ERROR,
+                "profile.key.point_compressed",
+                "EC point is not in uncompressed form (RFC 5480 2.2, GBCS 12)",
+            )
         return
     bits = spki["public_key"].parsed["modulus"].native.bit_length() if algorithm == "rsa" else 0
     name = f"rsa-{bits}" if algorithm == "rsa" else str(algorithm)
@@ -152,12 +193,17 @@ def check_key(s: Subject) -> Iterator[Finding]:
 def check_serial(s: Subject) -> Iterator[Finding]:
     serial = s.tbs["serial_number"]
     if serial.native <= 0:
-        yield s.finding(Severity.ERROR, "profile.serial.not_positive", "serial number is not positive (RFC 5280 4.1.2.2)")
+        yield s.finding(
+            Severity.ERROR, "profile.serial.not_positive", "serial number is not positive (RFC 5280 4.1.2.2)"
+        )
     octets = len(serial.contents)
     wanted = s.profile.rules.serial_octets
     if octets != wanted:
-        yield s.finding(severity(s.profile.rules.serial_octets_on_violation), "profile.serial.length",
-                        f"serial number is {octets} octets; profile requires {wanted}")
+        yield s.finding(
+            severity(s.profile.rules.serial_octets_on_violation),
+            "profile.serial.length",
+            f"serial number is {octets} octets; profile requires {wanted}",
+        )
 
 
 def check_validity(s: Subject) -> Iterator[Finding]:
@@ -170,22 +216,32 @@ def check_validity(s: Subject) -> Iterator[Finding]:
         times[field] = when
         expected = "utc_time" if when.year < 2050 else "general_time"
         if value.name != expected:
-            yield s.finding(Severity.ERROR, "profile.validity.time_encoding",
-                            f"{field} {when:%Y-%m-%d} is {value.name}; RFC 5280 4.1.2.5 requires {expected}")
+            yield s.finding(
+                Severity.ERROR,
+                "profile.validity.time_encoding",
+                f"{field} {when:%Y-%m-%d} is {value.name}; RFC 5280 4.1.2.5 requires {expected}",
+            )
     not_before, not_after = times["not_before"], times["not_after"]
     sev = severity(rule.on_violation)
     if rule.fixed_not_after:
         if not_after != SENTINEL:
-            yield s.finding(sev, "profile.validity.not_after",
-                            f"notAfter is {not_after:%Y%m%d%H%M%SZ}; profile requires {rule.fixed_not_after}")
+            yield s.finding(
+                sev,
+                "profile.validity.not_after",
+                f"notAfter is {not_after:%Y%m%d%H%M%SZ}; profile requires {rule.fixed_not_after}",
+            )
     elif rule.max_days is not None and not_after - not_before >= timedelta(days=rule.max_days):
-        yield s.finding(sev, "profile.validity.too_long",
-                        f"validity is {(not_after - not_before).days} days; profile allows {rule.max_days}")
+        yield s.finding(
+            sev,
+            "profile.validity.too_long",
+            f"validity is {(not_after - not_before).days} days; profile allows {rule.max_days}",
+        )
     if not_after < not_before:
         yield s.finding(Severity.ERROR, "profile.validity.negative", "notAfter is before notBefore")
     if s.issuer is not None and rule.within_issuer and not_after > s.issuer.not_valid_after_utc:
-        yield s.finding(sev, "profile.validity.beyond_issuer",
-                        f"notAfter {not_after:%Y-%m-%d} is after the issuer's notAfter")
+        yield s.finding(
+            sev, "profile.validity.beyond_issuer", f"notAfter {not_after:%Y-%m-%d} is after the issuer's notAfter"
+        )
     if not_after < s.now:
         # Expiry says nothing about shape: a notice only.
         yield s.finding(Severity.NOTICE, "profile.validity.expired", f"expired {not_after:%Y-%m-%d}")
@@ -206,8 +262,11 @@ def check_subject(s: Subject) -> Iterator[Finding]:
     rdns = list(s.tbs["subject"].chosen)
     if rule.form == "empty":
         if rdns:
-            yield s.finding(Severity.ERROR, "profile.subject.not_empty",
-                            "subject must be empty (GBCS 12.2 device certificate); identity is in the SAN")
+            yield s.finding(
+                Severity.ERROR,
+                "profile.subject.not_empty",
+                "subject must be empty (GBCS 12.2 device certificate); identity is in the SAN",
+            )
         return
     seen: list[str] = []
     for rdn in rdns:
@@ -218,32 +277,45 @@ def check_subject(s: Subject) -> Iterator[Finding]:
             short = _ATTRIBUTES.get(oid, oid)
             spec = next((a for a in rule.attributes if a.type == short), None)
             if spec is None:
-                yield s.finding(Severity.ERROR, "profile.subject.attribute_unexpected",
-                                f"subject attribute {short} is not in the profile")
+                yield s.finding(
+                    Severity.ERROR,
+                    "profile.subject.attribute_unexpected",
+                    f"subject attribute {short} is not in the profile",
+                )
                 continue
             seen.append(short)
             encoding, text = _attribute_value(oid, atv["value"])
             if short == "x500UniqueIdentifier":
                 if encoding != "bitString" or len(text) != 18 or not text.startswith("00"):
-                    yield s.finding(Severity.ERROR, "profile.subject.eui64_length",
-                                    "x500UniqueIdentifier must be a BIT STRING of 64 bits (the EUI-64)")
+                    yield s.finding(
+                        Severity.ERROR,
+                        "profile.subject.eui64_length",
+                        "x500UniqueIdentifier must be a BIT STRING of 64 bits (the EUI-64)",
+                    )
                 continue
             if encoding not in spec.encodings:
-                yield s.finding(Severity.ERROR, "profile.subject.encoding",
-                                f"{short} is {encoding or 'another string type'}; profile allows "
-                                f"{', '.join(spec.encodings)}")
+                yield s.finding(
+                    Severity.ERROR,
+                    "profile.subject.encoding",
+                    f"{short} is {encoding or 'another string type'}; profile allows {', '.join(spec.encodings)}",
+                )
             if spec.source == "role":
                 if len(text) != 2 or text.upper() not in rule.roles:
-                    yield s.finding(Severity.ERROR, "profile.subject.role_unknown",
-                                    f"OU {text[:20]!r} is not an allowed RemotePartyRole code "
-                                    f"({', '.join(rule.roles)})")
+                    yield s.finding(
+                        Severity.ERROR,
+                        "profile.subject.role_unknown",
+                        f"OU {text[:20]!r} is not an allowed RemotePartyRole code ({', '.join(rule.roles)})",
+                    )
     for spec in rule.attributes:
         if spec.required and spec.type not in seen:
             yield s.finding(Severity.ERROR, "profile.subject.attribute_missing", f"subject has no {spec.type}")
     order = [a.type for a in rule.attributes if a.type in seen]
     if rule.order == "as-listed" and seen != order:
-        yield s.finding(Severity.ERROR, "profile.subject.order", f"subject order is {', '.join(seen)}; "
-                        f"profile requires {', '.join(order)}")
+        yield s.finding(
+            Severity.ERROR,
+            "profile.subject.order",
+            f"subject order is {', '.join(seen)}; profile requires {', '.join(order)}",
+        )
     if s.profile.rules.kind == "root-ca" and s.tbs["issuer"].dump() != s.tbs["subject"].dump():
         yield s.finding(Severity.ERROR, "profile.issuer.not_self_issued", "a root's issuer must equal its subject")
 
@@ -253,8 +325,9 @@ def check_extension_presence(s: Subject) -> Iterator[Finding]:
     present: dict[str, bool] = {}
     for oid, critical, _ in s.extensions():
         if oid in present:
-            yield s.finding(Severity.ERROR, "profile.extension.duplicate", f"extension {oid} appears twice "
-                            "(RFC 5280 4.2)")
+            yield s.finding(
+                Severity.ERROR, "profile.extension.duplicate", f"extension {oid} appears twice (RFC 5280 4.2)"
+            )
         present[oid] = critical
         if oid not in _EXTENSIONS and rules.others == "forbidden":
             yield s.finding(Severity.ERROR, "profile.extension.unexpected", f"extension {oid} is not in the profile")
@@ -269,8 +342,9 @@ def check_extension_presence(s: Subject) -> Iterator[Finding]:
             yield s.finding(sev, f"profile.{code}.present", f"{attr} must be absent")
         elif rule.critical is not None and present[oid] != rule.critical:
             state = "critical" if rule.critical else "non-critical"
-            yield s.finding(sev, f"profile.{code}.{'not_critical' if rule.critical else 'critical'}",
-                            f"{attr} must be {state}")
+            yield s.finding(
+                sev, f"profile.{code}.{'not_critical' if rule.critical else 'critical'}", f"{attr} must be {state}"
+            )
 
 
 def check_basic_constraints(s: Subject) -> Iterator[Finding]:
@@ -280,15 +354,21 @@ def check_basic_constraints(s: Subject) -> Iterator[Finding]:
         return
     value = found[1]["extn_value"].parsed.native
     if rule.presence == "optional" and not value["ca"]:
-        yield s.finding(Severity.INFO, "profile.basic_constraints.present",
-                        "basicConstraints cA=FALSE is present (allowed: both forms exist in SMKI)")
+        yield s.finding(
+            Severity.INFO,
+            "profile.basic_constraints.present",
+            "basicConstraints cA=FALSE is present (allowed: both forms exist in SMKI)",
+        )
     if value["ca"] and not s.profile.rules.is_ca:
         yield s.finding(Severity.ERROR, "profile.basic_constraints.ca_on_end_entity", "cA is TRUE on an end entity")
     elif rule.ca and not value["ca"]:
         yield s.finding(Severity.ERROR, "profile.basic_constraints.not_ca", "cA is FALSE on a CA certificate")
     if rule.ca and value["path_len_constraint"] != rule.path_length:
-        yield s.finding(Severity.ERROR, "profile.basic_constraints.path_length",
-                        f"pathLenConstraint is {value['path_len_constraint']}; profile requires {rule.path_length}")
+        yield s.finding(
+            Severity.ERROR,
+            "profile.basic_constraints.path_length",
+            f"pathLenConstraint is {value['path_len_constraint']}; profile requires {rule.path_length}",
+        )
 
 
 def check_key_usage(s: Subject) -> Iterator[Finding]:
@@ -300,17 +380,26 @@ def check_key_usage(s: Subject) -> Iterator[Finding]:
     if rule.bits:
         wanted = {_KU_NAMES[b] for b in rule.bits}
         if bits != wanted:
-            yield s.finding(Severity.ERROR, "profile.key_usage.bits",
-                            f"keyUsage is {', '.join(sorted(bits))}; profile requires {', '.join(sorted(wanted))}")
+            yield s.finding(
+                Severity.ERROR,
+                "profile.key_usage.bits",
+                f"keyUsage is {', '.join(sorted(bits))}; profile requires {', '.join(sorted(wanted))}",
+            )
     elif rule.one_of:
         allowed = {_KU_NAMES[b] for b in rule.one_of}
         if len(bits) != 1:
-            yield s.finding(Severity.ERROR, "profile.key_usage.bit_count",
-                            f"keyUsage has {len(bits)} bits ({', '.join(sorted(bits))}); exactly one of "
-                            f"{', '.join(rule.one_of)} is required")
+            yield s.finding(
+                Severity.ERROR,
+                "profile.key_usage.bit_count",
+                f"keyUsage has {len(bits)} bits ({', '.join(sorted(bits))}); exactly one of "
+                f"{', '.join(rule.one_of)} is required",
+            )
         elif not bits <= allowed:
-            yield s.finding(Severity.ERROR, "profile.key_usage.bits",
-                            f"keyUsage is {', '.join(bits)}; profile allows one of {', '.join(rule.one_of)}")
+            yield s.finding(
+                Severity.ERROR,
+                "profile.key_usage.bits",
+                f"keyUsage is {', '.join(bits)}; profile allows one of {', '.join(rule.one_of)}",
+            )
 
 
 def check_key_identifiers(s: Subject) -> Iterator[Finding]:
@@ -320,16 +409,24 @@ def check_key_identifiers(s: Subject) -> Iterator[Finding]:
         value = bytes(ski[1]["extn_value"].parsed.native)
         if len(value) != 8:
             yield s.finding(Severity.ERROR, "profile.ski.length", f"subjectKeyIdentifier is {len(value)} octets, not 8")
-        elif s.profile.rules.extensions.subject_key_identifier.method == "rfc5280-method2-8" and \
-                value != gbcs_key_identifier(bits):
-            yield s.finding(Severity.ERROR, "profile.ski.not_method2",
-                            "subjectKeyIdentifier is not RFC 5280 4.2.1.2 method 2 (GBCS 12: 0x4 + low 60 bits of SHA-1)")
+        elif (
+            s.profile.rules.extensions.subject_key_identifier.method == "rfc5280-method2-8"
+            and value != gbcs_key_identifier(bits)
+        ):
+            yield s.finding(
+                Severity.ERROR,
+                "profile.ski.not_method2",
+                "subjectKeyIdentifier is not RFC 5280 4.2.1.2 method 2 (GBCS 12: 0x4 + low 60 bits of SHA-1)",
+            )
     aki = s.extension("2.5.29.35")
     if aki is None:
         return
     value = aki[1]["extn_value"].parsed.native
-    if value["authority_cert_issuer"] is not None or value["authority_cert_serial_number"] is not None \
-            or value["key_identifier"] is None:
+    if (
+        value["authority_cert_issuer"] is not None
+        or value["authority_cert_serial_number"] is not None
+        or value["key_identifier"] is None
+    ):
         yield s.finding(Severity.ERROR, "profile.aki.form", "authorityKeyIdentifier must hold only [0] keyIdentifier")
     key_id = value["key_identifier"] or b""
     if len(key_id) != 8:
@@ -340,7 +437,9 @@ def check_key_identifiers(s: Subject) -> Iterator[Finding]:
         except x509.ExtensionNotFound:
             issuer_ski = None
         if issuer_ski != key_id:
-            yield s.finding(Severity.ERROR, "profile.aki.mismatch", "authorityKeyIdentifier differs from the issuer's SKI")
+            yield s.finding(
+                Severity.ERROR, "profile.aki.mismatch", "authorityKeyIdentifier differs from the issuer's SKI"
+            )
 
 
 def check_policies(s: Subject) -> Iterator[Finding]:
@@ -349,12 +448,18 @@ def check_policies(s: Subject) -> Iterator[Finding]:
         return
     oids = [p["policy_identifier"].dotted for p in found[1]["extn_value"].parsed]
     if len(oids) != 1:
-        yield s.finding(Severity.ERROR, "profile.policies.count", f"certificatePolicies has {len(oids)} policies; "
-                        "exactly one is required")
+        yield s.finding(
+            Severity.ERROR,
+            "profile.policies.count",
+            f"certificatePolicies has {len(oids)} policies; exactly one is required",
+        )
     wanted = s.profile.policy_oids
     if not set(oids) & set(wanted):
-        yield s.finding(Severity.ERROR, "profile.policies.oid",
-                        f"policy {', '.join(oids)} is not the environment's ({', '.join(wanted)})")
+        yield s.finding(
+            Severity.ERROR,
+            "profile.policies.oid",
+            f"policy {', '.join(oids)} is not the environment's ({', '.join(wanted)})",
+        )
 
 
 def _other_name_value(another_name: Any) -> bytes:
@@ -370,19 +475,28 @@ def check_subject_alt_name(s: Subject) -> Iterator[Finding]:
     if found is None or rule.presence == "absent":
         return
     names = list(found[1]["extn_value"].parsed)
-    hardware = [n.chosen for n in names if n.name == "other_name" and n.chosen["type_id"].dotted == HARDWARE_MODULE_NAME_OID]
+    hardware = [
+        n.chosen for n in names if n.name == "other_name" and n.chosen["type_id"].dotted == HARDWARE_MODULE_NAME_OID
+    ]
     if len(names) != 1 or len(hardware) != 1:
-        yield s.finding(Severity.ERROR, "profile.san.form",
-                        "subjectAltName must hold exactly one otherName hardwareModuleName (GBCS 12.2)")
+        yield s.finding(
+            Severity.ERROR,
+            "profile.san.form",
+            "subjectAltName must hold exactly one otherName hardwareModuleName (GBCS 12.2)",
+        )
     if not hardware:
         return
     hw_type, serial = parse_hardware_module_name(_other_name_value(hardware[0]))
     if s.profile.hw_type_oid and hw_type != s.profile.hw_type_oid:
-        yield s.finding(Severity.ERROR, "profile.san.hw_type", f"hwType is {hw_type}; profile requires "
-                        f"{s.profile.hw_type_oid}")
+        yield s.finding(
+            Severity.ERROR, "profile.san.hw_type", f"hwType is {hw_type}; profile requires {s.profile.hw_type_oid}"
+        )
     if len(serial) != rule.serial_octets:
-        yield s.finding(Severity.ERROR, "profile.san.eui64_length",
-                        f"hwSerialNum is {len(serial)} octets; the EUI-64 is {rule.serial_octets}")
+        yield s.finding(
+            Severity.ERROR,
+            "profile.san.eui64_length",
+            f"hwSerialNum is {len(serial)} octets; the EUI-64 is {rule.serial_octets}",
+        )
 
 
 def check_signature(s: Subject) -> Iterator[Finding]:
@@ -407,14 +521,30 @@ def check_signature(s: Subject) -> Iterator[Finding]:
 
 
 CHECKS: tuple[Check, ...] = (
-    check_version, check_signature_algorithm, check_key, check_serial, check_validity, check_subject,
-    check_extension_presence, check_basic_constraints, check_key_usage, check_key_identifiers, check_policies,
-    check_subject_alt_name, check_signature,
+    check_version,
+    check_signature_algorithm,
+    check_key,
+    check_serial,
+    check_validity,
+    check_subject,
+    check_extension_presence,
+    check_basic_constraints,
+    check_key_usage,
+    check_key_identifiers,
+    check_policies,
+    check_subject_alt_name,
+    check_signature,
 )
 
 
-def check_certificate(der: bytes, profile: ResolvedProfile, *, issuer: x509.Certificate | None = None,
-                      subject: str = "", now: datetime | None = None) -> list[Finding]:
+def check_certificate(
+    der: bytes,
+    profile: ResolvedProfile,
+    *,
+    issuer: x509.Certificate | None = None,
+    subject: str = "",
+    now: datetime | None = None,
+) -> list[Finding]:
     """Every profile check on one certificate; a crashing check becomes a FATAL finding."""
     cert = load_certificate(der, subject or "certificate")
     s = Subject(der, cert, profile, issuer, subject, now or datetime.now(timezone.utc))
@@ -423,6 +553,11 @@ def check_certificate(der: bytes, profile: ResolvedProfile, *, issuer: x509.Cert
         try:
             findings.extend(check(s))
         except Exception as exc:  # noqa: BLE001 - a crashing check is a finding, never silence
-            findings.append(s.finding(Severity.FATAL, "profile.check_crashed",
-                                      f"{check.__name__} could not decide: {type(exc).__name__}: {exc}"[:200]))
+            findings.append(
+                s.finding(
+                    Severity.FATAL,
+                    "profile.check_crashed",
+                    f"{check.__name__} could not decide: {type(exc).__name__}: {exc}"[:200],
+                )
+            )
     return findings

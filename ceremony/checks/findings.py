@@ -25,8 +25,7 @@ class Finding:
     subject: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"severity": self.severity.name, "code": self.code,
-                "message": self.message, "subject": self.subject}
+        return {"severity": self.severity.name, "code": self.code, "message": self.message, "subject": self.subject}
 
     def __str__(self) -> str:
         where = f"{self.subject}: " if self.subject else ""

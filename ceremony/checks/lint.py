@@ -40,22 +40,31 @@ class LintReport:
 
     def counts(self) -> dict[str, int]:
         every = [f for item in self.items for f in item.findings]
-        return {"certificates": sum(i.kind == "certificate" for i in self.items),
-                "crls": sum(i.kind == "crl" for i in self.items),
-                "with_errors": sum(i.failed for i in self.items),
-                "warnings": sum(f.severity == Severity.WARNING for f in every),
-                "notices": sum(f.severity == Severity.NOTICE for f in every)}
+        return {
+            "certificates": sum(i.kind == "certificate" for i in self.items),
+            "crls": sum(i.kind == "crl" for i in self.items),
+            "with_errors": sum(i.failed for i in self.items),
+            "warnings": sum(f.severity == Severity.WARNING for f in every),
+            "notices": sum(f.severity == Severity.NOTICE for f in every),
+        }
 
     def to_json(self) -> dict[str, Any]:
-        return {"exit_code": self.exit_code, "summary": self.counts(),
-                "items": [{"path": i.path, "kind": i.kind, "profile": i.profile,
-                           "findings": [f.to_json() for f in i.findings]} for i in self.items]}
+        return {
+            "exit_code": self.exit_code,
+            "summary": self.counts(),
+            "items": [
+                {"path": i.path, "kind": i.kind, "profile": i.profile, "findings": [f.to_json() for f in i.findings]}
+                for i in self.items
+            ],
+        }
 
     def render(self) -> str:
         lines = [str(f) for item in self.items for f in item.findings if f.severity >= Severity.NOTICE]
         c = self.counts()
-        lines.append(f"{c['certificates']} certificates, {c['crls']} CRLs: {c['with_errors']} with errors, "
-                     f"{c['warnings']} warnings, {c['notices']} notices")
+        lines.append(
+            f"{c['certificates']} certificates, {c['crls']} CRLs: {c['with_errors']} with errors, "
+            f"{c['warnings']} warnings, {c['notices']} notices"
+        )
         return "\n".join(lines)
 
 
@@ -114,8 +123,14 @@ def check_crl(der: bytes, subject: str) -> list[Finding]:
     if name != "ecdsa-with-SHA256":
         findings.append(Finding(Severity.ERROR, "crl.signature.algorithm", f"CRL is signed with {name}", subject))
     if crl["signature_algorithm"]["parameters"].dump() not in (b"",):
-        findings.append(Finding(Severity.ERROR, "crl.signature.params_not_absent",
-                                "CRL signature AlgorithmIdentifier carries parameters (RFC 5758 3.2)", subject))
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                "crl.signature.params_not_absent",
+                "CRL signature AlgorithmIdentifier carries parameters (RFC 5758 3.2)",
+                subject,
+            )
+        )
     if tbs["next_update"].native is None:
         findings.append(Finding(Severity.ERROR, "crl.next_update.missing", "nextUpdate is absent", subject))
     for oid, code in (("2.5.29.20", "crl.number.missing"), ("2.5.29.35", "crl.aki.missing")):

@@ -38,12 +38,23 @@ _CURVES: dict[str, tuple[str, ec.EllipticCurve]] = {
 #: The private key may do one thing: sign. Every other capability is set explicitly false
 #: (SoftHSM defaults some to true; see shared/notes/softhsm-key-backup.md).
 _PRIVATE_TEMPLATE = {
-    Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True, Attribute.SIGN: True,
-    Attribute.DECRYPT: False, Attribute.UNWRAP: False, Attribute.DERIVE: False, Attribute.SIGN_RECOVER: False,
+    Attribute.TOKEN: True,
+    Attribute.PRIVATE: True,
+    Attribute.SENSITIVE: True,
+    Attribute.SIGN: True,
+    Attribute.DECRYPT: False,
+    Attribute.UNWRAP: False,
+    Attribute.DERIVE: False,
+    Attribute.SIGN_RECOVER: False,
 }
 _PUBLIC_TEMPLATE = {
-    Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.VERIFY: True, Attribute.ENCRYPT: False,
-    Attribute.WRAP: False, Attribute.DERIVE: False, Attribute.VERIFY_RECOVER: False,
+    Attribute.TOKEN: True,
+    Attribute.PRIVATE: False,
+    Attribute.VERIFY: True,
+    Attribute.ENCRYPT: False,
+    Attribute.WRAP: False,
+    Attribute.DERIVE: False,
+    Attribute.VERIFY_RECOVER: False,
 }
 
 # The SOFTHSM2_CONF the loaded library was initialised with, per module path.
@@ -75,15 +86,21 @@ def _lib(module: str) -> Any:
 
 
 def _fail(exc: Exception, doing: str) -> NoReturn:
-    reasons = {pkcs11.PinIncorrect: "PIN incorrect", pkcs11.PinLenRange: "PIN length out of range",
-               pkcs11.PinLocked: "PIN locked", pkcs11.NoSuchToken: "no such token",
-               pkcs11.NoSuchKey: "no such key", pkcs11.UserNotLoggedIn: "not logged in"}
+    reasons = {
+        pkcs11.PinIncorrect: "PIN incorrect",
+        pkcs11.PinLenRange: "PIN length out of range",
+        pkcs11.PinLocked: "PIN locked",
+        pkcs11.NoSuchToken: "no such token",
+        pkcs11.NoSuchKey: "no such key",
+        pkcs11.UserNotLoggedIn: "not logged in",
+    }
     reason = next((text for cls, text in reasons.items() if isinstance(exc, cls)), type(exc).__name__)
     raise TokenError(f"token refused to {doing}: {reason}") from exc
 
 
-def init_softhsm_token(token_dir: Path, conf_path: Path, label: str, so_pin: str, user_pin: str,
-                       *, module: str | None = None) -> None:
+def init_softhsm_token(
+    token_dir: Path, conf_path: Path, label: str, so_pin: str, user_pin: str, *, module: str | None = None
+) -> None:
     """Write a project-local softhsm2.conf and initialise a token with ``label`` in ``token_dir``.
 
     Sets ``SOFTHSM2_CONF`` in this process. PINs are passed in memory only.
@@ -92,12 +109,15 @@ def init_softhsm_token(token_dir: Path, conf_path: Path, label: str, so_pin: str
     if module is None:
         raise TokenError("SoftHSM2 is not installed (apt-get install softhsm2)")
     token_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    conf_path.write_text(f"directories.tokendir = {token_dir}\nobjectstore.backend = file\n"
-                         "log.level = ERROR\nslots.removable = false\n", encoding="utf-8")
+    conf_path.write_text(
+        f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+        encoding="utf-8",
+    )
     os.environ["SOFTHSM2_CONF"] = str(conf_path)
     lib = _lib(module)
-    free = [s for s in lib.get_slots(token_present=True)
-            if not s.get_token().flags & pkcs11.TokenFlag.TOKEN_INITIALIZED]
+    free = [
+        s for s in lib.get_slots(token_present=True) if not s.get_token().flags & pkcs11.TokenFlag.TOKEN_INITIALIZED
+    ]
     if not free:
         raise TokenError(f"no free SoftHSM2 slot in {token_dir}")
     c_lib = ctypes.CDLL(module)  # the same loaded library: python-pkcs11 has initialised it
@@ -177,14 +197,25 @@ class Pkcs11KeyStore:
         try:
             if algorithm in _CURVES:
                 params = session.create_domain_parameters(
-                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVES[algorithm][0])},
-                    local=True)
-                params.generate_keypair(store=True, label=label, id=key_id, public_template=_PUBLIC_TEMPLATE,
-                                        private_template=private_template)
+                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVES[algorithm][0])}, local=True
+                )
+                params.generate_keypair(
+                    store=True,
+                    label=label,
+                    id=key_id,
+                    public_template=_PUBLIC_TEMPLATE,
+                    private_template=private_template,
+                )
             elif algorithm == "rsa-3072":
-                session.generate_keypair(KeyType.RSA, 3072, store=True, label=label, id=key_id,
-                                         public_template={**_PUBLIC_TEMPLATE, Attribute.PUBLIC_EXPONENT: b"\x01\x00\x01"},
-                                         private_template=private_template)
+                session.generate_keypair(
+                    KeyType.RSA,
+                    3072,
+                    store=True,
+                    label=label,
+                    id=key_id,
+                    public_template={**_PUBLIC_TEMPLATE, Attribute.PUBLIC_EXPONENT: b"\x01\x00\x01"},
+                    private_template=private_template,
+                )
             else:
                 raise TokenError(f"key algorithm must be one of ec-p256, ec-p384, rsa-3072 (got {algorithm!r})")
         except pkcs11.PKCS11Error as exc:
@@ -200,18 +231,24 @@ class Pkcs11KeyStore:
         if private.key_type == KeyType.EC:
             return TokenECPrivateKey(self, label, _ec_public_key(public))
         if private.key_type == KeyType.RSA:
-            numbers = rsa.RSAPublicNumbers(int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big"),
-                                           int.from_bytes(public[Attribute.MODULUS], "big"))
+            numbers = rsa.RSAPublicNumbers(
+                int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big"),
+                int.from_bytes(public[Attribute.MODULUS], "big"),
+            )
             return TokenRSAPrivateKey(self, label, numbers.public_key())
         raise TokenError(f"key {label!r} has an unsupported type {private.key_type!r}")
 
     def attributes(self, label: str) -> KeyAttributes:
         key = self._private(label)
         try:
-            return KeyAttributes(label=label, sensitive=bool(key[Attribute.SENSITIVE]),
-                                 extractable=bool(key[Attribute.EXTRACTABLE]), local=bool(key[Attribute.LOCAL]),
-                                 always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
-                                 never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]))
+            return KeyAttributes(
+                label=label,
+                sensitive=bool(key[Attribute.SENSITIVE]),
+                extractable=bool(key[Attribute.EXTRACTABLE]),
+                local=bool(key[Attribute.LOCAL]),
+                always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
+                never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]),
+            )
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"read the attributes of {label!r}")
 
@@ -257,7 +294,7 @@ class TokenECPrivateKey(ec.EllipticCurvePrivateKey):
     def __init__(self, store: Pkcs11KeyStore, label: str, public: ec.EllipticCurvePublicKey) -> None:
         self._store, self._label, self._public = store, label, public
 
-    def sign(self, data: utils.Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:  # type: ignore[override]
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise TokenError("only ECDSA signatures are supported")
         algorithm = signature_algorithm.algorithm
@@ -285,8 +322,12 @@ class TokenECPrivateKey(ec.EllipticCurvePrivateKey):
     exchange = _refuse
     private_numbers = _refuse
 
-    def private_bytes(self, encoding: serialization.Encoding, format: serialization.PrivateFormat,
-                      encryption_algorithm: serialization.KeySerializationEncryption) -> bytes:
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
         _refuse()
 
     def __copy__(self) -> TokenECPrivateKey:
@@ -302,14 +343,16 @@ class TokenECPrivateKey(ec.EllipticCurvePrivateKey):
 class TokenRSAPrivateKey(rsa.RSAPrivateKey):
     """An RSA private key on the token (PKCS#1 v1.5 with SHA-256/384/512, and PSS)."""
 
-    _V15 = {"sha256": Mechanism.SHA256_RSA_PKCS, "sha384": Mechanism.SHA384_RSA_PKCS,
-            "sha512": Mechanism.SHA512_RSA_PKCS}
+    _V15 = {
+        "sha256": Mechanism.SHA256_RSA_PKCS,
+        "sha384": Mechanism.SHA384_RSA_PKCS,
+        "sha512": Mechanism.SHA512_RSA_PKCS,
+    }
 
     def __init__(self, store: Pkcs11KeyStore, label: str, public: rsa.RSAPublicKey) -> None:
         self._store, self._label, self._public = store, label, public
 
-    def sign(self, data: utils.Buffer, padding_: padding.AsymmetricPadding,
-             algorithm: utils.Prehashed | hashes.HashAlgorithm) -> bytes:
+    def sign(self, data: bytes, padding_: padding.AsymmetricPadding, algorithm: Any) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15) or isinstance(algorithm, utils.Prehashed):
             raise TokenError("the token signs RSA with PKCS#1 v1.5 over unhashed data only")
         mechanism = self._V15.get(algorithm.name)
@@ -327,8 +370,12 @@ class TokenRSAPrivateKey(rsa.RSAPrivateKey):
     decrypt = _refuse
     private_numbers = _refuse
 
-    def private_bytes(self, encoding: serialization.Encoding, format: serialization.PrivateFormat,
-                      encryption_algorithm: serialization.KeySerializationEncryption) -> bytes:
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
         _refuse()
 
     def __copy__(self) -> TokenRSAPrivateKey:

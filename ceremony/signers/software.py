@@ -54,8 +54,11 @@ class SoftwareKeyStore:
             key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
         else:
             raise TokenError(f"key algorithm must be one of ec-p256, ec-p384, rsa-3072 (got {algorithm!r})")
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.BestAvailableEncryption(self._passphrase))
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase),
+        )
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -83,8 +86,9 @@ class SoftwareKeyStore:
 
     def attributes(self, label: str) -> KeyAttributes:
         self.load(label)
-        return KeyAttributes(label=label, sensitive=False, extractable=True, local=True,
-                             always_sensitive=False, never_extractable=False)
+        return KeyAttributes(
+            label=label, sensitive=False, extractable=True, local=True, always_sensitive=False, never_extractable=False
+        )
 
     def close(self) -> None:
         """Nothing to release."""

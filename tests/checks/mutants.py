@@ -21,8 +21,15 @@ _SIGNER = ec.generate_private_key(ec.SECP256R1())
 def resign(tbs: ax.TbsCertificate, algorithm: ax.SignedDigestAlgorithm) -> bytes:
     data = tbs.dump(force=True)
     signature = _SIGNER.sign(data, ec.ECDSA(hashes.SHA256()))
-    return bytes(ax.Certificate({"tbs_certificate": ax.TbsCertificate.load(data),
-                                 "signature_algorithm": algorithm, "signature_value": signature}).dump())
+    return bytes(
+        ax.Certificate(
+            {
+                "tbs_certificate": ax.TbsCertificate.load(data),
+                "signature_algorithm": algorithm,
+                "signature_value": signature,
+            }
+        ).dump()
+    )
 
 
 def mutate(der: bytes, mutation: Mutation) -> bytes:
@@ -40,12 +47,14 @@ def flip_critical(name: str) -> Mutation:
     def mutation(tbs: ax.TbsCertificate) -> None:
         ext = _ext(tbs, name)
         ext["critical"] = not ext["critical"].native
+
     return mutation
 
 
 def drop_extension(name: str) -> Mutation:
     def mutation(tbs: ax.TbsCertificate) -> None:
         tbs["extensions"] = ax.Extensions([e for e in tbs["extensions"] if e["extn_id"].native != name])
+
     return mutation
 
 
@@ -54,6 +63,7 @@ def set_extension(name: str, value: core.Asn1Value, critical: bool) -> Mutation:
         others = [e for e in tbs["extensions"] if e["extn_id"].native != name]
         others.append(ax.Extension({"extn_id": name, "critical": critical, "extn_value": value}))
         tbs["extensions"] = ax.Extensions(others)
+
     return mutation
 
 
@@ -63,9 +73,11 @@ def two_key_usage_bits(tbs: ax.TbsCertificate) -> None:
 
 def replace_key(private: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> Mutation:
     def mutation(tbs: ax.TbsCertificate) -> None:
-        spki = private.public_key().public_bytes(serialization.Encoding.DER,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+        spki = private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         tbs["subject_public_key_info"] = keys.PublicKeyInfo.load(spki)
+
     return mutation
 
 
@@ -79,9 +91,12 @@ def ski_not_method2(tbs: ax.TbsCertificate) -> None:
 
 def subject(attributes: list[tuple[str, core.Asn1Value]]) -> Mutation:
     def mutation(tbs: ax.TbsCertificate) -> None:
-        rdns = [ax.RelativeDistinguishedName([ax.NameTypeAndValue({"type": oid, "value": value})])
-                for oid, value in attributes]
+        rdns = [
+            ax.RelativeDistinguishedName([ax.NameTypeAndValue({"type": oid, "value": value})])
+            for oid, value in attributes
+        ]
         tbs["subject"] = ax.Name(name="", value=ax.RDNSequence(rdns))
+
     return mutation
 
 
@@ -93,12 +108,17 @@ def device_san(eui: bytes, hw_type: str) -> Mutation:
         body = core.ObjectIdentifier(HARDWARE_MODULE_NAME_OID).dump() + _tlv(0xA0, hardware_module_name(hw_type, eui))
         names = ax.GeneralNames.load(_tlv(0x30, _tlv(0xA0, body)))
         set_extension("subject_alt_name", names, True)(tbs)
+
     return mutation
 
 
 def _tlv(tag: int, content: bytes) -> bytes:
     n = len(content)
-    length = bytes([n]) if n < 128 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+    length = (
+        bytes([n])
+        if n < 128
+        else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+    )
     return bytes([tag]) + length + content
 
 
@@ -106,6 +126,7 @@ def not_after(when: datetime) -> Mutation:
     def mutation(tbs: ax.TbsCertificate) -> None:
         value = ax.Time(name="utc_time" if when.year < 2050 else "general_time", value=when)
         tbs["validity"] = ax.Validity({"not_before": tbs["validity"]["not_before"], "not_after": value})
+
     return mutation
 
 

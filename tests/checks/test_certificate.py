@@ -31,15 +31,21 @@ def _real(smki: Path, name: str) -> bytes:
 def own() -> dict[str, bytes]:
     """The workbench's own device and organisation certificates (pure builder, software keys)."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    root = build_tbs(Identity(role="00", name="R"), ca_key.public_key(), get_profile("ss1spca-issuing"), None,
-                     2**125, NOW).sign(ca_key, hashes.SHA256())
+    root = build_tbs(
+        Identity(role="00", name="R"), ca_key.public_key(), get_profile("ss1spca-issuing"), None, 2**125, NOW
+    ).sign(ca_key, hashes.SHA256())
     issuer = Issuer(root.subject, key_identifier(ca_key.public_key()), root.not_valid_after_utc)
     out = {}
-    for profile, identity in (("ss1sp-device", Identity(eui64="00DB123456789001", usage="ds")),
-                              ("ss1sp-organisation", Identity(eui64="90B3D51F30000001", usage="ka", role="02"))):
+    for profile, identity in (
+        ("ss1sp-device", Identity(eui64="00DB123456789001", usage="ds")),
+        ("ss1sp-organisation", Identity(eui64="90B3D51F30000001", usage="ka", role="02")),
+    ):
         key = ec.generate_private_key(ec.SECP256R1())
-        out[profile] = build_tbs(identity, key.public_key(), get_profile(profile), issuer, 2**125 + 1,
-                                 NOW).sign(ca_key, hashes.SHA256()).public_bytes(DER)
+        out[profile] = (
+            build_tbs(identity, key.public_key(), get_profile(profile), issuer, 2**125 + 1, NOW)
+            .sign(ca_key, hashes.SHA256())
+            .public_bytes(DER)
+        )
     return out
 
 
@@ -66,12 +72,14 @@ DEVICE_MUTANTS: dict[str, tuple[Callable[[], m.Mutation], str]] = {
 ORG_MUTANTS: dict[str, tuple[Callable[[], m.Mutation], str]] = {
     "key-usage-not-critical": (lambda: m.flip_critical("key_usage"), "profile.key_usage.not_critical"),
     "two-key-usage-bits": (lambda: m.two_key_usage_bits, "profile.key_usage.bit_count"),
-    "unknown-role-code": (lambda: m.subject([("2.5.4.11", core.UTF8String("42")),
-                                             ("2.5.4.45", m.unique_identifier(b"\x90" * 8))]),
-                          "profile.subject.role_unknown"),
-    "eui-7-octets": (lambda: m.subject([("2.5.4.11", core.UTF8String("02")),
-                                        ("2.5.4.45", m.unique_identifier(b"\x90" * 7))]),
-                     "profile.subject.eui64_length"),
+    "unknown-role-code": (
+        lambda: m.subject([("2.5.4.11", core.UTF8String("42")), ("2.5.4.45", m.unique_identifier(b"\x90" * 8))]),
+        "profile.subject.role_unknown",
+    ),
+    "eui-7-octets": (
+        lambda: m.subject([("2.5.4.11", core.UTF8String("02")), ("2.5.4.45", m.unique_identifier(b"\x90" * 7))]),
+        "profile.subject.eui64_length",
+    ),
     "ca-true": (lambda: m.ca_true, "profile.basic_constraints.ca_on_end_entity"),
     "p384-key": (lambda: m.replace_key(ec.generate_private_key(ec.SECP384R1())), "profile.key.curve"),
 }
@@ -91,13 +99,15 @@ def _base(profile: str, real_path: str | None, smki: Path | None, own: dict[str,
 @pytest.fixture
 def smki(request: pytest.FixtureRequest) -> Path | None:
     from tests.conftest import SHARED_VECTORS
+
     return SHARED_VECTORS if SHARED_VECTORS.is_dir() else None
 
 
 @pytest.mark.parametrize("profile", sorted(_DEVICE_PROFILES))
 @pytest.mark.parametrize("mutant", sorted(DEVICE_MUTANTS))
-def test_device_mutant_is_flagged_with_its_code(mutant: str, profile: str, smki: Path | None,
-                                                own: dict[str, bytes]) -> None:
+def test_device_mutant_is_flagged_with_its_code(
+    mutant: str, profile: str, smki: Path | None, own: dict[str, bytes]
+) -> None:
     base = _base(profile, _DEVICE_PROFILES[profile], smki, own)
     assert _codes(m.mutate(base, lambda tbs: None), profile) == set()
     make, code = DEVICE_MUTANTS[mutant]
@@ -106,8 +116,9 @@ def test_device_mutant_is_flagged_with_its_code(mutant: str, profile: str, smki:
 
 @pytest.mark.parametrize("profile", sorted(_ORG_PROFILES))
 @pytest.mark.parametrize("mutant", sorted(ORG_MUTANTS))
-def test_organisation_mutant_is_flagged_with_its_code(mutant: str, profile: str, smki: Path | None,
-                                                      own: dict[str, bytes]) -> None:
+def test_organisation_mutant_is_flagged_with_its_code(
+    mutant: str, profile: str, smki: Path | None, own: dict[str, bytes]
+) -> None:
     base = _base(profile, _ORG_PROFILES[profile], smki, own)
     assert _codes(m.mutate(base, lambda tbs: None), profile) == set()
     make, code = ORG_MUTANTS[mutant]
@@ -124,8 +135,9 @@ def test_real_vectors_pass_their_profiles(smki_vectors: Path) -> None:
     warnings: list[str] = []
     for folder, profile in (("device", "smki-device"), ("organisation", "smki-organisation")):
         for path in sorted((smki_vectors / folder).glob("*.pem")):
-            findings = check_certificate(_real(smki_vectors, f"{folder}/{path.name}"), get_profile(profile),
-                                         subject=path.name)
+            findings = check_certificate(
+                _real(smki_vectors, f"{folder}/{path.name}"), get_profile(profile), subject=path.name
+            )
             assert failing(findings) == [], [str(f) for f in failing(findings)]
             warnings += [f.code for f in findings if f.severity == Severity.WARNING]
             counts[folder] += 1
@@ -136,17 +148,22 @@ def test_real_vectors_pass_their_profiles(smki_vectors: Path) -> None:
 
 def test_nonconformant_vectors_name_the_null_parameters(smki_vectors: Path) -> None:
     for path in sorted((smki_vectors / "organisation-nonconformant").glob("*.pem")):
-        findings = failing(check_certificate(_real(smki_vectors, f"organisation-nonconformant/{path.name}"),
-                                             get_profile("smki-organisation")))
+        findings = failing(
+            check_certificate(
+                _real(smki_vectors, f"organisation-nonconformant/{path.name}"), get_profile("smki-organisation")
+            )
+        )
         assert [f.code for f in findings] == ["profile.signature.params_not_absent"]
         assert "NULL parameters" in findings[0].message
 
 
 def test_signature_and_aki_are_checked_against_the_issuer(own: dict[str, bytes]) -> None:
     from cryptography import x509
+
     other_key = ec.generate_private_key(ec.SECP256R1())
-    stranger = build_tbs(Identity(role="07", name="X"), other_key.public_key(), get_profile("ss1spca-issuing"),
-                         None, 2**125, NOW).sign(other_key, hashes.SHA256())
+    stranger = build_tbs(
+        Identity(role="07", name="X"), other_key.public_key(), get_profile("ss1spca-issuing"), None, 2**125, NOW
+    ).sign(other_key, hashes.SHA256())
     codes = {f.code for f in check_certificate(own["ss1sp-device"], get_profile("ss1sp-device"), issuer=stranger)}
     assert {"profile.signature.invalid", "profile.aki.mismatch", "profile.issuer.name_mismatch"} <= codes
     assert isinstance(stranger, x509.Certificate)
@@ -155,6 +172,7 @@ def test_signature_and_aki_are_checked_against_the_issuer(own: dict[str, bytes])
 def test_a_crashing_check_becomes_a_fatal_finding(own: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(_: object) -> None:
         raise RuntimeError("boom")
+
     monkeypatch.setattr(certificate, "CHECKS", (explode, *certificate.CHECKS[1:]))
     findings = check_certificate(own["ss1sp-device"], get_profile("ss1sp-device"))
     fatal = [f for f in findings if f.severity == Severity.FATAL]

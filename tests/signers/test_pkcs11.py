@@ -31,15 +31,24 @@ def store(tmp_path: Path) -> Pkcs11KeyStore:
 def _self_signed(key: ec.EllipticCurvePrivateKey, algorithm: hashes.HashAlgorithm) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "t")])
     now = datetime.now(timezone.utc)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
-            .sign(key, algorithm))  # type: ignore[arg-type]
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, algorithm)
+    )  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("algorithm, hash_", [("ec-p256", hashes.SHA256()), ("ec-p384", hashes.SHA384()),
-                                              ("rsa-3072", hashes.SHA256())])
-def test_token_keys_sign_certificates_that_verify(store: Pkcs11KeyStore, algorithm: str,
-                                                  hash_: hashes.HashAlgorithm) -> None:
+@pytest.mark.parametrize(
+    "algorithm, hash_", [("ec-p256", hashes.SHA256()), ("ec-p384", hashes.SHA384()), ("rsa-3072", hashes.SHA256())]
+)
+def test_token_keys_sign_certificates_that_verify(
+    store: Pkcs11KeyStore, algorithm: str, hash_: hashes.HashAlgorithm
+) -> None:
     key = store.generate(f"ca-{algorithm}", algorithm)  # type: ignore[arg-type]
     cert = _self_signed(key, hash_)  # type: ignore[arg-type]
     cert.verify_directly_issued_by(cert)
@@ -49,15 +58,19 @@ def test_token_keys_sign_certificates_that_verify(store: Pkcs11KeyStore, algorit
 def test_ca_keys_are_sensitive_and_never_extractable(store: Pkcs11KeyStore) -> None:
     store.generate("ca-root", "ec-p256")
     attrs = store.attributes("ca-root")
-    assert (attrs.sensitive, attrs.extractable, attrs.local, attrs.never_extractable, attrs.always_sensitive) \
-        == (True, False, True, True, True)
+    assert (attrs.sensitive, attrs.extractable, attrs.local, attrs.never_extractable, attrs.always_sensitive) == (
+        True,
+        False,
+        True,
+        True,
+        True,
+    )
 
 
 def test_private_key_material_is_refused(store: Pkcs11KeyStore) -> None:
     key = store.generate("ca-x", "ec-p256")
     with pytest.raises(TokenError, match="stays on the token"):
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     with pytest.raises(TokenError, match="stays on the token"):
         key.private_numbers()
 
