@@ -79,6 +79,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     path = Path(args.csr[0])
     data = read_csr(path)
     ws = Workspace.open(_workspace_dir(args))
+    key_store = ws.config.key_store.kind
     try:
         issued = issue(
             ws,
@@ -101,7 +102,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(f"issued {issued.record.profile} serial {issued.record.serial} -> {issued.artifact}")
+        store = "" if key_store == "pkcs11" else " (CA key in the SOFTWARE store, not a token)"
+        print(f"issued {issued.record.profile} serial {issued.record.serial} -> {issued.artifact}{store}")
     return 0
 
 

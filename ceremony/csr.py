@@ -18,7 +18,14 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ceremony.der import HARDWARE_MODULE_NAME_OID, X500_UNIQUE_IDENTIFIER_OID, parse_hardware_module_name
+from ceremony.der import (
+    HARDWARE_MODULE_NAME_OID,
+    NAMED_CURVES,
+    X500_UNIQUE_IDENTIFIER_OID,
+    key_facts,
+    parse_hardware_module_name,
+    signature_name,
+)
 from ceremony.errors import InputError
 from ceremony.profiles import ResolvedProfile
 from ceremony.signers import CAPublicKey
@@ -26,20 +33,6 @@ from ceremony.signers import CAPublicKey
 MAX_CSR_BYTES = 1 << 20
 PEM_LABELS = ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")
 #: Curves by the name asn1crypto gives them → the workbench's key algorithm names.
-_NAMED_CURVES = {"secp256r1": ("ec-p256", 32), "secp384r1": ("ec-p384", 48), "secp521r1": ("ec-p521", 66)}
-_SIGNATURES = {
-    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
-    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
-    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512",
-    "1.2.840.10045.4.1": "ecdsa-with-SHA1",
-    "1.2.840.113549.1.1.5": "sha1WithRSAEncryption",
-    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
-    "1.2.840.113549.1.1.12": "sha384WithRSAEncryption",
-    "1.2.840.113549.1.1.10": "RSASSA-PSS",
-    "1.3.101.112": "Ed25519",
-    "1.3.101.113": "Ed448",
-    "1.2.840.10040.4.3": "dsa-with-SHA1",
-}
 _EUI64 = re.compile(r"^[0-9A-F]{16}$")
 
 
@@ -125,31 +118,19 @@ def _parse(der: bytes, source: str) -> asn1_csr.CertificationRequest:
 
 
 def _key_algorithm(request: asn1_csr.CertificationRequest, source: str) -> str:
-    spki = request["certification_request_info"]["subject_pk_info"]
-    algorithm = spki["algorithm"]["algorithm"].native
-    if algorithm == "ec":
-        params = spki["algorithm"]["parameters"]
-        if params.name != "named":
-            raise InputError(
-                f"{source}: CSR key uses explicit curve parameters; only named curves (RFC 5480) are allowed"
-            )
-        curve = params.chosen.native
-        if curve not in _NAMED_CURVES:
-            raise InputError(f"{source}: CSR key is on curve {curve}; not an allowed curve")
-        name, size = _NAMED_CURVES[curve]
-        point = bytes(spki["public_key"].contents[1:])  # after the BIT STRING's unused-bits octet
-        if point[:1] != b"\x04" or len(point) != 1 + 2 * size:
-            raise InputError(f"{source}: CSR EC point is not uncompressed (RFC 5480 2.2)")
-        return name
-    if algorithm == "rsa":
-        return f"rsa-{spki['public_key'].parsed['modulus'].native.bit_length()}"
-    return str(algorithm)
+    facts = key_facts(request["certification_request_info"]["subject_pk_info"])
+    if facts.explicit_parameters:
+        raise InputError(f"{source}: CSR key uses explicit curve parameters; only named curves (RFC 5480) are allowed")
+    if facts.curve is not None and facts.curve not in NAMED_CURVES:
+        raise InputError(f"{source}: CSR key is on curve {facts.curve}; not an allowed curve")
+    if not facts.point_uncompressed:
+        raise InputError(f"{source}: CSR EC point is not uncompressed (RFC 5480 2.2)")
+    return facts.algorithm
 
 
 def _signature_algorithm(request: asn1_csr.CertificationRequest, source: str, profile: ResolvedProfile) -> str:
     identifier = request["signature_algorithm"]
-    oid = str(identifier["algorithm"].dotted)
-    name = _SIGNATURES.get(oid, oid)
+    name = signature_name(str(identifier["algorithm"].dotted))
     if "SHA1" in name:
         raise InputError(f"{source}: CSR is signed with {name}; SHA-1 is not allowed")
     if name.startswith("ecdsa") and not isinstance(identifier["parameters"], core.Void):

@@ -11,15 +11,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.name import _ASN1Type
-from cryptography.x509.oid import NameOID
 
 from ceremony.checks.certificate import check_certificate
 from ceremony.checks.findings import Finding, failing
 from ceremony.errors import InputError
 from ceremony.issuance import Issued, create_ca, issue
 from ceremony.profiles import get_profile
-from ceremony.tbs import Identity, Usage
+from ceremony.tbs import Identity, Usage, subject_name
 from ceremony.workspace import Workspace, init_workspace
 
 DEMO_APPROVER = "demo-ra-officer"
@@ -62,19 +60,6 @@ def _csr(key: ec.EllipticCurvePrivateKey, subject: x509.Name) -> bytes:
     )
 
 
-def _org_subject() -> x509.Name:
-    # The organisation's own CSR asks for its identity; issuance checks it against the approval.
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, ORG_NAME),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ORG_ROLE),
-            x509.NameAttribute(
-                NameOID.X500_UNIQUE_IDENTIFIER, b"\x00" + bytes.fromhex(ORG_EUI64), _type=_ASN1Type.BitString
-            ),
-        ]
-    )
-
-
 def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None) -> DemoResult:
     """Workspace → token → root and issuing CA → organisation (DS, KA) and device certificates → lint → export."""
     if devices < 0 or devices > 10_000:
@@ -113,16 +98,19 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None) -> DemoR
                 ),
             )
         )
+        organisation = get_profile("ss1sp-organisation", ws.config.oids)
         for usage in USAGES:
             key = ec.generate_private_key(ec.SECP256R1())
+            identity = Identity(eui64=ORG_EUI64, usage=usage, role=ORG_ROLE, name=ORG_NAME)
+            # The organisation's own CSR asks for its identity; issuance checks it against the approval.
             result.issued.append(
                 issue(
                     ws,
                     ca_name=ISSUING,
                     profile_name="ss1sp-organisation",
-                    csr=_csr(key, _org_subject()),
+                    csr=_csr(key, subject_name(organisation, identity)),
                     csr_source=f"demo:organisation-{usage}",
-                    identity=Identity(eui64=ORG_EUI64, usage=usage, role=ORG_ROLE, name=ORG_NAME),
+                    identity=identity,
                     approved_by=DEMO_APPROVER,
                 )
             )

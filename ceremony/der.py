@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Any
 
 from asn1crypto import core
 from cryptography.hazmat.primitives import serialization
@@ -43,3 +45,52 @@ def gbcs_key_identifier(public_key_bits: bytes) -> bytes:
     low = bytearray(hashlib.sha1(public_key_bits).digest()[-8:])  # noqa: S324 - RFC 5280 names SHA-1
     low[0] = 0x40 | (low[0] & 0x0F)
     return bytes(low)
+
+
+#: Signature AlgorithmIdentifier OIDs → the names profiles and findings use.
+SIGNATURE_ALGORITHMS = {
+    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
+    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
+    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512",
+    "1.2.840.10045.4.1": "ecdsa-with-SHA1",
+    "1.2.840.113549.1.1.5": "sha1WithRSAEncryption",
+    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
+    "1.2.840.113549.1.1.12": "sha384WithRSAEncryption",
+    "1.2.840.113549.1.1.10": "RSASSA-PSS",
+    "1.3.101.112": "Ed25519",
+    "1.3.101.113": "Ed448",
+    "1.2.840.10040.4.3": "dsa-with-SHA1",
+}
+#: Named curves → (the workbench's key algorithm name, coordinate length in octets).
+NAMED_CURVES = {"secp256r1": ("ec-p256", 32), "secp384r1": ("ec-p384", 48), "secp521r1": ("ec-p521", 66)}
+
+
+def signature_name(oid: str) -> str:
+    return SIGNATURE_ALGORITHMS.get(oid, oid)
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """What a SubjectPublicKeyInfo's encoding says, read from the DER (cryptography normalises some of it)."""
+
+    algorithm: str  # "ec-p256", "ec-secp256k1", "rsa-2048", "ed25519", ...
+    curve: str | None = None
+    explicit_parameters: bool = False
+    point_uncompressed: bool = True
+
+
+def key_facts(spki: Any) -> KeyFacts:
+    """Facts about an asn1crypto ``PublicKeyInfo`` (RFC 5480: named curve, uncompressed point)."""
+    algorithm = str(spki["algorithm"]["algorithm"].native)
+    if algorithm == "ec":
+        params = spki["algorithm"]["parameters"]
+        if params.name != "named":
+            return KeyFacts("ec-explicit", explicit_parameters=True)
+        curve = str(params.chosen.native)
+        name, size = NAMED_CURVES.get(curve, (f"ec-{curve}", 0))
+        point = bytes(spki["public_key"].contents[1:])  # after the BIT STRING's unused-bits octet
+        uncompressed = point[:1] == b"\x04" and (not size or len(point) == 1 + 2 * size)
+        return KeyFacts(name, curve=curve, point_uncompressed=uncompressed)
+    if algorithm == "rsa":
+        return KeyFacts(f"rsa-{spki['public_key'].parsed['modulus'].native.bit_length()}")
+    return KeyFacts(algorithm)

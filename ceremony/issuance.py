@@ -6,12 +6,14 @@ import getpass
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -19,6 +21,7 @@ from ceremony.artifacts import write_once
 from ceremony.checks.certificate import check_certificate
 from ceremony.checks.findings import failing
 from ceremony.csr import CertificationRequest, check_identity, parse_csr
+from ceremony.der import signature_name
 from ceremony.errors import CeremonyError, InputError, StateError
 from ceremony.inventory import CARecord, CertificateRecord
 from ceremony.profiles import ResolvedProfile, get_profile
@@ -27,11 +30,6 @@ from ceremony.tbs import Identity, Issuer, build_tbs, key_identifier
 from ceremony.workspace import Workspace
 
 _PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SIGNATURE_NAMES = {
-    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
-    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
-    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
-}
 
 
 class IssuanceError(CeremonyError):
@@ -107,10 +105,22 @@ def _findings_text(findings: list[object]) -> str:
     return "; ".join(str(f) for f in findings[:3])
 
 
+Discard = Callable[[x509.Certificate, str], None]
+
+
 def sign_checked(
-    builder: x509.CertificateBuilder, profile: ResolvedProfile, key: CAPrivateKey, issuer_cert: x509.Certificate | None
+    builder: x509.CertificateBuilder,
+    profile: ResolvedProfile,
+    key: CAPrivateKey,
+    issuer_cert: x509.Certificate | None,
+    *,
+    on_discard: Discard | None = None,
 ) -> x509.Certificate:
-    """Lint a throwaway-signed copy, sign for real, compare TBS bytes, verify, check again."""
+    """Lint a throwaway-signed copy, sign for real, compare TBS bytes, verify, check again.
+
+    A failure after the real signature calls ``on_discard(cert, reason)`` first, so that a
+    certificate the CA key signed but the workbench refused is still on record.
+    """
     algorithm, sig_name = signature_hash(key)
     if sig_name not in profile.rules.signature_algorithms:
         raise InputError(
@@ -122,17 +132,46 @@ def sign_checked(
     if problems:
         raise IssuanceError(f"pre-issuance lint failed for profile {profile.name}: {_findings_text(list(problems))}")
     cert = builder.sign(key, algorithm)
+    reason = _post_signing_problem(cert, draft, profile, issuer_cert)
+    if reason is not None:
+        if on_discard is not None:
+            on_discard(cert, reason)
+        raise IssuanceError(f"{reason}; certificate discarded")
+    return cert
+
+
+def _post_signing_problem(
+    cert: x509.Certificate, draft: x509.Certificate, profile: ResolvedProfile, issuer_cert: x509.Certificate | None
+) -> str | None:
     if cert.tbs_certificate_bytes != draft.tbs_certificate_bytes:
-        raise IssuanceError("the signed TBS differs from the linted TBS; certificate discarded")
+        return "the signed TBS differs from the linted TBS"
     anchor = issuer_cert if issuer_cert is not None else cert
     try:
         cert.verify_directly_issued_by(anchor)
-    except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no common base
-        raise IssuanceError(f"signature does not verify with the issuer's public key ({type(exc).__name__})") from exc
+    except (InvalidSignature, ValueError, TypeError) as exc:
+        return f"signature does not verify with the issuer's public key ({type(exc).__name__})"
     problems = failing(check_certificate(cert.public_bytes(serialization.Encoding.DER), profile, issuer=anchor))
     if problems:
-        raise IssuanceError(f"post-issuance check failed: {_findings_text(list(problems))}")
-    return cert
+        return f"post-issuance check failed: {_findings_text(list(problems))}"
+    return None
+
+
+def _discarder(ws: Workspace, ca: str, profile: str, approved_by: str) -> Discard:
+    def record(cert: x509.Certificate, reason: str) -> None:
+        ws.journal.append(
+            "certificate.discarded",
+            {
+                "actor": operator(),
+                "approved_by": approved_by,
+                "ca": ca,
+                "profile": profile,
+                "serial": serial_hex(cert.serial_number),
+                "fingerprint": cert.fingerprint(hashes.SHA256()).hex(),
+                "reason": reason,
+            },
+        )
+
+    return record
 
 
 def _record(
@@ -167,9 +206,7 @@ def _record(
         not_before=cert.not_valid_before_utc.isoformat(),
         not_after=cert.not_valid_after_utc.isoformat(),
         key_algorithm=key_algorithm_of(cert.public_key()),  # type: ignore[arg-type]
-        signature_algorithm=_SIGNATURE_NAMES.get(
-            cert.signature_algorithm_oid.dotted_string, cert.signature_algorithm_oid.dotted_string
-        ),
+        signature_algorithm=signature_name(cert.signature_algorithm_oid.dotted_string),
         policy_oids=" ".join(p.policy_identifier.dotted_string for p in policies),
         ski=ski.hex().upper(),
         aki=aki.hex().upper() if aki else None,
@@ -283,7 +320,8 @@ def create_ca(
     serial = new_serial(ws, serial_owner)
     key = ws.key_store.generate(f"ca-{name}", algorithm)
     builder = build_tbs(identity, key.public_key(), profile, issuer, serial, now, days=days)
-    cert = sign_checked(builder, profile, signer or key, issuer_cert)
+    discard = _discarder(ws, serial_owner, profile_name, approved_by)
+    cert = sign_checked(builder, profile, signer or key, issuer_cert, on_discard=discard)
     artifact = f"artifacts/cas/{name}.pem"
     record = _record(
         cert,
@@ -359,7 +397,9 @@ def issue(
         raise StateError(f"CA {ca_name} is not valid before {issuer_cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S}Z")
     serial = new_serial(ws, ca_name)
     builder = build_tbs(identity, request.public_key, profile, issuer, serial, now)
-    cert = sign_checked(builder, profile, signer, issuer_cert)
+    cert = sign_checked(
+        builder, profile, signer, issuer_cert, on_discard=_discarder(ws, ca_name, profile_name, approved_by)
+    )
     artifact = f"artifacts/certificates/{ca_name}/{serial_hex(serial)}.pem"
     record = _record(
         cert,

@@ -60,7 +60,8 @@ def key_identifier(public_key: CAPublicKey) -> bytes:
     return gbcs_key_identifier(subject_public_key_bits(public_key))
 
 
-def _subject(profile: ResolvedProfile, identity: Identity) -> x509.Name:
+def subject_name(profile: ResolvedProfile, identity: Identity) -> x509.Name:
+    """The subject DN the profile builds from an identity (also what a well-formed CSR asks for)."""
     rule = profile.rules.subject
     if rule.form == "empty":
         return x509.Name([])
@@ -120,7 +121,7 @@ def build_tbs(
     """The certificate to sign, in the profile's extension order (GBCS 12 observed order for EEs)."""
     rules = profile.rules
     ext = rules.extensions
-    subject = _subject(profile, identity)
+    subject = subject_name(profile, identity)
     not_before, not_after = _validity(profile, issuer, now, days)
     ski = key_identifier(public_key)
     builder = (

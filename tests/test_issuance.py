@@ -100,8 +100,16 @@ def test_signature_by_the_wrong_key_is_caught_after_signing(ca_workspace: Worksp
         datetime.now(timezone.utc),
     )
     impostor = ec.generate_private_key(ec.SECP256R1())
+    discarded: list[tuple[int, str]] = []
     with pytest.raises(IssuanceError, match="does not verify with the issuer's public key"):
-        sign_checked(builder, get_profile("ss1sp-device"), impostor, issuing)
+        sign_checked(
+            builder,
+            get_profile("ss1sp-device"),
+            impostor,
+            issuing,
+            on_discard=lambda cert, why: discarded.append((cert.serial_number, why)),
+        )
+    assert [serial for serial, _ in discarded] == [2**125 + 7]
 
 
 def test_serials_are_16_octets_and_unique(ca_workspace: Workspace) -> None:

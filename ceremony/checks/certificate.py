@@ -24,26 +24,19 @@ from ceremony.der import (
     HARDWARE_MODULE_NAME_OID,
     X500_UNIQUE_IDENTIFIER_OID,
     gbcs_key_identifier,
+    key_facts,
     parse_hardware_module_name,
+    signature_name,
 )
 from ceremony.errors import InputError
 from ceremony.profiles import ExtensionRule, ResolvedProfile, Violation
 
-SIGNATURE_NAMES = {
-    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
-    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
-    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512",
-    "1.2.840.10045.4.1": "ecdsa-with-SHA1",
-    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
-    "1.2.840.113549.1.1.5": "sha1WithRSAEncryption",
-}
 _HASHES: dict[str, hashes.HashAlgorithm] = {
     "ecdsa-with-SHA256": hashes.SHA256(),
     "ecdsa-with-SHA384": hashes.SHA384(),
     "ecdsa-with-SHA512": hashes.SHA512(),
     "sha256WithRSAEncryption": hashes.SHA256(),
 }
-_CURVES = {"secp256r1": ("ec-p256", 32), "secp384r1": ("ec-p384", 48)}
 #: Extension OIDs the profiles speak about → (rule attribute, short code).
 _EXTENSIONS = {
     "2.5.29.19": ("basic_constraints", "basic_constraints"),
@@ -123,7 +116,7 @@ def check_version(s: Subject) -> Iterator[Finding]:
 
 def _signature_identifier(s: Subject, identifier: Any, where: str) -> Iterator[Finding]:
     oid = identifier["algorithm"].dotted
-    name = SIGNATURE_NAMES.get(oid, oid)
+    name = signature_name(oid)
     if name not in s.profile.rules.signature_algorithms:
         yield s.finding(
             Severity.ERROR,
@@ -158,36 +151,28 @@ def check_signature_algorithm(s: Subject) -> Iterator[Finding]:
 
 
 def check_key(s: Subject) -> Iterator[Finding]:
-    spki = s.tbs["subject_public_key_info"]
-    algorithm = spki["algorithm"]["algorithm"].native
+    facts = key_facts(s.tbs["subject_public_key_info"])
     allowed = s.profile.rules.key_algorithms
-    if algorithm == "ec":
-        params = spki["algorithm"]["parameters"]
-        if params.name != "named":
-            yield s.finding(
-                Severity.ERROR,
-                "profile.key.explicit_parameters",
-                "EC key uses explicit curve parameters; RFC 5480 requires a named curve",
-            )
-            return
-        curve = params.chosen.native
-        name, size = _CURVES.get(curve, (f"ec-{curve}", 0))
-        if name not in allowed:
-            yield s.finding(
-                Severity.ERROR, "profile.key.curve", f"EC key is on {curve}; profile allows {', '.join(allowed)}"
-            )
-        point = bytes(spki["public_key"].contents[1:])
-        if point[:1] != b"\x04" or (size and len(point) != 1 + 2 * size):
-            yield s.finding(
-                Severity.ERROR,
-                "profile.key.point_compressed",
-                "EC point is not in uncompressed form (RFC 5480 2.2, GBCS 12)",
-            )
+    if facts.explicit_parameters:
+        yield s.finding(
+            Severity.ERROR,
+            "profile.key.explicit_parameters",
+            "EC key uses explicit curve parameters; RFC 5480 requires a named curve",
+        )
         return
-    bits = spki["public_key"].parsed["modulus"].native.bit_length() if algorithm == "rsa" else 0
-    name = f"rsa-{bits}" if algorithm == "rsa" else str(algorithm)
-    if name not in allowed:
-        yield s.finding(Severity.ERROR, "profile.key.algorithm", f"key is {name}; profile allows {', '.join(allowed)}")
+    if facts.algorithm not in allowed:
+        code, what = (
+            ("profile.key.curve", f"EC key is on {facts.curve}")
+            if facts.curve
+            else ("profile.key.algorithm", f"key is {facts.algorithm}")
+        )
+        yield s.finding(Severity.ERROR, code, f"{what}; profile allows {', '.join(allowed)}")
+    if not facts.point_uncompressed:
+        yield s.finding(
+            Severity.ERROR,
+            "profile.key.point_compressed",
+            "EC point is not in uncompressed form (RFC 5480 2.2, GBCS 12)",
+        )
 
 
 def check_serial(s: Subject) -> Iterator[Finding]:
@@ -502,7 +487,7 @@ def check_subject_alt_name(s: Subject) -> Iterator[Finding]:
 def check_signature(s: Subject) -> Iterator[Finding]:
     if s.issuer is None:
         return
-    name = SIGNATURE_NAMES.get(s.cert["signature_algorithm"]["algorithm"].dotted, "")
+    name = signature_name(s.cert["signature_algorithm"]["algorithm"].dotted)
     algorithm = _HASHES.get(name)
     if algorithm is None:
         return  # reported by check_signature_algorithm

@@ -9,8 +9,9 @@ from typing import Any
 from asn1crypto import crl as asn1_crl
 from asn1crypto import pem
 
-from ceremony.checks.certificate import SIGNATURE_NAMES, check_certificate
+from ceremony.checks.certificate import check_certificate
 from ceremony.checks.findings import Finding, Severity, failing
+from ceremony.der import signature_name
 from ceremony.errors import InputError
 from ceremony.profiles import ResolvedProfile, available_profiles, get_profile
 
@@ -119,7 +120,7 @@ def check_crl(der: bytes, subject: str) -> list[Finding]:
     findings = []
     if tbs["version"].native != "v2":
         findings.append(Finding(Severity.ERROR, "crl.version", "CRL is not v2", subject))
-    name = SIGNATURE_NAMES.get(crl["signature_algorithm"]["algorithm"].dotted, "other")
+    name = signature_name(crl["signature_algorithm"]["algorithm"].dotted)
     if name != "ecdsa-with-SHA256":
         findings.append(Finding(Severity.ERROR, "crl.signature.algorithm", f"CRL is signed with {name}", subject))
     if crl["signature_algorithm"]["parameters"].dump() not in (b"",):
