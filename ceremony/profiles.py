@@ -30,19 +30,6 @@ Presence = Literal["required", "optional", "absent"]
 Violation = Literal["error", "warning"]
 Kind = Literal["root-ca", "issuing-ca", "organisation", "device"]
 
-#: OpenSSL/RFC names of key-usage bits, in the order of the KeyUsage BIT STRING (RFC 5280 4.2.1.3).
-KEY_USAGE_BITS: tuple[KeyUsageBit, ...] = (
-    "digitalSignature",
-    "nonRepudiation",
-    "keyEncipherment",
-    "dataEncipherment",
-    "keyAgreement",
-    "keyCertSign",
-    "cRLSign",
-    "encipherOnly",
-    "decipherOnly",
-)
-
 
 def _data_dir() -> Path:
     return Path(os.environ.get("CEREMONY_DATA", Path(__file__).resolve().parent.parent / "data"))

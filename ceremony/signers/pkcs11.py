@@ -13,7 +13,7 @@ import hashlib
 import os
 import platform
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Self
 
 import pkcs11
 from cryptography.hazmat.primitives import hashes, serialization
@@ -284,15 +284,40 @@ def _refuse(*_: object, **__: object) -> NoReturn:
     raise TokenError("the private key stays on the token")
 
 
-class TokenECPrivateKey(ec.EllipticCurvePrivateKey):
+class _OnToken:
+    """What both token key classes share: a label on a store, and no way to the key material."""
+
+    def __init__(self, store: Pkcs11KeyStore, label: str, public: Any) -> None:
+        self._store, self._label, self._public = store, label, public
+
+    private_numbers = _refuse
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        _refuse()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._label!r} on {self._store.token_label!r}>"
+
+
+class TokenECPrivateKey(_OnToken, ec.EllipticCurvePrivateKey):
     """An EC private key on the token, usable wherever cryptography expects one.
 
     SoftHSM offers raw CKM_ECDSA only: the hash is computed here and the token's r||s
     signature is re-encoded as the DER Ecdsa-Sig-Value X.509 needs (RFC 5758 3.2).
     """
 
-    def __init__(self, store: Pkcs11KeyStore, label: str, public: ec.EllipticCurvePublicKey) -> None:
-        self._store, self._label, self._public = store, label, public
+    _public: ec.EllipticCurvePublicKey
 
     def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:  # type: ignore[override]
         if not isinstance(signature_algorithm, ec.ECDSA):
@@ -320,37 +345,17 @@ class TokenECPrivateKey(ec.EllipticCurvePrivateKey):
         return self._public.key_size
 
     exchange = _refuse
-    private_numbers = _refuse
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _refuse()
-
-    def __copy__(self) -> TokenECPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> TokenECPrivateKey:
-        return self
-
-    def __repr__(self) -> str:
-        return f"<TokenECPrivateKey {self._label!r} on {self._store.token_label!r}>"
 
 
-class TokenRSAPrivateKey(rsa.RSAPrivateKey):
-    """An RSA private key on the token (PKCS#1 v1.5 with SHA-256/384/512, and PSS)."""
+class TokenRSAPrivateKey(_OnToken, rsa.RSAPrivateKey):
+    """An RSA private key on the token (PKCS#1 v1.5 with SHA-256/384/512)."""
 
+    _public: rsa.RSAPublicKey
     _V15 = {
         "sha256": Mechanism.SHA256_RSA_PKCS,
         "sha384": Mechanism.SHA384_RSA_PKCS,
         "sha512": Mechanism.SHA512_RSA_PKCS,
     }
-
-    def __init__(self, store: Pkcs11KeyStore, label: str, public: rsa.RSAPublicKey) -> None:
-        self._store, self._label, self._public = store, label, public
 
     def sign(self, data: bytes, padding_: padding.AsymmetricPadding, algorithm: Any) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15) or isinstance(algorithm, utils.Prehashed):
@@ -368,21 +373,3 @@ class TokenRSAPrivateKey(rsa.RSAPrivateKey):
         return self._public.key_size
 
     decrypt = _refuse
-    private_numbers = _refuse
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _refuse()
-
-    def __copy__(self) -> TokenRSAPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> TokenRSAPrivateKey:
-        return self
-
-    def __repr__(self) -> str:
-        return f"<TokenRSAPrivateKey {self._label!r} on {self._store.token_label!r}>"
