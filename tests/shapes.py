@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID
 
 from ceremony.der import gbcs_key_identifier, parse_hardware_module_name, subject_public_key_bits
+from ceremony.signers import KeyAttributes
 
 SENTINEL = "9999-12-31 23:59:59+00:00"
 
@@ -88,3 +89,14 @@ def assert_is_org_cert(cert: x509.Certificate, issuer: x509.Certificate, eui64: 
     assert cert.not_valid_after_utc <= issuer.not_valid_after_utc
     _one_usage(cert, usage)
     assert_gbcs_key_ids(cert, issuer)
+
+
+def assert_never_leaves_the_token(attrs: KeyAttributes) -> None:
+    """PKCS#11 attributes of a CA key generated on the token with no backup allowed."""
+    assert (attrs.sensitive, attrs.extractable, attrs.local, attrs.never_extractable, attrs.always_sensitive) == (
+        True,
+        False,
+        True,
+        True,
+        True,
+    )

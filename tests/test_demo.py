@@ -14,6 +14,7 @@ from cryptography import x509
 
 from ceremony.cli import main
 from ceremony.workspace import Workspace
+from tests.shapes import assert_never_leaves_the_token
 
 PKILINT_KNOWN = ("NameDecodingValidator", "2.5.4.45")
 
@@ -60,13 +61,7 @@ def test_demo_ca_keys_never_leave_the_token(
     ws = Workspace.open(Path(str(result["workspace"])))
     for label in ("ca-s1sp-root", "ca-s1sp-issuing"):
         attrs = ws.key_store.attributes(label)
-        assert (attrs.sensitive, attrs.extractable, attrs.local, attrs.never_extractable, attrs.always_sensitive) == (
-            True,
-            False,
-            True,
-            True,
-            True,
-        )
+        assert_never_leaves_the_token(attrs)
     ws.close()
 
 

@@ -103,25 +103,27 @@ def smki(request: pytest.FixtureRequest) -> Path | None:
     return SHARED_VECTORS if SHARED_VECTORS.is_dir() else None
 
 
-@pytest.mark.parametrize("profile", sorted(_DEVICE_PROFILES))
-@pytest.mark.parametrize("mutant", sorted(DEVICE_MUTANTS))
-def test_device_mutant_is_flagged_with_its_code(
-    mutant: str, profile: str, smki: Path | None, own: dict[str, bytes]
-) -> None:
-    base = _base(profile, _DEVICE_PROFILES[profile], smki, own)
-    assert _codes(m.mutate(base, lambda tbs: None), profile) == set()
-    make, code = DEVICE_MUTANTS[mutant]
-    assert code in _codes(m.mutate(base, make()), profile)
+# Every (profile, mutant class) pair: both real-certificate profiles and both of the workbench's own.
+CASES = [
+    (profile, real, mutants, name)
+    for profiles, mutants in ((_DEVICE_PROFILES, DEVICE_MUTANTS), (_ORG_PROFILES, ORG_MUTANTS))
+    for profile, real in sorted(profiles.items())
+    for name in sorted(mutants)
+]
 
 
-@pytest.mark.parametrize("profile", sorted(_ORG_PROFILES))
-@pytest.mark.parametrize("mutant", sorted(ORG_MUTANTS))
-def test_organisation_mutant_is_flagged_with_its_code(
-    mutant: str, profile: str, smki: Path | None, own: dict[str, bytes]
+@pytest.mark.parametrize("profile, real, mutants, mutant", CASES, ids=[f"{c[0]}-{c[3]}" for c in CASES])
+def test_mutant_is_flagged_with_its_code(
+    profile: str,
+    real: str | None,
+    mutants: dict[str, tuple[Callable[[], m.Mutation], str]],
+    mutant: str,
+    smki: Path | None,
+    own: dict[str, bytes],
 ) -> None:
-    base = _base(profile, _ORG_PROFILES[profile], smki, own)
+    base = _base(profile, real, smki, own)
     assert _codes(m.mutate(base, lambda tbs: None), profile) == set()
-    make, code = ORG_MUTANTS[mutant]
+    make, code = mutants[mutant]
     assert code in _codes(m.mutate(base, make()), profile)
 
 
