@@ -133,8 +133,10 @@ def _signature_algorithm(request: asn1_csr.CertificationRequest, source: str, pr
     name = signature_name(str(identifier["algorithm"].dotted))
     if "SHA1" in name:
         raise InputError(f"{source}: CSR is signed with {name}; SHA-1 is not allowed")
-    if name.startswith("ecdsa") and not isinstance(identifier["parameters"], core.Void):
-        raise InputError(f"{source}: CSR signature algorithm {name} carries parameters; RFC 5758 3.2 says absent")
+    params = identifier["parameters"]
+    if name.startswith("ecdsa") and not isinstance(params, core.Void):
+        kind = "NULL parameters" if params.dump() == b"\x05\x00" else "parameters"
+        raise InputError(f"{source}: CSR signature algorithm {name} carries {kind}; RFC 5758 3.2 says absent")
     if name not in profile.rules.signature_algorithms:
         raise InputError(
             f"{source}: CSR is signed with {name}; profile {profile.name} allows "

@@ -25,7 +25,7 @@ REASONS = {
     "explicit-curve-parameters": "explicit curve parameters",
     "compressed-point": "not uncompressed",
     "sha1-signature": "SHA-1 is not allowed",
-    "null-signature-parameters": "RFC 5758 3.2 says absent",
+    "null-signature-parameters": "carries NULL parameters; RFC 5758 3.2 says absent",
     "over-1-mib": "the limit is 1048576",
 }
 
