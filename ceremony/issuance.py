@@ -21,7 +21,7 @@ from ceremony.artifacts import write_once
 from ceremony.checks.certificate import check_certificate
 from ceremony.checks.findings import failing
 from ceremony.csr import CertificationRequest, check_identity, parse_csr
-from ceremony.der import signature_name
+from ceremony.der import NAMED_CURVES, signature_name
 from ceremony.errors import CeremonyError, InputError, StateError
 from ceremony.inventory import CARecord, CertificateRecord
 from ceremony.profiles import ResolvedProfile, get_profile
@@ -33,7 +33,8 @@ _PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class IssuanceError(CeremonyError):
-    """A certificate failed a check before or after signing; nothing was recorded."""
+    """A certificate failed a check before or after signing: nothing was issued (one signed and then
+    refused is journalled as ``certificate.discarded``)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def operator() -> str:
 
 def key_algorithm_of(key: CAPublicKey) -> str:
     if isinstance(key, ec.EllipticCurvePublicKey):
-        return {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}.get(key.curve.name, f"ec-{key.curve.name}")
+        return NAMED_CURVES.get(key.curve.name, (f"ec-{key.curve.name}", 0))[0]
     return f"rsa-{key.key_size}"
 
 
