@@ -139,6 +139,14 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transcript(args: argparse.Namespace) -> int:
+    from ceremony.transcript import verify_transcript
+
+    report = verify_transcript(Path(args.file))
+    print(report.message)
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ceremony", description="S1SPKI ceremony workbench")
     parser.add_argument("--workspace", help="workspace directory (default: $CEREMONY_WORKSPACE or ./workspace)")
@@ -178,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("paths", nargs="+", help="files or directories")
     p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("transcript", help="ceremony transcripts")
+    tsub = p.add_subparsers(dest="transcript_command", required=True, parser_class=_Parser)
+    t = tsub.add_parser("verify", help="exit 0 only for an intact, sealed transcript whose seal verifies")
+    t.add_argument("file")
+    p.set_defaults(func=cmd_transcript)
 
     p = sub.add_parser("inventory", help="inventory export / import")
     inv = p.add_subparsers(dest="inventory_command", required=True, parser_class=_Parser)

@@ -1,4 +1,4 @@
-"""Append-only, hash-chained JSON-lines logs: the operations journal (and, later, ceremony transcripts).
+"""Append-only, hash-chained JSON-lines logs: the operations journal and ceremony transcripts.
 
 Each line is one JSON object with ``seq`` (from 1), ``time`` (UTC, ISO 8601), ``prev``
 (the previous entry's ``hash``, or 64 zeros for the first), the entry's own fields, and
@@ -131,3 +131,177 @@ class Journal:
 
     def verify(self) -> ChainStatus:
         return verify_chain(self.path)
+
+
+# --- ceremony transcripts --------------------------------------------------------------
+
+
+def read_aloud(digest: bytes, words: int = 8) -> str:
+    """A fingerprint witnesses read aloud and copy onto the paper record (``words`` x 10 bits).
+
+    Words come from SLIP-39's 1024-word list: distinct in their first four letters, easy to say.
+    """
+    from shamir_mnemonic.wordlist import WORDLIST
+
+    value = int.from_bytes(hashlib.sha256(digest).digest(), "big")
+    out = [WORDLIST[(value >> (256 - 10 * (i + 1))) & 0x3FF] for i in range(words)]
+    return " ".join(out)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Transcript(Journal):
+    """A ceremony transcript: start, steps, deviations, then a seal signed with the ceremony's CA key.
+
+    The seal is also written beside the transcript (``<name>.seal.json``), so that a sealed
+    transcript that lost its last lines is told apart from one that was never sealed.
+    """
+
+    @property
+    def seal_path(self) -> Path:
+        return self.path.with_suffix(".seal.json")
+
+    def start(self, ceremony_id: str, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        if self.path.exists():
+            raise StateError(f"transcript {self.path} already exists; a ceremony id is used once")
+        return self.append("ceremony.start", {"ceremony_id": ceremony_id, "type": kind, **fields})
+
+    def step(
+        self,
+        step: str,
+        action: str,
+        *,
+        actors: list[str],
+        inputs: dict[str, str] | None = None,
+        outputs: dict[str, str] | None = None,
+        result: str = "ok",
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One scripted step; ``inputs``/``outputs`` map names to SHA-256 hex digests."""
+        return self.append(
+            "step",
+            {
+                "step": step,
+                "action": action,
+                "actors": actors,
+                "inputs": inputs or {},
+                "outputs": outputs or {},
+                "result": result,
+                **({"details": details} if details else {}),
+            },
+        )
+
+    def deviation(self, what: str, why: str, acknowledged_by: list[str]) -> dict[str, Any]:
+        """A departure from the script, on record with who acknowledged it."""
+        return self.append("deviation", {"what": what, "why": why, "acknowledged_by": acknowledged_by})
+
+    def seal(self, key: Any, *, key_label: str) -> dict[str, Any]:
+        """Sign the chain head with the ceremony's CA key and close the transcript."""
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+        status = self.verify()
+        if not status.ok:
+            raise StateError(f"cannot seal {self.path}: {status.error}")
+        if self.seal_path.exists():
+            raise StateError(f"{self.path} is already sealed")
+        head = bytes.fromhex(status.head)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            signature = key.sign(head, ec.ECDSA(hashes.SHA256()))
+        else:
+            signature = key.sign(head, padding.PKCS1v15(), hashes.SHA256())
+        spki = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        entry = self.append(
+            "seal",
+            {
+                "sealed_hash": status.head,
+                "entries": status.entries,
+                "key_label": key_label,
+                "public_key": spki.hex(),
+                "signature": signature.hex(),
+                "words": read_aloud(head),
+            },
+        )
+        seal = {
+            "transcript": self.path.name,
+            "entries": entry["seq"],
+            "hash": entry["hash"],
+            "sealed_hash": status.head,
+            "words": entry["words"],
+        }
+        fd = os.open(self.seal_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(seal, fh, indent=2)
+        return entry
+
+
+@dataclass(frozen=True)
+class TranscriptReport:
+    """The verdict on one transcript; ``ok`` only when intact, sealed and the seal verifies."""
+
+    ok: bool
+    message: str
+    entries: int = 0
+    words: str | None = None
+
+
+def _last_step(entries: list[dict[str, Any]]) -> str:
+    steps = [str(e["step"]) for e in entries if e.get("event") == "step"]
+    return steps[-1] if steps else "none (no step was recorded)"
+
+
+def verify_transcript(path: Path) -> TranscriptReport:
+    """Intact chain, one seal as the last entry, seal signature valid, and no truncation."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    if not path.is_file():
+        return TranscriptReport(False, f"{path}: no such transcript")
+    status = verify_chain(path)
+    if not status.ok:
+        return TranscriptReport(False, f"{path}: {status.error}", status.entries)
+    entries = read_entries(path)
+    seals = [i for i, e in enumerate(entries) if e.get("event") == "seal"]
+    if seals and seals[0] != len(entries) - 1:
+        return TranscriptReport(False, f"{path}: line {seals[0] + 2}: entries after the seal", len(entries))
+    sidecar = Transcript(path).seal_path
+    recorded = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else None
+    if not seals:
+        if recorded is not None:
+            return TranscriptReport(
+                False,
+                f"{path}: truncated: sealed with {recorded['entries']} entries, {len(entries)} present",
+                len(entries),
+            )
+        return TranscriptReport(
+            False, f"{path}: intact but not sealed (interrupted after step {_last_step(entries)})", len(entries)
+        )
+    seal = entries[-1]
+    if recorded is not None and (recorded["entries"] != seal["seq"] or recorded["hash"] != seal["hash"]):
+        return TranscriptReport(False, f"{path}: the seal differs from {sidecar.name}", len(entries))
+    if seal["sealed_hash"] != seal["prev"]:
+        return TranscriptReport(False, f"{path}: line {len(entries)}: the seal names another chain head")
+    try:
+        key = serialization.load_der_public_key(bytes.fromhex(seal["public_key"]))
+        signature, head = bytes.fromhex(seal["signature"]), bytes.fromhex(seal["sealed_hash"])
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, head, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, head, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            return TranscriptReport(False, f"{path}: the seal key is neither EC nor RSA")
+    except (InvalidSignature, ValueError) as exc:
+        return TranscriptReport(
+            False, f"{path}: line {len(entries)}: seal signature does not verify ({type(exc).__name__})", len(entries)
+        )
+    return TranscriptReport(
+        True,
+        f"{path}: intact and sealed, {len(entries)} entries; read aloud: {seal['words']}",
+        len(entries),
+        seal["words"],
+    )
