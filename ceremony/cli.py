@@ -24,6 +24,11 @@ def _workspace_dir(args: argparse.Namespace) -> Path:
     return Path(args.workspace or os.environ.get("CEREMONY_WORKSPACE") or "workspace")
 
 
+def _default_register() -> Path:
+    data = Path(os.environ.get("CEREMONY_DATA", Path(__file__).resolve().parent.parent / "data"))
+    return Path(os.environ.get("CEREMONY_REGISTER", data / "people.yaml"))
+
+
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False))
 
@@ -139,6 +144,41 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    from ceremony.ceremonies import approvals, check_approver, load_ceremony, load_policy, preflight
+    from ceremony.people import load_register
+    from ceremony.workspace import Workspace
+
+    ceremony = load_ceremony(Path(args.file))
+    register = load_register(Path(args.register))
+    policy = load_policy()
+    check_approver(args.by, register)
+    preflight(ceremony, register, policy)
+    ws = Workspace.open(_workspace_dir(args))
+    try:
+        done = approvals(ws.journal.entries(), ceremony.sha256)
+        if args.by in done:
+            raise InputError(f"{args.by} has already approved {ceremony.path} (sha256 {ceremony.sha256[:16]}…)")
+        ws.journal.append(
+            "ceremony.approve",
+            {
+                "ceremony_id": ceremony.spec.ceremony_id,
+                "type": getattr(ceremony.spec, "type", None),
+                "file": str(ceremony.path),
+                "sha256": ceremony.sha256,
+                "by": args.by,
+            },
+        )
+    finally:
+        ws.close()
+    needed = policy.ceremony.approvals_required
+    print(
+        f"approved {ceremony.spec.ceremony_id} (sha256 {ceremony.sha256}) by {args.by}: "
+        f"{len(done) + 1} of {needed} approvals"
+    )
+    return 0
+
+
 def cmd_transcript(args: argparse.Namespace) -> int:
     from ceremony.transcript import verify_transcript
 
@@ -186,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("paths", nargs="+", help="files or directories")
     p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("approve", help="record an approval of a ceremony file (by its SHA-256)")
+    p.add_argument("file", help="ceremony file (YAML)")
+    p.add_argument("--by", required=True, help="approver's person id (participant register)")
+    p.add_argument("--register", default=str(_default_register()), help="participant register (YAML)")
+    p.set_defaults(func=cmd_approve)
 
     p = sub.add_parser("transcript", help="ceremony transcripts")
     tsub = p.add_subparsers(dest="transcript_command", required=True, parser_class=_Parser)

@@ -1,0 +1,303 @@
+"""Ceremony files: one strict model per ceremony type, the pre-flight checks, and approvals.
+
+A ceremony file is the one input of a ceremony; reviewing and approving the file (by its
+SHA-256) is approving the ceremony. The pre-flight refuses, naming the field path, anything
+the participant register or the policy parameters forbid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ceremony.config import Strict, load_model, load_yaml, parse_model
+from ceremony.errors import ConfigError, InputError
+from ceremony.people import Register
+from ceremony.profiles import KeyAlgorithm
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("CEREMONY_DATA", Path(__file__).resolve().parent.parent / "data"))
+
+
+class CeremonyPolicy(Strict):
+    approvals_required: int = Field(ge=1)
+    min_quorum_m: int = Field(ge=1)
+    max_quorum_n: int = Field(ge=1)
+    custodian_organisations_min: int = Field(ge=1)
+    witnesses_min: int = Field(ge=0)
+
+
+class PolicyParameters(Strict):
+    schema_version: Literal[1]
+    version: str
+    ceremony: CeremonyPolicy
+
+
+def load_policy(path: Path | None = None) -> PolicyParameters:
+    return load_model(PolicyParameters, path or _data_dir() / "policy" / "s1spkm-parameters.yaml")
+
+
+# --- the parts a ceremony file is made of -------------------------------------------------
+class Participants(Strict):
+    administrator: str
+    operators: list[str] = Field(min_length=1)
+    custodians: list[str] = Field(default_factory=list)
+    witnesses: list[str] = Field(default_factory=list)
+
+
+class Quorum(Strict):
+    m: int = Field(ge=1)
+    n: int = Field(ge=1)
+
+
+class Token(Strict):
+    #: "softhsm" finds the installed SoftHSM2 module; otherwise the PKCS#11 module path.
+    module: str
+    label: str
+    #: RFC 5649 AES key wrap with padding: SoftHSM numbers it 0x210A, PKCS#11 3.x HSMs 0x210B.
+    wrap_mechanism: Literal["0x210A", "0x210B", "0x2109"]
+
+
+class KeySpec(Strict):
+    label: str
+    algorithm: KeyAlgorithm
+    #: A wrapped backup allowed: the key is SENSITIVE and EXTRACTABLE (only ever exported wrapped);
+    #: otherwise SENSITIVE and never extractable.
+    backup: bool
+
+
+class Naming(Strict):
+    """The naming document: what the issued CA certificate must say."""
+
+    profile: str
+    common_name: str
+    validity_days: int = Field(gt=0)
+
+
+class Recording(Strict):
+    video_id: str
+
+
+class Bags(Strict):
+    """Tamper-evident bag numbers: tokens by label, share cards by custodian id."""
+
+    tokens: dict[str, str] = Field(default_factory=dict)
+    share_cards: dict[str, str] = Field(default_factory=dict)
+
+
+class CeremonyBase(Strict):
+    schema_version: Literal[1]
+    ceremony_id: str
+    date: str
+    participants: Participants
+    recording: Recording
+    bags: Bags = Bags()
+
+    @field_validator("ceremony_id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be 3-64 lower-case letters, digits and '-'")
+        return value
+
+    @field_validator("date")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+            raise ValueError(f"must be a date YYYY-MM-DD (got {value!r})")
+        dt.date.fromisoformat(value)
+        return value
+
+    @property
+    def day(self) -> dt.date:
+        return dt.date.fromisoformat(self.date)
+
+
+class TokenInitCeremony(CeremonyBase):
+    type: Literal["token-init"]
+    quorum: Quorum
+    token: Token
+
+
+class RootCeremony(CeremonyBase):
+    type: Literal["root-ca"]
+    quorum: Quorum
+    token: Token
+    key: KeySpec
+    naming: Naming
+
+
+class IssuingCeremony(RootCeremony):
+    type: Literal["issuing-ca"]  # type: ignore[assignment]
+    #: The CA (by workspace name) that signs the issuing CA certificate.
+    issuer: str
+
+
+class KeyBackupCeremony(CeremonyBase):
+    type: Literal["key-backup"]
+    quorum: Quorum
+    token: Token
+    key_label: str
+
+
+class KeyRestoreCeremony(CeremonyBase):
+    type: Literal["key-restore"]
+    quorum: Quorum
+    token: Token
+    key_label: str
+    #: The wrapped backup file, relative to the workspace.
+    backup: str
+    #: The CA whose certificate the restored key must sign for (proof of restore).
+    ca: str
+
+
+class KeyDestructionCeremony(CeremonyBase):
+    type: Literal["key-destruction"]
+    token: Token
+    key_label: str
+    reason: str
+
+    @model_validator(mode="after")
+    def _witnessed(self) -> KeyDestructionCeremony:
+        if not self.participants.witnesses:
+            raise ValueError("participants.witnesses: a key destruction needs at least one witness")
+        return self
+
+
+CEREMONY_TYPES: dict[str, type[CeremonyBase]] = {
+    "token-init": TokenInitCeremony,
+    "root-ca": RootCeremony,
+    "issuing-ca": IssuingCeremony,
+    "key-backup": KeyBackupCeremony,
+    "key-restore": KeyRestoreCeremony,
+    "key-destruction": KeyDestructionCeremony,
+}
+
+
+@dataclass(frozen=True)
+class CeremonyFile:
+    path: Path
+    sha256: str
+    spec: CeremonyBase
+
+
+def load_ceremony(path: Path) -> CeremonyFile:
+    """Read a ceremony file strictly, choosing the model by its ``type``."""
+    data: Any = load_yaml(path)
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind not in CEREMONY_TYPES:
+        raise ConfigError(f"{path}: type must be one of {', '.join(CEREMONY_TYPES)} (got {kind!r})")
+    spec = parse_model(CEREMONY_TYPES[kind], data, str(path))
+    return CeremonyFile(path, hashlib.sha256(path.read_bytes()).hexdigest(), spec)
+
+
+# --- pre-flight ---------------------------------------------------------------------------
+_ROLE_OF = {
+    "administrator": "administrator",
+    "operators": "operator",
+    "custodians": "custodian",
+    "witnesses": "witness",
+}
+
+
+def _seats(p: Participants) -> list[tuple[str, str]]:
+    """(field path, person id) for every seat in the ceremony."""
+    seats = [("participants.administrator", p.administrator)]
+    for field in ("operators", "custodians", "witnesses"):
+        seats += [(f"participants.{field}[{i}]", pid) for i, pid in enumerate(getattr(p, field))]
+    return seats
+
+
+def preflight(ceremony: CeremonyFile, register: Register, policy: PolicyParameters) -> None:
+    """Refuse a ceremony the register or the policy forbids; the error names the field path."""
+    spec, rules, src = ceremony.spec, policy.ceremony, str(ceremony.path)
+    people = register.people
+    for where, pid in _seats(spec.participants):
+        if pid not in people:
+            raise ConfigError(f"{src}: {where}: {pid!r} is not in the participant register")
+        role = _ROLE_OF[where.split(".")[1].split("[")[0]]
+        person = people[pid]
+        if role not in person.roles and not (role == "witness" and "auditor" in person.roles):
+            raise ConfigError(
+                f"{src}: {where}: {pid} is not registered for the {role} role (registered: {', '.join(person.roles)})"
+            )
+        for what, until in (("vetting", person.vetting_expires), ("training", person.training_expires)):
+            if dt.date.fromisoformat(until) < spec.day:
+                raise ConfigError(f"{src}: {where}: {pid}'s {what} expired {until} (ceremony date {spec.date})")
+    operational = {pid: where for where, pid in _seats(spec.participants) if ".witnesses" not in where}
+    for i, pid in enumerate(spec.participants.witnesses):
+        if pid in operational:
+            raise ConfigError(
+                f"{src}: participants.witnesses[{i}]: {pid} is also {operational[pid]}; a witness holds no other role"
+            )
+    if len(spec.participants.witnesses) < rules.witnesses_min:
+        raise ConfigError(f"{src}: participants.witnesses: at least {rules.witnesses_min} witness(es) required")
+    custodians = spec.participants.custodians
+    for i, pid in enumerate(custodians):
+        if pid in custodians[:i]:
+            raise ConfigError(f"{src}: participants.custodians[{i}]: {pid} would hold two shares")
+    quorum: Quorum | None = getattr(spec, "quorum", None)
+    if quorum is not None:
+        if quorum.n != len(custodians):
+            raise ConfigError(f"{src}: quorum.n: {quorum.n} shares but {len(custodians)} custodians")
+        if quorum.m > quorum.n:
+            raise ConfigError(f"{src}: quorum.m: {quorum.m} of {quorum.n} is impossible")
+        if quorum.m < rules.min_quorum_m or quorum.n > rules.max_quorum_n:
+            raise ConfigError(
+                f"{src}: quorum: policy allows m >= {rules.min_quorum_m} and n <= "
+                f"{rules.max_quorum_n} (got {quorum.m}-of-{quorum.n})"
+            )
+        organisations = {people[pid].organisation for pid in custodians}
+        if len(organisations) < rules.custodian_organisations_min:
+            raise ConfigError(
+                f"{src}: participants.custodians: all from {', '.join(sorted(organisations))}; "
+                f"policy requires custodians from at least {rules.custodian_organisations_min} "
+                "organisations"
+            )
+        missing = [pid for pid in custodians if pid not in spec.bags.share_cards]
+        if missing:
+            raise ConfigError(f"{src}: bags.share_cards: no tamper-evident bag for {', '.join(missing)}")
+
+
+# --- approvals ------------------------------------------------------------------------------
+def approvals(journal_entries: list[dict[str, Any]], sha256: str) -> list[str]:
+    """Distinct people who approved the ceremony file with this SHA-256, in order."""
+    seen: list[str] = []
+    for entry in journal_entries:
+        if entry.get("event") == "ceremony.approve" and entry.get("sha256") == sha256 and entry["by"] not in seen:
+            seen.append(entry["by"])
+    return seen
+
+
+def check_approver(person_id: str, register: Register) -> None:
+    person = register.people.get(person_id)
+    if person is None:
+        raise InputError(f"--by: {person_id!r} is not in the participant register")
+    if "approver" not in person.roles:
+        raise InputError(f"--by: {person_id} is not registered for the approver role")
+
+
+def require_approvals(
+    ceremony: CeremonyFile, approved_by: list[str], policy: PolicyParameters, *, rehearsal: bool
+) -> str | None:
+    """A live run needs the policy's number of approvals; a rehearsal runs anyway and says so."""
+    needed = policy.ceremony.approvals_required
+    if len(approved_by) >= needed:
+        return None
+    text = (
+        f"{ceremony.path}: {len(approved_by)} of {needed} approvals of sha256 {ceremony.sha256[:16]}… "
+        f"({', '.join(approved_by) or 'none'})"
+    )
+    if rehearsal:
+        return f"REHEARSAL without full approval: {text}"
+    raise InputError(f"{text}; run `ceremony approve FILE --by PERSON`, or rehearse with --rehearsal")

@@ -1,0 +1,60 @@
+"""The participant register: who may take which trusted role, until when, and with which attestation key."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ceremony.config import Strict, load_model
+
+TrustedRole = Literal[
+    "administrator", "operator", "custodian", "witness", "auditor", "approver", "ra-officer", "compliance-officer"
+]
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class Person(Strict):
+    name: str
+    organisation: str
+    roles: list[TrustedRole] = Field(min_length=1)
+    vetting_expires: str
+    training_expires: str
+    #: SHA-256 of the DER SubjectPublicKeyInfo of the key this person attests with (key file or own token).
+    attestation_key: str | None = None
+
+    @field_validator("vetting_expires", "training_expires")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        if not _DATE.match(value):
+            raise ValueError(f"must be a date YYYY-MM-DD (got {value!r})")
+        date.fromisoformat(value)
+        return value
+
+    @field_validator("attestation_key")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^sha256:[0-9a-f]{64}$", value):
+            raise ValueError("must be sha256:<64 lower-case hex digits> of the public key's DER SPKI")
+        return value
+
+
+class Register(Strict):
+    schema_version: Literal[1]
+    people: dict[str, Person]
+
+    @field_validator("people")
+    @classmethod
+    def _ids(cls, people: dict[str, Person]) -> dict[str, Person]:
+        for pid in people:
+            if not re.match(r"^[a-z0-9][a-z0-9._-]{0,63}$", pid):
+                raise ValueError(f"person id {pid!r} must be lower-case letters, digits, . _ -")
+        return people
+
+
+def load_register(path: Path) -> Register:
+    """Read the participant register strictly."""
+    return load_model(Register, path)
