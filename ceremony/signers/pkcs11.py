@@ -1,70 +1,140 @@
-"""PKCS#11 key store (python-pkcs11): CA keys generated on the token, never extractable.
-
-SoftHSM2 reads its token directory from ``SOFTHSM2_CONF`` when the library is initialised;
-a workspace keeps its own softhsm2.conf, and the library is re-initialised when a process
-switches workspace. python-pkcs11 has no C_InitToken, so token initialisation calls that
-one function through ctypes, passing the SO PIN in memory (never on a command line).
-"""
+"""PKCS#11 key store (python-pkcs11): CA keys generated on the token, able only to sign, never extractable."""
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import hmac
 import os
 import platform
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, Self
+from typing import Any, Literal, NoReturn, Self
 
 import pkcs11
+from asn1crypto.core import OctetString
+from asn1crypto.keys import ECDomainParameters
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
+from cryptography.utils import Buffer
+from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from ceremony.errors import TokenError
+from ceremony.errors import InputError, TokenError
 from ceremony.signers import CAPrivateKey, KeyAlgorithm, KeyAttributes
 
 _SOFTHSM_CANDIDATES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
     f"/usr/lib/{platform.machine()}-linux-gnu/softhsm/libsofthsm2.so",
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
     "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib64/softhsm/libsofthsm2.so",
     "/usr/local/lib/softhsm/libsofthsm2.so",
 )
-_CURVES: dict[str, tuple[str, ec.EllipticCurve]] = {
-    "ec-p256": ("secp256r1", ec.SECP256R1()),
-    "ec-p384": ("secp384r1", ec.SECP384R1()),
-}
-#: The private key may do one thing: sign. Every other capability is set explicitly false
-#: (SoftHSM defaults some to true; see shared/notes/softhsm-key-backup.md).
-_PRIVATE_TEMPLATE = {
+_EC_CURVES: dict[str, ec.EllipticCurve] = {"secp256r1": ec.SECP256R1(), "secp384r1": ec.SECP384R1()}
+_EC_ALGORITHMS: dict[str, str] = {"ec-p256": "secp256r1", "ec-p384": "secp384r1"}
+_RSA_ALGORITHMS: dict[str, int] = {"rsa-3072": 3072}
+_ALGORITHM_NAMES = ", ".join([*_EC_ALGORITHMS, *_RSA_ALGORITHMS])
+
+# The private key may do one thing: sign. Every other capability is set explicitly false, because
+# SoftHSM and python-pkcs11 both fill in defaults (see shared/notes/softhsm-key-backup.md).
+_PRIVATE_TEMPLATE: dict[Attribute, Any] = {
     Attribute.TOKEN: True,
     Attribute.PRIVATE: True,
     Attribute.SENSITIVE: True,
     Attribute.SIGN: True,
+    Attribute.SIGN_RECOVER: False,
     Attribute.DECRYPT: False,
     Attribute.UNWRAP: False,
     Attribute.DERIVE: False,
-    Attribute.SIGN_RECOVER: False,
 }
-_PUBLIC_TEMPLATE = {
+_PUBLIC_TEMPLATE: dict[Attribute, Any] = {
     Attribute.TOKEN: True,
     Attribute.PRIVATE: False,
     Attribute.VERIFY: True,
+    Attribute.VERIFY_RECOVER: False,
     Attribute.ENCRYPT: False,
     Attribute.WRAP: False,
     Attribute.DERIVE: False,
-    Attribute.VERIFY_RECOVER: False,
 }
 
-# The SOFTHSM2_CONF the loaded library was initialised with, per module path.
-_initialised_conf: dict[str, str | None] = {}
+# Operator-facing reasons for python-pkcs11 exceptions; anything else is named by its class.
+_REASONS: dict[type[Exception], str] = {
+    pkcs11.PinIncorrect: "PIN incorrect",
+    pkcs11.PinLenRange: "PIN length out of range",
+    pkcs11.PinLocked: "PIN locked",
+    pkcs11.PinExpired: "PIN expired",
+    pkcs11.PinInvalid: "PIN has invalid characters",
+    pkcs11.UserPinNotInitialized: "user PIN not initialised",
+    pkcs11.NoSuchToken: "no such token",
+    pkcs11.NoSuchKey: "no such key",
+    pkcs11.MultipleTokensReturned: "more than one token has that label",
+    pkcs11.MultipleObjectsReturned: "more than one object has that label",
+    pkcs11.UserNotLoggedIn: "not logged in",
+    pkcs11.UserAlreadyLoggedIn: "already logged in",
+    pkcs11.TokenNotPresent: "token not present",
+    pkcs11.DeviceRemoved: "token removed",
+    pkcs11.DeviceMemory: "token memory full",
+    pkcs11.SessionHandleInvalid: "session no longer valid",
+    pkcs11.MechanismInvalid: "mechanism not supported by the token",
+    pkcs11.TemplateInconsistent: "key template refused",
+    pkcs11.AttributeValueInvalid: "key template refused",
+    pkcs11.AttributeTypeInvalid: "key template refused",
+}
+# C_InitToken return values worth naming.
+# SoftHSM2 answers CKR_PIN_INCORRECT to an SO PIN of the wrong length.
+_CKR_REASONS = {
+    0xA0: "SO PIN refused (4-255 characters)",
+    0xA2: "SO PIN length out of range",
+    0xE0: "token not present",
+}
+# DER DigestInfo prefixes for PKCS#1 v1.5 over a digest computed outside the token (RFC 8017 9.2 note 1).
+_DIGEST_INFO = {
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+_RSA_V15 = {
+    "sha256": Mechanism.SHA256_RSA_PKCS,
+    "sha384": Mechanism.SHA384_RSA_PKCS,
+    "sha512": Mechanism.SHA512_RSA_PKCS,
+}
+_RSA_PSS = {
+    "sha256": (Mechanism.SHA256, MGF.SHA256),
+    "sha384": (Mechanism.SHA384, MGF.SHA384),
+    "sha512": (Mechanism.SHA512, MGF.SHA512),
+}
+
+
+@dataclass
+class _Loaded:
+    pid: int
+    conf: str | None
+
+
+@dataclass
+class _Login:
+    session: Any
+    pin: bytes
+    users: weakref.WeakSet[Pkcs11KeyStore] = field(default_factory=weakref.WeakSet)
+
+
+# Per module path: the process and SOFTHSM2_CONF the library was initialised in/with.
+_loaded: dict[str, _Loaded] = {}
+# One logged-in session per (module, SOFTHSM2_CONF, token label, pid). PKCS#11 login state belongs to
+# the token and the application, not the session: a second C_Login fails, and any C_Logout logs out all.
+_logins: dict[tuple[str, str | None, str, int], _Login] = {}
 
 
 def find_softhsm_module() -> str | None:
-    """Path of the SoftHSM2 PKCS#11 module, or None when SoftHSM2 is not installed.
+    """Find the SoftHSM2 PKCS#11 module in the usual Debian/Ubuntu/Fedora locations.
 
     ``CEREMONY_SOFTHSM_MODULE`` overrides the search (an empty value means "not installed").
+
+    Returns:
+        The module path, or None when SoftHSM2 is not installed.
     """
     override = os.environ.get("CEREMONY_SOFTHSM_MODULE")
     if override is not None:
@@ -72,174 +142,255 @@ def find_softhsm_module() -> str | None:
     return next((p for p in _SOFTHSM_CANDIDATES if Path(p).is_file()), None)
 
 
+def _fail(exc: Exception, doing: str) -> NoReturn:
+    # python-pkcs11 raises a bare PKCS11Error("Unmapped error code 0x..") for return values it has no class for.
+    fallback = str(exc) if type(exc) is pkcs11.PKCS11Error and str(exc) else type(exc).__name__
+    reason = next((text for cls, text in _REASONS.items() if isinstance(exc, cls)), fallback)
+    raise TokenError(f"token refused to {doing}: {reason}") from exc
+
+
+def _reinitialize(module: str, lib: Any) -> None:
+    # Every session handle of the module dies with C_Finalize; forget them without closing.
+    for key in [k for k in _logins if k[0] == module]:
+        del _logins[key]
+    try:
+        lib.finalize()
+    except pkcs11.PKCS11Error:
+        pass  # a forked child's inherited state may already be reset (softhsm2.conf library.reset_on_fork)
+    lib.initialize()
+
+
 def _lib(module: str) -> Any:
-    """The library, initialised with the current SOFTHSM2_CONF (re-initialised if it changed)."""
-    conf = os.environ.get("SOFTHSM2_CONF")
+    """The module, initialised in this process with the current SOFTHSM2_CONF."""
+    conf, pid = os.environ.get("SOFTHSM2_CONF"), os.getpid()
     try:
         lib = pkcs11.lib(module)
-        if _initialised_conf.get(module, conf) != conf:
-            lib.reinitialize()
+        state = _loaded.get(module)
+        # A forked child must initialise the library itself (PKCS#11 2.40 base, "Applications and
+        # processes"); SoftHSM reads SOFTHSM2_CONF only in C_Initialize, so a workspace switch does too.
+        if state is not None and (state.pid != pid or state.conf != conf):
+            _reinitialize(module, lib)
     except pkcs11.PKCS11Error as exc:
+        if not Path(module).is_file():
+            raise TokenError(f"PKCS#11 module {module} not found") from exc
         raise TokenError(f"cannot load PKCS#11 module {module} ({type(exc).__name__})") from exc
-    _initialised_conf[module] = conf
+    _loaded[module] = _Loaded(pid, conf)
     return lib
-
-
-def _fail(exc: Exception, doing: str) -> NoReturn:
-    reasons = {
-        pkcs11.PinIncorrect: "PIN incorrect",
-        pkcs11.PinLenRange: "PIN length out of range",
-        pkcs11.PinLocked: "PIN locked",
-        pkcs11.NoSuchToken: "no such token",
-        pkcs11.NoSuchKey: "no such key",
-        pkcs11.UserNotLoggedIn: "not logged in",
-    }
-    reason = next((text for cls, text in reasons.items() if isinstance(exc, cls)), type(exc).__name__)
-    raise TokenError(f"token refused to {doing}: {reason}") from exc
 
 
 def init_softhsm_token(
     token_dir: Path, conf_path: Path, label: str, so_pin: str, user_pin: str, *, module: str | None = None
 ) -> None:
-    """Write a project-local softhsm2.conf and initialise a token with ``label`` in ``token_dir``.
+    """Write a project-local softhsm2.conf and initialise a SoftHSM2 token labelled ``label`` under it.
 
-    Sets ``SOFTHSM2_CONF`` in this process. PINs are passed in memory only.
+    Sets ``SOFTHSM2_CONF`` to ``conf_path`` in this process's environment: SoftHSM2 finds its token
+    directory only through that variable, so this step and every later use of the token need it
+    (a ``Pkcs11KeyStore`` restores the value it was created under whenever it opens the token).
+    The PINs stay in memory: python-pkcs11 has no C_InitToken, so that one call goes through
+    ctypes on the already initialised module; softhsm2-util would take them only as arguments
+    or typed at a terminal.
+
+    Args:
+        token_dir: Directory for SoftHSM2's token files (created 0700).
+        conf_path: Where to write the softhsm2.conf that points at ``token_dir``.
+        label: Token label, at most 32 bytes of UTF-8.
+        so_pin: Security officer PIN (4-255 characters).
+        user_pin: User PIN (4-255 characters).
+        module: The SoftHSM2 module; found with ``find_softhsm_module`` when omitted.
+
+    Raises:
+        InputError: The label is empty or longer than 32 bytes, or a PIN is not 4-255 characters.
+        TokenError: SoftHSM2 is missing, a token with this label exists, or a PIN was refused.
     """
+    label_bytes = label.encode("utf-8")
+    if not 0 < len(label_bytes) <= 32:
+        raise InputError(f"token label must be 1 to 32 bytes of UTF-8 (got {len(label_bytes)})")
+    for name, pin in (("SO PIN", so_pin), ("user PIN", user_pin)):
+        # Checked first: SoftHSM2 would refuse a short user PIN only after initialising the token.
+        if not 4 <= len(pin.encode("utf-8")) <= 255:
+            raise InputError(f"{name} must be 4-255 characters")
     module = module or find_softhsm_module()
     if module is None:
         raise TokenError("SoftHSM2 is not installed (apt-get install softhsm2)")
+    token_dir = token_dir.resolve()
     token_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     conf_path.write_text(
         f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
         encoding="utf-8",
     )
-    os.environ["SOFTHSM2_CONF"] = str(conf_path)
+    os.environ["SOFTHSM2_CONF"] = str(conf_path.resolve())
     lib = _lib(module)
-    free = [
-        s for s in lib.get_slots(token_present=True) if not s.get_token().flags & pkcs11.TokenFlag.TOKEN_INITIALIZED
-    ]
+    try:
+        tokens = [s.get_token() for s in lib.get_slots(token_present=True)]
+    except pkcs11.PKCS11Error as exc:
+        _fail(exc, "list its slots")
+    if any(t.label == label and t.flags & pkcs11.TokenFlag.TOKEN_INITIALIZED for t in tokens):
+        raise TokenError(f"a token labelled {label!r} already exists in {token_dir}")
+    free = [t for t in tokens if not t.flags & pkcs11.TokenFlag.TOKEN_INITIALIZED]
     if not free:
         raise TokenError(f"no free SoftHSM2 slot in {token_dir}")
-    c_lib = ctypes.CDLL(module)  # the same loaded library: python-pkcs11 has initialised it
+    c_lib = ctypes.CDLL(module)  # dlopen of the same path: the library python-pkcs11 initialised
     c_lib.C_InitToken.argtypes = [ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     c_lib.C_InitToken.restype = ctypes.c_ulong
-    so = so_pin.encode()
-    rv = c_lib.C_InitToken(free[0].slot_id, so, len(so), label.encode().ljust(32, b" ")[:32])
+    so = so_pin.encode("utf-8")
+    rv = c_lib.C_InitToken(free[0].slot.slot_id, so, len(so), label_bytes.ljust(32, b" "))
     if rv != 0:
-        raise TokenError(f"C_InitToken failed (CKR 0x{rv:X})")
-    lib.reinitialize()  # SoftHSM re-reads its slots; the new token gets a new slot id
+        raise TokenError(f"SoftHSM2 refused to initialise the token: {_CKR_REASONS.get(rv, f'CKR 0x{rv:X}')}")
+    # SoftHSM moves an initialised token to a new slot id, visible after re-initialisation.
     try:
+        _reinitialize(module, lib)
         token = lib.get_token(token_label=label)
         with token.open(rw=True, so_pin=so_pin) as session:
             session.init_pin(user_pin)
     except pkcs11.PKCS11Error as exc:
-        _fail(exc, "initialise the user PIN")
+        _fail(exc, "set the user PIN")
 
 
 class Pkcs11KeyStore:
-    """Keys on a PKCS#11 token found by label; one logged-in session per process."""
+    """CA keys on a PKCS#11 token found by its label, behind one logged-in session per process.
 
-    kind = "pkcs11"
+    Stores for the same token in one process share that session; a forked worker opens its own
+    on first use. The ``SOFTHSM2_CONF`` in force when the store is created is put back whenever
+    it opens the token, so one process can switch between workspaces' SoftHSM2 tokens.
+    """
+
+    kind: Literal["pkcs11", "software"] = "pkcs11"
 
     def __init__(self, module: str, token_label: str, pin: str) -> None:
+        """Open the token labelled ``token_label`` in ``module`` and log in with ``pin``.
+
+        Raises:
+            TokenError: The module cannot be loaded, no token has the label, or the PIN is refused.
+        """
         self.module = module
         self.token_label = token_label
-        self._pin = pin
+        self._pin = pin.encode("utf-8")
         self._conf = os.environ.get("SOFTHSM2_CONF")
-        self._session: Any = None
-        self._pid = -1
+        self._session()
 
-    def __repr__(self) -> str:  # never shows the PIN
+    def __repr__(self) -> str:
         return f"Pkcs11KeyStore(module={self.module!r}, token_label={self.token_label!r})"
 
-    def session(self) -> Any:
-        """The process's logged-in session (a forked worker opens its own)."""
+    def __reduce__(self) -> NoReturn:
+        # Pickling would write the PIN out; forked workers inherit the store instead.
+        raise TypeError("a Pkcs11KeyStore holds a PIN and cannot be pickled")
+
+    def _session(self) -> Any:
         if self._conf is not None:
             os.environ["SOFTHSM2_CONF"] = self._conf
-        stale = _initialised_conf.get(self.module) != self._conf
-        if self._session is None or self._pid != os.getpid() or stale:
-            if self._pid != os.getpid():
-                pkcs11.unload(self.module)  # a forked child must not reuse its parent's library state
-                _initialised_conf.pop(self.module, None)
-            lib = _lib(self.module)
+        lib = _lib(self.module)
+        key = (self.module, self._conf, self.token_label, os.getpid())
+        login = _logins.get(key)
+        if login is None:
             try:
                 token = lib.get_token(token_label=self.token_label)
             except pkcs11.NoSuchToken as exc:
-                raise TokenError(f"no token labelled {self.token_label!r} in module {self.module}") from exc
+                raise TokenError(f"no token labelled {self.token_label!r} in {self.module}") from exc
             except pkcs11.PKCS11Error as exc:
-                _fail(exc, "list tokens")
+                _fail(exc, f"find token {self.token_label!r}")
             try:
-                self._session = token.open(rw=True, user_pin=self._pin)
+                session = token.open(rw=True, user_pin=self._pin.decode("utf-8"))
             except pkcs11.PKCS11Error as exc:
                 _fail(exc, f"open a session on token {self.token_label!r}")
-            self._pid = os.getpid()
-        return self._session
+            login = _logins[key] = _Login(session, self._pin)
+        elif not hmac.compare_digest(login.pin, self._pin):
+            # The token is already logged in; a different PIN must not ride on that login.
+            raise TokenError(f"token refused to open a session on token {self.token_label!r}: PIN incorrect")
+        login.users.add(self)
+        return login.session
 
-    def _private(self, label: str) -> Any:
+    def _object(self, label: str, object_class: ObjectClass) -> Any:
         try:
-            return self.session().get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+            return self._session().get_key(object_class=object_class, label=label)
         except pkcs11.NoSuchKey as exc:
-            raise TokenError(f"no private key labelled {label!r} on token {self.token_label!r}") from exc
+            what = object_class.name.lower().replace("_", " ")
+            raise TokenError(f"no {what} labelled {label!r} on token {self.token_label!r}") from exc
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"find key {label!r}")
 
+    def _sign(self, label: str, data: bytes, mechanism: Mechanism, param: Any = None) -> bytes:
+        try:
+            return bytes(
+                self._object(label, ObjectClass.PRIVATE_KEY).sign(data, mechanism=mechanism, mechanism_param=param)
+            )
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"sign with {label!r}")
+
     def labels(self) -> list[str]:
-        objects = self.session().get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
-        return sorted(str(o.label) for o in objects)
+        """Labels of the private keys on the token, sorted."""
+        try:
+            return sorted(str(o.label) for o in self._session().get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, "list keys")
 
     def generate(self, label: str, algorithm: KeyAlgorithm, *, extractable: bool = False) -> CAPrivateKey:
-        """Generate a key pair on the token: SENSITIVE; EXTRACTABLE only for a declared wrapped backup."""
-        if label in self.labels():
-            raise TokenError(f"token {self.token_label!r} already holds a key labelled {label!r}")
-        private_template = {**_PRIVATE_TEMPLATE, Attribute.EXTRACTABLE: extractable}
-        session = self.session()
-        key_id = hashlib.sha256(label.encode()).digest()[:16]
+        """Generate a key pair on the token whose private key can only sign.
+
+        Args:
+            label: Label of both key objects; refused if any object on the token has it.
+            algorithm: One of ec-p256, ec-p384, rsa-3072.
+            extractable: Allow wrapped export for a declared backup (the key stays SENSITIVE).
+
+        Returns:
+            The private key as a cryptography key object that signs on the token.
+
+        Raises:
+            InputError: The algorithm is not supported.
+            TokenError: The label is taken or the token refused.
+        """
+        if algorithm not in _EC_ALGORITHMS and algorithm not in _RSA_ALGORITHMS:
+            raise InputError(f"key algorithm must be one of {_ALGORITHM_NAMES} (got {algorithm!r})")
+        session = self._session()
         try:
-            if algorithm in _CURVES:
-                params = session.create_domain_parameters(
-                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVES[algorithm][0])}, local=True
-                )
-                params.generate_keypair(
-                    store=True,
-                    label=label,
-                    id=key_id,
-                    public_template=_PUBLIC_TEMPLATE,
-                    private_template=private_template,
-                )
-            elif algorithm == "rsa-3072":
+            taken = any(True for _ in session.get_objects({Attribute.LABEL: label}))
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, "list keys")
+        if taken:
+            raise TokenError(f"token {self.token_label!r} already holds a key labelled {label!r}")
+        common = {
+            "store": True,
+            "label": label,
+            "id": hashlib.sha256(label.encode("utf-8")).digest()[:16],
+            "private_template": {**_PRIVATE_TEMPLATE, Attribute.EXTRACTABLE: extractable},
+        }
+        try:
+            if algorithm in _EC_ALGORITHMS:
+                named_curve = encode_named_curve_parameters(_EC_ALGORITHMS[algorithm])
+                params = session.create_domain_parameters(KeyType.EC, {Attribute.EC_PARAMS: named_curve}, local=True)
+                params.generate_keypair(public_template=_PUBLIC_TEMPLATE, **common)
+            else:
                 session.generate_keypair(
                     KeyType.RSA,
-                    3072,
-                    store=True,
-                    label=label,
-                    id=key_id,
+                    _RSA_ALGORITHMS[algorithm],
                     public_template={**_PUBLIC_TEMPLATE, Attribute.PUBLIC_EXPONENT: b"\x01\x00\x01"},
-                    private_template=private_template,
+                    **common,
                 )
-            else:
-                raise TokenError(f"key algorithm must be one of ec-p256, ec-p384, rsa-3072 (got {algorithm!r})")
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"generate key {label!r}")
         return self.load(label)
 
     def load(self, label: str) -> CAPrivateKey:
-        private = self._private(label)
+        """The private key labelled ``label`` as a cryptography key object that signs on the token.
+
+        Raises:
+            TokenError: No such key pair, or a key type other than EC and RSA.
+        """
+        private = self._object(label, ObjectClass.PRIVATE_KEY)
+        public = self._object(label, ObjectClass.PUBLIC_KEY)
         try:
-            public = self.session().get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+            if private.key_type == KeyType.EC:
+                return TokenECPrivateKey(self, label, _ec_public_key(public))
+            if private.key_type == KeyType.RSA:
+                exponent = int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big")
+                modulus = int.from_bytes(public[Attribute.MODULUS], "big")
+                return TokenRSAPrivateKey(self, label, rsa.RSAPublicNumbers(exponent, modulus).public_key())
         except pkcs11.PKCS11Error as exc:
-            _fail(exc, f"find the public key {label!r}")
-        if private.key_type == KeyType.EC:
-            return TokenECPrivateKey(self, label, _ec_public_key(public))
-        if private.key_type == KeyType.RSA:
-            numbers = rsa.RSAPublicNumbers(
-                int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big"),
-                int.from_bytes(public[Attribute.MODULUS], "big"),
-            )
-            return TokenRSAPrivateKey(self, label, numbers.public_key())
+            _fail(exc, f"read the public key {label!r}")
         raise TokenError(f"key {label!r} has an unsupported type {private.key_type!r}")
 
     def attributes(self, label: str) -> KeyAttributes:
-        key = self._private(label)
+        """Protection attributes of the private key ``label``, read back from the token."""
+        key = self._object(label, ObjectClass.PRIVATE_KEY)
         try:
             return KeyAttributes(
                 label=label,
@@ -252,36 +403,43 @@ class Pkcs11KeyStore:
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"read the attributes of {label!r}")
 
-    def sign_raw(self, label: str, data: bytes, mechanism: Mechanism) -> bytes:
-        try:
-            return bytes(self._private(label).sign(data, mechanism=mechanism))
-        except pkcs11.PKCS11Error as exc:
-            _fail(exc, f"sign with {label!r}")
-
     def close(self) -> None:
-        if self._session is not None and self._pid == os.getpid():
-            try:
-                self._session.close()
-            except pkcs11.PKCS11Error:
-                pass  # the library may already have been re-initialised for another workspace
-        self._session = None
+        """Leave the process's session; the last store to leave logs out and closes it."""
+        pid = os.getpid()
+        for key, login in list(_logins.items()):
+            if key[3] == pid and self in login.users:
+                login.users.discard(self)
+                if not login.users:
+                    del _logins[key]
+                    try:
+                        login.session.close()
+                    except pkcs11.PKCS11Error:
+                        pass  # the token may be gone; nothing is left to release
 
 
 def _ec_public_key(public: Any) -> ec.EllipticCurvePublicKey:
-    # CKA_EC_POINT is a DER OCTET STRING wrapping the X9.62 point (PKCS#11 2.40 section 2.3.3).
-    from asn1crypto.core import OctetString
-    from asn1crypto.keys import ECDomainParameters
-
+    # CKA_EC_POINT is the X9.62 point wrapped in a DER OCTET STRING
+    # (PKCS#11 2.40 current mechanisms, "Elliptic curve public key objects").
     point = bytes(OctetString.load(public[Attribute.EC_POINT]).native)
     curve_name = ECDomainParameters.load(public[Attribute.EC_PARAMS]).chosen.native
-    curve = {"secp256r1": ec.SECP256R1(), "secp384r1": ec.SECP384R1()}.get(curve_name)
+    curve = _EC_CURVES.get(curve_name)
     if curve is None:
         raise TokenError(f"unsupported curve {curve_name!r} on the token")
     return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
 
 
 def _refuse(*_: object, **__: object) -> NoReturn:
-    raise TokenError("the private key stays on the token")
+    raise TokenError("private key stays on the token")
+
+
+def _digest(data: Buffer, algorithm: hashes.HashAlgorithm | utils.Prehashed) -> tuple[hashes.HashAlgorithm, bytes]:
+    if isinstance(algorithm, utils.Prehashed):
+        if len(data) != algorithm.digest_size:
+            raise ValueError("the prehashed digest does not match the hash algorithm's digest size")
+        return algorithm._algorithm, bytes(data)
+    h = hashes.Hash(algorithm)
+    h.update(data)
+    return algorithm, h.finalize()
 
 
 class _OnToken:
@@ -298,6 +456,7 @@ class _OnToken:
         format: serialization.PrivateFormat,
         encryption_algorithm: serialization.KeySerializationEncryption,
     ) -> bytes:
+        """Refused: the private key stays on the token."""
         _refuse()
 
     def __copy__(self) -> Self:
@@ -313,63 +472,85 @@ class _OnToken:
 class TokenECPrivateKey(_OnToken, ec.EllipticCurvePrivateKey):
     """An EC private key on the token, usable wherever cryptography expects one.
 
-    SoftHSM offers raw CKM_ECDSA only: the hash is computed here and the token's r||s
-    signature is re-encoded as the DER Ecdsa-Sig-Value X.509 needs (RFC 5758 3.2).
+    SoftHSM offers raw CKM_ECDSA only: the hash is computed here and the token's r||s signature
+    is re-encoded as the DER Ecdsa-Sig-Value that X.509 needs (RFC 5758 section 3.2).
     """
 
     _public: ec.EllipticCurvePublicKey
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:  # type: ignore[override]
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+        """ECDSA signature (DER) over ``data``, or over a digest with ``ec.ECDSA(Prehashed(...))``."""
         if not isinstance(signature_algorithm, ec.ECDSA):
-            raise TokenError("only ECDSA signatures are supported")
-        algorithm = signature_algorithm.algorithm
-        if isinstance(algorithm, utils.Prehashed):
-            digest = bytes(data)
-        else:
-            h = hashes.Hash(algorithm)
-            h.update(bytes(data))
-            digest = h.finalize()
-        raw = self._store.sign_raw(self._label, digest, Mechanism.ECDSA)
+            raise TokenError("the token signs with ECDSA only")
+        if signature_algorithm.deterministic_signing:
+            raise TokenError("the token cannot sign deterministically (RFC 6979)")
+        _, digest = _digest(data, signature_algorithm.algorithm)
+        raw = self._store._sign(self._label, digest, Mechanism.ECDSA)
         half = len(raw) // 2
         return utils.encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
+        """The public key, read from the token's public key object."""
         return self._public
 
     @property
     def curve(self) -> ec.EllipticCurve:
+        """The key's curve."""
         return self._public.curve
 
     @property
     def key_size(self) -> int:
+        """Bit length of the curve order."""
         return self._public.key_size
 
     exchange = _refuse
 
 
 class TokenRSAPrivateKey(_OnToken, rsa.RSAPrivateKey):
-    """An RSA private key on the token (PKCS#1 v1.5 with SHA-256/384/512)."""
+    """An RSA private key on the token: PKCS#1 v1.5 or PSS with SHA-256/384/512, prehashed or not."""
 
     _public: rsa.RSAPublicKey
-    _V15 = {
-        "sha256": Mechanism.SHA256_RSA_PKCS,
-        "sha384": Mechanism.SHA384_RSA_PKCS,
-        "sha512": Mechanism.SHA512_RSA_PKCS,
-    }
 
-    def sign(self, data: bytes, padding_: padding.AsymmetricPadding, algorithm: Any) -> bytes:
-        if not isinstance(padding_, padding.PKCS1v15) or isinstance(algorithm, utils.Prehashed):
-            raise TokenError("the token signs RSA with PKCS#1 v1.5 over unhashed data only")
-        mechanism = self._V15.get(algorithm.name)
-        if mechanism is None:
-            raise TokenError(f"unsupported RSA hash {algorithm.name}")
-        return self._store.sign_raw(self._label, bytes(data), mechanism)
+    def sign(
+        self,
+        data: Buffer,
+        padding: asym_padding.AsymmetricPadding,
+        algorithm: utils.Prehashed | hashes.HashAlgorithm | utils.NoDigestInfo,
+    ) -> bytes:
+        """RSA signature over ``data`` (or over a digest with ``Prehashed``)."""
+        if not isinstance(algorithm, utils.Prehashed | hashes.HashAlgorithm):
+            raise TokenError("the token signs RSA over a SHA-2 hash only")
+        hash_ = algorithm._algorithm if isinstance(algorithm, utils.Prehashed) else algorithm
+        if hash_.name not in _DIGEST_INFO:
+            raise TokenError(f"the token signs RSA with SHA-256, SHA-384 or SHA-512 (got {hash_.name})")
+        if isinstance(padding, asym_padding.PKCS1v15):
+            if isinstance(algorithm, utils.Prehashed):
+                _, digest = _digest(data, algorithm)
+                return self._store._sign(self._label, _DIGEST_INFO[hash_.name] + digest, Mechanism.RSA_PKCS)
+            return self._store._sign(self._label, bytes(data), _RSA_V15[hash_.name])
+        if isinstance(padding, asym_padding.PSS):
+            mgf = padding.mgf
+            if not isinstance(mgf, asym_padding.MGF1) or mgf._algorithm.name != hash_.name:
+                raise TokenError("the token signs RSA-PSS with MGF1 over the message hash only")
+            salt = padding._salt_length
+            if isinstance(salt, asym_padding._DigestLength):
+                salt = hash_.digest_size
+            elif isinstance(salt, asym_padding._MaxLength):
+                salt = asym_padding.calculate_max_pss_salt_length(self._public, hash_)
+            elif not isinstance(salt, int):
+                raise TokenError("RSA-PSS salt length AUTO is for verification only")
+            _, digest = _digest(data, algorithm)
+            hash_mechanism, mgf_id = _RSA_PSS[hash_.name]
+            return self._store._sign(self._label, digest, Mechanism.RSA_PKCS_PSS, (hash_mechanism, mgf_id, salt))
+        raise TokenError(f"the token signs RSA with PKCS#1 v1.5 or PSS only (got {padding.name})")
 
     def public_key(self) -> rsa.RSAPublicKey:
+        """The public key, read from the token's public key object."""
         return self._public
 
     @property
     def key_size(self) -> int:
+        """Bit length of the modulus."""
         return self._public.key_size
 
     decrypt = _refuse

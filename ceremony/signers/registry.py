@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ceremony.errors import ConfigError
@@ -9,14 +10,27 @@ from ceremony.signers import KeyStore
 from ceremony.signers.pkcs11 import Pkcs11KeyStore
 from ceremony.signers.software import SoftwareKeyStore
 
-KEY_STORES: dict[str, type[Any]] = {"pkcs11": Pkcs11KeyStore, "software": SoftwareKeyStore}
+# Typed as factories of KeyStore so that mypy checks each class against the protocol.
+KEY_STORES: dict[str, Callable[..., KeyStore]] = {"pkcs11": Pkcs11KeyStore, "software": SoftwareKeyStore}
 
 
 def open_key_store(kind: str, **options: Any) -> KeyStore:
-    """Open the key store of ``kind`` with its options (module/token_label/pin, or directory/passphrase)."""
+    """Open a key store of the given kind.
+
+    Args:
+        kind: ``pkcs11`` or ``software``.
+        **options: The store's constructor arguments: ``module``, ``token_label``, ``pin`` for
+            pkcs11; ``directory``, ``passphrase`` for software.
+
+    Returns:
+        The open key store.
+
+    Raises:
+        ConfigError: ``kind`` is not registered.
+        TokenError: The store cannot be opened (missing token, wrong PIN).
+    """
     try:
-        cls = KEY_STORES[kind]
+        factory = KEY_STORES[kind]
     except KeyError as exc:
         raise ConfigError(f"key_store.kind must be one of {', '.join(KEY_STORES)} (got {kind!r})") from exc
-    store: KeyStore = cls(**options)
-    return store
+    return factory(**options)

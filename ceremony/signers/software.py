@@ -1,59 +1,82 @@
-"""Software key store: encrypted PKCS#8 files, for trying the workbench without a token.
-
-Labelled as such everywhere: the key material exists on disk (encrypted) and in process
-memory, so none of the token guarantees hold. Evidence packs report a CA that used it.
-"""
+"""Software key store: passphrase-encrypted PKCS#8 files, for trying the workbench without a token."""
 
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ceremony.errors import TokenError
+from ceremony.errors import InputError, TokenError
 from ceremony.signers import CAPrivateKey, KeyAlgorithm, KeyAttributes
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SUFFIX = ".key.pem"
+_EC_CURVES: dict[str, ec.EllipticCurve] = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1()}
+_RSA_BITS: dict[str, int] = {"rsa-3072": 3072}
+_ALGORITHM_NAMES = ", ".join([*_EC_CURVES, *_RSA_BITS])
 
 
 class SoftwareKeyStore:
-    """Keys as ``<directory>/<label>.key.pem`` (PKCS#8, encrypted with the store passphrase, mode 0600)."""
+    """Keys as ``<directory>/<label>.key.pem``: PKCS#8 encrypted with the store passphrase, mode 0600.
 
-    kind = "software"
+    This store is for trying the tool without a token. The key material exists on disk (encrypted)
+    and in process memory, so none of a token's guarantees hold, and ``attributes`` says so.
+    """
+
+    kind: Literal["pkcs11", "software"] = "software"
 
     def __init__(self, directory: Path, passphrase: bytes) -> None:
+        """Use ``directory`` (created 0700 on first key) with ``passphrase`` for every key in it.
+
+        Raises:
+            TokenError: The passphrase is shorter than 16 bytes.
+        """
         if len(passphrase) < 16:
             raise TokenError("the software store passphrase must be at least 16 characters")
         self.directory = directory
         self._passphrase = passphrase
 
-    def __repr__(self) -> str:  # never shows the passphrase
+    def __repr__(self) -> str:
         return f"SoftwareKeyStore({str(self.directory)!r})"
 
     def _path(self, label: str) -> Path:
         if not _LABEL.match(label):
-            raise TokenError(f"key label must be letters, digits, . _ - (got {label!r})")
-        return self.directory / f"{label}.key.pem"
+            raise InputError(f"key label must be 1-64 letters, digits, '.', '_' or '-' (got {label!r})")
+        return self.directory / f"{label}{_SUFFIX}"
 
     def labels(self) -> list[str]:
+        """Labels of the keys in the store, sorted."""
         if not self.directory.is_dir():
             return []
-        return sorted(p.name.removesuffix(".key.pem") for p in self.directory.glob("*.key.pem"))
+        return sorted(p.name.removesuffix(_SUFFIX) for p in self.directory.glob(f"*{_SUFFIX}"))
 
     def generate(self, label: str, algorithm: KeyAlgorithm, *, extractable: bool = False) -> CAPrivateKey:
+        """Generate a key and write it once, encrypted, to ``<directory>/<label>.key.pem`` (0600).
+
+        Args:
+            label: The key's label and file name stem; an existing label is refused.
+            algorithm: One of ec-p256, ec-p384, rsa-3072.
+            extractable: Accepted for interface parity; a software key is always extractable.
+
+        Returns:
+            The new private key.
+
+        Raises:
+            InputError: The label or algorithm is not allowed.
+            TokenError: A key with this label exists.
+        """
         path = self._path(label)
         key: CAPrivateKey
-        if algorithm == "ec-p256":
-            key = ec.generate_private_key(ec.SECP256R1())
-        elif algorithm == "ec-p384":
-            key = ec.generate_private_key(ec.SECP384R1())
-        elif algorithm == "rsa-3072":
-            key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        if algorithm in _EC_CURVES:
+            key = ec.generate_private_key(_EC_CURVES[algorithm])
+        elif algorithm in _RSA_BITS:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[algorithm])
         else:
-            raise TokenError(f"key algorithm must be one of ec-p256, ec-p384, rsa-3072 (got {algorithm!r})")
+            raise InputError(f"key algorithm must be one of {_ALGORITHM_NAMES} (got {algorithm!r})")
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -71,6 +94,11 @@ class SoftwareKeyStore:
         return key
 
     def load(self, label: str) -> CAPrivateKey:
+        """Decrypt and return the key labelled ``label``.
+
+        Raises:
+            TokenError: No such key, the passphrase is wrong, or the file holds another key type.
+        """
         path = self._path(label)
         try:
             data = path.read_bytes()
@@ -85,6 +113,11 @@ class SoftwareKeyStore:
         return key
 
     def attributes(self, label: str) -> KeyAttributes:
+        """What a software key honestly is: not sensitive, extractable, generated here.
+
+        Raises:
+            TokenError: No such key, or the passphrase is wrong.
+        """
         self.load(label)
         return KeyAttributes(
             label=label, sensitive=False, extractable=True, local=True, always_sensitive=False, never_extractable=False
