@@ -96,6 +96,7 @@ _DIGEST_INFO = {
     "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
     "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
 }
+_CURVE_NAMES = {"secp256r1": "secp256r1", "secp384r1": "secp384r1"}
 _RSA_V15 = {
     "sha256": Mechanism.SHA256_RSA_PKCS,
     "sha384": Mechanism.SHA384_RSA_PKCS,
@@ -307,6 +308,113 @@ class Pkcs11KeyStore:
             raise TokenError(f"no {what} labelled {label!r} on token {self.token_label!r}") from exc
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"find key {label!r}")
+
+    def _import_kek(self, kek: bytes, *, wrap: bool) -> Any:
+        """A session-only AES KEK with one capability (wrap or unwrap), every other one set false."""
+        if len(kek) != 32:
+            raise InputError("the backup key-encryption key must be 256 bits")
+        try:
+            return self._session().create_object(
+                {
+                    Attribute.CLASS: ObjectClass.SECRET_KEY,
+                    Attribute.KEY_TYPE: KeyType.AES,
+                    Attribute.VALUE: kek,
+                    Attribute.TOKEN: False,
+                    Attribute.PRIVATE: True,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.WRAP: wrap,
+                    Attribute.UNWRAP: not wrap,
+                    Attribute.ENCRYPT: False,
+                    Attribute.DECRYPT: False,
+                    Attribute.SIGN: False,
+                    Attribute.VERIFY: False,
+                    Attribute.DERIVE: False,
+                    Attribute.LABEL: "backup-kek",
+                }
+            )
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, "import the backup key-encryption key")
+
+    def wrap(self, label: str, kek: bytes, mechanism: int) -> bytes:
+        """The private key ``label`` wrapped under ``kek``; only a key generated for backup can be."""
+        kek_object = self._import_kek(kek, wrap=True)
+        try:
+            return bytes(
+                kek_object.wrap_key(self._object(label, ObjectClass.PRIVATE_KEY), mechanism=Mechanism(mechanism))
+            )
+        except pkcs11.KeyUnextractable as exc:
+            raise TokenError(f"key {label!r} was generated without a backup allowance; it cannot be wrapped") from exc
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"wrap key {label!r}")
+        finally:
+            kek_object.destroy()
+
+    def unwrap(
+        self, label: str, wrapped: bytes, kek: bytes, mechanism: int, public_key: ec.EllipticCurvePublicKey
+    ) -> CAPrivateKey:
+        """Restore a wrapped EC key under ``label``: SENSITIVE, not EXTRACTABLE, sign only."""
+        if label in self.labels():
+            raise TokenError(f"token {self.token_label!r} already holds a key labelled {label!r}")
+        curve = _CURVE_NAMES.get(public_key.curve.name)
+        if curve is None:
+            raise InputError(f"unsupported curve {public_key.curve.name}")
+        kek_object = self._import_kek(kek, wrap=False)
+        key_id = hashlib.sha256(label.encode()).digest()[:16]
+        try:
+            # Whoever unwraps chooses the protection, so every attribute is set; SoftHSM refuses
+            # ENCRYPT/VERIFY/WRAP on a private-key template (shared/notes/softhsm-key-backup.md).
+            kek_object.unwrap_key(
+                ObjectClass.PRIVATE_KEY,
+                KeyType.EC,
+                wrapped,
+                id=key_id,
+                label=label,
+                store=True,
+                mechanism=Mechanism(mechanism),
+                template={
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.SIGN: True,
+                    Attribute.DECRYPT: False,
+                    Attribute.UNWRAP: False,
+                    Attribute.DERIVE: False,
+                    Attribute.PRIVATE: True,
+                    Attribute.ENCRYPT: pkcs11.DEFAULT,
+                    Attribute.VERIFY: pkcs11.DEFAULT,
+                    Attribute.WRAP: pkcs11.DEFAULT,
+                },
+            )
+            # Unwrap creates only the private key: the public key object is imported beside it.
+            point = public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+            self._session().create_object(
+                {
+                    Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+                    Attribute.KEY_TYPE: KeyType.EC,
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: False,
+                    Attribute.LABEL: label,
+                    Attribute.ID: key_id,
+                    Attribute.VERIFY: True,
+                    Attribute.EC_PARAMS: encode_named_curve_parameters(curve),
+                    Attribute.EC_POINT: OctetString(point).dump(),
+                }
+            )
+        except pkcs11.PKCS11Error as exc:
+            # SoftHSM answers a wrong KEK, a damaged blob and a wrong mechanism alike (CKR_GENERAL_ERROR).
+            _fail(exc, f"unwrap key {label!r} (wrong key-encryption key, mechanism or damaged backup)")
+        finally:
+            kek_object.destroy()
+        return self.load(label)
+
+    def destroy(self, label: str) -> None:
+        """Destroy the key pair's token objects (private and public key)."""
+        try:
+            for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+                for obj in list(self._session().get_objects({Attribute.CLASS: cls, Attribute.LABEL: label})):
+                    obj.destroy()
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"destroy key {label!r}")
 
     def _sign(self, label: str, data: bytes, mechanism: Mechanism, param: Any = None) -> bytes:
         try:
