@@ -84,8 +84,9 @@ def key_facts(spki: Any) -> KeyFacts:
     algorithm = str(spki["algorithm"]["algorithm"].native)
     if algorithm == "ec":
         params = spki["algorithm"]["parameters"]
-        if params.name != "named":
-            return KeyFacts("ec-explicit", explicit_parameters=True)
+        # RFC 5480 2.1.1: namedCurve only; explicit (specifiedCurve), implicitCA or missing are refused.
+        if getattr(params, "name", None) != "named":
+            return KeyFacts("ec-unnamed-curve", explicit_parameters=True)
         curve = str(params.chosen.native)
         name, size = NAMED_CURVES.get(curve, (f"ec-{curve}", 0))
         point = bytes(spki["public_key"].contents[1:])  # after the BIT STRING's unused-bits octet

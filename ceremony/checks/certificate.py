@@ -157,7 +157,7 @@ def check_key(s: Subject) -> Iterator[Finding]:
         yield s.finding(
             Severity.ERROR,
             "profile.key.explicit_parameters",
-            "EC key uses explicit curve parameters; RFC 5480 requires a named curve",
+            "EC key does not name its curve (explicit, implicit or missing parameters); RFC 5480 requires one",
         )
         return
     if facts.algorithm not in allowed:
