@@ -180,8 +180,15 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
-    from ceremony.transcript import verify_transcript
+    from ceremony.transcript import diff_transcripts, verify_transcript
 
+    if args.transcript_command == "diff":
+        for path in (Path(args.a), Path(args.b)):
+            if not path.is_file():
+                raise InputError(f"{path}: no such transcript")
+        lines = diff_transcripts(Path(args.a), Path(args.b))
+        print("\n".join(lines) if lines else "same steps, actors, parameters and outputs")
+        return 1 if lines else 0
     report = verify_transcript(Path(args.file))
     print(report.message)
     return 0 if report.ok else 1
@@ -237,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = p.add_subparsers(dest="transcript_command", required=True, parser_class=_Parser)
     t = tsub.add_parser("verify", help="exit 0 only for an intact, sealed transcript whose seal verifies")
     t.add_argument("file")
+    t = tsub.add_parser("diff", help="differences that matter between two transcripts (not times, digests, keys)")
+    t.add_argument("a")
+    t.add_argument("b")
     p.set_defaults(func=cmd_transcript)
 
     p = sub.add_parser("inventory", help="inventory export / import")

@@ -305,3 +305,37 @@ def verify_transcript(path: Path) -> TranscriptReport:
         len(entries),
         seal["words"],
     )
+
+
+#: Fields that differ between two runs of the same script without meaning anything: times,
+#: chain links, digests and key material.
+_VOLATILE = {"seq", "time", "prev", "hash", "sealed_hash", "signature", "public_key", "words", "file_sha256"}
+
+
+def _shape(entry: dict[str, Any]) -> str:
+    """One comparable line per entry: what happened and who did it, with digests reduced to names."""
+    kept: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key in _VOLATILE:
+            continue
+        if key in ("inputs", "outputs") and isinstance(value, dict):
+            value = sorted(value)  # the names of what went in and out, not their digests
+        elif key == "serial" or (
+            isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+        ):
+            value = "…"
+        kept[key] = value
+    return canonical(kept).decode()
+
+
+def diff_transcripts(a: Path, b: Path) -> list[str]:
+    """The differences that matter between two transcripts (steps, actors, parameters, outputs by name)."""
+    import difflib
+
+    left = [_shape(e) for e in read_entries(a)]
+    right = [_shape(e) for e in read_entries(b)]
+    return [
+        line
+        for line in difflib.unified_diff(left, right, str(a), str(b), lineterm="", n=0)
+        if not line.startswith("@@")
+    ]

@@ -165,3 +165,19 @@ def test_a_token_key_seals_the_transcript(tmp_path: Path) -> None:
     t = _sealed(tmp_path, store.generate("ca-root", "ec-p256"))
     assert verify_transcript(t.path).ok
     store.close()
+
+
+def test_diff_ignores_times_digests_and_keys_but_not_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    a, b = _sealed(tmp_path / "a"), _sealed(tmp_path / "b")
+    assert main(["transcript", "diff", str(a.path), str(b.path)]) == 0
+    assert "same steps, actors, parameters and outputs" in capsys.readouterr().out
+    c = Transcript(tmp_path / "c" / "root-2026-01.jsonl")
+    c.start("root-2026-01", "root-ca", {"file_sha256": "00" * 32, "rehearsal": True})
+    c.step("1", "initialise token", actors=["alice"], outputs={"token": "11" * 32})
+    c.step("2", "generate CA key", actors=["bob"], details={"key_label": "ca-root"})
+    assert main(["transcript", "diff", str(a.path), str(c.path)]) == 1
+    out = capsys.readouterr().out
+    assert '"rehearsal":true' in out and '"actors":["bob"]' in out and '"event":"deviation"' in out
+    assert "11" * 32 not in out
