@@ -56,7 +56,7 @@ def test_a_crl_is_linted(tmp_path: Path) -> None:
     "content, message",
     [
         (b"hello", "neither PEM nor DER"),
-        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "holds no CERTIFICATE or X509 CRL block"),
+        (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "holds no CERTIFICATE or X509 CRL block"),
         (b"\x30\x03\x02\x01\x01", "not a DER X.509 certificate"),
     ],
 )
