@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from asn1crypto import crl as asn1_crl
 from asn1crypto import pem
 
-from ceremony.checks.certificate import check_certificate
+from ceremony.checks.certificate import check_crl, check_parsed, is_crl, parse_certificate
 from ceremony.checks.findings import Finding, Severity, failing
-from ceremony.der import signature_name
 from ceremony.errors import InputError
 from ceremony.profiles import ResolvedProfile, available_profiles, get_profile
 
 SUFFIXES = {".pem", ".crt", ".cer", ".der", ".crl"}
 MAX_FILE_BYTES = 16 << 20
+_PEM_KINDS = {"CERTIFICATE": "certificate", "X509 CRL": "crl"}
 
 
 @dataclass
 class LintItem:
+    """One certificate or CRL: where it came from, the profile used, and its findings."""
+
     path: str
     kind: str  # "certificate" | "crl"
     profile: str | None
@@ -33,6 +35,8 @@ class LintItem:
 
 @dataclass
 class LintReport:
+    """Every linted item; exit code 1 when any has an ERROR or FATAL finding."""
+
     items: list[LintItem]
 
     @property
@@ -59,8 +63,9 @@ class LintReport:
             ],
         }
 
-    def render(self) -> str:
-        lines = [str(f) for item in self.items for f in item.findings if f.severity >= Severity.NOTICE]
+    def render(self, min_severity: Severity = Severity.INFO) -> str:
+        """One line per finding at or above ``min_severity``, then the summary line."""
+        lines = [str(f) for item in self.items for f in item.findings if f.severity >= min_severity]
         c = self.counts()
         lines.append(
             f"{c['certificates']} certificates, {c['crls']} CRLs: {c['with_errors']} with errors, "
@@ -90,83 +95,70 @@ def _documents(path: Path) -> list[tuple[str, bytes]]:
         try:
             blocks = [(label, bytes(der)) for label, _, der in pem.unarmor(data, multiple=True)]
         except ValueError as exc:
-            raise InputError(f"{path}: malformed PEM") from exc
-        kinds = {"CERTIFICATE": "certificate", "X509 CRL": "crl"}
-        out = [(kinds[label], der) for label, der in blocks if label in kinds]
+            raise InputError(f"{path}: malformed PEM ({exc})") from exc
+        out = [(_PEM_KINDS[label], der) for label, der in blocks if label in _PEM_KINDS]
         if not out:
-            raise InputError(f"{path}: holds no CERTIFICATE or X509 CRL block")
+            labels = ", ".join(sorted({label for label, _ in blocks})) or "none"
+            raise InputError(f"{path}: holds no CERTIFICATE or X509 CRL block (found: {labels})")
         return out
     if data[:1] != b"\x30":
         raise InputError(f"{path}: neither PEM nor DER; not a certificate or CRL")
-    return [("crl" if _is_crl(data) else "certificate", data)]
+    return [("crl" if is_crl(data) else "certificate", data)]
 
 
-def _is_crl(der: bytes) -> bool:
-    try:
-        asn1_crl.CertificateList.load(der, strict=True)["tbs_cert_list"]["this_update"].native  # noqa: B018
-    except (ValueError, TypeError, KeyError):
-        return False
-    return True
-
-
-def check_crl(der: bytes, subject: str) -> list[Finding]:
-    """DOMAIN.md profile E (minimal): v2, ECDSA with absent parameters, nextUpdate, cRLNumber, AKI."""
-    try:
-        crl = asn1_crl.CertificateList.load(der, strict=True)
-        tbs = crl["tbs_cert_list"]
-        extensions = {e["extn_id"].dotted for e in tbs["crl_extensions"]}
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"{subject}: not a DER X.509 CRL") from exc
-    findings = []
-    if tbs["version"].native != "v2":
-        findings.append(Finding(Severity.ERROR, "crl.version", "CRL is not v2", subject))
-    name = signature_name(crl["signature_algorithm"]["algorithm"].dotted)
-    if name != "ecdsa-with-SHA256":
-        findings.append(Finding(Severity.ERROR, "crl.signature.algorithm", f"CRL is signed with {name}", subject))
-    if crl["signature_algorithm"]["parameters"].dump() not in (b"",):
-        findings.append(
-            Finding(
-                Severity.ERROR,
-                "crl.signature.params_not_absent",
-                "CRL signature AlgorithmIdentifier carries parameters (RFC 5758 3.2)",
-                subject,
-            )
-        )
-    if tbs["next_update"].native is None:
-        findings.append(Finding(Severity.ERROR, "crl.next_update.missing", "nextUpdate is absent", subject))
-    for oid, code in (("2.5.29.20", "crl.number.missing"), ("2.5.29.35", "crl.aki.missing")):
-        if oid not in extensions:
-            findings.append(Finding(Severity.ERROR, code, f"extension {oid} is absent", subject))
-    return findings
-
-
-def _classify(der: bytes, subject: str) -> tuple[str, list[Finding]]:
+def _classify(
+    der: bytes, subject: str, profiles: dict[str, ResolvedProfile], now: datetime | None
+) -> tuple[str, list[Finding]]:
     """The profile the certificate fits best (fewest errors, then warnings), and its findings."""
+    parsed = parse_certificate(der, subject)
     best: tuple[tuple[int, int], str, list[Finding]] | None = None
-    for name in available_profiles():
-        findings = check_certificate(der, get_profile(name), subject=subject)
+    for name, profile in profiles.items():
+        findings = check_parsed(parsed, profile, subject=subject, now=now)
         score = (len(failing(findings)), sum(f.severity == Severity.WARNING for f in findings))
         if best is None or score < best[0]:
             best = (score, name, findings)
-    assert best is not None
-    _, name, findings = best
-    return name, [Finding(Severity.INFO, "lint.profile_chosen", f"classified as {name}", subject), *findings]
+    if best is None:
+        raise InputError("no certificate profiles are available to classify against")
+    (errors, warnings), name, findings = best
+    chosen = Finding(
+        Severity.INFO,
+        "lint.profile_chosen",
+        f"classified as {name} (best fit of {len(profiles)} profiles: {errors} errors, {warnings} warnings)",
+        subject,
+    )
+    return name, [chosen, *findings]
 
 
-def lint_paths(paths: list[Path], profile: str | None) -> LintReport:
-    """Lint every certificate and CRL under ``paths`` (against ``profile``, or the best-fitting one)."""
-    resolved: ResolvedProfile | None = get_profile(profile) if profile else None
+def lint_paths(paths: list[Path], profile: str | None, *, now: datetime | None = None) -> LintReport:
+    """Lint every certificate and CRL under ``paths``.
+
+    Args:
+        paths: files (any name) or folders (searched recursively for *.pem, *.crt, *.cer, *.der, *.crl).
+        profile: the profile every certificate is checked against; None classifies each
+            certificate to its best-fitting profile across all profile sets (an INFO finding names it).
+        now: the clock for expiry notices (default: the current time).
+
+    Raises:
+        InputError: a path is missing, a file holds no certificate or CRL, or the profile is unknown.
+    """
+    if profile is not None:
+        fixed: ResolvedProfile | None = get_profile(profile)
+        candidates: dict[str, ResolvedProfile] = {}
+    else:
+        fixed = None
+        candidates = {name: get_profile(name) for name in available_profiles()}
     items: list[LintItem] = []
     for path in _files(paths):
         documents = _documents(path)
         for index, (kind, der) in enumerate(documents):
             subject = str(path) if len(documents) == 1 else f"{path}#{index + 1}"
             if kind == "crl":
-                items.append(LintItem(subject, kind, None, check_crl(der, subject)))
-            elif resolved is not None:
-                items.append(LintItem(subject, kind, resolved.name, check_certificate(der, resolved, subject=subject)))
+                items.append(LintItem(subject, kind, None, check_crl(der, subject=subject)))
+            elif fixed is not None:
+                findings = check_parsed(parse_certificate(der, subject), fixed, subject=subject, now=now)
+                items.append(LintItem(subject, kind, fixed.name, findings))
             else:
-                name, findings = _classify(der, subject)
+                name, findings = _classify(der, subject, candidates, now)
                 items.append(LintItem(subject, kind, name, findings))
     if not items:
         raise InputError("no certificate or CRL files found in " + ", ".join(str(p) for p in paths))
