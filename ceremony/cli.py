@@ -113,13 +113,15 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    from ceremony.checks.findings import Severity
     from ceremony.checks.lint import lint_paths
 
     report = lint_paths([Path(p) for p in args.paths], args.profile)
     if args.json:
         _print_json(report.to_json())
     else:
-        print(report.render())
+        # INFO findings (e.g. which profile a certificate was classified as) are in --json only.
+        print(report.render(Severity.NOTICE))
     return report.exit_code
 
 
