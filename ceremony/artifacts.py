@@ -24,11 +24,3 @@ def write_once(path: Path, data: bytes, *, mode: int = 0o644) -> str:
     finally:
         os.close(fd)
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +16,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ceremony.config import Strict, load_model, load_yaml, parse_model
+from ceremony.config import Strict, data_dir, load_model, load_yaml, parse_model
 from ceremony.errors import ConfigError, InputError
 from ceremony.people import Register
 from ceremony.profiles import KeyAlgorithm
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("CEREMONY_DATA", Path(__file__).resolve().parent.parent / "data"))
 
 
 class CeremonyPolicy(Strict):
@@ -44,7 +39,7 @@ class PolicyParameters(Strict):
 
 
 def load_policy(path: Path | None = None) -> PolicyParameters:
-    return load_model(PolicyParameters, path or _data_dir() / "policy" / "s1spkm-parameters.yaml")
+    return load_model(PolicyParameters, path or data_dir() / "policy" / "s1spkm-parameters.yaml")
 
 
 # --- the parts a ceremony file is made of -------------------------------------------------

@@ -25,8 +25,9 @@ def _workspace_dir(args: argparse.Namespace) -> Path:
 
 
 def _default_register() -> Path:
-    data = Path(os.environ.get("CEREMONY_DATA", Path(__file__).resolve().parent.parent / "data"))
-    return Path(os.environ.get("CEREMONY_REGISTER", data / "people.yaml"))
+    from ceremony.config import data_dir
+
+    return Path(os.environ.get("CEREMONY_REGISTER", data_dir() / "people.yaml"))
 
 
 def _print_json(obj: Any) -> None:

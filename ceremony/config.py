@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +41,11 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def data_dir() -> Path:
+    """The shipped data (profiles, policy, example ceremonies): ``CEREMONY_DATA`` or the checkout's data/."""
+    return Path(os.environ.get("CEREMONY_DATA", Path(__file__).resolve().parent.parent / "data"))
 
 
 def load_yaml(path: Path) -> Any:

@@ -140,16 +140,22 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None) -> DemoR
 
 
 def lint_issued(ws: Workspace, issued: list[Issued]) -> list[Finding]:
-    """Lint every issued certificate against its profile and its issuer (the full check, again)."""
+    """Lint the certificate files as written (artifacts), each against its profile and its issuer.
+
+    Issuance has already checked each certificate in memory; this checks what reached the disk.
+    """
     by_serial = {(i.record.issuer_ca, i.record.serial): i.certificate for i in issued}
     cas = {name: ws.inventory.ca(name) for name in ws.inventory.ca_names()}
     findings: list[Finding] = []
     for item in issued:
         ca = cas.get(item.record.issuer_ca)
         issuer = by_serial.get((ca.issuer_ca or ca.name, ca.serial)) if ca else None
-        der = item.certificate.public_bytes(serialization.Encoding.DER)
+        written = x509.load_pem_x509_certificate(item.artifact.read_bytes())
         findings += check_certificate(
-            der, get_profile(item.record.profile, ws.config.oids), issuer=issuer, subject=str(item.artifact)
+            written.public_bytes(serialization.Encoding.DER),
+            get_profile(item.record.profile, ws.config.oids),
+            issuer=issuer,
+            subject=str(item.artifact),
         )
     bad = failing(findings)
     if bad:

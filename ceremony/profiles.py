@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ceremony.config import Strict, load_model
+from ceremony.config import Strict, data_dir, load_model
 from ceremony.errors import ConfigError, InputError
 
 KeyAlgorithm = Literal["ec-p256", "ec-p384", "rsa-3072"]
@@ -29,10 +28,6 @@ KeyUsageBit = Literal[
 Presence = Literal["required", "optional", "absent"]
 Violation = Literal["error", "warning"]
 Kind = Literal["root-ca", "issuing-ca", "organisation", "device"]
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("CEREMONY_DATA", Path(__file__).resolve().parent.parent / "data"))
 
 
 class ExtensionRule(Strict):
@@ -192,9 +187,9 @@ def load_profile_set(path: Path) -> ProfileSet:
 
 def profile_files() -> list[Path]:
     """All profile-set files shipped in data/profiles."""
-    files = sorted((_data_dir() / "profiles").glob("*.yaml"))
+    files = sorted((data_dir() / "profiles").glob("*.yaml"))
     if not files:
-        raise ConfigError(f"no profile files in {_data_dir() / 'profiles'}")
+        raise ConfigError(f"no profile files in {data_dir() / 'profiles'}")
     return files
 
 

@@ -148,10 +148,6 @@ def read_aloud(digest: bytes, words: int = 8) -> str:
     return " ".join(out)
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 class Transcript(Journal):
     """A ceremony transcript: start, steps, deviations, then a seal signed with the ceremony's CA key.
 

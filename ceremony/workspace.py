@@ -176,8 +176,8 @@ def init_workspace(
         pin = os.environ.get(PIN_ENV) or secrets.token_urlsafe(18)
         if not os.environ.get(PIN_ENV):
             write_secret(root / "secrets" / "token.pin", pin)
-        write_secret(root / "secrets" / "so.pin", secrets.token_urlsafe(18))
-        so_pin = _read_secret_file(root / "secrets" / "so.pin", "SO PIN")
+        so_pin = secrets.token_urlsafe(18)
+        write_secret(root / "secrets" / "so.pin", so_pin)
         init_softhsm_token(root / "token", root / "token" / "softhsm2.conf", token_label, so_pin, pin)
         store = KeyStoreConfig(
             kind="pkcs11",

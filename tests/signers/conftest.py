@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 
 from ceremony.signers.pkcs11 import Pkcs11KeyStore, find_softhsm_module, init_softhsm_token
-
-SO_PIN = "so-pin-7731"  # test-only PINs, never real ones
-PIN = "user-pin-0193"
-TOKEN = "test-token"
+from tests.signers.material import PIN, SO_PIN, TOKEN
 
 
 @pytest.fixture

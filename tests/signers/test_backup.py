@@ -2,56 +2,49 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.custody import CustodyError, combine, every_quorum, new_secret, split
 from ceremony.errors import TokenError
-from ceremony.signers.pkcs11 import Pkcs11KeyStore, find_softhsm_module, init_softhsm_token
+from ceremony.signers.pkcs11 import Pkcs11KeyStore
+from tests.signers.material import PIN, self_signed
 
 pytestmark = pytest.mark.hsm
 SOFTHSM_KWP = 0x210A  # SoftHSM's number for RFC 5649 AES key wrap with padding
 CUSTODIANS = ["carol", "dave", "erin", "frank", "grace"]
 
 
-def _token(tmp_path: Path, name: str) -> Pkcs11KeyStore:
-    init_softhsm_token(tmp_path / name, tmp_path / f"{name}.conf", name, "so-pin-4242", "user-pin-4242")
-    return Pkcs11KeyStore(str(find_softhsm_module()), name, "user-pin-4242")
+@pytest.fixture
+def open_store(new_token: Callable[..., Path], softhsm_module: str) -> Callable[[str], Pkcs11KeyStore]:
+    """A fresh token labelled ``name`` (its own SoftHSM2 directory), logged in."""
 
+    def make(name: str) -> Pkcs11KeyStore:
+        new_token(label=name, where=name)
+        return Pkcs11KeyStore(softhsm_module, name, PIN)
 
-def _ca_certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Root")])
-    now = datetime.now(timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    return make
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("m, n", [(2, 3), (3, 5)])
-def test_every_quorum_restores_a_key_that_signs_for_the_ca(tmp_path: Path, m: int, n: int) -> None:
-    source = _token(tmp_path, "source")
+def test_every_quorum_restores_a_key_that_signs_for_the_ca(
+    open_store: Callable[[str], Pkcs11KeyStore], m: int, n: int
+) -> None:
+    source = open_store("source")
     ca_key = source.generate("ca-root", "ec-p256", extractable=True)
-    certificate = _ca_certificate(ca_key)  # type: ignore[arg-type]
+    certificate = self_signed(ca_key, hashes.SHA256())
     attrs = source.attributes("ca-root")
     assert (attrs.sensitive, attrs.extractable, attrs.local, attrs.never_extractable) == (True, True, True, False)
     kek = new_secret(32)
     shares = split(kek, m, CUSTODIANS[:n])
     wrapped = source.wrap("ca-root", kek, SOFTHSM_KWP)
     assert len(wrapped) > 32
-    target = _token(tmp_path, "target")
+    target = open_store("target")
     for i, quorum in enumerate(every_quorum(shares, m)):
         restored = target.unwrap(
             f"ca-root-{i}", wrapped, combine([s.words for s in quorum]), SOFTHSM_KWP, certificate.public_key()
@@ -65,22 +58,22 @@ def test_every_quorum_restores_a_key_that_signs_for_the_ca(tmp_path: Path, m: in
             combine([s.words for s in short])
 
 
-def test_wrong_kek_and_unextractable_keys_are_refused(tmp_path: Path) -> None:
-    source = _token(tmp_path, "source")
+def test_wrong_kek_and_unextractable_keys_are_refused(open_store: Callable[[str], Pkcs11KeyStore]) -> None:
+    source = open_store("source")
     source.generate("ca-backup", "ec-p256", extractable=True)
     source.generate("ca-locked", "ec-p256")
     with pytest.raises(TokenError, match="generated without a backup allowance"):
         source.wrap("ca-locked", new_secret(32), SOFTHSM_KWP)
     wrapped = source.wrap("ca-backup", new_secret(32), SOFTHSM_KWP)
     public = source.load("ca-backup").public_key()
-    target = _token(tmp_path, "target")
+    target = open_store("target")
     with pytest.raises(TokenError, match="unwrap key 'x'"):
         target.unwrap("x", wrapped, new_secret(32), SOFTHSM_KWP, public)  # type: ignore[arg-type]
     assert "x" not in target.labels()
 
 
-def test_destroyed_key_cannot_be_used(tmp_path: Path) -> None:
-    store = _token(tmp_path, "t")
+def test_destroyed_key_cannot_be_used(open_store: Callable[[str], Pkcs11KeyStore]) -> None:
+    store = open_store("t")
     store.generate("ca-old", "ec-p256")
     store.destroy("ca-old")
     assert "ca-old" not in store.labels()

@@ -22,31 +22,15 @@ from ceremony.signers import CAPrivateKey, KeyAlgorithm
 from ceremony.signers.pkcs11 import Pkcs11KeyStore, init_softhsm_token
 from ceremony.signers.registry import open_key_store
 from tests.shapes import assert_never_leaves_the_token
+from tests.signers.material import NAME, PIN, SO_PIN, self_signed
 
 pytestmark = pytest.mark.hsm
-SO_PIN = "so-pin-7731"  # the PINs of tests/signers/conftest.py: test-only, never real ones
-PIN = "user-pin-0193"
 WRONG_PIN = "wrong-pin-5555"
 ALGORITHMS: list[tuple[KeyAlgorithm, hashes.SHA256 | hashes.SHA384]] = [
     ("ec-p256", hashes.SHA256()),
     ("ec-p384", hashes.SHA384()),
     ("rsa-3072", hashes.SHA256()),
 ]
-NAME = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Token Test CA")])
-
-
-def _self_signed(key: CAPrivateKey, algorithm: hashes.SHA256 | hashes.SHA384, **sign_options: Any) -> x509.Certificate:
-    now = datetime.now(timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(NAME)
-        .issuer_name(NAME)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, algorithm, **sign_options)
-    )
 
 
 def _ec(key: CAPrivateKey) -> ec.EllipticCurvePrivateKey:
@@ -60,7 +44,7 @@ def test_token_key_signs_a_certificate_that_verifies(
 ) -> None:
     key = store.generate("ca-key", algorithm)
     assert isinstance(key, rsa.RSAPrivateKey if algorithm == "rsa-3072" else ec.EllipticCurvePrivateKey)
-    cert = _self_signed(key, hash_)
+    cert = self_signed(key, hash_)
     cert.verify_directly_issued_by(cert)
     assert cert.public_key() == key.public_key() == store.load("ca-key").public_key()
 
@@ -133,7 +117,7 @@ def test_rsa_pss_and_prehashed_pkcs1_signatures_verify(store: Pkcs11KeyStore) ->
     key = store.generate("ca-rsa", "rsa-3072")
     assert isinstance(key, rsa.RSAPrivateKey)
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
-    cert = _self_signed(key, hashes.SHA256(), rsa_padding=pss)
+    cert = self_signed(key, hashes.SHA256(), rsa_padding=pss)
     cert.verify_directly_issued_by(cert)
     max_salt = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=padding.PSS.MAX_LENGTH)
     key.public_key().verify(key.sign(b"m", max_salt, hashes.SHA384()), b"m", max_salt, hashes.SHA384())
