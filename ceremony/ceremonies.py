@@ -126,6 +126,8 @@ class TokenInitCeremony(CeremonyBase):
 
 class RootCeremony(CeremonyBase):
     type: Literal["root-ca"]
+    #: The CA's name in the workspace (what issuance, backup and restore refer to).
+    ca: str
     quorum: Quorum
     token: Token
     key: KeySpec
@@ -158,6 +160,8 @@ class KeyRestoreCeremony(CeremonyBase):
 
 class KeyDestructionCeremony(CeremonyBase):
     type: Literal["key-destruction"]
+    #: The custodians who activate the token (their PIN shares), m of n.
+    quorum: Quorum
     token: Token
     key_label: str
     reason: str
@@ -296,3 +300,22 @@ def require_approvals(
     if rehearsal:
         return f"REHEARSAL without full approval: {text}"
     raise InputError(f"{text}; run `ceremony approve FILE --by PERSON`, or rehearse with --rehearsal")
+
+
+def record_approval(journal: Any, ceremony: CeremonyFile, by: str, register: Register) -> int:
+    """Journal ``by``'s approval of the ceremony file's SHA-256; returns the approvals now on record."""
+    check_approver(by, register)
+    done = approvals(journal.entries(), ceremony.sha256)
+    if by in done:
+        raise InputError(f"{by} has already approved {ceremony.path} (sha256 {ceremony.sha256[:16]}…)")
+    journal.append(
+        "ceremony.approve",
+        {
+            "ceremony_id": ceremony.spec.ceremony_id,
+            "type": getattr(ceremony.spec, "type", None),
+            "file": str(ceremony.path),
+            "sha256": ceremony.sha256,
+            "by": by,
+        },
+    )
+    return len(done) + 1

@@ -24,10 +24,13 @@ def _workspace_dir(args: argparse.Namespace) -> Path:
     return Path(args.workspace or os.environ.get("CEREMONY_WORKSPACE") or "workspace")
 
 
-def _default_register() -> Path:
-    from ceremony.config import data_dir
+def _register(args: argparse.Namespace) -> Path:
+    from ceremony.people import default_register
 
-    return Path(os.environ.get("CEREMONY_REGISTER", data_dir() / "people.yaml"))
+    if args.register:
+        return Path(args.register)
+    root = _workspace_dir(args)
+    return default_register(root if root.is_dir() else None)
 
 
 def _print_json(obj: Any) -> None:
@@ -148,43 +151,60 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from ceremony.ceremonies import approvals, check_approver, load_ceremony, load_policy, preflight
+    from ceremony.ceremonies import check_approver, load_ceremony, load_policy, preflight, record_approval
     from ceremony.people import load_register
     from ceremony.workspace import Workspace
 
     ceremony = load_ceremony(Path(args.file))
-    register = load_register(Path(args.register))
+    register = load_register(_register(args))
     policy = load_policy()
     check_approver(args.by, register)
     preflight(ceremony, register, policy)
     ws = Workspace.open(_workspace_dir(args))
     try:
-        done = approvals(ws.journal.entries(), ceremony.sha256)
-        if args.by in done:
-            raise InputError(f"{args.by} has already approved {ceremony.path} (sha256 {ceremony.sha256[:16]}…)")
-        ws.journal.append(
-            "ceremony.approve",
-            {
-                "ceremony_id": ceremony.spec.ceremony_id,
-                "type": getattr(ceremony.spec, "type", None),
-                "file": str(ceremony.path),
-                "sha256": ceremony.sha256,
-                "by": args.by,
-            },
-        )
+        count = record_approval(ws.journal, ceremony, args.by, register)
     finally:
         ws.close()
-    needed = policy.ceremony.approvals_required
     print(
         f"approved {ceremony.spec.ceremony_id} (sha256 {ceremony.sha256}) by {args.by}: "
-        f"{len(done) + 1} of {needed} approvals"
+        f"{count} of {policy.ceremony.approvals_required} approvals"
     )
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from ceremony.notebooks import load_params_file, parse_cli_params, run_notebook
+
+    params = load_params_file(Path(args.params_file)) if args.params_file else {}
+    given = parse_cli_params(args.parameters or [])
+    twice = sorted(set(params) & set(given))
+    if twice:
+        raise InputError(f"parameter {', '.join(twice)} given both in {args.params_file} and with -p")
+    params |= given
+    if args.workspace and "workspace" not in params:
+        params["workspace"] = str(Path(args.workspace).resolve())
+    result = run_notebook(Path(args.notebook), params, reports_dir=Path(args.reports), rehearsal=args.rehearsal)
+    if args.json:
+        _print_json({"run_dir": str(result.run_dir), "executed": str(result.executed)})
+    else:
+        print(f"executed {result.executed}")
+    return 0
+
+
 def cmd_transcript(args: argparse.Namespace) -> int:
+    from ceremony.attestation import attestation_status, load_attestation_key, sign_transcript
+    from ceremony.people import load_register
     from ceremony.transcript import diff_transcripts, verify_transcript
 
+    if args.transcript_command == "sign":
+        key_path = (
+            Path(args.key) if args.key else _workspace_dir(args) / "secrets" / "attestation" / f"{args.person}.key"
+        )
+        entry = sign_transcript(
+            Path(args.file), args.person, load_attestation_key(key_path), load_register(_register(args))
+        )
+        print(f"{args.person} attested {args.file} (seal {entry['seal_hash'][:16]}…)")
+        return 0
     if args.transcript_command == "diff":
         for path in (Path(args.a), Path(args.b)):
             if not path.is_file():
@@ -194,7 +214,11 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         return 1 if lines else 0
     report = verify_transcript(Path(args.file))
     print(report.message)
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    status = attestation_status(Path(args.file), load_register(_register(args)))
+    print(status.render())
+    return 0 if status.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,13 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("approve", help="record an approval of a ceremony file (by its SHA-256)")
     p.add_argument("file", help="ceremony file (YAML)")
     p.add_argument("--by", required=True, help="approver's person id (participant register)")
-    p.add_argument("--register", default=str(_default_register()), help="participant register (YAML)")
+    p.add_argument(
+        "--register", help="participant register (default: $CEREMONY_REGISTER, <workspace>/people.yaml, data/)"
+    )
     p.set_defaults(func=cmd_approve)
+
+    p = sub.add_parser("run", help="execute a ceremony notebook (papermill) into reports/runs/<UTC>-<notebook>/")
+    p.add_argument("notebook")
+    p.add_argument("-f", dest="params_file", help="parameters file (YAML mapping)")
+    p.add_argument("-p", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter")
+    p.add_argument("--rehearsal", action="store_true", help="rehearse: the rehearsal area and a throwaway token")
+    p.add_argument("--reports", default="reports", help="reports directory (default: ./reports)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("transcript", help="ceremony transcripts")
     tsub = p.add_subparsers(dest="transcript_command", required=True, parser_class=_Parser)
     t = tsub.add_parser("verify", help="exit 0 only for an intact, sealed transcript whose seal verifies")
     t.add_argument("file")
+    t.add_argument("--register", help="participant register (for the attestations)")
+    t = tsub.add_parser("sign", help="attest a sealed transcript with your registered key")
+    t.add_argument("file")
+    t.add_argument("--as", dest="person", required=True, help="your person id")
+    t.add_argument("--key", help="your private key (PEM; default <workspace>/secrets/attestation/<id>.key)")
+    t.add_argument("--register", help="participant register")
     t = tsub.add_parser("diff", help="differences that matter between two transcripts (not times, digests, keys)")
     t.add_argument("a")
     t.add_argument("b")

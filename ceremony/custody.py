@@ -97,7 +97,15 @@ def pin_from_secret(secret: bytes) -> str:
 
 
 def write_share_card(
-    directory: Path, *, ceremony_id: str, purpose: str, share: Share, m: int, n: int, bag: str | None
+    directory: Path,
+    *,
+    ceremony_id: str,
+    purpose: str,
+    share: Share,
+    m: int,
+    n: int,
+    bag: str | None,
+    rehearsal: bool = False,
 ) -> Path:
     """A share card for one custodian: mode 0600, to be printed, sealed in its bag, then deleted."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -105,7 +113,7 @@ def write_share_card(
     words = share.words.split()
     numbered = "\n".join(f"  {i:2d}. {w}" for i, w in enumerate(words, start=1))
     text = (
-        f"SHARE CARD - {purpose} - ceremony {ceremony_id}\n"
+        ("REHEARSAL - NOT A LIVE SHARE\n" if rehearsal else "") + f"SHARE CARD - {purpose} - ceremony {ceremony_id}\n"
         f"custodian: {share.custodian}   share {share.index} of {n} ({m} needed)\n"
         f"tamper-evident bag: {bag or '(none recorded)'}\n"
         f"fingerprint: {share.fingerprint}\n\n{numbered}\n\n"
@@ -126,3 +134,42 @@ def read_share_card(path: Path) -> str:
 def confirm(entered: str, fingerprint: str) -> bool:
     """At distribution: does the re-entered share match the fingerprint on record (nothing revealed)?"""
     return secrets.compare_digest(share_fingerprint(entered), fingerprint)
+
+
+# --- shares deposited for unattended runs ---------------------------------------------------
+_SHARE_SUFFIX = ".share"
+
+
+def deposit(directory: Path, shares: list[Share]) -> list[Path]:
+    """Rest ``shares`` in ``directory`` (0700; files 0600) for unattended runs to read."""
+    for parent in reversed([directory, *directory.parents][:2]):
+        parent.mkdir(mode=0o700, exist_ok=True)
+    paths = []
+    for share in shares:
+        path = directory / f"{share.custodian}{_SHARE_SUFFIX}"
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(share.words + "\n")
+        paths.append(path)
+    return paths
+
+
+def deposited(directory: Path) -> list[tuple[str, str]]:
+    """(custodian, words) for every share deposited in ``directory``, by custodian id."""
+    return [
+        (path.name.removesuffix(_SHARE_SUFFIX), path.read_text(encoding="utf-8").strip())
+        for path in sorted(directory.glob(f"*{_SHARE_SUFFIX}"))
+    ]
+
+
+def activation_secret(directory: Path) -> str:
+    """The PIN (or passphrase) the shares deposited in ``directory`` rebuild."""
+    return pin_from_secret(combine([words for _, words in deposited(directory)]))
+
+
+def kcv(key: bytes) -> str:
+    """Key check value of an AES key: the first 3 bytes of AES-ECB(key, 0^16), in hex (DOMAIN 4.5)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - a check value, not encryption
+    return (encryptor.update(bytes(16)) + encryptor.finalize())[:3].hex().upper()

@@ -8,20 +8,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ceremony.artifacts import write_once
+from ceremony.attestation import key_fingerprint, load_attestation_key, participants, sign_transcript
+from ceremony.ceremonies import load_ceremony, load_policy, record_approval
 from ceremony.checks.certificate import check_certificate
 from ceremony.checks.findings import Finding, failing
+from ceremony.config import data_dir, load_yaml
 from ceremony.errors import InputError
-from ceremony.issuance import Issued, create_ca, issue
+from ceremony.issuance import Issued, issue
+from ceremony.notebooks import run_notebook
+from ceremony.people import Register, load_register
 from ceremony.profiles import get_profile
 from ceremony.tbs import Identity, Usage, subject_name
+from ceremony.transcript import read_entries
 from ceremony.workspace import Workspace, init_workspace
 
-DEMO_APPROVER = "demo-ra-officer"
-ROOT, ISSUING = "s1sp-root", "s1sp-issuing"
+DEMO_APPROVER = "bob"  # the register's RA officer
+ROOT, ISSUING = "s1sp-root", "s1sp-issuing"  # as named in data/ceremonies/{root,issuing}-ca.yaml
+TOKEN_LABEL = "s1sp-ca-token"  # noqa: S105 - a label; as named in data/ceremonies/token-init.yaml
 #: Demo organisation: a supplier-role S1SP system (RemotePartyRole 02) with a documentation EUI-64.
 ORG_EUI64, ORG_ROLE, ORG_NAME = "90B3D51F30000001", "02", "S1SPDEMO"
 DEVICE_EUI64_BASE = 0x00DB1234_56780000
@@ -36,6 +45,8 @@ class DemoResult:
     findings: list[Finding] = field(default_factory=list)
     inventory_export: Path | None = None
     key_store: str = ""
+    transcripts: list[Path] = field(default_factory=list)
+    runs: list[Path] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +55,8 @@ class DemoResult:
             "cas": [{"name": name, "role": role, "certificate": str(i.artifact)} for name, role, i in self.cas],
             "issued": [{"profile": i.record.profile, "certificate": str(i.artifact)} for i in self.issued],
             "inventory_export": str(self.inventory_export),
+            "transcripts": [str(p) for p in self.transcripts],
+            "runs": [str(p) for p in self.runs],
         }
 
 
@@ -60,11 +73,78 @@ def _csr(key: ec.EllipticCurvePrivateKey, subject: x509.Name) -> bytes:
     )
 
 
-def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None) -> DemoResult:
-    """Workspace → token → root and issuing CA → organisation (DS, KA) and device certificates → lint → export."""
+#: The ceremonies of the demo, in order: (notebook, {parameter: example ceremony file}).
+CEREMONY_RUNS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("05-token-init-ceremony.ipynb", {"ceremony_file": "token-init.yaml"}),
+    ("10-root-ca-ceremony.ipynb", {"ceremony_file": "root-ca.yaml"}),
+    ("20-issuing-ca-ceremony.ipynb", {"ceremony_file": "issuing-ca.yaml"}),
+    ("60-key-backup-restore.ipynb", {"backup_file": "key-backup.yaml", "restore_file": "key-restore.yaml"}),
+    ("65-key-destruction.ipynb", {"ceremony_file": "key-destruction.yaml"}),
+)
+
+
+def notebooks_dir() -> Path:
+    return data_dir().parent / "notebooks"
+
+
+def demo_register(ws: Workspace) -> Register:
+    """The example register with an attestation key for each person (private keys in secrets/, 0600)."""
+    data = load_yaml(data_dir() / "people.yaml")
+    keys = ws.secrets_dir / "attestation"
+    keys.mkdir(mode=0o700)
+    for pid, person in data["people"].items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        der = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        write_once(keys / f"{pid}.key", der, mode=0o600)
+        person["attestation_key"] = key_fingerprint(key.public_key())
+    path = ws.root / "people.yaml"
+    path.write_text(
+        "# Demo register: data/people.yaml with an attestation key per person (keys in secrets/attestation/).\n"
+        + yaml.safe_dump(data, sort_keys=False),
+        encoding="utf-8",
+    )
+    return load_register(path)
+
+
+def run_ceremonies(ws: Workspace, register: Register, reports: Path) -> tuple[list[Path], list[Path]]:
+    """Approve and run every demo ceremony as a notebook; then every participant attests each transcript."""
+    needed = load_policy().ceremony.approvals_required
+    approvers = [pid for pid, p in register.people.items() if "approver" in p.roles][:needed]
+    runs: list[Path] = []
+    for notebook, files in CEREMONY_RUNS:
+        params: dict[str, Any] = {"workspace": str(ws.root)}
+        for name, file in files.items():
+            ceremony = load_ceremony(data_dir() / "ceremonies" / file)
+            for by in approvers:
+                record_approval(ws.journal, ceremony, by, register)
+            params[name] = str(ceremony.path)
+        runs.append(run_notebook(notebooks_dir() / notebook, params, reports_dir=reports, progress=False).executed)
+    transcripts = sorted(
+        (t for t in ws.transcripts_dir.glob("*.jsonl") if not t.name.endswith(".attestations.jsonl")),
+        key=lambda t: read_entries(t)[0]["time"],
+    )
+    for transcript in transcripts:
+        for pid in participants(read_entries(transcript)[0]):
+            key = load_attestation_key(ws.secrets_dir / "attestation" / f"{pid}.key")
+            sign_transcript(transcript, pid, key, register)
+    return transcripts, runs
+
+
+def _issued_ca(ws: Workspace, name: str) -> Issued:
+    ca = ws.inventory.ca(name)
+    record = next(r for r in ws.inventory.certificates("serial = ?", (ca.serial,)))
+    cert = x509.load_der_x509_certificate(ws.inventory.ca_certificate_der(name))
+    return Issued(cert, record, ws.root / (record.artifact or f"artifacts/cas/{name}.pem"))
+
+
+def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None, reports: Path | None = None) -> DemoResult:
+    """Workspace → the key ceremonies run as notebooks (token, root and issuing CA, backup and restore
+    test, destruction of the test copy) → organisation (DS, KA) and device certificates → lint → export."""
     if devices < 0 or devices > 10_000:
         raise InputError(f"--devices must be between 0 and 10000 (got {devices})")
-    ws = init_workspace(workspace)
+    ws = init_workspace(workspace, token_label=TOKEN_LABEL, initialise_token=False)
     say = notice or (lambda text: print(text, file=sys.stderr))
     if ws.config.key_store.kind == "software":
         say(
@@ -72,32 +152,15 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None) -> DemoR
             f"{ws.secrets_dir}), not on a token. Install softhsm2 for a PKCS#11 token."
         )
     else:
-        say(f"using the project-local SoftHSM2 token {ws.config.key_store.token_label!r} in {ws.root / 'token'}")
+        say(f"using the project-local SoftHSM2 token {TOKEN_LABEL!r} in {ws.root / 'token'}")
     result = DemoResult(workspace=ws.root, key_store=ws.config.key_store.kind)
     try:
-        result.cas.append(
-            (
-                ROOT,
-                "root",
-                create_ca(
-                    ws, ROOT, profile_name="ss1spca-root", common_name="S1SP Demo Root 1", approved_by=DEMO_APPROVER
-                ),
-            )
-        )
-        result.cas.append(
-            (
-                ISSUING,
-                "issuing",
-                create_ca(
-                    ws,
-                    ISSUING,
-                    profile_name="ss1spca-issuing",
-                    common_name="S1SP Demo Issuing 1",
-                    approved_by=DEMO_APPROVER,
-                    issuer_ca=ROOT,
-                ),
-            )
-        )
+        register = demo_register(ws)
+        say("running the key ceremonies as notebooks: token, root CA, issuing CA, backup and restore, destruction")
+        result.transcripts, result.runs = run_ceremonies(ws, register, reports or Path.cwd() / "reports")
+        ws.close()
+        ws = Workspace.open(ws.root)  # issuance activates the token from the shares deposited for unattended runs
+        result.cas = [(name, ws.inventory.ca(name).role, _issued_ca(ws, name)) for name in (ROOT, ISSUING)]
         organisation = get_profile("ss1sp-organisation", ws.config.oids)
         for usage in USAGES:
             key = ec.generate_private_key(ec.SECP256R1())

@@ -267,6 +267,7 @@ def _issuer_of(ws: Workspace, ca_name: str) -> tuple[CARecord, x509.Certificate,
         raise StateError(
             f"CA {ca_name!r} key is in a {ca.key_store} store; this workspace uses {ws.config.key_store.kind}"
         )
+    ws.refuse_destroyed(ca.key_label)
     return ca, cert, ws.key_store.load(ca.key_label)
 
 
@@ -280,11 +281,15 @@ def create_ca(
     issuer_ca: str | None = None,
     algorithm: KeyAlgorithm = "ec-p256",
     days: int | None = None,
+    key_label: str | None = None,
+    existing_key: bool = False,
     now: datetime | None = None,
 ) -> Issued:
-    """Generate a CA key in the workspace's key store and issue its certificate.
+    """Generate a CA key in the workspace's key store (or use one a ceremony generated) and issue its certificate.
 
-    A root (``issuer_ca`` None) signs itself; an issuing CA is signed by ``issuer_ca``.
+    A root (``issuer_ca`` None) signs itself; an issuing CA is signed by ``issuer_ca``. The key
+    is labelled ``key_label`` (default ``ca-<name>``); with ``existing_key`` it must already be
+    in the store.
     """
     check_person(approved_by, "approved-by")
     if not re.match(r"^[a-z0-9][a-z0-9-]{0,31}$", name):
@@ -319,7 +324,8 @@ def create_ca(
     identity = Identity(role=role, name=common_name)
     serial_owner = issuer_ca or name
     serial = new_serial(ws, serial_owner)
-    key = ws.key_store.generate(f"ca-{name}", algorithm)
+    key_label = key_label or f"ca-{name}"
+    key = ws.key_store.load(key_label) if existing_key else ws.key_store.generate(key_label, algorithm)
     builder = build_tbs(identity, key.public_key(), profile, issuer, serial, now, days=days)
     discard = _discarder(ws, serial_owner, profile_name, approved_by)
     cert = sign_checked(builder, profile, signer or key, issuer_cert, on_discard=discard)
@@ -340,7 +346,7 @@ def create_ca(
         role="root" if issuer_ca is None else "issuing",
         profile=profile_name,
         key_store=ws.config.key_store.kind,
-        key_label=f"ca-{name}",
+        key_label=key_label,
         issuer_ca=issuer_ca,
         serial=record.serial,
         created_at=now.isoformat(timespec="microseconds"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ceremony.config import Strict, load_model
+from ceremony.config import Strict, data_dir, load_model
 
 TrustedRole = Literal[
     "administrator", "operator", "custodian", "witness", "auditor", "approver", "ra-officer", "compliance-officer"
@@ -58,3 +59,13 @@ class Register(Strict):
 def load_register(path: Path) -> Register:
     """Read the participant register strictly."""
     return load_model(Register, path)
+
+
+def default_register(workspace: Path | None = None) -> Path:
+    """``CEREMONY_REGISTER``, else the workspace's own ``people.yaml``, else the example in data/."""
+    env = os.environ.get("CEREMONY_REGISTER")
+    if env:
+        return Path(env)
+    if workspace is not None and (workspace / "people.yaml").is_file():
+        return workspace / "people.yaml"
+    return data_dir() / "people.yaml"

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
 from ceremony.config import Strict, load_model
-from ceremony.errors import ConfigError, InputError, TokenError
+from ceremony.errors import ConfigError, InputError, StateError, TokenError
 from ceremony.inventory import Inventory
 from ceremony.signers import KeyStore
 from ceremony.transcript import Journal
@@ -24,6 +24,11 @@ PIN_ENV = "CEREMONY_TOKEN_PIN"
 PASSPHRASE_ENV = "CEREMONY_SOFTWARE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 #: SoftHSM numbers RFC 5649 AES key wrap with padding 0x210A; PKCS#11 3.x HSMs use 0x210B.
 SOFTHSM_WRAP_MECHANISM = "0x210A"
+
+
+def activation_purpose(token_label: str) -> str:
+    """The share set that activates a token: its user PIN (or software store passphrase)."""
+    return f"{token_label}.user-pin"
 
 
 class KeyStoreConfig(Strict):
@@ -98,6 +103,27 @@ class Workspace:
     def database_path(self) -> Path:
         return self.root / self.config.database
 
+    @property
+    def transcripts_dir(self) -> Path:
+        return self.root / "transcripts"
+
+    @property
+    def share_cards_dir(self) -> Path:
+        return self.root / "share-cards"
+
+    @property
+    def rehearsal_dir(self) -> Path:
+        """The rehearsal area: a workspace of its own, with its own throwaway token."""
+        return self.root / "rehearsal"
+
+    def shares_dir(self, purpose: str) -> Path:
+        """Where shares deposited for unattended runs rest (0700 directory, 0600 files)."""
+        return self.secrets_dir / "shares" / purpose
+
+    @property
+    def token_label(self) -> str | None:
+        return self.config.key_store.token_label
+
     # --- components -----------------------------------------------------------------
     @cached_property
     def inventory(self) -> Inventory:
@@ -109,28 +135,77 @@ class Workspace:
 
     @cached_property
     def key_store(self) -> KeyStore:
-        from ceremony.signers.registry import open_key_store
-
+        """The workspace's token (or software store), activated from the environment, a PIN file,
+        or the m custodian shares deposited for unattended runs."""
         ks = self.config.key_store
         if ks.kind == "pkcs11":
             if not ks.module or not ks.token_label:
                 raise ConfigError(
                     f"{self.root / WORKSPACE_FILE}: key_store.module and key_store.token_label are required for pkcs11"
                 )
-            store: KeyStore = open_key_store(
-                "pkcs11",
-                module=ks.module,
-                token_label=ks.token_label,
-                pin=self._secret(PIN_ENV, "token.pin", "token PIN"),
-            )
-            return store
+            return self.token_store(ks.token_label, self._secret(PIN_ENV, "token.pin", "token PIN"))
         passphrase = self._secret(PASSPHRASE_ENV, "software-store.passphrase", "software store passphrase")
-        store = open_key_store("software", directory=self.secrets_dir / "keys", passphrase=passphrase.encode())
-        return store
+        return self.token_store(ks.token_label, passphrase)
+
+    def use_key_store(self, store: KeyStore) -> None:
+        """Make ``store`` (a token a ceremony has just activated) the workspace's key store."""
+        self.__dict__["key_store"] = store
+
+    def token_store(self, token_label: str | None, secret: str) -> KeyStore:
+        """Open a token of this workspace by label (the software store: a directory per label)."""
+        from ceremony.signers.registry import open_key_store
+
+        ks = self.config.key_store
+        if ks.kind == "pkcs11":
+            return open_key_store("pkcs11", module=ks.module, token_label=token_label, pin=secret)
+        return open_key_store("software", directory=self.software_dir(token_label), passphrase=secret.encode())
+
+    def software_dir(self, token_label: str | None) -> Path:
+        same = token_label is None or token_label == self.config.key_store.token_label
+        return self.secrets_dir / ("keys" if same else f"keys-{token_label}")
+
+    def token_exists(self, token_label: str) -> bool:
+        ks = self.config.key_store
+        if ks.kind == "pkcs11":
+            from ceremony.signers.pkcs11 import token_present
+
+            assert ks.module is not None
+            return token_present(ks.module, token_label)
+        return self.software_dir(token_label).is_dir()
 
     def _secret(self, env: str, filename: str, what: str) -> str:
         value = os.environ.get(env)
-        return value if value else _read_secret_file(self.secrets_dir / filename, what)
+        if value:
+            return value
+        if not (self.secrets_dir / filename).exists() and self.token_label:
+            shares = self.shares_dir(activation_purpose(self.token_label))
+            if shares.is_dir():
+                from ceremony.custody import activation_secret
+
+                return activation_secret(shares)
+        return _read_secret_file(self.secrets_dir / filename, what)
+
+    # --- destroyed keys -------------------------------------------------------------
+    @cached_property
+    def destroyed_keys(self) -> dict[tuple[str | None, str], dict[str, Any]]:
+        """(token label, key label) -> the journal entry that recorded its destruction."""
+        return {
+            (e.get("token_label"), str(e["key_label"])): e
+            for e in self.journal.entries()
+            if e.get("event") == "key.destroyed"
+        }
+
+    def refuse_destroyed(self, key_label: str, token_label: str | None = None) -> None:
+        """Refuse, and flag in the journal, any use of a key destroyed by a ceremony."""
+        token = token_label or self.token_label
+        entry = self.destroyed_keys.get((token, key_label))
+        if entry is None:
+            return
+        self.journal.append("key.use_refused", {"key_label": key_label, "token_label": token})
+        raise StateError(
+            f"key {key_label!r} on token {token!r} was destroyed in ceremony {entry.get('ceremony_id')} "
+            f"({str(entry['time'])[:10]}); this use is refused and flagged in the journal"
+        )
 
     def _point_softhsm(self) -> None:
         # SoftHSM2 reads its token directory from SOFTHSM2_CONF; the token lives in the workspace.
@@ -149,14 +224,17 @@ def init_workspace(
     *,
     key_store: Literal["auto", "pkcs11", "software"] = "auto",
     token_label: str = "s1spki-workbench",  # noqa: S107 - a label, not a password
+    initialise_token: bool = True,
     now: datetime | None = None,
 ) -> Workspace:
     """Create a new workspace: directories, secrets (generated, 0600), token or store, database.
 
     ``auto`` uses SoftHSM2 when its module is installed and the software store otherwise.
-    Refuses a directory that exists and is not empty.
+    With ``initialise_token`` False the token (or store) is left to a token-initialisation
+    ceremony, whose custodians then hold its PIN in shares. Refuses a directory that exists
+    and is not empty.
     """
-    from ceremony.signers.pkcs11 import find_softhsm_module, init_softhsm_token
+    from ceremony.signers.pkcs11 import find_softhsm_module, init_softhsm_token, write_softhsm_conf
 
     root = root.resolve()
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -173,12 +251,15 @@ def init_workspace(
     when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     if kind == "pkcs11":
         assert module is not None
-        pin = os.environ.get(PIN_ENV) or secrets.token_urlsafe(18)
-        if not os.environ.get(PIN_ENV):
-            write_secret(root / "secrets" / "token.pin", pin)
-        so_pin = secrets.token_urlsafe(18)
-        write_secret(root / "secrets" / "so.pin", so_pin)
-        init_softhsm_token(root / "token", root / "token" / "softhsm2.conf", token_label, so_pin, pin)
+        if initialise_token:
+            pin = os.environ.get(PIN_ENV) or secrets.token_urlsafe(18)
+            if not os.environ.get(PIN_ENV):
+                write_secret(root / "secrets" / "token.pin", pin)
+            so_pin = secrets.token_urlsafe(18)
+            write_secret(root / "secrets" / "so.pin", so_pin)
+            init_softhsm_token(root / "token", root / "token" / "softhsm2.conf", token_label, so_pin, pin)
+        else:
+            write_softhsm_conf(root / "token", root / "token" / "softhsm2.conf")
         store = KeyStoreConfig(
             kind="pkcs11",
             module=module,
@@ -187,9 +268,9 @@ def init_workspace(
             softhsm_conf="token/softhsm2.conf",
         )
     else:
-        if not os.environ.get(PASSPHRASE_ENV):
+        if initialise_token and not os.environ.get(PASSPHRASE_ENV):
             write_secret(root / "secrets" / "software-store.passphrase", secrets.token_urlsafe(24))
-        store = KeyStoreConfig(kind="software")
+        store = KeyStoreConfig(kind="software", token_label=token_label)
     config = WorkspaceConfig(schema_version=1, created=when, key_store=store)
     text = (
         "# S1SPKI workbench workspace. Secrets are never stored here: PINs and passphrases\n"
@@ -199,5 +280,7 @@ def init_workspace(
     (root / WORKSPACE_FILE).write_text(text, encoding="utf-8")
     ws = Workspace.open(root)
     ws.inventory.count()  # creates the database and runs the migrations
-    ws.journal.append("workspace.init", {"key_store": kind, "token_label": token_label if kind == "pkcs11" else None})
+    ws.journal.append(
+        "workspace.init", {"key_store": kind, "token_label": token_label, "token_initialised": initialise_token}
+    )
     return ws

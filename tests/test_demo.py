@@ -38,7 +38,7 @@ def test_demo_json_and_artifacts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], key_store_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = _run_demo(tmp_path, capsys, key_store_kind, monkeypatch)
-    assert list(result) == ["workspace", "key_store", "cas", "issued", "inventory_export"]
+    assert list(result) == ["workspace", "key_store", "cas", "issued", "inventory_export", "transcripts", "runs"]
     assert result["key_store"] == key_store_kind
     cas = result["cas"]
     assert [(c["name"], c["role"]) for c in cas] == [("s1sp-root", "root"), ("s1sp-issuing", "issuing")]  # type: ignore[index,union-attr]
@@ -49,19 +49,39 @@ def test_demo_json_and_artifacts(
     rows = Path(str(result["inventory_export"])).read_text().splitlines()
     assert len(rows) == 1 + 2 + 8  # header, two CA certificates, eight end-entity certificates
     ws = Workspace.open(Path(str(result["workspace"])))
-    assert ws.journal.verify().ok and ws.journal.verify().entries == 1 + 2 + 8
+    journal = ws.journal.entries()
+    assert ws.journal.verify().ok
+    assert sum(e["event"] in ("ca.create", "certificate.issue") for e in journal) == 2 + 8
     ws.close()
+    # Every ceremony ran as a notebook, and each transcript is intact, sealed and attested by all.
+    assert [Path(str(r)).parent.name.split("-", 1)[1] for r in result["runs"]] == [  # type: ignore[union-attr]
+        "05-token-init-ceremony",
+        "10-root-ca-ceremony",
+        "20-issuing-ca-ceremony",
+        "60-key-backup-restore",
+        "65-key-destruction",
+    ]
+    assert [Path(str(t)).stem for t in result["transcripts"]] == [  # type: ignore[union-attr]
+        f"{kind}-2026-12"
+        for kind in ("token-init", "root-ca", "issuing-ca", "key-backup", "key-restore", "key-destruction")
+    ]
+    for transcript in result["transcripts"]:  # type: ignore[union-attr]
+        assert main(["--workspace", str(result["workspace"]), "transcript", "verify", str(transcript)]) == 0
+        assert "not yet: none" in capsys.readouterr().out
 
 
 @pytest.mark.hsm
-def test_demo_ca_keys_never_leave_the_token(
+def test_demo_ca_keys_are_generated_on_the_token_for_wrapped_backup_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = _run_demo(tmp_path, capsys, "pkcs11", monkeypatch)
     ws = Workspace.open(Path(str(result["workspace"])))
     for label in ("ca-s1sp-root", "ca-s1sp-issuing"):
+        # The example key specs allow a wrapped backup: SENSITIVE and EXTRACTABLE, generated on the token.
         attrs = ws.key_store.attributes(label)
-        assert_never_leaves_the_token(attrs)
+        assert (attrs.sensitive, attrs.extractable, attrs.local, attrs.always_sensitive) == (True, True, True, True)
+        assert not attrs.never_extractable
+    assert_never_leaves_the_token(ws.key_store.attributes("ceremony-seal"))
     ws.close()
 
 

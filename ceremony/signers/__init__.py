@@ -27,6 +27,18 @@ class KeyAttributes:
     local: bool
     always_sensitive: bool
     never_extractable: bool
+    wrap_with_trusted: bool = False
+
+    def record(self) -> dict[str, bool]:
+        """The attributes as a transcript records them (PKCS#11 names)."""
+        return {
+            "SENSITIVE": self.sensitive,
+            "EXTRACTABLE": self.extractable,
+            "LOCAL": self.local,
+            "ALWAYS_SENSITIVE": self.always_sensitive,
+            "NEVER_EXTRACTABLE": self.never_extractable,
+            "WRAP_WITH_TRUSTED": self.wrap_with_trusted,
+        }
 
 
 class KeyStore(Protocol):
@@ -34,8 +46,21 @@ class KeyStore(Protocol):
 
     kind: Literal["pkcs11", "software"]
 
-    def generate(self, label: str, algorithm: KeyAlgorithm) -> CAPrivateKey:
-        """Generate a new key pair under ``label`` (refuses an existing label)."""
+    def generate(self, label: str, algorithm: KeyAlgorithm, *, extractable: bool = False) -> CAPrivateKey:
+        """Generate a new key pair under ``label`` (refuses an existing label); ``extractable``
+        allows a wrapped backup."""
+        ...
+
+    def wrap(self, label: str, kek: bytes, mechanism: int) -> bytes:
+        """The private key ``label`` exported under the 256-bit key-encryption key ``kek``."""
+        ...
+
+    def unwrap(self, label: str, wrapped: bytes, kek: bytes, mechanism: int, public_key: CAPublicKey) -> CAPrivateKey:
+        """Import a wrapped private key under ``label``; it must match ``public_key``."""
+        ...
+
+    def destroy(self, label: str) -> None:
+        """Destroy the key pair stored under ``label``."""
         ...
 
     def load(self, label: str) -> CAPrivateKey:

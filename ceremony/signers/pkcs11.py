@@ -23,7 +23,7 @@ from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from ceremony.errors import InputError, TokenError
-from ceremony.signers import CAPrivateKey, KeyAlgorithm, KeyAttributes
+from ceremony.signers import CAPrivateKey, CAPublicKey, KeyAlgorithm, KeyAttributes
 
 _SOFTHSM_CANDIDATES = (
     f"/usr/lib/{platform.machine()}-linux-gnu/softhsm/libsofthsm2.so",
@@ -179,6 +179,28 @@ def _lib(module: str) -> Any:
     return lib
 
 
+def write_softhsm_conf(token_dir: Path, conf_path: Path) -> None:
+    """A project-local softhsm2.conf whose token directory is ``token_dir``; sets ``SOFTHSM2_CONF`` to it."""
+    token_dir = token_dir.resolve()
+    token_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not conf_path.exists():
+        conf_path.write_text(
+            f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\n"
+            "slots.removable = false\n",
+            encoding="utf-8",
+        )
+    os.environ["SOFTHSM2_CONF"] = str(conf_path.resolve())
+
+
+def token_present(module: str, label: str) -> bool:
+    """Whether an initialised token labelled ``label`` is in ``module`` (under the current SOFTHSM2_CONF)."""
+    try:
+        tokens = [s.get_token() for s in _lib(module).get_slots(token_present=True)]
+    except pkcs11.PKCS11Error as exc:
+        _fail(exc, "list its slots")
+    return any(t.label == label and t.flags & pkcs11.TokenFlag.TOKEN_INITIALIZED for t in tokens)
+
+
 def init_softhsm_token(
     token_dir: Path, conf_path: Path, label: str, so_pin: str, user_pin: str, *, module: str | None = None
 ) -> None:
@@ -213,13 +235,7 @@ def init_softhsm_token(
     module = module or find_softhsm_module()
     if module is None:
         raise TokenError("SoftHSM2 is not installed (apt-get install softhsm2)")
-    token_dir = token_dir.resolve()
-    token_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    conf_path.write_text(
-        f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-        encoding="utf-8",
-    )
-    os.environ["SOFTHSM2_CONF"] = str(conf_path.resolve())
+    write_softhsm_conf(token_dir, conf_path)
     lib = _lib(module)
     try:
         tokens = [s.get_token() for s in lib.get_slots(token_present=True)]
@@ -350,12 +366,12 @@ class Pkcs11KeyStore:
         finally:
             kek_object.destroy()
 
-    def unwrap(
-        self, label: str, wrapped: bytes, kek: bytes, mechanism: int, public_key: ec.EllipticCurvePublicKey
-    ) -> CAPrivateKey:
+    def unwrap(self, label: str, wrapped: bytes, kek: bytes, mechanism: int, public_key: CAPublicKey) -> CAPrivateKey:
         """Restore a wrapped EC key under ``label``: SENSITIVE, not EXTRACTABLE, sign only."""
         if label in self.labels():
             raise TokenError(f"token {self.token_label!r} already holds a key labelled {label!r}")
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            raise InputError("restoring a wrapped RSA key is not supported; CA keys here are EC")
         curve = _CURVE_NAMES.get(public_key.curve.name)
         if curve is None:
             raise InputError(f"unsupported curve {public_key.curve.name}")
@@ -507,6 +523,7 @@ class Pkcs11KeyStore:
                 local=bool(key[Attribute.LOCAL]),
                 always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
                 never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]),
+                wrap_with_trusted=bool(key[Attribute.WRAP_WITH_TRUSTED]),
             )
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"read the attributes of {label!r}")

@@ -11,13 +11,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ceremony.errors import InputError, TokenError
-from ceremony.signers import CAPrivateKey, KeyAlgorithm, KeyAttributes
+from ceremony.signers import CAPrivateKey, CAPublicKey, KeyAlgorithm, KeyAttributes
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SUFFIX = ".key.pem"
+_BACKUP_ALLOWED = ".backup-allowed"
 _EC_CURVES: dict[str, ec.EllipticCurve] = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1()}
 _RSA_BITS: dict[str, int] = {"rsa-3072": 3072}
 _ALGORITHM_NAMES = ", ".join([*_EC_CURVES, *_RSA_BITS])
+
+
+def _check_kek(kek: bytes) -> None:
+    if len(kek) != 32:
+        raise InputError("the backup key-encryption key must be 256 bits")
 
 
 class SoftwareKeyStore:
@@ -60,7 +66,8 @@ class SoftwareKeyStore:
         Args:
             label: The key's label and file name stem; an existing label is refused.
             algorithm: One of ec-p256, ec-p384, rsa-3072.
-            extractable: Accepted for interface parity; a software key is always extractable.
+            extractable: Whether ``wrap`` may export it (a software key is on disk either way; this
+                keeps the ceremony's backup decision enforced the same as on a token).
 
         Returns:
             The new private key.
@@ -91,7 +98,63 @@ class SoftwareKeyStore:
             fh.write(pem)
             fh.flush()
             os.fsync(fh.fileno())
+        if extractable:
+            self._backup_marker(label).touch(mode=0o600)
         return key
+
+    def _backup_marker(self, label: str) -> Path:
+        return self.directory / f"{label}{_BACKUP_ALLOWED}"
+
+    def wrap(self, label: str, kek: bytes, mechanism: int) -> bytes:
+        """The key as PKCS#8 encrypted under ``kek`` (PBES2, AES-256-CBC); ``mechanism`` is a token's concern.
+
+        Raises:
+            TokenError: The key was generated without a backup allowance, or does not exist.
+        """
+        key = self.load(label)
+        if not self._backup_marker(label).exists():
+            raise TokenError(f"key {label!r} was generated without a backup allowance; it cannot be wrapped")
+        _check_kek(kek)
+        return key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(kek.hex().encode()),
+        )
+
+    def unwrap(self, label: str, wrapped: bytes, kek: bytes, mechanism: int, public_key: CAPublicKey) -> CAPrivateKey:
+        """Decrypt a ``wrap`` output with ``kek`` and store it under ``label`` (it must match ``public_key``).
+
+        Raises:
+            TokenError: Wrong key-encryption key or damaged backup, a key that does not match
+                ``public_key``, or the label is taken.
+        """
+        _check_kek(kek)
+        path = self._path(label)
+        if path.exists():
+            raise TokenError(f"the software store already holds a key labelled {label!r}")
+        try:
+            key = serialization.load_der_private_key(wrapped, kek.hex().encode())
+        except (ValueError, TypeError):
+            raise TokenError(f"cannot unwrap key {label!r} (wrong key-encryption key or damaged backup)") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) or key.public_key() != public_key:
+            raise TokenError(f"the unwrapped key {label!r} does not match the CA's public key")
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase),
+        )
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return key
+
+    def destroy(self, label: str) -> None:
+        """Delete the key file (a software store cannot wipe: the file system may keep copies)."""
+        self._path(label).unlink(missing_ok=True)
+        self._backup_marker(label).unlink(missing_ok=True)
 
     def load(self, label: str) -> CAPrivateKey:
         """Decrypt and return the key labelled ``label``.
