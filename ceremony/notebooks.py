@@ -11,6 +11,7 @@ papermill, nbclient and nbformat are imported when a notebook is inspected or ru
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,30 @@ class RunResult:
     run_dir: Path
     executed: Path
     parameters_file: Path
+
+
+def ipc_kernel_manager() -> type:
+    """A kernel manager that talks to the kernel over Unix sockets in a private (0700) directory.
+
+    Jupyter's default is TCP on localhost in plain text, which any local user could listen to;
+    an attended ceremony sends what people type (share words included) over that channel.
+    """
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+
+    class IPCKernelManager(KernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(Path(tempfile.mkdtemp(prefix="ceremony-kernel-")) / "kernel")
+
+        def cleanup_resources(self, restart: bool = False) -> None:
+            super().cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+
+    return IPCKernelManager
 
 
 def _words(name: str) -> list[str]:
@@ -226,6 +251,7 @@ def run_notebook(
             str(executed.resolve()),
             parameters=params,
             kernel_name=KERNEL,
+            kernel_manager_class=ipc_kernel_manager(),
             progress_bar=sys.stderr.isatty() if progress is None else progress,
             cwd=str((cwd or Path.cwd()).resolve()),
             log_output=False,
@@ -259,7 +285,12 @@ def execute_with_nbclient(notebook: Path, params: dict[str, Any], output: Path, 
     check_parameter_names(_key_paths(params))
     nb = load_notebook_node(str(notebook))  # adds the per-cell tags/metadata parameterize_notebook expects
     nb = parameterize_notebook(nb, dict(params), kernel_name=KERNEL, language="python")
-    client = NotebookClient(nb, kernel_name=KERNEL, resources={"metadata": {"path": str(cwd)}})
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL,
+        kernel_manager_class=ipc_kernel_manager(),
+        resources={"metadata": {"path": str(cwd)}},
+    )
     try:
         client.execute()
     except CellExecutionError as exc:
