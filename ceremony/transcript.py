@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -304,24 +305,46 @@ def verify_transcript(path: Path) -> TranscriptReport:
 
 
 #: Fields that differ between two runs of the same script without meaning anything: times,
-#: chain links, digests and key material.
-_VOLATILE = {"seq", "time", "prev", "hash", "sealed_hash", "signature", "public_key", "words", "file_sha256"}
+#: chain links, serials, digests, fingerprints, signatures and key material.
+_VOLATILE = {
+    "seq",
+    "time",
+    "prev",
+    "hash",
+    "sealed_hash",
+    "signature",
+    "public_key",
+    "words",
+    "file_sha256",
+    "serial",
+    "fingerprint",
+    "sha256",
+    "not_before",
+    "not_after",
+    "message",
+    "kcv",
+    "expected",
+}
+_HEX = re.compile(r"[0-9a-fA-F]{16,}")
+
+
+def _normalise(value: Any, key: str | None = None) -> Any:
+    if key in _VOLATILE:
+        return "…"
+    if key in ("inputs", "outputs") and isinstance(value, dict):
+        return sorted(value)  # the names of what went in and out, not their digests
+    if isinstance(value, dict):
+        return {k: _normalise(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if isinstance(value, str) and _HEX.fullmatch(value):
+        return "…"
+    return value
 
 
 def _shape(entry: dict[str, Any]) -> str:
-    """One comparable line per entry: what happened and who did it, with digests reduced to names."""
-    kept: dict[str, Any] = {}
-    for key, value in entry.items():
-        if key in _VOLATILE:
-            continue
-        if key in ("inputs", "outputs") and isinstance(value, dict):
-            value = sorted(value)  # the names of what went in and out, not their digests
-        elif key == "serial" or (
-            isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-        ):
-            value = "…"
-        kept[key] = value
-    return canonical(kept).decode()
+    """One comparable line per entry: what happened and who did it, with volatile values masked."""
+    return canonical(_normalise(entry)).decode()
 
 
 def diff_transcripts(a: Path, b: Path) -> list[str]:
