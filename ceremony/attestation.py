@@ -96,7 +96,6 @@ def participants(start: dict[str, Any]) -> list[str]:
 
 def sign_transcript(transcript: Path, person: str, key: AttestationKey, register: Register) -> dict[str, Any]:
     """Attest the sealed transcript as ``person`` with the key the register names for them."""
-    start, seal = _sealed(transcript)
     registered = register.people.get(person)
     if registered is None:
         raise InputError(f"--as: {person!r} is not in the participant register")
@@ -105,6 +104,7 @@ def sign_transcript(transcript: Path, person: str, key: AttestationKey, register
     fingerprint = key_fingerprint(key.public_key())
     if fingerprint != registered.attestation_key:
         raise InputError(f"--key: this key ({fingerprint[:23]}…) is not the one the register names for {person}")
+    start, seal = _sealed(transcript)
     log = Journal(attestations_path(transcript))
     if any(e.get("person") == person for e in log.entries()):
         raise StateError(f"{person} has already attested {transcript.name}")
