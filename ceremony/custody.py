@@ -77,13 +77,18 @@ def combine(shares: list[str]) -> bytes:
     for position, words in enumerate(shares, start=1):
         _check_share(position, words)
     normalised = list(dict.fromkeys(" ".join(w.lower().split()) for w in shares))
+    needed = _Slip39Share.from_mnemonic(normalised[0]).member_threshold
+    if len(normalised) < needed:
+        raise CustodyError(f"{len(normalised)} distinct share(s) given; {needed} are needed")
     try:
-        return bytes(shamir_mnemonic.combine_mnemonics(normalised))
+        secret = bytes(shamir_mnemonic.combine_mnemonics(normalised[:needed]))
+        # More than m shares: each extra one must rebuild the same secret with m - 1 of the others.
+        for extra in normalised[needed:]:
+            if bytes(shamir_mnemonic.combine_mnemonics([*normalised[: needed - 1], extra])) != secret:
+                raise CustodyError("the shares do not belong to the same split")
     except shamir_mnemonic.MnemonicError:
-        needed = _Slip39Share.from_mnemonic(normalised[0]).member_threshold
-        if len(normalised) < needed:
-            raise CustodyError(f"{len(normalised)} distinct share(s) given; {needed} are needed") from None
         raise CustodyError("the shares do not belong to the same split") from None
+    return secret
 
 
 def every_quorum(shares: list[Share], m: int) -> list[tuple[Share, ...]]:

@@ -113,3 +113,12 @@ def test_token_activation_needs_m_pin_shares(tmp_path: Path) -> None:
         ec.ECDSA(hashes.SHA256()),
     )
     store.close()
+
+
+def test_more_than_m_shares_rebuild_the_secret_and_a_stranger_among_them_is_caught() -> None:
+    secret = new_secret(32)
+    shares = split(secret, 3, ["carol", "dave", "erin", "frank", "grace"])
+    assert combine([s.words for s in shares]) == secret  # all five custodians present
+    stranger = split(new_secret(32), 3, ["carol", "dave", "erin"])[0]
+    with pytest.raises(CustodyError, match="the shares do not belong to the same split"):
+        combine([s.words for s in shares[:3]] + [stranger.words])
