@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test clean check-venv
+.PHONY: demo test lab clean check-venv
 
 check-venv:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -31,6 +31,17 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$rc
+
+# JupyterLab on notebooks/ for an attended ceremony; kernels talk over Unix sockets, not TCP.
+WORKSPACE ?= workspace
+LAB_ARGS  ?=
+$(VENV)/.installed-lab: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[lab]'
+	touch $@
+
+lab: $(VENV)/.installed-lab
+	CEREMONY_WORKSPACE=$(abspath $(WORKSPACE)) $(BIN)/jupyter lab --notebook-dir=notebooks \
+	  --KernelManager.transport=ipc $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) workspaces .pytest_cache

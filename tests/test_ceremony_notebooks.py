@@ -121,3 +121,24 @@ def test_ceremony_run_rehearsal_uses_the_rehearsal_area(tmp_path: Path, capsys: 
     transcript = ws / "rehearsal" / "transcripts" / "token-init-2026-12.jsonl"
     assert verify_transcript(transcript).ok and read_entries(transcript)[0]["rehearsal"] is True
     assert list((ws / "transcripts").iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("allow_stdin, console", [(True, "Attended"), (False, "Unattended")])
+def test_a_kernel_whose_client_can_answer_input_runs_attended(allow_stdin: bool, console: str) -> None:
+    # JupyterLab answers input() (allow_stdin); papermill and nbclient do not.
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    out: list[str] = []
+    try:
+        kc.execute_interactive(
+            "from ceremony.procedures import kernel_console\nprint(type(kernel_console(None)).__name__)",
+            allow_stdin=allow_stdin,
+            output_hook=lambda msg: out.append(msg["content"].get("text", "")),
+            timeout=60,
+        )
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert "".join(out).strip() == console
