@@ -97,6 +97,8 @@ class CeremonyBase(Strict):
     participants: Participants
     recording: Recording
     bags: Bags = Bags()
+    #: The files the ceremony produces, by name, relative to the workspace (the archive's key map).
+    outputs: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("ceremony_id")
     @classmethod

@@ -277,7 +277,22 @@ class Procedure:
     def _record(self, step: str, action: str, actors: list[str], **kw: Any) -> dict[str, Any]:
         return self.transcript.step(step, action, actors=actors, **kw)
 
+    def expected_outputs(self) -> dict[str, str]:
+        """The files this ceremony writes, by name, relative to the workspace."""
+        return {}
+
+    def check_outputs(self) -> None:
+        """The ceremony file's ``outputs`` must name exactly what this procedure writes, where it writes it."""
+        expected = self.expected_outputs()
+        for name, path in self.spec.outputs.items():
+            if name not in expected:
+                allowed = ", ".join(expected) or "none"
+                raise ConfigError(f"{self.ceremony.path}: outputs.{name}: a {self.TYPE} ceremony writes {allowed}")
+            if path != expected[name]:
+                raise ConfigError(f"{self.ceremony.path}: outputs.{name}: this ceremony writes {expected[name]}")
+
     def start(self) -> None:
+        self.check_outputs()
         spec = self.spec
         kind = self.ws.config.key_store.kind
         self.transcript.start(
@@ -362,6 +377,9 @@ class Procedure:
             raise StateError(f"cannot seal: steps not run: {', '.join(remaining)}")
         if self.seal_with is None:
             raise StateError("cannot seal: the ceremony has no key to seal with")
+        missing = [name for name in self.spec.outputs if name not in self.outputs]
+        if missing:
+            raise StateError(f"cannot seal: declared outputs not written: {', '.join(missing)}")
         store, label = self.seal_with
         entry = self.transcript.seal(store.load(label), key_label=label)
         self.console.show(f"sealed {self.transcript.path}\nread aloud: {entry['words']}")
@@ -564,6 +582,11 @@ class RootCA(Procedure):
     def _issuer(self) -> str | None:
         return None
 
+    def expected_outputs(self) -> dict[str, str]:
+        cas = f"artifacts/cas/{self.spec.ca}"
+        out = {"certificate": f"{cas}.pem"}
+        return out | ({"fingerprint_statement": f"{cas}.fingerprint.txt"} if self.TYPE == "root-ca" else {})
+
     def do_issue_certificate(self) -> dict[str, Any]:
         spec = self.spec
         issued = create_ca(
@@ -621,7 +644,7 @@ class RootCA(Procedure):
         cert = self.certificate
         der = cert.public_bytes(serialization.Encoding.DER)
         digest = hashlib.sha256(der).digest()
-        path = self.ws.artifacts_dir / "cas" / f"{self.spec.ca}.fingerprint.txt"
+        path = self.ws.root / self.expected_outputs()["fingerprint_statement"]
         text = (
             ("REHEARSAL - NOT FOR PUBLICATION\n" if self.rehearsal else "")
             + f"Fingerprint statement: CA certificate {self.spec.ca}\n"
@@ -664,6 +687,10 @@ class KeyBackup(Procedure):
         ("split-kek", "generate the backup key-encryption key; split it among the custodians"),
         ("wrap", "wrap the CA key under the backup key; write the backup"),
     )
+
+    def expected_outputs(self) -> dict[str, str]:
+        backup = f"artifacts/backups/{self.spec.key_label}.wrapped"
+        return {"backup": backup, "backup_metadata": f"{backup}.json"}
 
     def do_activate(self) -> dict[str, Any]:
         return self._activate(self.token.label)
@@ -710,7 +737,7 @@ class KeyBackup(Procedure):
         gate = self._gate("wrap", f"wrap key {spec.key_label!r} under the backup key", self.operators)
         wrapped = self._key_store().wrap(spec.key_label, self.kek, _mechanism(self.token))
         del self.kek
-        path = self.ws.artifacts_dir / "backups" / f"{spec.key_label}.wrapped"
+        path = self.ws.root / self.expected_outputs()["backup"]
         write_once(path, wrapped, mode=0o600)
         public_der = self.public_key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -157,6 +157,16 @@ def test_preflight_refusals_happen_before_anything_is_written(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="quorum.m: 4 of 3 is impossible"):
         procedures.run(path, ws)
     assert list((ws / "transcripts").iterdir()) == []
+    run_examples(ws, "token-init")
+    path = variant(tmp_path / "files", "root-ca.yaml", {"outputs.certificate": "root.pem"})
+    approve(ws, path)
+    with pytest.raises(ConfigError, match="outputs.certificate: this ceremony writes artifacts/cas/s1sp-root.pem"):
+        procedures.run(path, ws)
+    path = variant(tmp_path / "files", "root-ca.yaml", {"outputs.crl": "x.crl"}, as_name="crl.yaml")
+    approve(ws, path)
+    with pytest.raises(ConfigError, match="outputs.crl: a root-ca ceremony writes certificate, fingerprint_statement"):
+        procedures.run(path, ws)
+    assert [p.name for p in (ws / "transcripts").glob("*.jsonl")] == ["token-init-2026-12.jsonl"]
 
 
 def _cards(ws: Path, ceremony_id: str, purpose: str) -> dict[str, str]:
