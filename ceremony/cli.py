@@ -40,11 +40,14 @@ def _print_json(obj: Any) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     from ceremony.workspace import init_workspace
 
-    ws = init_workspace(_workspace_dir(args), key_store=args.key_store, token_label=args.token_label)
+    ws = init_workspace(
+        _workspace_dir(args), key_store=args.key_store, token_label=args.token_label, initialise_token=not args.no_token
+    )
     kind = ws.config.key_store.kind
     print(
         f"workspace {ws.root} created with the {kind} key store"
         + ("" if kind == "pkcs11" else " (SOFTWARE: for trying the tool only; not a token)")
+        + (f"; token {args.token_label!r} awaits its token-initialisation ceremony" if args.no_token else "")
     )
     ws.close()
     return 0
@@ -229,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init", help="a new workspace (token or software store, database, workspace.yaml)")
     p.add_argument("--key-store", choices=["auto", "pkcs11", "software"], default="auto")
     p.add_argument("--token-label", default="s1spki-workbench")
+    p.add_argument(
+        "--no-token",
+        action="store_true",
+        help="leave the token to a token-initialisation ceremony (its custodians then hold the PIN in shares)",
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("demo", help="the whole story on a new workspace")

@@ -12,7 +12,6 @@ fingerprints, key check values and who acknowledged what.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -20,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -44,17 +43,16 @@ from ceremony.ceremonies import (
     require_approvals,
 )
 from ceremony.config import data_dir
+from ceremony.consoles import Console, kernel_console
 from ceremony.custody import (
     CustodyError,
     Share,
     combine,
     confirm,
     deposit,
-    deposited,
     kcv,
     new_secret,
     pin_from_secret,
-    read_share_card,
     split,
     write_share_card,
 )
@@ -67,101 +65,6 @@ from ceremony.workspace import Workspace, activation_purpose, init_workspace
 
 #: The key every token gets at initialisation, to seal transcripts of ceremonies that use no CA key.
 SEAL_KEY = "ceremony-seal"
-
-
-# --- who is at the keyboard ------------------------------------------------------------------
-class Console(Protocol):
-    """How a procedure talks to the people in the room."""
-
-    attended: bool
-
-    def confirm(self, gate: str, text: str, allowed: list[str]) -> str | None:
-        """Wait for one of ``allowed`` to confirm ``text``; returns their id (None: unattended)."""
-        ...
-
-    def present_shares(self, purpose: str, custodians: list[str], m: int) -> list[tuple[str, str]]:
-        """(custodian, words) for at least m shares of ``purpose``."""
-        ...
-
-    def reenter_share(self, custodian: str, card: Path) -> str:
-        """The custodian types their share back in (to confirm it, revealing nothing)."""
-        ...
-
-    def show(self, text: str) -> None: ...
-
-
-class Unattended:
-    """Papermill and CLI runs: nobody confirms at the keyboard; shares come from ``secrets/``.
-
-    Attestations are collected afterwards by signing the sealed transcript.
-    """
-
-    attended = False
-
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-
-    def confirm(self, gate: str, text: str, allowed: list[str]) -> str | None:
-        return None
-
-    def present_shares(self, purpose: str, custodians: list[str], m: int) -> list[tuple[str, str]]:
-        directory = self.ws.shares_dir(purpose)
-        shares = deposited(directory) if directory.is_dir() else []
-        if not shares:
-            raise CustodyError(
-                f"no {purpose} shares deposited in {directory} for an unattended run; "
-                "the custodians present them in an attended run"
-            )
-        return shares
-
-    def reenter_share(self, custodian: str, card: Path) -> str:
-        # Unattended: the card as written stands in for the custodian typing it back.
-        return read_share_card(card)
-
-    def show(self, text: str) -> None:
-        print(text)
-
-
-class Attended:
-    """JupyterLab or a terminal: every gate waits for a person to confirm by typing their id."""
-
-    attended = True
-
-    def confirm(self, gate: str, text: str, allowed: list[str]) -> str | None:
-        while True:
-            who = input(f"[{gate}] {text}\n  confirm by typing your person id ({', '.join(allowed)}): ").strip()
-            if who in allowed:
-                return who
-            print(f"  {who!r} may not confirm this step")
-
-    def present_shares(self, purpose: str, custodians: list[str], m: int) -> list[tuple[str, str]]:
-        presented: list[tuple[str, str]] = []
-        while len(presented) < m:
-            who = input(f"[{purpose}] custodian {len(presented) + 1} of {m}, your person id: ").strip()
-            if who not in custodians or who in [c for c, _ in presented]:
-                print(f"  {who!r} is not a custodian of this ceremony, or has already presented a share")
-                continue
-            presented.append((who, getpass.getpass(f"  {who}, type your share words (not shown): ")))
-        return presented
-
-    def reenter_share(self, custodian: str, card: Path) -> str:
-        return getpass.getpass(f"  {custodian}, type your share back in from your card (not shown): ")
-
-    def show(self, text: str) -> None:
-        print(text)
-
-
-def kernel_console(ws: Workspace) -> Console:
-    """Attended when the kernel's client can answer ``input()`` (JupyterLab), else unattended (papermill)."""
-    if os.environ.get("CEREMONY_UNATTENDED"):
-        return Unattended(ws)
-    try:
-        from IPython import get_ipython
-
-        kernel = getattr(get_ipython(), "kernel", None)
-    except ImportError:
-        kernel = None
-    return Attended() if kernel is not None and getattr(kernel, "_allow_stdin", False) else Unattended(ws)
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -581,6 +484,14 @@ class RootCA(Procedure):
 
     def _issuer(self) -> str | None:
         return None
+
+    def check_outputs(self) -> None:
+        super().check_outputs()
+        if self.token.label != self.ws.token_label:
+            raise ConfigError(
+                f"{self.ceremony.path}: token.label: this workspace's CA keys live on token "
+                f"{self.ws.token_label!r} (workspace.yaml key_store.token_label), not {self.token.label!r}"
+            )
 
     def expected_outputs(self) -> dict[str, str]:
         cas = f"artifacts/cas/{self.spec.ca}"

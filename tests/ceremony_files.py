@@ -9,6 +9,7 @@ import yaml
 
 from ceremony import procedures
 from ceremony.ceremonies import load_ceremony, record_approval
+from ceremony.consoles import Unattended
 from ceremony.people import load_register
 from ceremony.workspace import Workspace, init_workspace
 
@@ -61,7 +62,7 @@ def run_examples(ws_root: Path, upto: str) -> dict[str, procedures.Outcome]:
     return done
 
 
-class Presenting(procedures.Unattended):
+class Presenting(Unattended):
     """Unattended, except that the shares for some purposes are the ones the test hands over."""
 
     def __init__(self, ws_root: Path, shares: dict[str, list[tuple[str, str]]]) -> None:

@@ -133,7 +133,7 @@ def test_a_kernel_whose_client_can_answer_input_runs_attended(allow_stdin: bool,
     out: list[str] = []
     try:
         kc.execute_interactive(
-            "from ceremony.procedures import kernel_console\nprint(type(kernel_console(None)).__name__)",
+            "from ceremony.consoles import kernel_console\nprint(type(kernel_console(None)).__name__)",
             allow_stdin=allow_stdin,
             output_hook=lambda msg: out.append(msg["content"].get("text", "")),
             timeout=60,

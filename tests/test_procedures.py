@@ -12,6 +12,7 @@ import pytest
 
 from ceremony import procedures
 from ceremony.cli import main
+from ceremony.consoles import Attended
 from ceremony.custody import CustodyError, read_share_card
 from ceremony.errors import ConfigError, InputError, StateError
 from ceremony.transcript import Journal, diff_transcripts, read_entries, verify_transcript
@@ -349,7 +350,7 @@ def test_an_attended_ceremony_waits_for_named_confirmations_and_typed_shares(
 
     monkeypatch.setattr(builtins, "input", fake_input)
     monkeypatch.setattr(getpass, "getpass", fake_getpass)
-    outcome = procedures.run(CEREMONIES / "token-init.yaml", ws, console=procedures.Attended())
+    outcome = procedures.run(CEREMONIES / "token-init.yaml", ws, console=Attended())
     entry = _steps(outcome.transcript)["token.initialise"]
     assert entry["details"]["confirmed_by"] == "alice"  # type: ignore[index]
     pins = entry["details"]["s1sp-ca-token.user-pin"]  # type: ignore[index]
@@ -357,3 +358,15 @@ def test_an_attended_ceremony_waits_for_named_confirmations_and_typed_shares(
     assert pins["deposited"] is None  # attended: nothing rests in secrets/
     assert "'mallory' may not confirm this step" in capsys.readouterr().out
     assert not (ws / "secrets" / "shares").exists()
+
+
+def test_a_ca_ceremony_on_another_token_than_the_workspaces_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = tmp_path / "ws"
+    assert main(["--workspace", str(ws), "init", "--key-store", "software", "--no-token", "--token-label", "other"]) == 0
+    assert "token 'other' awaits its token-initialisation ceremony" in capsys.readouterr().out
+    run(ws, CEREMONIES / "token-init.yaml")  # a second token: allowed
+    approve(ws, CEREMONIES / "root-ca.yaml")
+    with pytest.raises(ConfigError, match="token.label: this workspace's CA keys live on token 'other'"):
+        procedures.run(CEREMONIES / "root-ca.yaml", ws)
