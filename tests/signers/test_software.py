@@ -80,3 +80,26 @@ def test_registry_opens_both_kinds_and_names_them() -> None:
     assert isinstance(store, SoftwareKeyStore) and store.kind == "software"
     with pytest.raises(ConfigError, match="^key_store.kind must be one of pkcs11, software \\(got 'hsm'\\)$"):
         open_key_store("hsm")
+
+
+def test_wrapped_backup_needs_the_backup_allowance_and_the_right_key(tmp_path: Path) -> None:
+    source = SoftwareKeyStore(tmp_path / "a", PASSPHRASE)
+    key = source.generate("ca-backup", "ec-p256", extractable=True)
+    source.generate("ca-locked", "ec-p256")
+    with pytest.raises(TokenError, match="generated without a backup allowance"):
+        source.wrap("ca-locked", bytes(32), 0x210A)
+    kek = bytes(range(32))
+    wrapped = source.wrap("ca-backup", kek, 0x210A)
+    assert b"ca-backup" not in wrapped
+    target = SoftwareKeyStore(tmp_path / "b", WRONG)
+    with pytest.raises(TokenError, match="wrong key-encryption key or damaged backup"):
+        target.unwrap("ca-backup", wrapped, bytes(32), 0x210A, key.public_key())
+    with pytest.raises(TokenError, match="does not match the CA's public key"):
+        target.unwrap("ca-backup", wrapped, kek, 0x210A, ec.generate_private_key(ec.SECP256R1()).public_key())
+    restored = target.unwrap("ca-backup", wrapped, kek, 0x210A, key.public_key())
+    assert restored.public_key() == key.public_key()
+    assert SoftwareKeyStore(tmp_path / "b", WRONG).load("ca-backup").public_key() == key.public_key()
+    target.destroy("ca-backup")
+    assert target.labels() == []
+    with pytest.raises(TokenError, match="no key labelled 'ca-backup'"):
+        target.load("ca-backup")
