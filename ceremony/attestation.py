@@ -87,7 +87,7 @@ def _sealed(transcript: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def participants(start: dict[str, Any]) -> list[str]:
     """Everyone with a seat in the ceremony, in seat order, once each."""
-    seats = start.get("participants", {})
+    seats = start.get("ceremony", {}).get("participants", {})
     people = [seats.get("administrator")] + [
         pid for role in ("operators", "custodians", "witnesses") for pid in seats.get(role, [])
     ]

@@ -56,7 +56,7 @@ from ceremony.custody import (
     split,
     write_share_card,
 )
-from ceremony.errors import ConfigError, InputError, StateError, TokenError
+from ceremony.errors import CeremonyError, ConfigError, InputError, StateError, TokenError
 from ceremony.issuance import create_ca, operator
 from ceremony.people import default_register, load_register
 from ceremony.signers import CAPrivateKey, KeyStore
@@ -184,8 +184,11 @@ class Procedure:
         """The files this ceremony writes, by name, relative to the workspace."""
         return {}
 
-    def check_outputs(self) -> None:
-        """The ceremony file's ``outputs`` must name exactly what this procedure writes, where it writes it."""
+    def check(self) -> None:
+        """Refuse, before anything is written, a file this workspace cannot run as written: a token
+        module that is not the workspace's, or outputs other than what this procedure writes."""
+        if getattr(self.spec, "token", None) is not None:
+            self._module()
         expected = self.expected_outputs()
         for name, path in self.spec.outputs.items():
             if name not in expected:
@@ -195,7 +198,7 @@ class Procedure:
                 raise ConfigError(f"{self.ceremony.path}: outputs.{name}: this ceremony writes {expected[name]}")
 
     def start(self) -> None:
-        self.check_outputs()
+        self.check()
         spec = self.spec
         kind = self.ws.config.key_store.kind
         self.transcript.start(
@@ -208,10 +211,7 @@ class Procedure:
                 "approvals_required": self.policy.ceremony.approvals_required,
                 "rehearsal": self.rehearsal,
                 "attended": self.console.attended,
-                "date": spec.date,
-                "participants": spec.participants.model_dump(),
-                "recording": spec.recording.model_dump(),
-                "bags": spec.bags.model_dump(),
+                "ceremony": spec.model_dump(),
                 "key_store": kind,
                 "script": [step for step, _ in self.SCRIPT],
                 "run_by": operator(),
@@ -250,7 +250,12 @@ class Procedure:
         if name != expected:
             raise StateError(f"step {name!r} is out of order; the next step is {expected or 'finish (seal)'}")
         self.console.show(f"step {len(self.done) + 1}/{len(script)}: {dict(self.SCRIPT)[name]}")
-        entry: dict[str, Any] = getattr(self, "do_" + name.replace("-", "_"))()
+        try:
+            entry: dict[str, Any] = getattr(self, "do_" + name.replace("-", "_"))()
+        except CeremonyError as exc:
+            # On record before the error travels on; messages never carry secrets.
+            self.transcript.append("step.failed", {"step": name, "error": type(exc).__name__, "message": exc.message})
+            raise
         self.done.append(name)
         self.console.show(f"  {entry['result']}: {entry['action']}")
         return entry
@@ -485,8 +490,8 @@ class RootCA(Procedure):
     def _issuer(self) -> str | None:
         return None
 
-    def check_outputs(self) -> None:
-        super().check_outputs()
+    def check(self) -> None:
+        super().check()
         if self.token.label != self.ws.token_label:
             raise ConfigError(
                 f"{self.ceremony.path}: token.label: this workspace's CA keys live on token "

@@ -248,6 +248,10 @@ def test_activation_needs_m_pin_shares(tmp_path: Path, key_store_kind: str) -> N
     console = Presenting(ws, {"s1sp-ca-token.user-pin": [("carol", card["carol"])]})
     with pytest.raises(CustodyError, match="2 are needed"):
         procedures.run(path, ws, console=console)
+    failed = read_entries(ws / "transcripts" / "issuing-ca-2026-12.jsonl")[-1]
+    assert (failed["event"], failed["step"], failed["error"]) == ("step.failed", "activate", "CustodyError")
+    assert failed["message"] == "1 distinct share(s) given; 2 are needed"
+    assert "interrupted after step none" in verify_transcript(ws / "transcripts" / "issuing-ca-2026-12.jsonl").message
     # ... and any other two can (erin's share was never deposited).
     path = variant(tmp_path / "files", "issuing-ca.yaml", {"ceremony_id": "issuing-ca-2"})
     approve(ws, path)
