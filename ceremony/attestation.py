@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ceremony.errors import InputError, StateError
 from ceremony.people import Register
+from ceremony.signatures import sign, verifies
 from ceremony.transcript import Journal, read_entries, verify_transcript
 
 PASSPHRASE_ENV = "CEREMONY_ATTESTATION_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
@@ -51,29 +51,12 @@ def load_attestation_key(path: Path) -> AttestationKey:
     return key
 
 
-def _sign(key: AttestationKey, data: bytes) -> bytes:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.sign(data, ec.ECDSA(hashes.SHA256()))
-    if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    return key.sign(data)
-
-
 def _verifies(public_hex: str, signature_hex: str, data: bytes) -> bool:
     try:
         public = serialization.load_der_public_key(bytes.fromhex(public_hex))
-        signature = bytes.fromhex(signature_hex)
-        if isinstance(public, ec.EllipticCurvePublicKey):
-            public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-        elif isinstance(public, rsa.RSAPublicKey):
-            public.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
-        elif isinstance(public, ed25519.Ed25519PublicKey):
-            public.verify(signature, data)
-        else:
-            return False
-    except (InvalidSignature, ValueError):
+        return verifies(public, bytes.fromhex(signature_hex), data)
+    except ValueError:
         return False
-    return True
 
 
 def _sealed(transcript: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -118,7 +101,7 @@ def sign_transcript(transcript: Path, person: str, key: AttestationKey, register
             "person": person,
             "participant": person in participants(start),
             "public_key": public.hex(),
-            "signature": _sign(key, bytes.fromhex(seal["hash"])).hex(),
+            "signature": sign(key, bytes.fromhex(seal["hash"])).hex(),
         },
     )
 

@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives import serialization
 
 from ceremony.artifacts import write_once
 from ceremony.ceremonies import (
@@ -59,7 +57,8 @@ from ceremony.custody import (
 from ceremony.errors import CeremonyError, ConfigError, InputError, StateError, TokenError
 from ceremony.issuance import create_ca, operator
 from ceremony.people import default_register, load_register
-from ceremony.signers import CAPrivateKey, KeyStore
+from ceremony.signatures import sign, verifies
+from ceremony.signers import KeyStore
 from ceremony.transcript import Transcript, read_aloud
 from ceremony.workspace import Workspace, activation_purpose, init_workspace
 
@@ -97,25 +96,6 @@ def _sha256_file(path: Path) -> str:
 def _spki_sha256(key: Any) -> str:
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
-
-
-def _sign(key: CAPrivateKey, data: bytes) -> bytes:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.sign(data, ec.ECDSA(hashes.SHA256()))
-    return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-
-
-def _verify(public: Any, signature: bytes, data: bytes) -> bool:
-    try:
-        if isinstance(public, ec.EllipticCurvePublicKey):
-            public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-        elif isinstance(public, rsa.RSAPublicKey):
-            public.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
 
 
 # --- the procedure base ----------------------------------------------------------------------
@@ -765,8 +745,8 @@ class KeyRestore(Procedure):
     def do_prove(self) -> dict[str, Any]:
         spec: KeyRestoreCeremony = self.spec
         message = f"restore test {spec.ceremony_id} {secrets.token_hex(16)}".encode()
-        signature = _sign(self._key_store().load(spec.key_label), message)
-        ok = _verify(self.certificate.public_key(), signature, message)
+        signature = sign(self._key_store().load(spec.key_label), message)
+        ok = verifies(self.certificate.public_key(), signature, message)
         entry = self._record(
             "key.prove",
             f"test signature by the restored key verified under CA {spec.ca}'s certificate",

@@ -368,7 +368,9 @@ def test_a_ca_ceremony_on_another_token_than_the_workspaces_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ws = tmp_path / "ws"
-    assert main(["--workspace", str(ws), "init", "--key-store", "software", "--no-token", "--token-label", "other"]) == 0
+    assert (
+        main(["--workspace", str(ws), "init", "--key-store", "software", "--no-token", "--token-label", "other"]) == 0
+    )
     assert "token 'other' awaits its token-initialisation ceremony" in capsys.readouterr().out
     run(ws, CEREMONIES / "token-init.yaml")  # a second token: allowed
     approve(ws, CEREMONIES / "root-ca.yaml")

@@ -76,7 +76,7 @@ class SoftwareKeyStore:
             InputError: The label or algorithm is not allowed.
             TokenError: A key with this label exists.
         """
-        path = self._path(label)
+        self._path(label)  # the label is checked before a key is generated
         key: CAPrivateKey
         if algorithm in _EC_CURVES:
             key = ec.generate_private_key(_EC_CURVES[algorithm])
@@ -84,20 +84,7 @@ class SoftwareKeyStore:
             key = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[algorithm])
         else:
             raise InputError(f"key algorithm must be one of {_ALGORITHM_NAMES} (got {algorithm!r})")
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(self._passphrase),
-        )
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError as exc:
-            raise TokenError(f"the software store already holds a key labelled {label!r}") from exc
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
+        self._write(label, key)
         if extractable:
             self._backup_marker(label).touch(mode=0o600)
         return key
@@ -138,18 +125,25 @@ class SoftwareKeyStore:
             raise TokenError(f"cannot unwrap key {label!r} (wrong key-encryption key or damaged backup)") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) or key.public_key() != public_key:
             raise TokenError(f"the unwrapped key {label!r} does not match the CA's public key")
+        self._write(label, key)
+        return key
+
+    def _write(self, label: str, key: CAPrivateKey) -> None:
+        """Write the key once, encrypted under the store passphrase, mode 0600."""
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(self._passphrase),
         )
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            fd = os.open(self._path(label), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError as exc:
+            raise TokenError(f"the software store already holds a key labelled {label!r}") from exc
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
             fh.flush()
             os.fsync(fh.fileno())
-        return key
 
     def destroy(self, label: str) -> None:
         """Delete the key file (a software store cannot wipe: the file system may keep copies)."""
