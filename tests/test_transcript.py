@@ -83,39 +83,8 @@ def test_sealed_transcript_verifies_and_reads_aloud(tmp_path: Path, capsys: pyte
     assert "intact and sealed, 6 entries; read aloud:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    "tamper, message",
-    [
-        ("edit", "line 3: hash does not match its content"),
-        ("delete", "line 3: sequence 4 after 2"),
-        ("insert", "line 3: sequence 2 after 2"),
-        ("reorder", "line 3: sequence 4 after 2"),
-        ("truncate-seal", "truncated: sealed with 6 entries, 5 present"),
-        ("truncate-two", "truncated: sealed with 6 entries, 4 present"),
-    ],
-)
-def test_every_tampering_is_detected_and_named(
-    tmp_path: Path, tamper: str, message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    t = _sealed(tmp_path)
-    lines = _lines(t)
-    if tamper == "edit":
-        entry = json.loads(lines[2])
-        entry["why"] = "nothing happened"
-        lines[2] = json.dumps(entry)
-    elif tamper == "delete":
-        del lines[2]
-    elif tamper == "insert":
-        lines.insert(2, lines[1])
-    elif tamper == "reorder":
-        lines[2], lines[3] = lines[3], lines[2]
-    elif tamper == "truncate-seal":
-        lines = lines[:-1]
-    else:
-        lines = lines[:-2]
-    _write(t, lines)
-    assert main(["transcript", "verify", str(t.path)]) == 1
-    assert message in capsys.readouterr().out
+# Edits, deletions, insertions, reorderings and truncations of a real ceremony transcript:
+# tests/test_procedures.py::test_tampering_with_a_real_sealed_transcript_is_detected.
 
 
 def test_a_forged_seal_signature_is_detected(tmp_path: Path) -> None:
