@@ -63,6 +63,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print(f"workspace:        {result.workspace}")
         print(f"key store:        {result.key_store}")
+        for path in result.runs:
+            print(f"{'ceremony run:':<18}{path}")
+        print(
+            f"{'transcripts:':<18}{len(result.transcripts)} sealed, attested by every participant, in "
+            f"{result.workspace / 'transcripts'}"
+        )
         for name, role, issued in result.cas:
             print(f"{role + ' CA:':<18}{name} serial {issued.record.serial} -> {issued.artifact}")
         print(f"issued:           {len(result.issued)} end-entity certificates, all linted clean")
