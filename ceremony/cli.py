@@ -83,7 +83,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     from ceremony.workspace import Workspace
 
     if args.devices:
-        raise InputError("--devices (batch issuance) is not available yet; issue one CSR at a time")
+        return _issue_batch(args)
     if len(args.csr) != 1:
         raise InputError(f"give exactly one CSR for single issuance (got {len(args.csr)})")
     if args.eui64 is None:
@@ -122,6 +122,39 @@ def cmd_issue(args: argparse.Namespace) -> int:
     else:
         store = "" if key_store == "pkcs11" else " (CA key in the SOFTWARE store, not a token)"
         print(f"issued {issued.record.profile} serial {issued.record.serial} -> {issued.artifact}{store}")
+    return 0
+
+
+def _issue_batch(args: argparse.Namespace) -> int:
+    from ceremony.batch import issue_batch
+    from ceremony.workspace import Workspace
+
+    if args.csr or args.eui64 or args.usage or args.role or args.name:
+        raise InputError("--devices takes the identities and CSRs from the list; give no CSR, --eui64, --usage")
+    ws = Workspace.open(_workspace_dir(args))
+    try:
+        result = issue_batch(
+            ws,
+            ca_name=args.ca,
+            profile_name=args.profile,
+            devices=Path(args.devices),
+            approved_by=args.approved_by,
+            jobs=args.jobs,
+            skip_rejected=Path(args.skip_rejected) if args.skip_rejected else None,
+            rekey=args.rekey,
+            sample_rate=args.sample_rate,
+            say=lambda line: print(line, file=sys.stderr),
+        )
+    finally:
+        ws.close()
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(
+            f"batch {result.batch_id}: {result.issued} of {result.requested} issued "
+            f"({result.issued_now} now, {result.issued_before} before), {len(result.rejected)} rejected; "
+            f"bundle {result.bundle} (sha256 {result.bundle_sha256})"
+        )
     return 0
 
 
@@ -263,8 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--usage", choices=["ds", "ka"], help="digitalSignature (ds) or keyAgreement (ka)")
     p.add_argument("--role", help="RemotePartyRole code (hex), organisation certificates")
     p.add_argument("--name", help="organisation short name (CN), optional")
-    p.add_argument("--devices", help="device list CSV (batch issuance; a later issue)")
+    p.add_argument("--devices", help="device list CSV: eui64,usage,csr (batch issuance; see README)")
     p.add_argument("--approved-by", required=True, help="person id of the RA officer who approved the request")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for a batch (default 1)")
+    p.add_argument("--skip-rejected", metavar="FILE", help="issue the valid rows and write the rejects to FILE")
+    p.add_argument("--rekey", action="store_true", help="allow a second valid certificate per EUI-64 and usage")
+    p.add_argument(
+        "--sample-rate", type=float, default=0.01, help="share of a batch given full post-issuance checks (0.01)"
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("csr", nargs="*", help="CSR file (PEM or DER)")
     p.set_defaults(func=cmd_issue)

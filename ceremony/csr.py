@@ -134,7 +134,7 @@ def read_csr(path: Path) -> bytes:
     return data
 
 
-def _der(data: bytes, source: str) -> bytes:
+def csr_der(data: bytes, source: str) -> bytes:
     """The DER inside ``data``: one strict RFC 7468 PEM block, or the bytes themselves."""
     if not data.strip():
         raise InputError(f"{source}: CSR is empty")
@@ -369,7 +369,7 @@ def parse_csr(data: bytes, profile: ResolvedProfile, source: str) -> Certificati
 
 
 def _parse_csr(data: bytes, profile: ResolvedProfile, source: str) -> CertificationRequest:
-    der = _der(data, source)
+    der = csr_der(data, source)
     request = _parse(der, source)
     key_algorithm = _key_algorithm(request, source, profile)
     signature_algorithm = _signature_encoding(request, source)

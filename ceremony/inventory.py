@@ -57,7 +57,52 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX certificates_eui64 ON certificates (eui64, usage);
     CREATE UNIQUE INDEX certificates_fingerprint ON certificates (fingerprint);
     """,
+    """
+    CREATE TABLE batches (
+        batch_id TEXT PRIMARY KEY,
+        issuer_ca TEXT NOT NULL REFERENCES cas(name),
+        profile TEXT NOT NULL,
+        list_sha256 TEXT NOT NULL,
+        approved_by TEXT NOT NULL,
+        rekey INTEGER NOT NULL,
+        requested INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'complete')),
+        bundle TEXT,
+        bundle_sha256 TEXT,
+        created_at TEXT NOT NULL,
+        completed_at TEXT
+    );
+    CREATE INDEX certificates_batch ON certificates (batch_id);
+    CREATE TABLE revocations (
+        issuer_ca TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_at TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        approved_by TEXT NOT NULL,
+        PRIMARY KEY (issuer_ca, serial),
+        FOREIGN KEY (issuer_ca, serial) REFERENCES certificates (issuer_ca, serial)
+    );
+    CREATE TABLE crls (
+        issuer_ca TEXT NOT NULL REFERENCES cas(name),
+        number INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('crl', 'arl')),
+        this_update TEXT NOT NULL,
+        next_update TEXT NOT NULL,
+        entries INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        artifact TEXT NOT NULL,
+        PRIMARY KEY (issuer_ca, number)
+    );
+    """,
 )
+
+#: Certificate columns in table order (the fast path inserts tuples in this order).
+CERTIFICATE_COLUMNS: tuple[str, ...] = (
+    "serial", "issuer_ca", "issuer", "subject", "eui64", "role", "usage", "name", "profile", "not_before",
+    "not_after", "key_algorithm", "signature_algorithm", "policy_oids", "ski", "aki", "fingerprint", "status",
+    "approved_by", "csr_sha256", "key_store", "batch_id", "ceremony_id", "issued_at", "artifact", "der",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -105,6 +150,7 @@ class CARecord:
 
 
 EXPORT_COLUMNS = [f.name for f in fields(CertificateRecord) if f.name != "der"]
+assert tuple(f.name for f in fields(CertificateRecord)) == CERTIFICATE_COLUMNS
 
 
 class Inventory:
@@ -175,6 +221,18 @@ class Inventory:
             raise StateError(
                 f"certificate {record.serial} from {record.issuer_ca} is already in the inventory"
             ) from exc
+
+    def add_certificate_rows(self, db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert many rows at once, each a tuple in ``CERTIFICATE_COLUMNS`` order (batch issuance)."""
+        marks = ", ".join("?" for _ in CERTIFICATE_COLUMNS)
+        try:
+            db.executemany(f"INSERT INTO certificates VALUES ({marks})", rows)  # noqa: S608 - no user text
+        except sqlite3.IntegrityError as exc:
+            raise StateError(f"a certificate of this batch is already in the inventory ({exc})") from exc
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """A read query written in this package (never user text); values go in ``params``."""
+        return self._db.execute(sql, params)
 
     def certificates(self, where: str = "", params: tuple[Any, ...] = ()) -> list[CertificateRecord]:
         # ``where`` is written by callers in this package, never by users; values go in ``params``.

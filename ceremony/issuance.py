@@ -260,7 +260,7 @@ def _store(
     return path
 
 
-def _issuer_of(ws: Workspace, ca_name: str) -> tuple[CARecord, x509.Certificate, CAPrivateKey]:
+def issuer_of(ws: Workspace, ca_name: str) -> tuple[CARecord, x509.Certificate, CAPrivateKey]:
     ca = ws.inventory.ca(ca_name)
     cert = x509.load_der_x509_certificate(ws.inventory.ca_certificate_der(ca_name))
     if ca.key_store != ws.config.key_store.kind:
@@ -309,7 +309,7 @@ def create_ca(
     issuer_cert: x509.Certificate | None = None
     signer: CAPrivateKey | None = None
     if issuer_ca is not None:
-        parent, issuer_cert, signer = _issuer_of(ws, issuer_ca)
+        parent, issuer_cert, signer = issuer_of(ws, issuer_ca)
         if parent.profile not in profile.rules.issued_by:
             raise InputError(
                 f"profile {profile_name} must be issued by {', '.join(profile.rules.issued_by)}, "
@@ -381,7 +381,7 @@ def issue(
     _check_identity_shape(profile, identity)
     request: CertificationRequest = parse_csr(csr, profile, csr_source)
     check_identity(request, eui64=identity.eui64, role=identity.role, name=identity.name)
-    ca, issuer_cert, signer = _issuer_of(ws, ca_name)
+    ca, issuer_cert, signer = issuer_of(ws, ca_name)
     if ca.profile not in profile.rules.issued_by:
         raise InputError(
             f"profile {profile_name} must be issued by a {', '.join(profile.rules.issued_by)} CA, "
