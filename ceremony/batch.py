@@ -127,9 +127,14 @@ def read_device_list(path: Path) -> DeviceList:
     return DeviceList(path, hashlib.sha256(data).hexdigest(), rows)
 
 
-def batch_id_for(device_list: DeviceList, ca: str, profile: str, rekey: bool) -> str:
-    text = f"{device_list.sha256}|{ca}|{profile}|{'rekey' if rekey else 'new'}"
-    return "b-" + hashlib.sha256(text.encode()).hexdigest()[:20]
+def batch_id_for(
+    device_list: DeviceList, checked: list[tuple[int, bytes | Reject]], ca: str, profile: str, rekey: bool
+) -> str:
+    """The same list with the same CSRs, for the same CA, profile and re-key choice: the same batch."""
+    digest = hashlib.sha256(f"{device_list.sha256}|{ca}|{profile}|{'rekey' if rekey else 'new'}".encode())
+    for number, outcome in checked:
+        digest.update(number.to_bytes(4, "big") + (outcome[74:106] if isinstance(outcome, bytes) else b"reject"))
+    return "b-" + digest.hexdigest()[:20]
 
 
 # --- work done in workers (fork: they inherit _CONTEXT, including the CA key and its session) ---------
@@ -250,13 +255,13 @@ class Signed:
     packed: bytes
 
 
-def _issue_chunk(work: tuple[int, int, list[bytes]]) -> list[Signed] | str:
+def _issue_chunk(work: tuple[int, int, list[bytes], str, float]) -> list[Signed] | str:
     """Sign one chunk: fill the template, sign, assemble, verify each; full checks on the sample."""
-    start, total, items = work
+    start, total, items, batch_id, sample_rate = work
     key: ec.EllipticCurvePrivateKey = _CONTEXT["key"]
     ca_public = _CONTEXT["ca_public"]
     templates: dict[int, TbsTemplate] = _CONTEXT["templates"]
-    sample = _sampler(_CONTEXT["batch_id"], total, _CONTEXT["sample_rate"])
+    sample = _sampler(batch_id, total, sample_rate)
     not_before = utc_time(batch_time())
     out = []
     for offset, packed in enumerate(items):
@@ -332,6 +337,7 @@ def issue_batch(
     sample_rate: float = 0.01,
     progress: bool | None = None,
     say: Callable[[str], None] = print,
+    chunk: int = CHUNK,
 ) -> BatchResult:
     """Validate the whole device list, then issue what is missing; see the module docstring."""
     check_person(approved_by, "--approved-by")
@@ -350,11 +356,6 @@ def issue_batch(
         )
     issuer = Issuer(issuer_cert.subject, key_identifier(issuer_cert.public_key()), issuer_cert.not_valid_after_utc)  # type: ignore[arg-type]
     templates = {0: TbsTemplate.build(profile, issuer, "ds"), 1: TbsTemplate.build(profile, issuer, "ka")}
-    batch_id = batch_id_for(device_list, ca_name, profile_name, rekey)
-    result = BatchResult(batch_id, len(device_list.rows))
-    state = ws.inventory.execute("SELECT status FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
-    if state is not None and state[0] == "complete":
-        return _completed(ws, result)
     ca_point = issuer_cert.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
@@ -367,12 +368,16 @@ def issue_batch(
         templates=templates,
         profile=profile,
         issuer_cert=issuer_cert,
-        batch_id=batch_id,
-        sample_rate=sample_rate,
     )
     runner = _Runner(jobs)
     try:
-        accepted = _validate(ws, device_list, ca_name, profile_name, batch_id, rekey, runner, result, progress)
+        checked = _check_rows(device_list, runner, progress, chunk)
+        batch_id = batch_id_for(device_list, checked, ca_name, profile_name, rekey)
+        result = BatchResult(batch_id, len(device_list.rows))
+        state = ws.inventory.execute("SELECT status FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        if state is not None and state[0] == "complete":
+            return _completed(ws, result)
+        accepted = _select(ws, device_list, checked, ca_name, profile_name, rekey, result)
         if result.rejected:
             for reject in result.rejected:
                 say(f"reject {reject.line()}")
@@ -384,29 +389,40 @@ def issue_batch(
             _write_rejects(skip_rejected, result.rejected)
         _prove_exemplar(profile, issuer, templates, accepted, issuer_cert)
         _open(ws, result, device_list, ca_name, profile_name, approved_by, rekey, jobs, skip_rejected, state)
-        _issue(ws, accepted, result, runner, profile, ca_name, profile_name, approved_by, issuer_cert, sample_rate,
-               progress)  # fmt: skip
+        _issue(ws, accepted, result, runner, profile, ca_name, profile_name, approved_by, issuer_cert, progress, chunk,
+               sample_rate)  # fmt: skip
     finally:
         runner.close()
         _CONTEXT.clear()
     return _complete(ws, result, ca_name)
 
 
-def _validate(
+def _check_rows(
+    device_list: DeviceList, runner: _Runner, progress: bool | None, chunk: int
+) -> list[tuple[int, bytes | Reject]]:
+    """Every row checked, CSRs verified (in the workers), in row order."""
+    checked: list[tuple[int, bytes | Reject]] = []
+    with _progress(len(device_list.rows), "validate", progress) as bar:
+        for outcomes in runner.map(_validate_chunk, (rows for _, rows in _chunks(device_list.rows, chunk))):
+            checked += outcomes
+            bar.update(len(outcomes))
+    return checked
+
+
+def _select(
     ws: Workspace,
     device_list: DeviceList,
+    checked: list[tuple[int, bytes | Reject]],
     ca_name: str,
     profile_name: str,
-    batch_id: str,
     rekey: bool,
-    runner: _Runner,
     result: BatchResult,
-    progress: bool | None,
 ) -> list[bytes]:
-    """Every row checked (CSRs verified in the workers); returns the packed requests still to issue."""
+    """The valid requests still to issue: not issued by this batch already, not twice in the list, and
+    (unless re-keying) not for an identity that already has a valid certificate from this CA."""
     done = {
         (row[0], row[1])
-        for row in ws.inventory.execute("SELECT eui64, usage FROM certificates WHERE batch_id = ?", (batch_id,))
+        for row in ws.inventory.execute("SELECT eui64, usage FROM certificates WHERE batch_id = ?", (result.batch_id,))
     }
     result.issued_before = len(done)
     valid = set()
@@ -416,42 +432,30 @@ def _validate(
             for row in ws.inventory.execute(
                 "SELECT eui64, usage FROM certificates WHERE issuer_ca = ? AND profile = ? AND status = 'valid' "
                 "AND batch_id IS NOT ?",
-                (ca_name, profile_name, batch_id),
+                (ca_name, profile_name, result.batch_id),
             )
         }
     seen: dict[tuple[str, str], int] = {}
     accepted: list[bytes] = []
     by_row = {row[0]: row for row in device_list.rows}
-    with _progress(len(device_list.rows), "validate", progress) as bar:
-        for checked in runner.map(_validate_chunk, (chunk for _, chunk in _chunks(device_list.rows, CHUNK))):
-            for number, outcome in checked:
-                bar.update(1)
-                if isinstance(outcome, Reject):
-                    result.rejected.append(outcome)
-                    continue
-                _, eui64, usage, csr_path = by_row[number]
-                identity = (eui64.upper(), usage)
-                if identity in seen:
-                    result.rejected.append(
-                        Reject(number, eui64, usage, csr_path, f"the same EUI-64 and usage as row {seen[identity]}")
-                    )
-                    continue
-                seen[identity] = number
-                if identity in done:
-                    continue
-                if identity in valid:
-                    result.rejected.append(
-                        Reject(
-                            number,
-                            eui64,
-                            usage,
-                            csr_path,
-                            "already has a valid certificate from this CA "
-                            "(revoke it, or ask for a re-key with --rekey)",
-                        )  # fmt: skip
-                    )
-                    continue
-                accepted.append(outcome)
+    for number, outcome in checked:
+        if isinstance(outcome, Reject):
+            result.rejected.append(outcome)
+            continue
+        _, eui64, usage, csr_path = by_row[number]
+        identity = (eui64.upper(), usage)
+        if identity in seen:
+            reason = f"the same EUI-64 and usage as row {seen[identity]}"
+            result.rejected.append(Reject(number, eui64, usage, csr_path, reason))
+            continue
+        seen[identity] = number
+        if identity in done:
+            continue
+        if identity in valid:
+            reason = "already has a valid certificate from this CA (revoke it, or ask for a re-key with --rekey)"
+            result.rejected.append(Reject(number, eui64, usage, csr_path, reason))
+            continue
+        accepted.append(outcome)
     return accepted
 
 
@@ -544,12 +548,15 @@ def _issue(
     profile_name: str,
     approved_by: str,
     issuer_cert: x509.Certificate,
-    sample_rate: float,
     progress: bool | None,
+    chunk: int,
+    sample_rate: float,
 ) -> None:
     fixed = _fixed_columns(profile, ca_name, profile_name, approved_by, issuer_cert, result.batch_id)
     with _progress(len(accepted), "issue", progress) as bar:
-        work = ((start, len(accepted), items) for start, items in _chunks(accepted, CHUNK))
+        work = (
+            (start, len(accepted), items, result.batch_id, sample_rate) for start, items in _chunks(accepted, chunk)
+        )
         for signed in runner.map(_issue_chunk, work):
             if isinstance(signed, str):
                 ws.journal.append("batch.refused", {"batch_id": result.batch_id, "reason": signed})
@@ -635,8 +642,12 @@ def _complete(ws: Workspace, result: BatchResult, ca_name: str) -> BatchResult:
         fh.flush()
         os.fsync(fh.fileno())
     if path.exists():
-        raise StateError(f"{path} already exists; bundles are write-once")
-    os.rename(partial, path)
+        # A run killed between writing the bundle and closing the batch: the bundle must be this one.
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest.hexdigest():
+            raise StateError(f"{path} does not hold this batch's certificates; inventory and bundle disagree")
+        partial.unlink()
+    else:
+        os.rename(partial, path)
     _serials(ws, result)
     result.bundle, result.bundle_sha256 = path, digest.hexdigest()
     with ws.inventory.transaction() as db:
