@@ -16,30 +16,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ceremony.config import Strict, data_dir, load_model, load_yaml, parse_model
+from ceremony.config import Strict, load_yaml, parse_model
 from ceremony.errors import ConfigError, InputError
 from ceremony.people import Register
+from ceremony.policy import PolicyParameters
 from ceremony.profiles import KeyAlgorithm
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
-
-
-class CeremonyPolicy(Strict):
-    approvals_required: int = Field(ge=1)
-    min_quorum_m: int = Field(ge=1)
-    max_quorum_n: int = Field(ge=1)
-    custodian_organisations_min: int = Field(ge=1)
-    witnesses_min: int = Field(ge=0)
-
-
-class PolicyParameters(Strict):
-    schema_version: Literal[1]
-    version: str
-    ceremony: CeremonyPolicy
-
-
-def load_policy(path: Path | None = None) -> PolicyParameters:
-    return load_model(PolicyParameters, path or data_dir() / "policy" / "s1spkm-parameters.yaml")
 
 
 # --- the parts a ceremony file is made of -------------------------------------------------

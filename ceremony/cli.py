@@ -193,8 +193,9 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from ceremony.ceremonies import check_approver, load_ceremony, load_policy, preflight, record_approval
+    from ceremony.ceremonies import check_approver, load_ceremony, preflight, record_approval
     from ceremony.people import load_register
+    from ceremony.policy import load_policy
     from ceremony.workspace import Workspace
 
     ceremony = load_ceremony(Path(args.file))

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.artifacts import write_once
 from ceremony.attestation import key_fingerprint, load_attestation_key, participants, sign_transcript
-from ceremony.ceremonies import load_ceremony, load_policy, record_approval
+from ceremony.ceremonies import load_ceremony, record_approval
 from ceremony.checks.certificate import check_certificate
 from ceremony.checks.findings import Finding, failing
 from ceremony.config import data_dir, load_yaml
@@ -23,6 +23,7 @@ from ceremony.errors import InputError
 from ceremony.issuance import Issued, issue
 from ceremony.notebooks import run_notebook
 from ceremony.people import Register, load_register
+from ceremony.policy import load_policy
 from ceremony.profiles import get_profile
 from ceremony.tbs import Identity, Usage, subject_name
 from ceremony.transcript import read_entries

@@ -31,12 +31,10 @@ from ceremony.ceremonies import (
     KeyBackupCeremony,
     KeyDestructionCeremony,
     KeyRestoreCeremony,
-    PolicyParameters,
     Quorum,
     Token,
     approvals,
     load_ceremony,
-    load_policy,
     preflight,
     require_approvals,
 )
@@ -57,6 +55,7 @@ from ceremony.custody import (
 from ceremony.errors import CeremonyError, ConfigError, InputError, StateError, TokenError
 from ceremony.issuance import create_ca, operator
 from ceremony.people import default_register, load_register
+from ceremony.policy import PolicyParameters, load_policy
 from ceremony.signatures import sign, verifies
 from ceremony.signers import KeyStore
 from ceremony.transcript import Transcript, read_aloud

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ceremony.ceremonies import load_ceremony, load_policy, preflight, require_approvals
+from ceremony.ceremonies import load_ceremony, preflight, require_approvals
 from ceremony.cli import main
 from ceremony.errors import ConfigError, InputError
 from ceremony.people import load_register
+from ceremony.policy import load_policy
 from ceremony.workspace import init_workspace
 
 DATA = Path(__file__).resolve().parents[1] / "data"
