@@ -158,6 +158,62 @@ def _issue_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from ceremony.revocation import revoke
+    from ceremony.workspace import Workspace
+
+    ws = Workspace.open(_workspace_dir(args))
+    try:
+        done = revoke(
+            ws,
+            ca_name=args.ca,
+            serial=args.serial,
+            eui64=args.eui64,
+            usage=args.usage,
+            reason=args.reason,
+            requested_by=args.requested_by,
+            approved_by=args.approved_by,
+        )
+    finally:
+        ws.close()
+    if args.json:
+        _print_json({"revoked": [{"ca": r.issuer_ca, "serial": r.serial, "reason": r.reason} for r in done]})
+    else:
+        for r in done:
+            print(f"revoked {r.serial} from {r.issuer_ca} ({r.reason}, {r.revoked_at})")
+    return 0
+
+
+def cmd_crl(args: argparse.Namespace) -> int:
+    from ceremony.crl import publish_crl
+    from ceremony.workspace import Workspace
+
+    ws = Workspace.open(_workspace_dir(args))
+    try:
+        done = publish_crl(ws, args.ca)
+    finally:
+        ws.close()
+    if args.json:
+        _print_json(
+            {
+                "ca": done.ca,
+                "kind": done.kind,
+                "number": done.number,
+                "entries": done.entries,
+                "this_update": done.this_update.isoformat(),
+                "next_update": done.next_update.isoformat(),
+                "path": str(done.path),
+                "sha256": done.sha256,
+            }
+        )
+    else:
+        print(
+            f"{done.kind.upper()} {done.number} of {done.ca}: {done.entries} entries, next update "
+            f"{done.next_update:%Y-%m-%d %H:%M}Z -> {done.path}"
+        )
+    return 0
+
+
 def cmd_lint(args: argparse.Namespace) -> int:
     from ceremony.checks.findings import Severity
     from ceremony.checks.lint import lint_paths
@@ -308,6 +364,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("csr", nargs="*", help="CSR file (PEM or DER)")
     p.set_defaults(func=cmd_issue)
+
+    p = sub.add_parser("revoke", help="revoke a certificate by serial, or an EUI-64's certificates")
+    p.add_argument("serial", nargs="?", help="serial number (hex)")
+    p.add_argument("--eui64", help="revoke every valid certificate of this EUI-64 (with --usage: one of them)")
+    p.add_argument("--usage", choices=["ds", "ka"])
+    p.add_argument("--ca", required=True, help="the CA that issued the certificate")
+    p.add_argument("--reason", required=True, help="RFC 5280 reason (policy: keyCompromise, superseded, ...)")
+    p.add_argument("--requested-by", required=True, help="who asked for the revocation")
+    p.add_argument("--approved-by", required=True, help="who approved it (a different person for CA certificates)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_revoke)
+
+    p = sub.add_parser("crl", help="publish the next CRL (issuing CA) or ARL (root)")
+    p.add_argument("--ca", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_crl)
 
     p = sub.add_parser("lint", help="check certificates / CRLs against a profile")
     p.add_argument("--profile", help="profile name (default: classify each certificate)")
