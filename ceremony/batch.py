@@ -318,7 +318,11 @@ def _sampler(batch_id: str, total: int, rate: float) -> Callable[[int], bool]:
 
 
 def _progress(total: int, desc: str, enabled: bool | None) -> Any:
-    from tqdm.auto import tqdm
+    try:  # a widget in JupyterLab (the lab extra installs ipywidgets), text on a terminal
+        import ipywidgets  # type: ignore[import-not-found]  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="cert", disable=None if enabled is None else not enabled, leave=False)
 

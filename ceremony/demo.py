@@ -203,6 +203,25 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None, reports:
     return result
 
 
+def write_device_fleet(directory: Path, devices: int, *, first: int = 1) -> Path:
+    """A demo device list: ``devices`` devices, each with a DS and a KA key (P-256, generated here and
+    discarded) and an empty-subject CSR; returns ``devices.csv`` (see ceremony/batch.py for the format)."""
+    csr_dir = directory / "csr"
+    csr_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["eui64,usage,csr"]
+    for n in range(first, first + devices):
+        eui64 = f"{DEVICE_EUI64_BASE + n:016X}"
+        for usage in USAGES:
+            key = ec.generate_private_key(ec.SECP256R1())
+            name = f"csr/{eui64}-{usage}.der"
+            csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+            (directory / name).write_bytes(csr.public_bytes(serialization.Encoding.DER))
+            lines.append(f"{eui64},{usage},{name}")
+    path = directory / "devices.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def lint_issued(ws: Workspace, issued: list[Issued]) -> list[Finding]:
     """Lint the certificate files as written (artifacts), each against its profile and its issuer.
 
