@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lab clean check-venv
+.PHONY: demo test lab bench clean check-venv
 
 check-venv:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -31,6 +31,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$rc
+
+# Issuance and CRL figures side by side in one run; rewrites docs/benchmarks.md (never a timed test).
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.issuance --markdown docs/benchmarks.md
 
 # JupyterLab on notebooks/ for an attended ceremony; kernels talk over Unix sockets, not TCP.
 WORKSPACE ?= workspace

@@ -71,7 +71,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         for name, role, issued in result.cas:
             print(f"{role + ' CA:':<18}{name} serial {issued.record.serial} -> {issued.artifact}")
-        print(f"issued:           {len(result.issued)} end-entity certificates, all linted clean")
+        for batch in result.batches:
+            print(f"{'device batch:':<18}{batch['id']}: {batch['count']} certificates -> {batch['bundle']}")
+        for crl in result.crls:
+            print(f"{'CRL/ARL:':<18}{crl}")
+        print(
+            f"{'linted:':<18}{len(result.issued)} end-entity certificates written as files (organisation, batch "
+            "sample), all clean"
+        )
         print(f"inventory export: {result.inventory_export}")
     return 0
 

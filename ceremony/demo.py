@@ -48,6 +48,8 @@ class DemoResult:
     key_store: str = ""
     transcripts: list[Path] = field(default_factory=list)
     runs: list[Path] = field(default_factory=list)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    crls: list[Path] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,8 @@ class DemoResult:
             "inventory_export": str(self.inventory_export),
             "transcripts": [str(p) for p in self.transcripts],
             "runs": [str(p) for p in self.runs],
+            "batches": self.batches,
+            "crls": [str(p) for p in self.crls],
         }
 
 
@@ -142,7 +146,8 @@ def _issued_ca(ws: Workspace, name: str) -> Issued:
 
 def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None, reports: Path | None = None) -> DemoResult:
     """Workspace → the key ceremonies run as notebooks (token, root and issuing CA, backup and restore
-    test, destruction of the test copy) → organisation (DS, KA) and device certificates → lint → export."""
+    test, destruction of the test copy) → organisation (DS, KA) certificates → the device fleet as a
+    batch (notebook 30) → one device revoked, CRL and ARL published (notebook 40) → lint → export."""
     if devices < 0 or devices > 10_000:
         raise InputError(f"--devices must be between 0 and 10000 (got {devices})")
     ws = init_workspace(workspace, token_label=TOKEN_LABEL, initialise_token=False)
@@ -178,21 +183,8 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None, reports:
                     approved_by=DEMO_APPROVER,
                 )
             )
-        for n in range(devices):
-            eui64 = f"{DEVICE_EUI64_BASE + n + 1:016X}"
-            for usage in USAGES:
-                key = ec.generate_private_key(ec.SECP256R1())
-                result.issued.append(
-                    issue(
-                        ws,
-                        ca_name=ISSUING,
-                        profile_name="ss1sp-device",
-                        csr=_csr(key, x509.Name([])),
-                        csr_source=f"demo:{eui64}-{usage}",
-                        identity=Identity(eui64=eui64, usage=usage),
-                        approved_by=DEMO_APPROVER,
-                    )
-                )
+        if devices:
+            _fleet(ws, result, devices, reports or Path.cwd() / "reports")
         result.findings = lint_issued(ws, [i for _, _, i in result.cas] + result.issued)
         export_dir = ws.root / "exports"
         export_dir.mkdir(exist_ok=True)
@@ -201,6 +193,42 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None, reports:
     finally:
         ws.close()
     return result
+
+
+def _fleet(ws: Workspace, result: DemoResult, devices: int, reports: Path) -> None:
+    """The device fleet as a batch (notebook 30), then one device revoked and the CRL and ARL published
+    (notebook 40); the batch's first and last certificates are written out as a sample."""
+    fleet = write_device_fleet(ws.root / "fleets" / "demo", devices)
+    params = {"workspace": str(ws.root), "ca": ISSUING, "devices": str(fleet), "approved_by": DEMO_APPROVER}
+    result.runs.append(
+        run_notebook(
+            notebooks_dir() / "30-issue-certificates.ipynb", params, reports_dir=reports, progress=False
+        ).executed
+    )
+    batch_id, bundle = ws.inventory.execute(
+        "SELECT batch_id, bundle FROM batches WHERE status = 'complete' ORDER BY created_at DESC"
+    ).fetchone()
+    records = ws.inventory.certificates("batch_id = ?", (batch_id,))
+    result.batches.append({"id": batch_id, "count": len(records), "bundle": str(ws.root / bundle)})
+    for record in {r.serial: r for r in (records[0], records[-1])}.values():
+        path = ws.root / "exports" / "sample" / f"{record.serial}.pem"
+        cert = x509.load_der_x509_certificate(record.der)
+        write_once(path, cert.public_bytes(serialization.Encoding.PEM))
+        result.issued.append(Issued(cert, record, path))
+    revoke = {
+        "workspace": str(ws.root),
+        "ca": ISSUING,
+        "eui64": records[0].eui64,
+        "reason": "superseded",
+        "requested_by": DEMO_APPROVER,
+        "approved_by": "alice",
+    }
+    result.runs.append(
+        run_notebook(
+            notebooks_dir() / "40-revoke-and-publish-crl.ipynb", revoke, reports_dir=reports, progress=False
+        ).executed
+    )
+    result.crls = [ws.root / row[0] for row in ws.inventory.execute("SELECT artifact FROM crls ORDER BY rowid")]
 
 
 def write_device_fleet(directory: Path, devices: int, *, first: int = 1) -> Path:

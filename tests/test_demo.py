@@ -38,20 +38,27 @@ def test_demo_json_and_artifacts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], key_store_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = _run_demo(tmp_path, capsys, key_store_kind, monkeypatch)
-    assert list(result) == ["workspace", "key_store", "cas", "issued", "inventory_export", "transcripts", "runs"]
+    assert list(result) == [
+        "workspace", "key_store", "cas", "issued", "inventory_export", "transcripts", "runs", "batches", "crls"
+    ]  # fmt: skip
     assert result["key_store"] == key_store_kind
     cas = result["cas"]
     assert [(c["name"], c["role"]) for c in cas] == [("s1sp-root", "root"), ("s1sp-issuing", "issuing")]  # type: ignore[index,union-attr]
     issued = result["issued"]
-    assert len(issued) == 2 + 3 * 2  # type: ignore[arg-type]
+    assert len(issued) == 2 + 2  # type: ignore[arg-type]  # organisation DS and KA, first and last of the batch
+    [batch] = result["batches"]  # type: ignore[misc]
+    assert batch["count"] == 3 * 2 and Path(batch["bundle"]).is_file()
+    assert [Path(str(p)).suffix for p in result["crls"]] == [".crl", ".arl"]  # type: ignore[union-attr]
     for path in [c["certificate"] for c in cas] + [i["certificate"] for i in issued]:  # type: ignore[union-attr,index]
         assert Path(path).is_absolute() and Path(path).is_file()
     rows = Path(str(result["inventory_export"])).read_text().splitlines()
-    assert len(rows) == 1 + 2 + 8  # header, two CA certificates, eight end-entity certificates
+    assert len(rows) == 1 + 2 + 8  # header, two CA certificates, 2 organisation + 6 device certificates
     ws = Workspace.open(Path(str(result["workspace"])))
     journal = ws.journal.entries()
     assert ws.journal.verify().ok
-    assert sum(e["event"] in ("ca.create", "certificate.issue") for e in journal) == 2 + 8
+    assert sum(e["event"] in ("ca.create", "certificate.issue") for e in journal) == 2 + 2
+    assert [e["count"] for e in journal if e["event"] == "batch.complete"] == [6]
+    assert [e["kind"] for e in journal if e["event"] == "crl.publish"] == ["crl", "arl"]
     ws.close()
     # Every ceremony ran as a notebook, and each transcript is intact, sealed and attested by all.
     assert [Path(str(r)).parent.name.split("-", 1)[1] for r in result["runs"]] == [  # type: ignore[union-attr]
@@ -60,6 +67,8 @@ def test_demo_json_and_artifacts(
         "20-issuing-ca-ceremony",
         "60-key-backup-restore",
         "65-key-destruction",
+        "30-issue-certificates",
+        "40-revoke-and-publish-crl",
     ]
     assert [Path(str(t)).stem for t in result["transcripts"]] == [  # type: ignore[union-attr]
         f"{kind}-2026-12"

@@ -100,7 +100,7 @@ def test_no_secret_leaves_secrets_or_share_cards(
         assert any(name.startswith("private value of ca-s1sp-root") for name in secrets)
     files = _scanned_files(ws, reports)
     executed = [p for p in files if p.suffix == ".ipynb"]
-    assert len(executed) == 5 and any(p.name == "journal.jsonl" for p in files)
+    assert len(executed) == 7 and any(p.name == "journal.jsonl" for p in files)
     assert len([p for p in files if p.suffix == ".jsonl" and "transcripts" in p.parts]) >= 8
     assert _hits(files, secrets) == []
     # The scan can fail: a share word run or a PIN planted in a report is found.

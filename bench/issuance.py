@@ -1,0 +1,274 @@
+"""Issuance and CRL benchmark: every figure measured side by side in one run on this machine.
+
+    python -m bench.issuance [--count 20000] [--fleet 100000] [--crl 100000,1000000] [--json] [--markdown FILE]
+
+- limit: raw P-256 sign and verify rates in this process, and limit = 1 / (1/sign + 2/verify): every
+  certificate costs one signature and two verifications (the CSR's proof of possession and the new
+  certificate's signature). The same for SoftHSM2's sign rate, where installed.
+- issuance: ``issue_batch`` from a device list (CSR files on disk) into a fresh workspace, whole
+  (validate, sign, verify, sample checks, inventory, bundle), with 1 and 2 workers, each run in a
+  child process so that its peak RSS is its own.
+- openssl: ``openssl ca -infiles`` on the same CSRs, as whole processes.
+- fleet: a larger batch with 2 workers, extrapolated linearly to 1,000,000 certificates.
+- CRL: direct encoding plus signature for N revocations, against ``openssl ca -gencrl`` on as many.
+
+Numbers vary between runs on shared machines; ratios measured in one run are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def crypto_rates(seconds: float = 1.0) -> dict[str, float]:
+    """P-256 sign and verify per second with the software signer, in this process."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    data = secrets.token_bytes(300)
+    algorithm = ec.ECDSA(hashes.SHA256())
+
+    def rate(fn: Any) -> float:
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            for _ in range(200):
+                fn()
+            n += 200
+        return n / (time.perf_counter() - started)
+
+    signature = key.sign(data, algorithm)
+    sign = rate(lambda: key.sign(data, algorithm))
+    verify = rate(lambda: key.public_key().verify(signature, data, algorithm))
+    return {"sign_per_s": sign, "verify_per_s": verify, "limit_per_s": 1 / (1 / sign + 2 / verify)}
+
+
+def softhsm_sign_rate(seconds: float = 1.0) -> float | None:
+    """P-256 signatures per second through PKCS#11 on a throwaway SoftHSM2 token (None without SoftHSM2)."""
+    from ceremony.signers.pkcs11 import Pkcs11KeyStore, find_softhsm_module, init_softhsm_token
+
+    module = find_softhsm_module()
+    if module is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        pin = secrets.token_hex(8)
+        init_softhsm_token(Path(tmp), Path(tmp) / "softhsm2.conf", "bench", secrets.token_hex(8), pin, module=module)
+        store = Pkcs11KeyStore(module, "bench", pin)
+        key = store.generate("bench", "ec-p256")
+        data, algorithm = secrets.token_bytes(300), ec.ECDSA(hashes.SHA256())
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            for _ in range(100):
+                key.sign(data, algorithm)  # type: ignore[call-arg,arg-type]
+            n += 100
+        store.close()
+        return n / (time.perf_counter() - started)
+
+
+_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from ceremony.batch import issue_batch
+from ceremony.issuance import create_ca
+from ceremony.workspace import init_workspace
+ws = init_workspace(Path(sys.argv[1]), key_store=sys.argv[4])
+create_ca(ws, "root", profile_name="ss1spca-root", common_name="Bench Root", approved_by="bench")
+create_ca(ws, "issuing", profile_name="ss1spca-issuing", common_name="Bench Issuing", approved_by="bench",
+          issuer_ca="root")
+started = time.perf_counter()
+result = issue_batch(ws, ca_name="issuing", profile_name="ss1sp-device", devices=Path(sys.argv[2]),
+                     approved_by="bench", jobs=int(sys.argv[3]), progress=False, say=lambda line: None)
+seconds = time.perf_counter() - started
+ws.close()
+rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({"issued": result.issued_now, "seconds": seconds, "peak_rss_mb": rss / 1024}))
+"""
+
+
+def issuance(devices: Path, jobs: int, key_store: str, workdir: Path) -> dict[str, float]:
+    """One whole batch in a child process: certificates per second and the child's peak RSS."""
+    target = workdir / f"ws-{key_store}-{jobs}-{secrets.token_hex(3)}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(target), str(devices), str(jobs), key_store],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"issuance child failed: {proc.stderr.strip().splitlines()[-1:]}")
+    out: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["per_s"] = out["issued"] / out["seconds"]
+    return out
+
+
+def crl_build_seconds(entries: int) -> float:
+    """Encode ``entries`` revocations and sign the TBS (the publish path minus the database)."""
+    from cryptography import x509
+
+    from ceremony.crl import encode_entries, encode_tbs, sign_crl
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    revoked = [
+        ((int.from_bytes(secrets.token_bytes(16), "big") >> 1) | 1 << 120, now, "keyCompromise") for _ in range(entries)
+    ]
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Bench Issuing")])
+    started = time.perf_counter()
+    der = sign_crl(encode_tbs(issuer, b"\x01" * 8, 1, now, now, encode_entries(revoked)), key)
+    seconds = time.perf_counter() - started
+    assert len(der) > entries * 30
+    return seconds
+
+
+def run(count: int, fleet: int, crl_sizes: list[int], workdir: Path) -> dict[str, Any]:
+    from bench.baseline import openssl_version, setup_openssl_ca, time_openssl_ca_infiles, time_openssl_gencrl
+    from bench.csrs import make_device_csrs
+
+    from ceremony.signers.pkcs11 import find_softhsm_module
+
+    report: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cores_seen": os.cpu_count(),
+            "cores_usable": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "openssl": openssl_version(),
+        },
+    }
+    rates = crypto_rates()
+    hsm = softhsm_sign_rate()
+    report["crypto"] = {**rates, "softhsm_sign_per_s": hsm}
+    if hsm:
+        report["crypto"]["softhsm_limit_per_s"] = 1 / (1 / hsm + 2 / rates["verify_per_s"])
+    devices = make_device_csrs(workdir / "csrs", count)
+    report["count"] = count
+    runs: dict[str, Any] = {}
+    runs["software_1"] = issuance(devices, 1, "software", workdir)
+    runs["software_2"] = issuance(devices, 2, "software", workdir)
+    if find_softhsm_module():
+        runs["softhsm_1"] = issuance(devices, 1, "pkcs11", workdir)
+        runs["softhsm_2"] = issuance(devices, 2, "pkcs11", workdir)
+    report["issuance"] = runs
+    ca = setup_openssl_ca(workdir / "openssl")
+    paths = sorted((devices.parent / "csr").glob("*.der"))
+    seconds = time_openssl_ca_infiles(ca, paths, workdir / "openssl-issued.pem")
+    report["openssl_ca_infiles"] = {"certificates": len(paths), "seconds": seconds, "per_s": len(paths) / seconds}
+    if fleet:
+        fleet_list = make_device_csrs(workdir / "fleet", fleet)
+        big = issuance(fleet_list, 2, "software", workdir)
+        report["fleet"] = {**big, "certificates": fleet, "extrapolated_1m_seconds": 1_000_000 / big["per_s"]}
+    crls = {}
+    for n in crl_sizes:
+        ours = crl_build_seconds(n)
+        theirs = time_openssl_gencrl(ca, n, workdir / f"openssl-{n}.crl")
+        crls[str(n)] = {"ours_seconds": ours, "openssl_gencrl_seconds": theirs, "ratio": ours / theirs}
+    report["crl"] = crls
+    report["peak_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report["ratios"] = ratios(report)
+    return report
+
+
+def ratios(report: dict[str, Any]) -> dict[str, float]:
+    crypto, runs = report["crypto"], report["issuance"]
+    out = {
+        "software_1_vs_limit": runs["software_1"]["per_s"] / crypto["limit_per_s"],
+        "software_2_vs_limit": runs["software_2"]["per_s"] / crypto["limit_per_s"],
+        "software_2_vs_1": runs["software_2"]["per_s"] / runs["software_1"]["per_s"],
+        "software_1_vs_openssl_ca": runs["software_1"]["per_s"] / report["openssl_ca_infiles"]["per_s"],
+    }
+    if "softhsm_1" in runs and crypto.get("softhsm_limit_per_s"):
+        out["softhsm_1_vs_softhsm_limit"] = runs["softhsm_1"]["per_s"] / crypto["softhsm_limit_per_s"]
+        out["softhsm_2_vs_1"] = runs["softhsm_2"]["per_s"] / runs["softhsm_1"]["per_s"]
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    c, runs, r, m = report["crypto"], report["issuance"], report["ratios"], report["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench.issuance --markdown docs/benchmarks.md`); every figure below",
+        "comes from one run on one machine, so the ratios compare like with like. Absolute rates move with the load",
+        "on shared machines.",
+        "",
+        f"- date: {report['date']}",
+        f"- machine: {m['platform']}; Python {m['python']}; {m['openssl']}",
+        f"- cores seen: {m['cores_seen']} (usable by this process: {m['cores_usable']})",
+        "",
+        "## Signing limit (P-256, this process)",
+        "",
+        "| | per second |",
+        "|---|---:|",
+        f"| software sign | {c['sign_per_s']:,.0f} |",
+        f"| software verify | {c['verify_per_s']:,.0f} |",
+        f"| limit = 1/(1/sign + 2/verify) | {c['limit_per_s']:,.0f} |",
+    ]
+    if c.get("softhsm_sign_per_s"):
+        lines += [
+            f"| SoftHSM2 sign (PKCS#11) | {c['softhsm_sign_per_s']:,.0f} |",
+            f"| SoftHSM2 limit | {c['softhsm_limit_per_s']:,.0f} |",
+        ]
+    lines += [
+        "",
+        f"## Issuance from a device list ({report['count']:,} CSRs on disk)",
+        "",
+        "Whole batch: read and verify every CSR, fill the template, sign, verify, sample checks, inventory, bundle.",
+        "",
+        "| run | seconds | per second | peak RSS (MB) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, one in runs.items():
+        label = name.replace("_", ", ") + " worker(s)"
+        lines.append(f"| {label} | {one['seconds']:.1f} | {one['per_s']:,.0f} | {one['peak_rss_mb']:.0f} |")
+    o = report["openssl_ca_infiles"]
+    lines += [f"| `openssl ca -infiles` (whole process) | {o['seconds']:.1f} | {o['per_s']:,.0f} | |", ""]
+    if "fleet" in report:
+        f = report["fleet"]
+        lines += [
+            f"Fleet: {f['certificates']:,} certificates with 2 workers in {f['seconds']:.1f} s "
+            f"({f['per_s']:,.0f}/s, peak RSS {f['peak_rss_mb']:.0f} MB); 1,000,000 extrapolated linearly: "
+            f"{f['extrapolated_1m_seconds'] / 60:.1f} minutes.",
+            "",
+        ]
+    lines += ["## CRL build", "", "| entries | ours (s) | `openssl ca -gencrl` (s) | ratio |", "|---:|---:|---:|---:|"]
+    for n, row in report["crl"].items():
+        lines.append(
+            f"| {int(n):,} | {row['ours_seconds']:.2f} | {row['openssl_gencrl_seconds']:.2f} | {row['ratio']:.2f} |"
+        )
+    lines += ["", "## Ratios", "", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in r.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.issuance", description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=20_000, help="CSRs for the side-by-side runs")
+    parser.add_argument("--fleet", type=int, default=100_000, help="certificates for the 2-worker fleet run (0: skip)")
+    parser.add_argument("--crl", default="100000,1000000", help="CRL sizes, comma-separated")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--markdown", help="write the report as Markdown to this file")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        report = run(args.count, args.fleet, [int(n) for n in args.crl.split(",") if n], Path(tmp))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(report), encoding="utf-8")
+    print(json.dumps(report, indent=2) if args.json else markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
