@@ -2,7 +2,7 @@
 
 ``CertificateRevocationListBuilder.add_revoked_certificate`` in a loop is quadratic (100k entries
 took 42 s that way), and even the constructor path builds a Python object per entry. Here each
-entry is a few byte concatenations; ``tests/test_crl.py`` proves the bytes equal the builder's.
+entry is a few byte concatenations; ``tests/test_crl_publish.py`` proves the bytes equal the builder's.
 An issuing CA publishes a CRL of end-entity certificates; the root publishes an ARL of CA
 certificates. cRLNumber strictly increases per CA; thisUpdate/nextUpdate come from the policy.
 """

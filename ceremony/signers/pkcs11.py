@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import platform
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 from ceremony.errors import InputError, TokenError
 from ceremony.signers import CAPrivateKey, CAPublicKey, KeyAlgorithm, KeyAttributes
 
+_FIND_ATTEMPTS = 5
 _SOFTHSM_CANDIDATES = (
     f"/usr/lib/{platform.machine()}-linux-gnu/softhsm/libsofthsm2.so",
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
@@ -299,12 +301,7 @@ class Pkcs11KeyStore:
         key = (self.module, self._conf, self.token_label, os.getpid())
         login = _logins.get(key)
         if login is None:
-            try:
-                token = lib.get_token(token_label=self.token_label)
-            except pkcs11.NoSuchToken as exc:
-                raise TokenError(f"no token labelled {self.token_label!r} in {self.module}") from exc
-            except pkcs11.PKCS11Error as exc:
-                _fail(exc, f"find token {self.token_label!r}")
+            token = self._find_token(lib)
             try:
                 session = token.open(rw=True, user_pin=self._pin.decode("utf-8"))
             except pkcs11.PKCS11Error as exc:
@@ -315,6 +312,21 @@ class Pkcs11KeyStore:
             raise TokenError(f"token refused to open a session on token {self.token_label!r}: PIN incorrect")
         login.users.add(self)
         return login.session
+
+    def _find_token(self, lib: Any) -> Any:
+        # SoftHSM's file store can show a token as missing while another process rewrites its
+        # token file (seen with forked workers after a sibling was killed): look again, briefly.
+        for attempt in range(_FIND_ATTEMPTS):
+            try:
+                return lib.get_token(token_label=self.token_label)
+            except pkcs11.NoSuchToken as exc:
+                if attempt == _FIND_ATTEMPTS - 1:
+                    raise TokenError(f"no token labelled {self.token_label!r} in {self.module}") from exc
+            except pkcs11.PKCS11Error as exc:
+                _fail(exc, f"find token {self.token_label!r}")
+            time.sleep(0.05 * (attempt + 1))
+            _reinitialize(self.module, lib)
+        raise AssertionError("unreachable")
 
     def _object(self, label: str, object_class: ObjectClass) -> Any:
         try:
