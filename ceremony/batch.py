@@ -15,7 +15,6 @@ last and ``sample_rate`` of the rest) gets the full post-issuance profile checks
 
 from __future__ import annotations
 
-import base64
 import csv
 import functools
 import hashlib
@@ -36,6 +35,7 @@ from ceremony.checks.certificate import check_certificate
 from ceremony.checks.findings import failing
 from ceremony.csr import MAX_CSR_BYTES, csr_der
 from ceremony.errors import InputError, StateError
+from ceremony.inventory import pem_certificate
 from ceremony.issuance import check_person, issuer_of, operator, serial_hex
 from ceremony.profiles import ResolvedProfile, get_profile
 from ceremony.tbs import Issuer, Usage, key_identifier
@@ -640,7 +640,7 @@ def _complete(ws: Workspace, result: BatchResult, ca_name: str) -> BatchResult:
         for (der,) in ws.inventory.execute(
             "SELECT der FROM certificates WHERE batch_id = ? ORDER BY rowid", (result.batch_id,)
         ):
-            pem = _pem(bytes(der))
+            pem = pem_certificate(bytes(der))
             digest.update(pem)
             fh.write(pem)
         fh.flush()
@@ -673,9 +673,3 @@ def _complete(ws: Workspace, result: BatchResult, ca_name: str) -> BatchResult:
             },
         )
     return result
-
-
-def _pem(der: bytes) -> bytes:
-    text = base64.b64encode(der)
-    lines = b"\n".join(text[i : i + 64] for i in range(0, len(text), 64))
-    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"

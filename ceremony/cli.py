@@ -235,20 +235,31 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
+    from ceremony.csr import normalise_eui64
     from ceremony.workspace import Workspace
 
     if args.inventory_command != "export":
         raise InputError("inventory import arrives with the inventory analytics work (issue E)")
-    if args.format != "csv":
-        raise InputError("--format parquet needs the analytics extras (issue E); use --format csv")
+    if args.format == "parquet":
+        raise InputError("--format parquet needs the analytics extras (issue E); use --format csv or pem")
     out = Path(args.out)
     if out.exists():
         raise InputError(f"{out} exists; choose a new file (exports never overwrite)")
     if not out.parent.is_dir():
         raise InputError(f"{out.parent} is not a directory")
+    filters = {
+        "issuer_ca": args.ca,
+        "batch_id": args.batch,
+        "eui64": normalise_eui64(args.eui64) if args.eui64 else None,
+        "status": args.status,
+        "profile": args.profile,
+    }
+    chosen = {column: value for column, value in filters.items() if value is not None}
+    where = " AND ".join(f"{column} = ?" for column in chosen)
     ws = Workspace.open(_workspace_dir(args))
     try:
-        count = ws.inventory.export_csv(out)
+        export = ws.inventory.export_pem if args.format == "pem" else ws.inventory.export_csv
+        count = export(out, where, tuple(chosen.values()))
     finally:
         ws.close()
     print(f"{count} certificates -> {out}")
@@ -428,9 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inventory", help="inventory export / import")
     inv = p.add_subparsers(dest="inventory_command", required=True, parser_class=_Parser)
-    e = inv.add_parser("export", help="one row per certificate")
-    e.add_argument("--format", choices=["csv", "parquet"], required=True)
+    e = inv.add_parser("export", help="a selection of certificates: CSV rows or the certificates as PEM")
+    e.add_argument("--format", choices=["csv", "pem", "parquet"], required=True)
     e.add_argument("--out", required=True)
+    e.add_argument("--ca", help="issued by this CA")
+    e.add_argument("--batch", help="of this batch id")
+    e.add_argument("--eui64", help="of this EUI-64")
+    e.add_argument("--status", choices=["valid", "revoked"])
+    e.add_argument("--profile")
     i = inv.add_parser("import", help="import foreign certificates (issue E)")
     i.add_argument("paths", nargs="+")
     p.set_defaults(func=cmd_inventory)

@@ -270,14 +270,33 @@ class Inventory:
         return bytes(row[0])
 
     # --- export -----------------------------------------------------------------------
-    def export_csv(self, out: Path) -> int:
-        """One row per certificate (every column but the DER); returns the row count."""
-        records = self.certificates()
+    def export_csv(self, out: Path, where: str = "", params: tuple[Any, ...] = ()) -> int:
+        """One row per certificate (every column but the DER), streamed; returns the row count."""
+        sql = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
+        count = 0
         with out.open("x", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS)
-            writer.writeheader()
-            for record in records:
-                row = asdict(record)
-                del row["der"]
+            writer = csv.writer(fh)
+            writer.writerow(EXPORT_COLUMNS)
+            for row in self._db.execute(sql + " ORDER BY issued_at, serial", params):
                 writer.writerow(row)
-        return len(records)
+                count += 1
+        return count
+
+    def export_pem(self, out: Path, where: str = "", params: tuple[Any, ...] = ()) -> int:
+        """The certificates themselves, as concatenated PEM, streamed; returns the count."""
+        sql = "SELECT der FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
+        count = 0
+        with out.open("xb") as fh:
+            for (der,) in self._db.execute(sql + " ORDER BY issued_at, serial", params):
+                fh.write(pem_certificate(bytes(der)))
+                count += 1
+        return count
+
+
+def pem_certificate(der: bytes) -> bytes:
+    """RFC 7468 PEM: base64 in 64-character lines."""
+    import base64
+
+    text = base64.b64encode(der)
+    lines = b"\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"

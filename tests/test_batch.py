@@ -321,3 +321,28 @@ def test_a_run_killed_after_writing_the_bundle_finishes_the_batch(ca_workspace: 
     assert result.bundle.read_bytes() == written and not list(result.bundle.parent.glob("*.partial"))
     events = [e["event"] for e in ca_workspace.journal.entries() if e.get("batch_id") == result.batch_id]
     assert events == ["batch.start", "batch.complete", "batch.resume", "batch.complete"]
+
+
+def test_inventory_exports_a_selection_as_csv_or_pem(
+    ca_workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    devices = _device_list(tmp_path / "list", 4)
+    result = issue_batch(
+        ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=devices, approved_by="bob", progress=False
+    )
+    ca_workspace.close()
+    base = ["--workspace", str(ca_workspace.root), "inventory", "export"]
+    pem = tmp_path / "batch.pem"
+    assert main([*base, "--format", "pem", "--batch", result.batch_id, "--out", str(pem)]) == 0
+    assert result.bundle is not None
+    assert sorted(pem.read_bytes().split(b"-----END CERTIFICATE-----\n")) == sorted(
+        result.bundle.read_bytes().split(b"-----END CERTIFICATE-----\n")
+    )
+    rows = tmp_path / "one.csv"
+    assert main([*base, "--format", "csv", "--eui64", "00db123400000002", "--out", str(rows)]) == 0
+    with rows.open() as fh:
+        assert [(r["eui64"], r["usage"]) for r in csv.DictReader(fh)] in (
+            [("00DB123400000002", "ds"), ("00DB123400000002", "ka")],
+            [("00DB123400000002", "ka"), ("00DB123400000002", "ds")],
+        )
+    assert capsys.readouterr().out.splitlines()[-1] == f"2 certificates -> {rows}"
