@@ -98,11 +98,26 @@ class BatchResult:
 
 
 # --- the device list -------------------------------------------------------------------------
+Row = tuple[int, str, str, str]  # (row number, eui64, usage, csr path as written)
+
+
 @dataclass(frozen=True)
 class DeviceList:
+    """The list as read once (its bytes are what was approved); rows are parsed on each pass, not kept."""
+
     path: Path
     sha256: str
-    rows: list[tuple[int, str, str, str]]  # (row number, eui64, usage, csr path as written)
+    text: str
+    count: int
+
+    def rows(self) -> Iterator[Row]:
+        reader = csv.reader(self.text.splitlines())
+        next(reader, None)
+        for number, row in enumerate(reader, start=2):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            cells = [c.strip() for c in row] + [""] * 3
+            yield number, cells[0], cells[1].lower(), cells[2]
 
 
 def read_device_list(path: Path) -> DeviceList:
@@ -111,30 +126,29 @@ def read_device_list(path: Path) -> DeviceList:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"--devices: cannot read {path} ({exc.strerror})") from None
-    lines = data.decode("utf-8-sig", errors="replace").splitlines()
-    reader = csv.reader(lines)
-    header = next(reader, None)
+    text = data.decode("utf-8-sig", errors="replace")
+    header = next(csv.reader(text.splitlines()[:1]), None)
     if header is None or [h.strip().lower() for h in header] != list(COLUMNS):
         raise InputError(f"{path}: the header must be {','.join(COLUMNS)} (got {','.join(header or [])!r})")
-    rows = []
-    for number, row in enumerate(reader, start=2):
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        cells = [c.strip() for c in row] + [""] * 3
-        rows.append((number, cells[0], cells[1].lower(), cells[2]))
-    if not rows:
+    device_list = DeviceList(path, hashlib.sha256(data).hexdigest(), text, 0)
+    count = sum(1 for _ in device_list.rows())
+    if not count:
         raise InputError(f"{path}: the device list has no rows")
-    return DeviceList(path, hashlib.sha256(data).hexdigest(), rows)
+    return DeviceList(path, device_list.sha256, text, count)
 
 
-def batch_id_for(
-    device_list: DeviceList, checked: list[tuple[int, bytes | Reject]], ca: str, profile: str, rekey: bool
-) -> str:
+def batch_id_for(device_list: DeviceList, checked: list[bytes | Reject], ca: str, profile: str, rekey: bool) -> str:
     """The same list with the same CSRs, for the same CA, profile and re-key choice: the same batch."""
     digest = hashlib.sha256(f"{device_list.sha256}|{ca}|{profile}|{'rekey' if rekey else 'new'}".encode())
-    for number, outcome in checked:
-        digest.update(number.to_bytes(4, "big") + (outcome[74:106] if isinstance(outcome, bytes) else b"reject"))
+    for outcome in checked:
+        digest.update(outcome[74:106] if isinstance(outcome, bytes) else b"reject")
     return "b-" + digest.hexdigest()[:20]
+
+
+def identity_key(eui64: bytes | str, ka: bool) -> int:
+    """(EUI-64, usage) as one integer: compact keys for lists of a million rows."""
+    value = int(eui64, 16) if isinstance(eui64, str) else int.from_bytes(eui64, "big")
+    return value << 1 | ka
 
 
 # --- work done in workers (fork: they inherit _CONTEXT, including the CA key and its session) ---------
@@ -199,7 +213,18 @@ def _read(path: str) -> bytes:
     return data
 
 
-def validate_row(base: str, row: tuple[int, str, str, str]) -> bytes | Reject:
+def _batched(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def validate_row(base: str, row: Row) -> bytes | Reject:
     """Check one row and its CSR (P-256, ecdsa-with-SHA256, proof of possession); pack it, or say why not."""
     number, eui64, usage, csr_path = row
 
@@ -241,9 +266,9 @@ def validate_row(base: str, row: tuple[int, str, str, str]) -> bytes | Reject:
     return bytes.fromhex(eui64) + bytes([usage == "ka"]) + point + hashlib.sha256(der).digest()
 
 
-def _validate_chunk(rows: list[tuple[int, str, str, str]]) -> list[tuple[int, bytes | Reject]]:
+def _validate_chunk(rows: list[Row]) -> list[bytes | Reject]:
     base: str = _CONTEXT["base"]
-    return [(row[0], validate_row(base, row)) for row in rows]
+    return [validate_row(base, row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -377,17 +402,18 @@ def issue_batch(
     try:
         checked = _check_rows(device_list, runner, progress, chunk)
         batch_id = batch_id_for(device_list, checked, ca_name, profile_name, rekey)
-        result = BatchResult(batch_id, len(device_list.rows))
+        result = BatchResult(batch_id, device_list.count)
         state = ws.inventory.execute("SELECT status FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
         if state is not None and state[0] == "complete":
             return _completed(ws, result)
         accepted = _select(ws, device_list, checked, ca_name, profile_name, rekey, result)
+        del checked  # a million rows: keep only what is still to issue
         if result.rejected:
             for reject in result.rejected:
                 say(f"reject {reject.line()}")
             if skip_rejected is None:
                 raise InputError(
-                    f"{len(result.rejected)} of {len(device_list.rows)} rows rejected; nothing issued "
+                    f"{len(result.rejected)} of {device_list.count} rows rejected; nothing issued "
                     "(fix the list, or --skip-rejected FILE to issue the rest)"
                 )
             _write_rejects(skip_rejected, result.rejected)
@@ -401,13 +427,11 @@ def issue_batch(
     return _complete(ws, result, ca_name)
 
 
-def _check_rows(
-    device_list: DeviceList, runner: _Runner, progress: bool | None, chunk: int
-) -> list[tuple[int, bytes | Reject]]:
-    """Every row checked, CSRs verified (in the workers), in row order."""
-    checked: list[tuple[int, bytes | Reject]] = []
-    with _progress(len(device_list.rows), "validate", progress) as bar:
-        for outcomes in runner.map(_validate_chunk, (rows for _, rows in _chunks(device_list.rows, chunk))):
+def _check_rows(device_list: DeviceList, runner: _Runner, progress: bool | None, chunk: int) -> list[bytes | Reject]:
+    """Every row checked, CSRs verified (in the workers); in row order, one packed request or reject per row."""
+    checked: list[bytes | Reject] = []
+    with _progress(device_list.count, "validate", progress) as bar:
+        for outcomes in runner.map(_validate_chunk, _batched(device_list.rows(), chunk)):
             checked += outcomes
             bar.update(len(outcomes))
     return checked
@@ -416,7 +440,7 @@ def _check_rows(
 def _select(
     ws: Workspace,
     device_list: DeviceList,
-    checked: list[tuple[int, bytes | Reject]],
+    checked: list[bytes | Reject],
     ca_name: str,
     profile_name: str,
     rekey: bool,
@@ -425,29 +449,27 @@ def _select(
     """The valid requests still to issue: not issued by this batch already, not twice in the list, and
     (unless re-keying) not for an identity that already has a valid certificate from this CA."""
     done = {
-        (row[0], row[1])
+        identity_key(row[0], row[1] == "ka")
         for row in ws.inventory.execute("SELECT eui64, usage FROM certificates WHERE batch_id = ?", (result.batch_id,))
     }
     result.issued_before = len(done)
     valid = set()
     if not rekey:
         valid = {
-            (row[0], row[1])
+            identity_key(row[0], row[1] == "ka")
             for row in ws.inventory.execute(
                 "SELECT eui64, usage FROM certificates WHERE issuer_ca = ? AND profile = ? AND status = 'valid' "
                 "AND batch_id IS NOT ?",
                 (ca_name, profile_name, result.batch_id),
             )
         }
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[int, int] = {}
     accepted: list[bytes] = []
-    by_row = {row[0]: row for row in device_list.rows}
-    for number, outcome in checked:
+    for (number, eui64, usage, csr_path), outcome in zip(device_list.rows(), checked, strict=True):
         if isinstance(outcome, Reject):
             result.rejected.append(outcome)
             continue
-        _, eui64, usage, csr_path = by_row[number]
-        identity = (eui64.upper(), usage)
+        identity = identity_key(outcome[:8], bool(outcome[8]))
         if identity in seen:
             reason = f"the same EUI-64 and usage as row {seen[identity]}"
             result.rejected.append(Reject(number, eui64, usage, csr_path, reason))
