@@ -99,7 +99,7 @@ print(json.dumps({"issued": result.issued_now, "seconds": seconds, "peak_rss_mb"
 """
 
 
-def issuance(devices: Path, jobs: int, key_store: str, workdir: Path) -> dict[str, float]:
+def issuance(devices: Path, jobs: int, key_store: str, workdir: Path) -> dict[str, Any]:
     """One whole batch in a child process: certificates per second and the child's peak RSS."""
     target = workdir / f"ws-{key_store}-{jobs}-{secrets.token_hex(3)}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -109,9 +109,30 @@ def issuance(devices: Path, jobs: int, key_store: str, workdir: Path) -> dict[st
     )  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"issuance child failed: {proc.stderr.strip().splitlines()[-1:]}")
-    out: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     out["per_s"] = out["issued"] / out["seconds"]
+    out["workspace"] = str(target)
     return out
+
+
+def crl_publish_seconds(workspace: Path) -> tuple[int, float]:
+    """Revoke every certificate of the workspace's batch (directly in the database), then time
+    ``publish_crl`` end to end: database read, encoding, signature, lint, write-once file, record."""
+    from ceremony.crl import publish_crl
+    from ceremony.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    try:
+        with ws.inventory.transaction() as db:
+            db.execute(
+                "INSERT INTO revocations SELECT issuer_ca, serial, 'keyCompromise', issued_at, 'bench', 'bench2' "
+                "FROM certificates WHERE batch_id IS NOT NULL"
+            )
+        started = time.perf_counter()
+        published = publish_crl(ws, "issuing")
+        return published.entries, time.perf_counter() - started
+    finally:
+        ws.close()
 
 
 def crl_build_seconds(entries: int) -> float:
@@ -134,9 +155,8 @@ def crl_build_seconds(entries: int) -> float:
 
 
 def run(count: int, fleet: int, crl_sizes: list[int], workdir: Path) -> dict[str, Any]:
-    from bench.baseline import openssl_version, setup_openssl_ca, time_openssl_ca_infiles, time_openssl_gencrl
-    from bench.csrs import make_device_csrs
-
+    from bench.fleet import make_device_csrs
+    from bench.openssl_baseline import openssl_version, setup_openssl_ca, time_openssl_ca_infiles, time_openssl_gencrl
     from ceremony.signers.pkcs11 import find_softhsm_module
 
     report: dict[str, Any] = {
@@ -171,6 +191,8 @@ def run(count: int, fleet: int, crl_sizes: list[int], workdir: Path) -> dict[str
         fleet_list = make_device_csrs(workdir / "fleet", fleet)
         big = issuance(fleet_list, 2, "software", workdir)
         report["fleet"] = {**big, "certificates": fleet, "extrapolated_1m_seconds": 1_000_000 / big["per_s"]}
+        entries, seconds = crl_publish_seconds(Path(big["workspace"]))
+        report["crl_publish"] = {"entries": entries, "seconds": seconds}
     crls = {}
     for n in crl_sizes:
         ours = crl_build_seconds(n)
@@ -249,6 +271,13 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {int(n):,} | {row['ours_seconds']:.2f} | {row['openssl_gencrl_seconds']:.2f} | {row['ratio']:.2f} |"
         )
+    if "crl_publish" in report:
+        p = report["crl_publish"]
+        lines += [
+            "",
+            f"End to end (`publish_crl`: database read, encoding, signature, lint, file, record): {p['entries']:,} "
+            f"entries in {p['seconds']:.2f} s.",
+        ]
     lines += ["", "## Ratios", "", "| ratio | value |", "|---|---:|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in r.items()]
     return "\n".join(lines) + "\n"

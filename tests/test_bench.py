@@ -1,0 +1,33 @@
+"""The benchmark driver runs end to end on a small scale (its figures are not asserted: never a timed test)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from bench.fleet import make_device_csrs
+from bench.issuance import markdown, run
+
+
+def test_the_device_csrs_are_a_valid_list(tmp_path: Path) -> None:
+    devices = make_device_csrs(tmp_path, 6)
+    rows = devices.read_text().splitlines()
+    assert rows[0] == "eui64,usage,csr" and len(rows) == 7
+    eui64, usage, name = rows[1].split(",")
+    csr = x509.load_der_x509_csr((tmp_path / name).read_bytes())
+    assert csr.is_signature_valid and csr.subject == x509.Name([]) and usage == "ds" and len(eui64) == 16
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    report = run(40, 0, [200], tmp_path)
+    assert report["issuance"]["software_1"]["issued"] == 40
+    assert report["openssl_ca_infiles"]["certificates"] == 40
+    assert set(report["ratios"]) >= {"software_1_vs_limit", "software_2_vs_1", "software_1_vs_openssl_ca"}
+    assert report["crl"]["200"]["openssl_gencrl_seconds"] > 0
+    text = markdown(report)
+    assert "## Signing limit" in text and "| 200 |" in text and f"cores seen: {report['machine']['cores_seen']}" in text
