@@ -201,6 +201,7 @@ def run(count: int, fleet: int, crl_sizes: list[int], workdir: Path) -> dict[str
     report["crl"] = crls
     report["peak_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report["ratios"] = ratios(report)
+    report["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(report)]
     return report
 
 
@@ -280,7 +281,49 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     lines += ["", "## Ratios", "", "| ratio | value |", "|---|---:|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in r.items()]
+    lines += ["", "## Targets (issue C)", "", "| target | measured | met |", "|---|---:|---|"]
+    for target, measured, met in targets(report):
+        lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
+    lines += ["", WHY]
     return "\n".join(lines) + "\n"
+
+
+WHY = """Where a target is not met, why. Per certificate the limit counts one signature and two
+verifications, about 190 us here. The single-worker path spends about as much again on work the
+limit leaves out:
+- reading each CSR file (one open and read, 20-35 us on this file system);
+- decoding and validating the CSR's point (about 17 us);
+- verifying the CSR under a fresh key, which costs more than the benchmark's repeated key
+  (about 89 us against 76 us);
+- the Python around it: packing, sampling, the inventory row and its insert, the bundle.
+
+The profile shows no single large cost left. Threads or a second process would raise the rate
+but would no longer be one worker on one core.
+
+`openssl ca -infiles` runs at about 1,200 certificates a second here, twice the 620/s the issue
+quoted, so 5x would mean about 6,000/s on one core: above the per-core signing limit itself
+(about 5,300/s). With 2 workers the workbench issues at about 4.4x openssl's single process."""
+
+
+def targets(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    r = report["ratios"]
+    out = [
+        ("single worker >= 0.7 x limit (software)", f"{r['software_1_vs_limit']:.2f}", r["software_1_vs_limit"] >= 0.7),
+        ("single worker >= 5 x `openssl ca -infiles`", f"{r['software_1_vs_openssl_ca']:.2f}",
+         r["software_1_vs_openssl_ca"] >= 5),
+        ("near-linear with 2 workers (2 cores)", f"{r['software_2_vs_1']:.2f}x", r["software_2_vs_1"] >= 1.7),
+    ]  # fmt: skip
+    if "fleet" in report:
+        minutes = report["fleet"]["extrapolated_1m_seconds"] / 60
+        out.append(("1,000,000 in < 5 minutes on 2 cores (extrapolated)", f"{minutes:.1f} min", minutes < 5))
+        big_run, small_run = report["fleet"], report["issuance"]["software_2"]
+        slope = (big_run["peak_rss_mb"] - small_run["peak_rss_mb"]) / (big_run["certificates"] - report["count"])
+        rss_1m = big_run["peak_rss_mb"] + slope * (1_000_000 - big_run["certificates"])
+        out.append(("peak RSS <= 1 GB for 1M (line through the 2-worker runs)", f"{rss_1m:.0f} MB", rss_1m <= 1024))
+    big = max(report["crl"], key=int)
+    out.append((f"CRL of {int(big):,} <= 0.5 x `openssl ca -gencrl`", f"{report['crl'][big]['ratio']:.2f}",
+                report["crl"][big]["ratio"] <= 0.5))  # fmt: skip
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
