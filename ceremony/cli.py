@@ -6,12 +6,16 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ceremony.errors import CeremonyError, InputError
+
+if TYPE_CHECKING:
+    from ceremony.workspace import Workspace
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +35,18 @@ def _register(args: argparse.Namespace) -> Path:
         return Path(args.register)
     root = _workspace_dir(args)
     return default_register(root if root.is_dir() else None)
+
+
+@contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[Workspace]:
+    """The workspace the command names, closed (token logged out, database closed) whatever happens."""
+    from ceremony.workspace import Workspace
+
+    ws = Workspace.open(_workspace_dir(args))
+    try:
+        yield ws
+    finally:
+        ws.close()
 
 
 def _print_json(obj: Any) -> None:
@@ -87,7 +103,6 @@ def cmd_issue(args: argparse.Namespace) -> int:
     from ceremony.csr import normalise_eui64, normalise_role, read_csr
     from ceremony.issuance import issue
     from ceremony.tbs import Identity
-    from ceremony.workspace import Workspace
 
     if args.devices:
         return _issue_batch(args)
@@ -103,9 +118,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
     )
     path = Path(args.csr[0])
     data = read_csr(path)
-    ws = Workspace.open(_workspace_dir(args))
-    key_store = ws.config.key_store.kind
-    try:
+    with _opened(args) as ws:
+        key_store = ws.config.key_store.kind
         issued = issue(
             ws,
             ca_name=args.ca,
@@ -115,8 +129,6 @@ def cmd_issue(args: argparse.Namespace) -> int:
             identity=identity,
             approved_by=args.approved_by,
         )
-    finally:
-        ws.close()
     if args.json:
         _print_json(
             {
@@ -134,12 +146,10 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 def _issue_batch(args: argparse.Namespace) -> int:
     from ceremony.batch import issue_batch
-    from ceremony.workspace import Workspace
 
     if args.csr or args.eui64 or args.usage or args.role or args.name:
         raise InputError("--devices takes the identities and CSRs from the list; give no CSR, --eui64, --usage")
-    ws = Workspace.open(_workspace_dir(args))
-    try:
+    with _opened(args) as ws:
         result = issue_batch(
             ws,
             ca_name=args.ca,
@@ -152,8 +162,6 @@ def _issue_batch(args: argparse.Namespace) -> int:
             sample_rate=args.sample_rate,
             say=lambda line: print(line, file=sys.stderr),
         )
-    finally:
-        ws.close()
     if args.json:
         _print_json(result.to_json())
     else:
@@ -167,10 +175,8 @@ def _issue_batch(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     from ceremony.revocation import revoke
-    from ceremony.workspace import Workspace
 
-    ws = Workspace.open(_workspace_dir(args))
-    try:
+    with _opened(args) as ws:
         done = revoke(
             ws,
             ca_name=args.ca,
@@ -181,8 +187,6 @@ def cmd_revoke(args: argparse.Namespace) -> int:
             requested_by=args.requested_by,
             approved_by=args.approved_by,
         )
-    finally:
-        ws.close()
     if args.json:
         _print_json({"revoked": [{"ca": r.issuer_ca, "serial": r.serial, "reason": r.reason} for r in done]})
     else:
@@ -193,13 +197,9 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 def cmd_crl(args: argparse.Namespace) -> int:
     from ceremony.crl import publish_crl
-    from ceremony.workspace import Workspace
 
-    ws = Workspace.open(_workspace_dir(args))
-    try:
+    with _opened(args) as ws:
         done = publish_crl(ws, args.ca)
-    finally:
-        ws.close()
     if args.json:
         _print_json(
             {
@@ -236,7 +236,6 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 def cmd_inventory(args: argparse.Namespace) -> int:
     from ceremony.csr import normalise_eui64
-    from ceremony.workspace import Workspace
 
     if args.inventory_command != "export":
         raise InputError("inventory import arrives with the inventory analytics work (issue E)")
@@ -256,12 +255,9 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     }
     chosen = {column: value for column, value in filters.items() if value is not None}
     where = " AND ".join(f"{column} = ?" for column in chosen)
-    ws = Workspace.open(_workspace_dir(args))
-    try:
+    with _opened(args) as ws:
         export = ws.inventory.export_pem if args.format == "pem" else ws.inventory.export_csv
         count = export(out, where, tuple(chosen.values()))
-    finally:
-        ws.close()
     print(f"{count} certificates -> {out}")
     return 0
 
@@ -270,18 +266,14 @@ def cmd_approve(args: argparse.Namespace) -> int:
     from ceremony.ceremonies import check_approver, load_ceremony, preflight, record_approval
     from ceremony.people import load_register
     from ceremony.policy import load_policy
-    from ceremony.workspace import Workspace
 
     ceremony = load_ceremony(Path(args.file))
     register = load_register(_register(args))
     policy = load_policy()
     check_approver(args.by, register)
     preflight(ceremony, register, policy)
-    ws = Workspace.open(_workspace_dir(args))
-    try:
+    with _opened(args) as ws:
         count = record_approval(ws.journal, ceremony, args.by, register)
-    finally:
-        ws.close()
     print(
         f"approved {ceremony.spec.ceremony_id} (sha256 {ceremony.sha256}) by {args.by}: "
         f"{count} of {policy.ceremony.approvals_required} approvals"
