@@ -540,6 +540,113 @@ class Pkcs11KeyStore:
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"read the attributes of {label!r}")
 
+    # --- symmetric keys (symmetric.py decides what they are; the token keeps them) ------------
+    def _secret_template(self, label: str, *, purpose: str, extractable: bool) -> dict[Attribute, Any]:
+        kek = purpose == "kek"
+        return {
+            Attribute.CLASS: ObjectClass.SECRET_KEY,
+            Attribute.KEY_TYPE: KeyType.AES,
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: extractable,
+            Attribute.LABEL: label,
+            Attribute.ID: hashlib.sha256(label.encode()).digest()[:16],
+            # ENCRYPT lets the token compute the key check value (AES-ECB of a zero block).
+            Attribute.ENCRYPT: True,
+            Attribute.DECRYPT: not kek,
+            Attribute.WRAP: kek,
+            Attribute.UNWRAP: kek,
+            Attribute.SIGN: False,
+            Attribute.VERIFY: False,
+            Attribute.DERIVE: False,
+        }
+
+    def _refuse_taken(self, label: str) -> None:
+        try:
+            taken = any(True for _ in self._session().get_objects({Attribute.LABEL: label}))
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, "list keys")
+        if taken:
+            raise TokenError(f"token {self.token_label!r} already holds a key labelled {label!r}")
+
+    def import_secret(self, label: str, value: bytes | bytearray, *, purpose: str, extractable: bool = False) -> str:
+        """Import an AES key (combined from components); returns the KCV the token computes for it."""
+        self._refuse_taken(label)
+        template = self._secret_template(label, purpose=purpose, extractable=extractable)
+        try:
+            self._session().create_object({**template, Attribute.VALUE: bytes(value)})
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"import key {label!r}")
+        return self.secret_kcv(label)
+
+    def generate_secret(self, label: str, length: int, *, purpose: str, extractable: bool = False) -> str:
+        """Generate an AES key on the token (it never exists outside); returns its KCV."""
+        self._refuse_taken(label)
+        template = self._secret_template(label, purpose=purpose, extractable=extractable)
+        for attribute in (Attribute.CLASS, Attribute.KEY_TYPE, Attribute.LABEL, Attribute.ID):
+            del template[attribute]
+        try:
+            self._session().generate_key(
+                KeyType.AES, length * 8, label=label, id=hashlib.sha256(label.encode()).digest()[:16], store=True,
+                template=template,
+            )  # fmt: skip
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"generate key {label!r}")
+        return self.secret_kcv(label)
+
+    def secret_kcv(self, label: str) -> str:
+        """The first 3 octets of AES-ECB(K, 0^16), computed on the token."""
+        key = self._object(label, ObjectClass.SECRET_KEY)
+        try:
+            return bytes(key.encrypt(bytes(16), mechanism=Mechanism.AES_ECB))[:3].hex().upper()
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"compute the KCV of {label!r}")
+
+    def secret_attributes(self, label: str) -> KeyAttributes:
+        key = self._object(label, ObjectClass.SECRET_KEY)
+        try:
+            return KeyAttributes(
+                label=label,
+                sensitive=bool(key[Attribute.SENSITIVE]),
+                extractable=bool(key[Attribute.EXTRACTABLE]),
+                local=bool(key[Attribute.LOCAL]),
+                always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
+                never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]),
+                wrap_with_trusted=bool(key[Attribute.WRAP_WITH_TRUSTED]),
+            )
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"read the attributes of {label!r}")
+
+    def wrap_secret(self, kek_label: str, label: str, mechanism: int) -> bytes:
+        """The AES key ``label`` wrapped under the token KEK ``kek_label`` (RFC 5649 with ``mechanism``)."""
+        kek = self._object(kek_label, ObjectClass.SECRET_KEY)
+        try:
+            return bytes(kek.wrap_key(self._object(label, ObjectClass.SECRET_KEY), mechanism=Mechanism(mechanism)))
+        except pkcs11.KeyUnextractable as exc:
+            raise TokenError(f"key {label!r} was not declared for wrapped export") from exc
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"wrap key {label!r} under {kek_label!r}")
+
+    def unwrap_secret(
+        self, kek_label: str, label: str, wrapped: bytes, mechanism: int, *, purpose: str, extractable: bool = False
+    ) -> str:
+        """Unwrap an AES key under the token KEK into a new token key; returns the token's KCV for it."""
+        self._refuse_taken(label)
+        kek = self._object(kek_label, ObjectClass.SECRET_KEY)
+        template = self._secret_template(label, purpose=purpose, extractable=extractable)
+        for attribute in (Attribute.CLASS, Attribute.KEY_TYPE, Attribute.LABEL, Attribute.ID):
+            del template[attribute]
+        try:
+            kek.unwrap_key(
+                ObjectClass.SECRET_KEY, KeyType.AES, wrapped, label=label,
+                id=hashlib.sha256(label.encode()).digest()[:16], store=True, mechanism=Mechanism(mechanism),
+                template=template,
+            )  # fmt: skip
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"unwrap key {label!r} (wrong KEK, mechanism or damaged data)")
+        return self.secret_kcv(label)
+
     def close(self) -> None:
         """Leave the process's session; the last store to leave logs out and closes it."""
         pid = os.getpid()
