@@ -16,6 +16,7 @@ from ceremony.signers import CAPrivateKey, CAPublicKey, KeyAlgorithm, KeyAttribu
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SUFFIX = ".key.pem"
 _BACKUP_ALLOWED = ".backup-allowed"
+_AES_SUFFIX = ".aes.json"
 _EC_CURVES: dict[str, ec.EllipticCurve] = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1()}
 _RSA_BITS: dict[str, int] = {"rsa-3072": 3072}
 _ALGORITHM_NAMES = ", ".join([*_EC_CURVES, *_RSA_BITS])
@@ -179,6 +180,112 @@ class SoftwareKeyStore:
         return KeyAttributes(
             label=label, sensitive=False, extractable=True, local=True, always_sensitive=False, never_extractable=False
         )
+
+    # --- symmetric keys: RFC 5649-wrapped under a key derived (scrypt) from the store passphrase ----
+    def _secret_path(self, label: str) -> Path:
+        return self._path(label).with_name(f"{label}{_AES_SUFFIX}")
+
+    def _store_kek(self, salt: bytes) -> bytes:
+        from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+        return Scrypt(salt=salt, length=32, n=2**14, r=8, p=1).derive(self._passphrase)
+
+    def _write_secret(self, label: str, value: bytes | bytearray, *, purpose: str, extractable: bool) -> str:
+        import json
+
+        from ceremony.symmetric import kcv, wrap
+
+        path = self._secret_path(label)
+        if path.exists() or self._path(label).exists():
+            raise TokenError(f"the software store already holds a key labelled {label!r}")
+        salt = os.urandom(16)
+        record = {
+            "purpose": purpose,
+            "extractable": extractable,
+            "salt": salt.hex(),
+            "wrapped": wrap(self._store_kek(salt), value).hex(),
+        }
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record, fh)
+        return kcv(value)
+
+    def _read_secret(self, label: str) -> tuple[bytearray, dict[str, object]]:
+        import json
+
+        from ceremony.symmetric import ComponentError, unwrap
+
+        try:
+            record = json.loads(self._secret_path(label).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TokenError(f"no secret key labelled {label!r} in the software store") from None
+        try:
+            return unwrap(self._store_kek(bytes.fromhex(record["salt"])), bytes.fromhex(record["wrapped"])), record
+        except ComponentError:
+            raise TokenError(f"cannot open software key {label!r} (wrong passphrase?)") from None
+
+    def import_secret(self, label: str, value: bytes | bytearray, *, purpose: str, extractable: bool = False) -> str:
+        """Store an AES key (encrypted under the passphrase); returns its KCV."""
+        return self._write_secret(label, value, purpose=purpose, extractable=extractable)
+
+    def generate_secret(self, label: str, length: int, *, purpose: str, extractable: bool = False) -> str:
+        """A fresh AES key, stored at once; returns its KCV."""
+        from ceremony.symmetric import new_key, wipe
+
+        key = new_key(length)
+        try:
+            return self._write_secret(label, key, purpose=purpose, extractable=extractable)
+        finally:
+            wipe(key)
+
+    def secret_kcv(self, label: str) -> str:
+        from ceremony.symmetric import kcv, wipe
+
+        key, _ = self._read_secret(label)
+        try:
+            return kcv(key)
+        finally:
+            wipe(key)
+
+    def secret_attributes(self, label: str) -> KeyAttributes:
+        """What a software key honestly is: not sensitive, extractable."""
+        self._read_secret(label)
+        return KeyAttributes(
+            label=label, sensitive=False, extractable=True, local=True, always_sensitive=False, never_extractable=False
+        )
+
+    def wrap_secret(self, kek_label: str, label: str, mechanism: int) -> bytes:
+        from ceremony.symmetric import wipe, wrap
+
+        key, record = self._read_secret(label)
+        kek, kek_record = self._read_secret(kek_label)
+        try:
+            if not record["extractable"]:
+                raise TokenError(f"key {label!r} was not declared for wrapped export")
+            if kek_record["purpose"] != "kek":
+                raise TokenError(f"key {kek_label!r} is not a key-encryption key")
+            return wrap(kek, key)
+        finally:
+            wipe(key)
+            wipe(kek)
+
+    def unwrap_secret(
+        self, kek_label: str, label: str, wrapped: bytes, mechanism: int, *, purpose: str, extractable: bool = False
+    ) -> str:
+        from ceremony.symmetric import ComponentError, unwrap, wipe
+
+        kek, _ = self._read_secret(kek_label)
+        try:
+            key = unwrap(kek, wrapped)
+        except ComponentError:
+            raise TokenError(f"cannot unwrap key {label!r} (wrong KEK or damaged data)") from None
+        finally:
+            wipe(kek)
+        try:
+            return self._write_secret(label, key, purpose=purpose, extractable=extractable)
+        finally:
+            wipe(key)
 
     def close(self) -> None:
         """Nothing to release."""
