@@ -158,6 +158,58 @@ class KeyDestructionCeremony(CeremonyBase):
         return self
 
 
+class SymmetricKeySpec(Strict):
+    """One AES key of a symmetric-key ceremony."""
+
+    label: str
+    algorithm: Literal["aes-128", "aes-256"]
+    purpose: Literal["kek", "transport-kek", "device-master-key", "data"]
+    #: 0: generated on the token, never in clear outside it; 2 or 3: split knowledge, XOR components.
+    components: Literal[0, 2, 3]
+    #: Who holds each component, in order (one person never holds two components of one key).
+    custodians: list[str] = Field(default_factory=list)
+    kcv_method: Literal["ecb", "cmac"] = "ecb"
+    #: Allow export wrapped under a KEK (then EXTRACTABLE; never in clear).
+    wrapped_export: bool = False
+    crypto_period_days: int = Field(gt=0)
+    rotation_days: int = Field(gt=0)
+    serves: str
+
+    @model_validator(mode="after")
+    def _holders(self) -> SymmetricKeySpec:
+        if len(self.custodians) != self.components:
+            raise ValueError(f"custodians: {self.components} components need {self.components} custodians")
+        if len(set(self.custodians)) != len(self.custodians):
+            raise ValueError("custodians: one person would hold two components of one key")
+        if self.rotation_days > self.crypto_period_days:
+            raise ValueError("rotation_days: rotation falls after the end of the crypto-period")
+        return self
+
+    @property
+    def length(self) -> int:
+        return 16 if self.algorithm == "aes-128" else 32
+
+
+class SymmetricKeyCeremony(CeremonyBase):
+    type: Literal["symmetric-key"]
+    #: The custodians who activate the token (their PIN shares), m of n.
+    quorum: Quorum
+    token: Token
+    keys: list[SymmetricKeySpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_holders(self) -> SymmetricKeyCeremony:
+        seated = set(self.participants.custodians)
+        for i, key in enumerate(self.keys):
+            for j, pid in enumerate(key.custodians):
+                if pid not in seated:
+                    raise ValueError(f"keys[{i}].custodians[{j}]: {pid} is not among participants.custodians")
+        labels = [k.label for k in self.keys]
+        if len(set(labels)) != len(labels):
+            raise ValueError("keys: a label appears twice")
+        return self
+
+
 CEREMONY_TYPES: dict[str, type[CeremonyBase]] = {
     "token-init": TokenInitCeremony,
     "root-ca": RootCeremony,
@@ -165,6 +217,7 @@ CEREMONY_TYPES: dict[str, type[CeremonyBase]] = {
     "key-backup": KeyBackupCeremony,
     "key-restore": KeyRestoreCeremony,
     "key-destruction": KeyDestructionCeremony,
+    "symmetric-key": SymmetricKeyCeremony,
 }
 
 

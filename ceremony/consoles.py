@@ -33,6 +33,14 @@ class Console(Protocol):
         """The custodian types their share back in (to confirm it, revealing nothing)."""
         ...
 
+    def reenter_component(self, custodian: str, card: Path) -> str:
+        """The custodian types their key component back in from the card (checked by its KCV)."""
+        ...
+
+    def present_component(self, key_label: str, custodian: str) -> str:
+        """The custodian enters their component of ``key_label`` at the token."""
+        ...
+
     def show(self, text: str) -> None: ...
 
 
@@ -64,6 +72,20 @@ class Unattended:
         # Unattended: the card as written stands in for the custodian typing it back.
         return read_share_card(card)
 
+    def reenter_component(self, custodian: str, card: Path) -> str:
+        from ceremony.symmetric import read_component_card
+
+        return read_component_card(card).hex()
+
+    def present_component(self, key_label: str, custodian: str) -> str:
+        path = self.ws.secrets_dir / "components" / key_label / f"{custodian}.component"
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise CustodyError(
+                f"no component of {key_label} from {custodian} in {path.parent} for an unattended run"
+            ) from None
+
     def show(self, text: str) -> None:
         print(text)
 
@@ -92,6 +114,12 @@ class Attended:
 
     def reenter_share(self, custodian: str, card: Path) -> str:
         return getpass.getpass(f"  {custodian}, type your share back in from your card (not shown): ")
+
+    def reenter_component(self, custodian: str, card: Path) -> str:
+        return getpass.getpass(f"  {custodian}, type your component back in from your card (not shown): ")
+
+    def present_component(self, key_label: str, custodian: str) -> str:
+        return getpass.getpass(f"[{key_label}] {custodian}, type your component (hex, not shown): ")
 
     def show(self, text: str) -> None:
         print(text)

@@ -50,6 +50,7 @@ class DemoResult:
     runs: list[Path] = field(default_factory=list)
     batches: list[dict[str, Any]] = field(default_factory=list)
     crls: list[Path] = field(default_factory=list)
+    symmetric_keys: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class DemoResult:
             "runs": [str(p) for p in self.runs],
             "batches": self.batches,
             "crls": [str(p) for p in self.crls],
+            "symmetric_keys": self.symmetric_keys,
         }
 
 
@@ -83,6 +85,7 @@ CEREMONY_RUNS: tuple[tuple[str, dict[str, str]], ...] = (
     ("05-token-init-ceremony.ipynb", {"ceremony_file": "token-init.yaml"}),
     ("10-root-ca-ceremony.ipynb", {"ceremony_file": "root-ca.yaml"}),
     ("20-issuing-ca-ceremony.ipynb", {"ceremony_file": "issuing-ca.yaml"}),
+    ("50-symmetric-key-ceremony.ipynb", {"ceremony_file": "symmetric-key.yaml"}),
     ("60-key-backup-restore.ipynb", {"backup_file": "key-backup.yaml", "restore_file": "key-restore.yaml"}),
     ("65-key-destruction.ipynb", {"ceremony_file": "key-destruction.yaml"}),
 )
@@ -167,6 +170,12 @@ def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None, reports:
         ws.close()
         ws = Workspace.open(ws.root)  # issuance activates the token from the shares deposited for unattended runs
         result.cas = [(name, ws.inventory.ca(name).role, _issued_ca(ws, name)) for name in (ROOT, ISSUING)]
+        result.symmetric_keys = [
+            {"label": label, "kcv": kcv, "purpose": purpose}
+            for label, kcv, purpose in ws.inventory.execute(
+                "SELECT label, kcv, purpose FROM symmetric_keys ORDER BY created_at, label"
+            )
+        ]
         organisation = get_profile("ss1sp-organisation", ws.config.oids)
         for usage in USAGES:
             key = ec.generate_private_key(ec.SECP256R1())

@@ -95,6 +95,40 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (issuer_ca, number)
     );
     """,
+    """
+    CREATE TABLE symmetric_keys (
+        label TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        kcv TEXT NOT NULL,
+        kcv_method TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('components', 'token', 'unwrapped')),
+        state TEXT NOT NULL CHECK (state IN
+            ('pre-active', 'active', 'suspended', 'deactivated', 'compromised', 'destroyed')),
+        created_at TEXT NOT NULL,
+        activated_at TEXT,
+        rotation_due TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        wrapped_by TEXT REFERENCES symmetric_keys(label),
+        predecessor TEXT REFERENCES symmetric_keys(label),
+        serves TEXT NOT NULL,
+        wrapped_export INTEGER NOT NULL,
+        ceremony_id TEXT
+    );
+    CREATE TABLE key_custody (
+        key_label TEXT NOT NULL REFERENCES symmetric_keys(label),
+        component INTEGER NOT NULL,
+        custodian TEXT NOT NULL,
+        kcv TEXT NOT NULL,
+        bag_sealed TEXT,
+        bag_unsealed TEXT,
+        ceremony_id TEXT NOT NULL,
+        PRIMARY KEY (key_label, component),
+        UNIQUE (key_label, custodian)
+    );
+    """,
 )
 
 #: Certificate columns in table order (the fast path inserts tuples in this order).

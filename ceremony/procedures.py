@@ -812,8 +812,171 @@ class KeyDestruction(Procedure):
         return entry
 
 
+# --- symmetric keys ----------------------------------------------------------------------------
+class SymmetricKeys(Procedure):
+    """AES keys for a symmetric-key S1SP: split-knowledge keys formed from XOR components, and keys
+    generated on the token; every key checked by KCV and entered in the key inventory."""
+
+    TYPE = "symmetric-key"
+    SCRIPT = (
+        ("activate", "custodians present their PIN shares; the token is activated"),
+        ("components", "generate the split-knowledge keys and split them into components; each custodian "
+         "receives and confirms one component card"),
+        ("combine", "custodians enter their components at the token; each is checked by its KCV, then the "
+         "combined key; keys without components are generated on the token"),
+        ("register", "enter the keys in the key inventory with their crypto-periods and custody"),
+    )  # fmt: skip
+
+    def do_activate(self) -> dict[str, Any]:
+        entry = self._activate(self.token.label)
+        self.seal_with = (self._key_store(), SEAL_KEY)
+        self.expected: dict[str, tuple[str, str, dict[str, str]]] = {}
+        self.created: dict[str, dict[str, Any]] = {}
+        return entry
+
+    def do_components(self) -> dict[str, Any]:
+        from ceremony.symmetric import kcv, new_key, parse_component, split, wipe, write_component_card
+
+        record: dict[str, Any] = {}
+        holders: set[str] = set()
+        for spec in self.spec.keys:
+            if not spec.components:
+                continue
+            key = new_key(spec.length)
+            try:
+                key_kcv, ecb = kcv(key, spec.kcv_method), kcv(key)
+                components = split(key, spec.custodians, spec.kcv_method)
+            finally:
+                wipe(key)
+            cards = {
+                c.custodian: write_component_card(
+                    self.ws.share_cards_dir, ceremony_id=self.spec.ceremony_id, key_label=spec.label, component=c,
+                    of=spec.components, bag=self.spec.bags.share_cards.get(c.custodian),
+                )
+                for c in components
+            }  # fmt: skip
+            for c in components:
+                entered = parse_component(self.console.reenter_component(c.custodian, cards[c.custodian]))
+                if kcv(entered, spec.kcv_method) != c.kcv:
+                    raise CustodyError(
+                        f"{c.custodian}'s component of {spec.label} as typed back does not match its KCV"
+                    )
+                if not self.console.attended:
+                    # Unattended runs: the component rests in secrets/ for the combine step to read.
+                    directory = self.ws.secrets_dir / "components" / spec.label
+                    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    fd = os.open(directory / f"{c.custodian}.component", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                        fh.write(c.value.hex())
+            self.expected[spec.label] = (key_kcv, ecb, {c.custodian: c.kcv for c in components})
+            holders.update(spec.custodians)
+            record[spec.label] = {
+                "kcv": key_kcv,
+                "kcv_method": spec.kcv_method,
+                "components": {
+                    c.custodian: {
+                        "index": c.index,
+                        "kcv": c.kcv,
+                        "bag_sealed": self.spec.bags.share_cards.get(c.custodian),
+                        "acknowledged": "re-entered and confirmed" if self.console.attended else "card read back",
+                    }
+                    for c in components
+                },
+                "deposited": None
+                if self.console.attended
+                else self._rel(self.ws.secrets_dir / "components" / spec.label),
+            }
+        return self._record(
+            "components.generate",
+            f"{len(record)} split-knowledge key(s) generated in memory, split into XOR components, clear keys wiped",
+            [self.spec.participants.administrator, *sorted(holders)],
+            details={"keys": record},
+        )
+
+    def do_combine(self) -> dict[str, Any]:
+        from ceremony.symmetric import combine, parse_component, wipe
+
+        store = self._key_store()
+        record: dict[str, Any] = {}
+        for spec in self.spec.keys:
+            purpose = "kek" if spec.purpose in ("kek", "transport-kek") else "data"
+            if spec.components:
+                key_kcv, ecb, by_holder = self.expected[spec.label]
+                entered = [(c, parse_component(self.console.present_component(spec.label, c))) for c in spec.custodians]
+                key = combine(entered, by_holder, key_kcv, spec.kcv_method)
+                try:
+                    token_kcv = store.import_secret(spec.label, key, purpose=purpose, extractable=spec.wrapped_export)
+                finally:
+                    wipe(key)
+                if token_kcv != ecb:
+                    store.destroy_secret(spec.label)
+                    raise TokenError(f"the token's KCV of {spec.label} differs from the combined key's; key removed")
+                origin = "components"
+            else:
+                gate = self._gate(
+                    "combine", f"generate {spec.algorithm} key {spec.label!r} on the token", self.operators
+                )
+                key_kcv = store.generate_secret(
+                    spec.label, spec.length, purpose=purpose, extractable=spec.wrapped_export
+                )
+                if spec.kcv_method == "cmac":
+                    raise InputError(f"{spec.label}: a CMAC KCV of a token-generated key needs the HSM's own CMAC")
+                origin = "token"
+                record.setdefault("_gates", {})[spec.label] = gate
+            attributes = store.secret_attributes(spec.label).record()
+            self.created[spec.label] = {"kcv": key_kcv, "origin": origin}
+            record[spec.label] = {
+                "kcv": key_kcv,
+                "origin": origin,
+                "token_kcv_checked": origin == "components",
+                "attributes": attributes,
+                "bags_unsealed": {c: self.spec.bags.share_cards.get(c) for c in spec.custodians},
+            }
+        gates = record.pop("_gates", {})
+        return self._record(
+            "keys.create",
+            f"{len(record)} key(s) on token {self.token.label!r}, each checked by KCV",
+            [*self.operators, *sorted({c for k in self.spec.keys for c in k.custodians})],
+            details={"keys": record, **({"gates": gates} if gates else {})},
+        )
+
+    def do_register(self) -> dict[str, Any]:
+        from datetime import timedelta
+
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        rows = []
+        with self.ws.inventory.transaction() as db:
+            for spec in self.spec.keys:
+                made = self.created[spec.label]
+                row = (
+                    spec.label, self.token.label, spec.algorithm, spec.length * 8, made["kcv"], spec.kcv_method,
+                    spec.purpose, made["origin"], "active", now.isoformat(), now.isoformat(),
+                    (now + timedelta(days=spec.rotation_days)).isoformat(),
+                    (now + timedelta(days=spec.crypto_period_days)).isoformat(), None, None, spec.serves,
+                    int(spec.wrapped_export), self.spec.ceremony_id,
+                )  # fmt: skip
+                db.execute(f"INSERT INTO symmetric_keys VALUES ({', '.join('?' for _ in row)})", row)  # noqa: S608
+                for index, custodian in enumerate(spec.custodians, start=1):
+                    bag = self.spec.bags.share_cards.get(custodian)
+                    component_kcv = self.expected[spec.label][2][custodian]
+                    db.execute(
+                        "INSERT INTO key_custody VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (spec.label, index, custodian, component_kcv, bag, bag, self.spec.ceremony_id),
+                    )
+                rows.append({"label": spec.label, "kcv": made["kcv"], "expires": row[12]})
+            self.ws.journal.append(
+                "symmetric.create", {"ceremony_id": self.spec.ceremony_id, "token": self.token.label, "keys": rows}
+            )
+        return self._record(
+            "keys.register",
+            f"{len(rows)} key(s) entered in the key inventory (state active)",
+            [self.spec.participants.administrator],
+            details={"keys": rows},
+        )
+
+
 PROCEDURES: dict[str, type[Procedure]] = {
-    p.TYPE: p for p in (TokenInit, RootCA, IssuingCA, KeyBackup, KeyRestore, KeyDestruction)
+    p.TYPE: p for p in (TokenInit, RootCA, IssuingCA, KeyBackup, KeyRestore, KeyDestruction, SymmetricKeys)
 }
 
 
@@ -919,3 +1082,4 @@ issuing_ca = _runner("issuing-ca")
 key_backup = _runner("key-backup")
 key_restore = _runner("key-restore")
 key_destruction = _runner("key-destruction")
+symmetric_keys = _runner("symmetric-key")

@@ -39,8 +39,10 @@ def test_demo_json_and_artifacts(
 ) -> None:
     result = _run_demo(tmp_path, capsys, key_store_kind, monkeypatch)
     assert list(result) == [
-        "workspace", "key_store", "cas", "issued", "inventory_export", "transcripts", "runs", "batches", "crls"
+        "workspace", "key_store", "cas", "issued", "inventory_export", "transcripts", "runs", "batches", "crls",
+        "symmetric_keys",
     ]  # fmt: skip
+    assert [k["label"] for k in result["symmetric_keys"]] == ["s1sp-dmk-1", "s1sp-dmk-2", "s1sp-tkek-1"]  # type: ignore[index,union-attr]
     assert result["key_store"] == key_store_kind
     cas = result["cas"]
     assert [(c["name"], c["role"]) for c in cas] == [("s1sp-root", "root"), ("s1sp-issuing", "issuing")]  # type: ignore[index,union-attr]
@@ -65,6 +67,7 @@ def test_demo_json_and_artifacts(
         "05-token-init-ceremony",
         "10-root-ca-ceremony",
         "20-issuing-ca-ceremony",
+        "50-symmetric-key-ceremony",
         "60-key-backup-restore",
         "65-key-destruction",
         "30-issue-certificates",
@@ -72,8 +75,10 @@ def test_demo_json_and_artifacts(
     ]
     assert [Path(str(t)).stem for t in result["transcripts"]] == [  # type: ignore[union-attr]
         f"{kind}-2026-12"
-        for kind in ("token-init", "root-ca", "issuing-ca", "key-backup", "key-restore", "key-destruction")
-    ]
+        for kind in (
+            "token-init", "root-ca", "issuing-ca", "symmetric-keys", "key-backup", "key-restore", "key-destruction"
+        )
+    ]  # fmt: skip
     for transcript in result["transcripts"]:  # type: ignore[union-attr]
         assert main(["--workspace", str(result["workspace"]), "transcript", "verify", str(transcript)]) == 0
         assert "not yet: none" in capsys.readouterr().out

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ceremony import procedures
 from ceremony.custody import combine, pin_from_secret, read_share_card
 from ceremony.demo import run_demo
+from ceremony.symmetric import read_component_card
 from tests.ceremony_files import CEREMONIES
 
 #: The only places secrets may rest (DESIGN.md): the issue's scan excepts share-cards/, and the
@@ -34,7 +35,12 @@ def _secrets(ws: Path) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     groups: dict[tuple[Path, str], list[str]] = defaultdict(list)
     for area in _areas(ws):
-        for card in sorted((area / "share-cards").glob("*.txt")):
+        for card in sorted((area / "share-cards").glob("*.component-*.txt")):
+            value = read_component_card(card)
+            found[f"component on {card.relative_to(ws)} (hex)"] = value.hex().encode()
+            found[f"component on {card.relative_to(ws)} (HEX)"] = value.hex().upper().encode()
+            found[f"component on {card.relative_to(ws)} (raw)"] = value
+        for card in sorted(c for c in (area / "share-cards").glob("*.txt") if ".component-" not in c.name):
             words, where = read_share_card(card), card.relative_to(ws)
             word_list = words.split()
             found[f"share words of {where}"] = words.encode()
@@ -94,13 +100,13 @@ def test_no_secret_leaves_secrets_or_share_cards(
     procedures.run(CEREMONIES / "token-init.yaml", ws, rehearsal=True)
     procedures.run(CEREMONIES / "root-ca.yaml", ws, rehearsal=True)
     secrets = _secrets(ws)
-    kinds = {name.split(" of ")[0] for name in secrets}
-    assert {"share words", "secret", "attestation key"} <= kinds
+    kinds = {name.split(" of ")[0].split(" on ")[0] for name in secrets}
+    assert {"share words", "secret", "attestation key", "component"} <= kinds
     if key_store_kind == "software":
         assert any(name.startswith("private value of ca-s1sp-root") for name in secrets)
     files = _scanned_files(ws, reports)
     executed = [p for p in files if p.suffix == ".ipynb"]
-    assert len(executed) == 7 and any(p.name == "journal.jsonl" for p in files)
+    assert len(executed) == 8 and any(p.name == "journal.jsonl" for p in files)
     assert len([p for p in files if p.suffix == ".jsonl" and "transcripts" in p.parts]) >= 8
     assert _hits(files, secrets) == []
     # The scan can fail: a share word run or a PIN planted in a report is found.

@@ -63,6 +63,36 @@ class KeyStore(Protocol):
         """Destroy the key pair stored under ``label``."""
         ...
 
+    def import_secret(self, label: str, value: bytes | bytearray, *, purpose: str, extractable: bool = False) -> str:
+        """Store an AES key (``purpose`` kek or data); returns its KCV as the store computes it."""
+        ...
+
+    def generate_secret(self, label: str, length: int, *, purpose: str, extractable: bool = False) -> str:
+        """Generate an AES key inside the store; returns its KCV."""
+        ...
+
+    def secret_kcv(self, label: str) -> str:
+        """The KCV (AES-ECB of a zero block, 3 octets) of a stored AES key."""
+        ...
+
+    def secret_attributes(self, label: str) -> KeyAttributes:
+        """The protection attributes of a stored AES key."""
+        ...
+
+    def wrap_secret(self, kek_label: str, label: str, mechanism: int) -> bytes:
+        """An AES key declared for wrapped export, wrapped (RFC 5649) under a stored KEK."""
+        ...
+
+    def unwrap_secret(
+        self, kek_label: str, label: str, wrapped: bytes, mechanism: int, *, purpose: str, extractable: bool = False
+    ) -> str:
+        """Unwrap an AES key under a stored KEK into the store; returns its KCV."""
+        ...
+
+    def destroy_secret(self, label: str) -> None:
+        """Destroy a stored AES key."""
+        ...
+
     def load(self, label: str) -> CAPrivateKey:
         """The private key stored under ``label`` as a signing object."""
         ...

@@ -647,6 +647,16 @@ class Pkcs11KeyStore:
             _fail(exc, f"unwrap key {label!r} (wrong KEK, mechanism or damaged data)")
         return self.secret_kcv(label)
 
+    def destroy_secret(self, label: str) -> None:
+        """Destroy the AES key ``label``."""
+        try:
+            for obj in list(
+                self._session().get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label})
+            ):
+                obj.destroy()
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"destroy key {label!r}")
+
     def close(self) -> None:
         """Leave the process's session; the last store to leave logs out and closes it."""
         pid = os.getpid()

@@ -287,5 +287,9 @@ class SoftwareKeyStore:
         finally:
             wipe(key)
 
+    def destroy_secret(self, label: str) -> None:
+        """Delete the key file (a software store cannot wipe)."""
+        self._secret_path(label).unlink(missing_ok=True)
+
     def close(self) -> None:
         """Nothing to release."""
