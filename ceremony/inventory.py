@@ -128,6 +128,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (key_label, component),
         UNIQUE (key_label, custodian)
     );
+    CREATE TABLE key_wraps (
+        key_label TEXT NOT NULL,
+        kek_label TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('export', 'import', 'rewrap')),
+        kcv TEXT NOT NULL,
+        kek_kcv TEXT NOT NULL,
+        file TEXT,
+        file_sha256 TEXT,
+        at TEXT NOT NULL,
+        ceremony_id TEXT
+    );
     """,
 )
 

@@ -82,3 +82,69 @@ def test_a_wrong_component_or_combination_imports_nothing(tmp_path: Path, case: 
     failed = read_entries(ceremony.transcript.path)[-1]
     assert failed["event"] == "step.failed" and failed["error"] == "ComponentError"
     ceremony.ws.close()
+
+
+def test_export_and_import_under_the_transport_kek_check_kcvs(
+    tmp_path: Path, key_store_kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ceremony.cli import main
+
+    ws = live_workspace(tmp_path / "ws", key_store_kind)
+    run_examples(ws, "token-init")
+    run(ws, FILE)
+    base = ["--workspace", str(ws), "keys"]
+    out = tmp_path / "dmk-2.json"
+    assert main([*base, "export", "s1sp-dmk-2", "--kek", "s1sp-tkek-1", "--out", str(out)]) == 0
+    assert main([*base, "export", "s1sp-tkek-1", "--kek", "s1sp-tkek-1", "--out", str(tmp_path / "x.json")]) == 2
+    assert "not declared for wrapped export" in capsys.readouterr().err
+    document = out.read_text()
+    assert '"kcv"' in document and "s1sp-tkek-1" in document
+    imported = ["import", str(out), "--kek", "s1sp-tkek-1", "--serves", "test copy"]
+    assert main([*base, *imported, "--label", "dmk-2-copy"]) == 0
+    assert "KCV" in capsys.readouterr().out
+    opened = Workspace.open(ws)
+    assert opened.key_store.secret_kcv("dmk-2-copy") == opened.key_store.secret_kcv("s1sp-dmk-2")
+    lineage = [tuple(r) for r in opened.inventory.execute("SELECT key_label, kek_label, direction FROM key_wraps")]
+    assert lineage == [("s1sp-dmk-2", "s1sp-tkek-1", "export"), ("dmk-2-copy", "s1sp-tkek-1", "import")]
+    opened.close()
+    # A file whose KCV does not match what unwraps: refused, nothing imported.
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(document.replace(json_kcv(document), "000000"))
+    assert main([*base, *imported[:1], str(tampered), *imported[2:], "--label", "dmk-2-bad"]) == 2
+    assert "nothing imported" in capsys.readouterr().err
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(document.replace('"wrapped": "', '"wrapped": "00'))
+    assert main([*base, "import", str(damaged), "--kek", "s1sp-tkek-1", "--serves", "x", "--label", "dmk-2-bad"]) == 2
+    assert "does not unwrap" in capsys.readouterr().err
+    assert main([*base, "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "dmk-2-copy" in listed and "dmk-2-bad" not in listed
+    assert main([*base, "overdue"]) == 0
+
+
+def json_kcv(document: str) -> str:
+    import json
+
+    return str(json.loads(document)["kcv"])
+
+
+def test_keys_past_their_rotation_date_or_crypto_period_are_flagged(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from ceremony.keys import overdue
+
+    ws = live_workspace(tmp_path / "ws", "software")
+    run_examples(ws, "token-init")
+    run(ws, FILE)
+    opened = Workspace.open(ws)
+    later = datetime.now(timezone.utc) + timedelta(days=320)
+    assert {(k.label, why.split(" since")[0]) for k, why in overdue(opened, later)} == {
+        ("s1sp-dmk-1", "rotation due"),
+        ("s1sp-dmk-2", "rotation due"),
+    }
+    much_later = datetime.now(timezone.utc) + timedelta(days=400)
+    assert {k.label: why.split(" (")[0] for k, why in overdue(opened, much_later)} == {
+        "s1sp-dmk-1": "past its crypto-period",
+        "s1sp-dmk-2": "past its crypto-period",
+    }
+    opened.close()
