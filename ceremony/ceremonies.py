@@ -210,6 +210,19 @@ class SymmetricKeyCeremony(CeremonyBase):
         return self
 
 
+class KeyRotationCeremony(CeremonyBase):
+    """A successor for a symmetric key: generated on the token, dependants re-wrapped, the old key retired."""
+
+    type: Literal["key-rotation"]
+    #: The custodians who activate the token (their PIN shares), m of n.
+    quorum: Quorum
+    token: Token
+    key_label: str
+    successor_label: str
+    crypto_period_days: int = Field(gt=0)
+    rotation_days: int = Field(gt=0)
+
+
 CEREMONY_TYPES: dict[str, type[CeremonyBase]] = {
     "token-init": TokenInitCeremony,
     "root-ca": RootCeremony,
@@ -218,6 +231,7 @@ CEREMONY_TYPES: dict[str, type[CeremonyBase]] = {
     "key-restore": KeyRestoreCeremony,
     "key-destruction": KeyDestructionCeremony,
     "symmetric-key": SymmetricKeyCeremony,
+    "key-rotation": KeyRotationCeremony,
 }
 
 

@@ -79,7 +79,9 @@ def _lineage(db: Any, key: str, kek: str, direction: str, kcv: str, kek_kcv: str
     )
 
 
-def export_key(ws: Workspace, label: str, kek_label: str, out: Path) -> str:
+def export_key(
+    ws: Workspace, label: str, kek_label: str, out: Path, *, direction: str = "export", ceremony_id: str | None = None
+) -> str:
     """Write ``label`` wrapped under the transport KEK ``kek_label`` to ``out`` (write-once); returns its SHA-256."""
     key, kek = _key(ws, label), _key(ws, kek_label)
     if kek["purpose"] not in ("kek", "transport-kek"):
@@ -104,7 +106,7 @@ def export_key(ws: Workspace, label: str, kek_label: str, out: Path) -> str:
     }
     digest = write_once(out, (json.dumps(document, indent=2) + "\n").encode())
     with ws.inventory.transaction() as db:
-        _lineage(db, label, kek_label, "export", document["kcv"], document["kek_kcv"], str(out), digest)
+        _lineage(db, label, kek_label, direction, document["kcv"], document["kek_kcv"], str(out), digest, ceremony_id)
         ws.journal.append(
             "key.export",
             {

@@ -975,8 +975,115 @@ class SymmetricKeys(Procedure):
         )
 
 
+class KeyRotation(Procedure):
+    """A successor for a symmetric key: generated on the token, every dependant the old key wrapped for
+    export re-wrapped under it, the old key deactivated, the lineage recorded."""
+
+    TYPE = "key-rotation"
+    SCRIPT = (
+        ("activate", "custodians present their PIN shares; the token is activated"),
+        ("successor", "generate the successor on the token, as the key it replaces"),
+        ("rewrap", "re-wrap under the successor every key the old key wrapped for export"),
+        ("retire", "deactivate the old key; record the lineage"),
+    )
+
+    def do_activate(self) -> dict[str, Any]:
+        entry = self._activate(self.token.label)
+        self.seal_with = (self._key_store(), SEAL_KEY)
+        return entry
+
+    def _row(self, label: str) -> dict[str, Any]:
+        row = self.ws.inventory.execute("SELECT * FROM symmetric_keys WHERE label = ?", (label,)).fetchone()
+        if row is None:
+            raise InputError(f"{self.ceremony.path}: key_label: no symmetric key {label!r} in the key inventory")
+        return dict(row)
+
+    def do_successor(self) -> dict[str, Any]:
+        from datetime import timedelta
+
+        old = self._row(self.spec.key_label)
+        if old["state"] != "active":
+            raise StateError(f"{old['label']} is {old['state']}; only an active key is rotated")
+        purpose = "kek" if old["purpose"] in ("kek", "transport-kek") else "data"
+        gate = self._gate("successor", f"generate {old['algorithm']} key {self.spec.successor_label!r}", self.operators)
+        kcv = self._key_store().generate_secret(
+            self.spec.successor_label, old["length"] // 8, purpose=purpose, extractable=bool(old["wrapped_export"])
+        )
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        row = (
+            self.spec.successor_label, self.token.label, old["algorithm"], old["length"], kcv, "ecb", old["purpose"],
+            "token", "active", now.isoformat(), now.isoformat(),
+            (now + timedelta(days=self.spec.rotation_days)).isoformat(),
+            (now + timedelta(days=self.spec.crypto_period_days)).isoformat(), old["wrapped_by"], old["label"],
+            old["serves"], old["wrapped_export"], self.spec.ceremony_id,
+        )  # fmt: skip
+        with self.ws.inventory.transaction() as db:
+            db.execute(f"INSERT INTO symmetric_keys VALUES ({', '.join('?' for _ in row)})", row)  # noqa: S608
+        self.old, self.successor_kcv = old, kcv
+        return self._record(
+            "key.successor",
+            f"successor {self.spec.successor_label!r} of {old['label']!r} generated on the token",
+            self.operators,
+            details={
+                "key": self.spec.successor_label,
+                "predecessor": old["label"],
+                "kcv": kcv,
+                "attributes": self._key_store().secret_attributes(self.spec.successor_label).record(),
+                **gate,
+            },
+        )
+
+    def do_rewrap(self) -> dict[str, Any]:
+        from ceremony.keys import export_key
+
+        old = self.old["label"]
+        dependants = [
+            r[0]
+            for r in self.ws.inventory.execute(
+                "SELECT DISTINCT w.key_label FROM key_wraps w JOIN symmetric_keys k ON k.label = w.key_label "
+                "WHERE w.kek_label = ? AND w.direction IN ('export', 'rewrap') AND k.state = 'active' "
+                "AND k.wrapped_export = 1 ORDER BY w.key_label",
+                (old,),
+            )
+        ]
+        outputs: dict[str, str] = {}
+        for label in dependants:
+            out = self.ws.artifacts_dir / "keys" / f"{label}.under.{self.spec.successor_label}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            export_key(
+                self.ws, label, self.spec.successor_label, out, direction="rewrap", ceremony_id=self.spec.ceremony_id
+            )
+            outputs.update(self._output(f"{label} under {self.spec.successor_label}", out))
+        return self._record(
+            "keys.rewrap",
+            f"{len(dependants)} dependant(s) of {old!r} re-wrapped under {self.spec.successor_label!r}",
+            self.operators,
+            outputs=outputs,
+            details={"dependants": dependants},
+        )
+
+    def do_retire(self) -> dict[str, Any]:
+        with self.ws.inventory.transaction() as db:
+            db.execute("UPDATE symmetric_keys SET state = 'deactivated' WHERE label = ?", (self.old["label"],))
+            self.ws.journal.append(
+                "key.rotate",
+                {
+                    "ceremony_id": self.spec.ceremony_id,
+                    "key": self.old["label"],
+                    "successor": self.spec.successor_label,
+                    "kcv": self.successor_kcv,
+                },
+            )
+        return self._record(
+            "key.retire",
+            f"{self.old['label']!r} deactivated; {self.spec.successor_label!r} succeeds it",
+            [self.spec.participants.administrator, *self.spec.participants.witnesses],
+            details={"deactivated": self.old["label"], "successor": self.spec.successor_label},
+        )
+
+
 PROCEDURES: dict[str, type[Procedure]] = {
-    p.TYPE: p for p in (TokenInit, RootCA, IssuingCA, KeyBackup, KeyRestore, KeyDestruction, SymmetricKeys)
+    p.TYPE: p for p in (TokenInit, RootCA, IssuingCA, KeyBackup, KeyRestore, KeyDestruction, SymmetricKeys, KeyRotation)
 }
 
 
@@ -1083,3 +1190,4 @@ key_backup = _runner("key-backup")
 key_restore = _runner("key-restore")
 key_destruction = _runner("key-destruction")
 symmetric_keys = _runner("symmetric-key")
+key_rotation = _runner("key-rotation")

@@ -41,7 +41,7 @@ def test_every_example_ceremony_file_passes_preflight(path: Path) -> None:
     _preflight(path)
 
 
-def test_all_six_ceremony_types_have_an_example() -> None:
+def test_every_ceremony_type_has_an_example() -> None:
     assert {load_ceremony(p).spec.type for p in EXAMPLES} == {  # type: ignore[attr-defined]
         "token-init",
         "root-ca",
@@ -49,6 +49,8 @@ def test_all_six_ceremony_types_have_an_example() -> None:
         "key-backup",
         "key-restore",
         "key-destruction",
+        "symmetric-key",
+        "key-rotation",
     }
 
 
@@ -127,7 +129,7 @@ def test_custodians_from_one_organisation_are_refused(tmp_path: Path) -> None:
         (
             {"type": "party"},
             "type must be one of token-init, root-ca, issuing-ca, key-backup, key-restore, "
-            "key-destruction (got 'party')",
+            "key-destruction, symmetric-key, key-rotation (got 'party')",
         ),
         ({"date": "1 Dec 2026"}, "date: Value error, must be a date YYYY-MM-DD"),
     ],

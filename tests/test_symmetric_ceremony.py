@@ -148,3 +148,37 @@ def test_keys_past_their_rotation_date_or_crypto_period_are_flagged(tmp_path: Pa
         "s1sp-dmk-2": "past its crypto-period",
     }
     opened.close()
+
+
+def test_a_rotation_ceremony_rewraps_dependants_and_retires_the_old_key(tmp_path: Path, key_store_kind: str) -> None:
+    from ceremony.keys import export_key
+
+    ws = live_workspace(tmp_path / "ws", key_store_kind)
+    run_examples(ws, "token-init")
+    run(ws, FILE)
+    opened = Workspace.open(ws)
+    for label in ("s1sp-dmk-1", "s1sp-dmk-2"):
+        export_key(opened, label, "s1sp-tkek-1", tmp_path / f"{label}.json")
+    opened.close()
+    outcome = run(ws, CEREMONIES / "key-rotation.yaml")
+    assert verify_transcript(outcome.transcript).ok
+    assert sorted(outcome.outputs) == ["s1sp-dmk-1 under s1sp-tkek-2", "s1sp-dmk-2 under s1sp-tkek-2"]
+    opened = Workspace.open(ws)
+    states = dict(tuple(r) for r in opened.inventory.execute("SELECT label, state FROM symmetric_keys"))
+    assert states["s1sp-tkek-1"] == "deactivated" and states["s1sp-tkek-2"] == "active"
+    predecessor = opened.inventory.execute(
+        "SELECT predecessor FROM symmetric_keys WHERE label = 's1sp-tkek-2'"
+    ).fetchone()[0]
+    assert predecessor == "s1sp-tkek-1"
+    rewraps = [tuple(r) for r in opened.inventory.execute(
+        "SELECT key_label, kek_label FROM key_wraps WHERE direction = 'rewrap' ORDER BY key_label"
+    )]  # fmt: skip
+    assert rewraps == [("s1sp-dmk-1", "s1sp-tkek-2"), ("s1sp-dmk-2", "s1sp-tkek-2")]
+    # The re-wrapped file imports under the successor and its KCV matches.
+    from ceremony.keys import import_key
+
+    path = outcome.outputs["s1sp-dmk-1 under s1sp-tkek-2"]
+    kcv = import_key(opened, path, kek_label="s1sp-tkek-2", serves="check", crypto_period_days=1, rotation_days=1,
+                     label="dmk-1-check")  # fmt: skip
+    assert kcv == opened.key_store.secret_kcv("s1sp-dmk-1")
+    opened.close()
