@@ -183,6 +183,8 @@ class SymmetricKeySpec(Strict):
             raise ValueError("custodians: one person would hold two components of one key")
         if self.rotation_days > self.crypto_period_days:
             raise ValueError("rotation_days: rotation falls after the end of the crypto-period")
+        if self.components == 0 and self.kcv_method == "cmac":
+            raise ValueError("kcv_method: a key generated on the token gets the token's KCV (ecb)")
         return self
 
     @property
