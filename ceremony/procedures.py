@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -912,6 +913,8 @@ class SymmetricKeys(Procedure):
                     store.destroy_secret(spec.label)
                     raise TokenError(f"the token's KCV of {spec.label} differs from the combined key's; key removed")
                 origin = "components"
+                # Components deposited for this unattended run have served: only the cards remain.
+                shutil.rmtree(self.ws.secrets_dir / "components" / spec.label, ignore_errors=True)
             else:
                 gate = self._gate(
                     "combine", f"generate {spec.algorithm} key {spec.label!r} on the token", self.operators

@@ -109,6 +109,11 @@ def test_no_secret_leaves_secrets_or_share_cards(
     assert len(executed) == 8 and any(p.name == "journal.jsonl" for p in files)
     assert len([p for p in files if p.suffix == ".jsonl" and "transcripts" in p.parts]) >= 8
     assert _hits(files, secrets) == []
+    # Key components rest only on their cards: not even secrets/ keeps them once the keys are on the token.
+    components = {name: needle for name, needle in secrets.items() if name.startswith("component on")}
+    assert components
+    resting = [p for area in _areas(ws) for p in (area / "secrets").rglob("*") if p.is_file()]
+    assert _hits(resting, components) == []
     # The scan can fail: a share word run or a PIN planted in a report is found.
     card = next((ws / "share-cards").glob("*.user-pin.carol.txt"))
     planted = reports / "planted.txt"

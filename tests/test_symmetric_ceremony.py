@@ -38,6 +38,7 @@ def test_a_symmetric_key_ceremony_creates_checked_keys_and_records_custody(tmp_p
     text = outcome.transcript.read_text()
     for card in cards:
         assert read_component_card(card).hex() not in text.lower()  # only KCVs on record
+    assert not any((ws / "secrets" / "components").rglob("*.component"))  # only the cards hold components now
     steps = {e["step"]: e for e in read_entries(outcome.transcript) if e.get("event") == "step"}
     tkek = steps["components.generate"]["details"]["keys"]["s1sp-tkek-1"]
     assert set(tkek["components"]) == {"carol", "dave", "erin"} and len(tkek["kcv"]) == 6
