@@ -30,6 +30,7 @@ class KeyRow:
     label: str
     algorithm: str
     kcv: str
+    kcv_method: str
     purpose: str
     state: str
     rotation_due: str
@@ -40,7 +41,7 @@ class KeyRow:
 
 def list_keys(ws: Workspace) -> list[KeyRow]:
     rows = ws.inventory.execute(
-        "SELECT label, algorithm, kcv, purpose, state, rotation_due, expires_at, wrapped_by, serves "
+        "SELECT label, algorithm, kcv, kcv_method, purpose, state, rotation_due, expires_at, wrapped_by, serves "
         "FROM symmetric_keys ORDER BY created_at, label"
     )
     return [KeyRow(*row) for row in rows]
