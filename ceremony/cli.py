@@ -231,8 +231,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 _print_json([row.__dict__ for row in rows])
                 return 0
             for row in rows:
-                print(f"{row.label:<18} {row.algorithm:<8} KCV {row.kcv} ({row.kcv_method})  {row.purpose:<18} {row.state:<11} "
-                      f"rotate by {row.rotation_due[:10]}  expires {row.expires_at[:10]}  {row.serves}")  # fmt: skip
+                kcv = f"KCV {row.kcv} ({row.kcv_method})"
+                print(
+                    f"{row.label:<18} {row.algorithm:<8} {kcv:<17} {row.purpose:<18} {row.state:<11} "
+                    f"rotate by {row.rotation_due[:10]}  expires {row.expires_at[:10]}  {row.serves}"
+                )
             return 0
         if args.keys_command == "overdue":
             flagged = overdue(ws)
