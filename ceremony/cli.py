@@ -275,6 +275,12 @@ def cmd_lint(args: argparse.Namespace) -> int:
 def cmd_inventory(args: argparse.Namespace) -> int:
     from ceremony.csr import normalise_eui64
 
+    if args.inventory_command == "show":
+        from ceremony.lookup import show
+
+        with _opened(args) as ws:
+            print("\n".join(show(ws, args.what)))
+        return 0
     if args.inventory_command != "export":
         raise InputError("inventory import arrives with the inventory analytics work (issue E)")
     if args.format == "parquet":
@@ -495,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--eui64", help="of this EUI-64")
     e.add_argument("--status", choices=["valid", "revoked"])
     e.add_argument("--profile")
+    i = inv.add_parser("show", help="everything known about a certificate (serial) or a device (EUI-64)")
+    i.add_argument("what", help="a serial (hex) or an EUI-64 (16 hex digits)")
     i = inv.add_parser("import", help="import foreign certificates (issue E)")
     i.add_argument("paths", nargs="+")
     p.set_defaults(func=cmd_inventory)

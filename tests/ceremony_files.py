@@ -73,3 +73,32 @@ class Presenting(Unattended):
         if purpose in self.shares:
             return self.shares[purpose]
         return super().present_shares(purpose, custodians, m)
+
+
+def _empty_csr(key: Any) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def device_list(directory: Path, devices: int, *, first: int = 1, pem: bool = False) -> Path:
+    """A device list of ``devices`` devices (a DS and a KA CSR each, fresh P-256 keys) under ``directory``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    (directory / "csr").mkdir(parents=True, exist_ok=True)
+    rows = ["eui64,usage,csr"]
+    for n in range(first, first + devices):
+        eui64 = f"{0x00DB123400000000 + n:016X}"
+        for usage in ("ds", "ka"):
+            der = _empty_csr(ec.generate_private_key(ec.SECP256R1()))
+            name = f"csr/{eui64}-{usage}.{'pem' if pem else 'der'}"
+            data = x509.load_der_x509_csr(der).public_bytes(serialization.Encoding.PEM) if pem else der
+            (directory / name).write_bytes(data)
+            rows.append(f"{eui64},{usage},{name}")
+    path = directory / "devices.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path

@@ -28,6 +28,7 @@ from ceremony.profiles import get_profile
 from ceremony.tbs import Issuer, key_identifier
 from ceremony.template import TbsTemplate, new_serial
 from ceremony.workspace import Workspace
+from tests.ceremony_files import device_list
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,22 +71,6 @@ def _csr(key: ec.EllipticCurvePrivateKey, subject: x509.Name | None = None) -> b
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
-def _device_list(directory: Path, devices: int, *, first: int = 1, pem: bool = False) -> Path:
-    (directory / "csr").mkdir(parents=True, exist_ok=True)
-    rows = ["eui64,usage,csr"]
-    for n in range(first, first + devices):
-        eui64 = f"{0x00DB123400000000 + n:016X}"
-        for usage in ("ds", "ka"):
-            der = _csr(ec.generate_private_key(ec.SECP256R1()))
-            name = f"csr/{eui64}-{usage}.{'pem' if pem else 'der'}"
-            data = x509.load_der_x509_csr(der).public_bytes(serialization.Encoding.PEM) if pem else der
-            (directory / name).write_bytes(data)
-            rows.append(f"{eui64},{usage},{name}")
-    path = directory / "devices.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 def _bundle_certificates(path: Path) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(path.read_bytes())
 
@@ -110,7 +95,7 @@ def _check_batch(ws: Workspace, batch_id: str, expected: int) -> list[x509.Certi
 
 
 def test_a_batch_issues_every_row_once_and_records_it(ca_workspace: Workspace, tmp_path: Path) -> None:
-    devices = _device_list(tmp_path / "list", 20, pem=True)
+    devices = device_list(tmp_path / "list", 20, pem=True)
     result = issue_batch(
         ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=devices, approved_by="bob",
         progress=False, chunk=7,
@@ -134,7 +119,7 @@ def test_a_batch_issues_every_row_once_and_records_it(ca_workspace: Workspace, t
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 def test_batch_certificates_verify_with_openssl(ca_workspace: Workspace, tmp_path: Path) -> None:
-    devices = _device_list(tmp_path / "list", 3)
+    devices = device_list(tmp_path / "list", 3)
     result = issue_batch(
         ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=devices, approved_by="bob", progress=False
     )
@@ -154,7 +139,7 @@ def test_batch_certificates_verify_with_openssl(ca_workspace: Workspace, tmp_pat
 
 
 def _bad_list(directory: Path) -> Path:
-    good = _device_list(directory, 2)
+    good = device_list(directory, 2)
     csr_dir = directory / "csr"
     wrong_key = ec.generate_private_key(ec.SECP384R1())
     (csr_dir / "p384.der").write_bytes(_csr(wrong_key))  # type: ignore[arg-type]
@@ -220,10 +205,10 @@ def test_a_batch_with_rejects_issues_nothing_and_names_every_row(
 
 
 def test_a_second_valid_certificate_for_an_identity_needs_a_rekey(ca_workspace: Workspace, tmp_path: Path) -> None:
-    first = _device_list(tmp_path / "one", 2)
+    first = device_list(tmp_path / "one", 2)
     issue_batch(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=first, approved_by="bob",
                 progress=False)  # fmt: skip
-    second = _device_list(tmp_path / "two", 2)  # same EUI-64s, new keys
+    second = device_list(tmp_path / "two", 2)  # same EUI-64s, new keys
     lines: list[str] = []
     with pytest.raises(InputError, match="4 of 4 rows rejected"):
         issue_batch(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=second, approved_by="bob",
@@ -236,7 +221,7 @@ def test_a_second_valid_certificate_for_an_identity_needs_a_rekey(ca_workspace: 
 
 @pytest.mark.slow
 def test_two_workers_issue_the_same_as_one(ca_workspace: Workspace, tmp_path: Path) -> None:
-    devices = _device_list(tmp_path / "list", 60)
+    devices = device_list(tmp_path / "list", 60)
     result = issue_batch(
         ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=devices, approved_by="bob",
         progress=False, jobs=2, chunk=16,
@@ -260,7 +245,7 @@ print(r.batch_id, r.issued_now, r.issued_before)
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10,000 device CSRs (5,000 devices), shared read-only by the kill tests."""
-    return _device_list(tmp_path_factory.mktemp("fleet"), 5000)
+    return device_list(tmp_path_factory.mktemp("fleet"), 5000)
 
 
 @pytest.mark.slow
@@ -307,7 +292,7 @@ def test_a_killed_batch_resumes_to_exactly_the_expected_set(ca_workspace: Worksp
 
 
 def test_a_run_killed_after_writing_the_bundle_finishes_the_batch(ca_workspace: Workspace, tmp_path: Path) -> None:
-    devices = _device_list(tmp_path / "list", 3)
+    devices = device_list(tmp_path / "list", 3)
     kw = {"ca_name": "issuing", "profile_name": "ss1sp-device", "devices": devices, "approved_by": "bob"}
     result = issue_batch(ca_workspace, progress=False, **kw)  # type: ignore[arg-type]
     assert result.bundle is not None
@@ -326,7 +311,7 @@ def test_a_run_killed_after_writing_the_bundle_finishes_the_batch(ca_workspace: 
 def test_inventory_exports_a_selection_as_csv_or_pem(
     ca_workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    devices = _device_list(tmp_path / "list", 4)
+    devices = device_list(tmp_path / "list", 4)
     result = issue_batch(
         ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=devices, approved_by="bob", progress=False
     )

@@ -1,0 +1,230 @@
+"""The inventory as typed pandas DataFrames, and the views analysts ask for first.
+
+``frames(workspace)`` reads every table once: low-cardinality columns are categoricals, text is
+pandas' Arrow-backed string, times are tz-aware UTC datetimes (microsecond resolution, so the
+GBCS notAfter 9999-12-31 fits). The views are plain functions of those frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ceremony.transcript import read_entries
+from ceremony.workspace import Workspace
+
+_CERTIFICATE_COLUMNS = (
+    "c.serial, c.issuer_ca, c.issuer, c.subject, c.eui64, c.role, c.usage, c.name, c.profile, c.not_before, "
+    "c.not_after, c.key_algorithm, c.signature_algorithm, c.policy_oids, c.ski, c.aki, c.fingerprint, c.status, "
+    "c.approved_by, c.batch_id, c.ceremony_id, c.issued_at, r.revoked_at, r.reason AS revocation_reason"
+)
+_CATEGORIES = {
+    "certificates": (
+        "issuer_ca", "issuer", "role", "usage", "profile", "key_algorithm", "signature_algorithm", "policy_oids",
+        "status", "approved_by", "batch_id", "revocation_reason",
+    ),
+    "cas": ("role", "profile", "key_store"),
+    "symmetric_keys": ("token", "algorithm", "kcv_method", "purpose", "origin", "state"),
+    "crls": ("issuer_ca", "kind"),
+}  # fmt: skip
+_TIMES = {
+    "certificates": ("not_before", "not_after", "issued_at", "revoked_at"),
+    "cas": ("created_at",),
+    "symmetric_keys": ("created_at", "activated_at", "rotation_due", "expires_at"),
+    "crls": ("this_update", "next_update"),
+    "batches": ("created_at", "completed_at"),
+}
+#: Where each expiry bucket ends, in days from the as-of date (the last bucket is open-ended).
+EXPIRY_BUCKETS = ((0, "expired"), (30, "< 30 days"), (90, "30-90 days"), (365, "90 days-1 year"),
+                  (5 * 365, "1-5 years"))  # fmt: skip
+NEVER = "never (GBCS 9999-12-31)"
+
+
+@dataclass
+class Frames:
+    certificates: pd.DataFrame
+    cas: pd.DataFrame
+    symmetric_keys: pd.DataFrame
+    crls: pd.DataFrame
+    batches: pd.DataFrame
+    ceremonies: pd.DataFrame
+
+
+def _typed(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    for column in _TIMES.get(table, ()):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    for column in _CATEGORIES.get(table, ()):
+        if column in frame:
+            frame[column] = frame[column].astype("category")
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].astype("string[pyarrow]")
+    return frame
+
+
+def _read(ws: Workspace, sql: str, table: str) -> pd.DataFrame:
+    cursor = ws.inventory.execute(sql)
+    columns = [d[0] for d in cursor.description]
+    return _typed(pd.DataFrame.from_records(cursor.fetchall(), columns=columns), table)
+
+
+def _ceremonies(ws: Workspace) -> pd.DataFrame:
+    """One row per ceremony transcript (live and rehearsal): id, type, date run, sealed, entries, deviations."""
+    rows: list[dict[str, Any]] = []
+    for area, rehearsal in ((ws.root, False), (ws.rehearsal_dir, True)):
+        for path in sorted((area / "transcripts").glob("*.jsonl")):
+            if path.name.endswith(".attestations.jsonl"):
+                continue
+            entries = read_entries(path)
+            if not entries:
+                continue
+            start = entries[0]
+            rows.append(
+                {
+                    "ceremony_id": start.get("ceremony_id"),
+                    "type": start.get("type"),
+                    "started": start.get("time"),
+                    "sealed": entries[-1].get("event") == "seal",
+                    "entries": len(entries),
+                    "deviations": sum(e.get("event") == "deviation" for e in entries),
+                    "rehearsal": rehearsal,
+                    "transcript": str(path),
+                }
+            )
+    frame = pd.DataFrame(
+        rows, columns=["ceremony_id", "type", "started", "sealed", "entries", "deviations", "rehearsal", "transcript"]
+    )
+    frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")
+    frame["type"] = frame["type"].astype("category")
+    return frame
+
+
+def frames(workspace: Workspace | Path | str) -> Frames:
+    """Every inventory table as a typed DataFrame (the DER stays in the database)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(Path(workspace))
+    try:
+        return Frames(
+            certificates=_read(
+                ws,
+                f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates c LEFT JOIN revocations r "  # noqa: S608
+                "ON r.issuer_ca = c.issuer_ca AND r.serial = c.serial",
+                "certificates",
+            ),
+            cas=_read(ws, "SELECT * FROM cas", "cas"),
+            symmetric_keys=_read(ws, "SELECT * FROM symmetric_keys", "symmetric_keys"),
+            crls=_read(ws, "SELECT * FROM crls", "crls"),
+            batches=_read(ws, "SELECT * FROM batches", "batches"),
+            ceremonies=_ceremonies(ws),
+        )
+    finally:
+        if ws is not workspace:
+            ws.close()
+
+
+# --- views ------------------------------------------------------------------------------------
+def _as_of(as_of: datetime | None) -> pd.Timestamp:
+    return pd.Timestamp(as_of or datetime.now(timezone.utc)).tz_convert("UTC")
+
+
+def expiry_buckets(f: Frames, as_of: datetime | None = None) -> pd.DataFrame:
+    """Valid certificates by time left until notAfter, per profile (device certificates never expire)."""
+    now = _as_of(as_of)
+    valid = f.certificates[f.certificates["status"] == "valid"]
+    days = (valid["not_after"] - now).dt.days
+    labels = pd.Series(NEVER, index=valid.index, dtype="object")
+    finite = valid["not_after"].dt.year < 9999
+    for limit, label in reversed(EXPIRY_BUCKETS):
+        labels[finite & (days < limit)] = label
+    labels[finite & (days >= EXPIRY_BUCKETS[-1][0])] = "> 5 years"
+    order = [label for _, label in EXPIRY_BUCKETS] + ["> 5 years", NEVER]
+    bucket = pd.Categorical(labels, categories=order, ordered=True)
+    return (
+        pd.DataFrame({"bucket": bucket, "profile": valid["profile"].astype(str)})
+        .value_counts()
+        .rename("certificates")
+        .reset_index()
+        .query("certificates > 0")
+        .sort_values(["bucket", "profile"])
+        .reset_index(drop=True)
+    )
+
+
+def issuance_per_month(f: Frames) -> pd.DataFrame:
+    """Certificates issued per calendar month and profile."""
+    issued = f.certificates
+    month = issued["issued_at"].dt.tz_convert(None).dt.to_period("M").astype(str)
+    return (
+        pd.DataFrame({"month": month, "profile": issued["profile"].astype(str)})
+        .value_counts()
+        .rename("certificates")
+        .reset_index()
+        .sort_values(["month", "profile"])
+        .reset_index(drop=True)
+    )
+
+
+def by_profile_usage_role(f: Frames) -> pd.DataFrame:
+    c = f.certificates
+    return (
+        c.groupby(["profile", "usage", "role", "status"], observed=True, dropna=False)
+        .size()
+        .rename("certificates")
+        .reset_index()
+    )
+
+
+def revocations_by_reason(f: Frames) -> pd.DataFrame:
+    revoked = f.certificates.dropna(subset=["revocation_reason"])
+    return revoked.groupby(["issuer_ca", "revocation_reason"], observed=True).size().rename("revoked").reset_index()
+
+
+def ca_lineage(f: Frames) -> pd.DataFrame:
+    """Each CA with its issuer, and how many certificates it issued, valid and revoked."""
+    counts = (
+        f.certificates.groupby(["issuer_ca", "status"], observed=True)
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=["valid", "revoked"], fill_value=0)
+    )
+    lineage = f.cas[["name", "role", "profile", "issuer_ca", "key_label"]].set_index("name")
+    return lineage.join(counts).fillna({"valid": 0, "revoked": 0}).reset_index()
+
+
+def keys_by_state(f: Frames, as_of: datetime | None = None) -> pd.DataFrame:
+    """Symmetric keys by purpose and state, with those due for rotation or past their crypto-period."""
+    now = _as_of(as_of)
+    k = f.symmetric_keys
+    return (
+        k.assign(rotation_overdue=k["rotation_due"] <= now, expired=k["expires_at"] <= now)
+        .groupby(["purpose", "state"], observed=True)
+        .agg(keys=("label", "count"), rotation_overdue=("rotation_overdue", "sum"), expired=("expired", "sum"))
+        .reset_index()
+    )
+
+
+def devices_missing_usage(f: Frames) -> pd.DataFrame:
+    """Devices with a valid certificate for one usage but not the other (DS without KA, or KA without DS)."""
+    valid = f.certificates[(f.certificates["status"] == "valid") & f.certificates["profile"].str.contains("device")]
+    usages = valid.groupby("eui64", observed=True)["usage"].agg(lambda u: set(u.astype(str)))
+    missing = usages[usages.map(len) < 2]
+    return pd.DataFrame(
+        {"eui64": missing.index, "has": missing.map(lambda u: ",".join(sorted(u))).to_numpy()}
+    ).reset_index(drop=True)
+
+
+def orphans(f: Frames) -> pd.DataFrame:
+    """Certificates whose issuing CA is not in the inventory, and CAs with no certificate of their own."""
+    known = set(f.cas["name"].astype(str))
+    foreign = f.certificates[~f.certificates["issuer_ca"].astype(str).isin(known)]
+    rows = [{"kind": "certificate without its CA", "name": s} for s in foreign["serial"].astype(str)]
+    own = set(zip(f.certificates["issuer_ca"].astype(str), f.certificates["serial"].astype(str), strict=True))
+    for ca in f.cas.itertuples():
+        issuer = ca.name if pd.isna(ca.issuer_ca) else ca.issuer_ca
+        if (issuer, ca.serial) not in own:
+            rows.append({"kind": "CA without its certificate", "name": ca.name})
+    return pd.DataFrame(rows, columns=["kind", "name"])

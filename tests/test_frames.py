@@ -1,0 +1,72 @@
+"""Inventory frames and look-ups on a real workspace: typed columns, the views, and `inventory show`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ceremony import frames as fr
+from ceremony.batch import issue_batch
+from ceremony.cli import main
+from ceremony.revocation import revoke
+from ceremony.workspace import Workspace
+from tests.ceremony_files import device_list
+
+
+@pytest.fixture
+def estate(ca_workspace: Workspace, tmp_path: Path) -> Workspace:
+    """Root, issuing CA, 3 devices (DS and KA each), the first device's DS revoked."""
+    devices = device_list(tmp_path / "list", 3)
+    issue_batch(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=devices, approved_by="bob",
+                progress=False)  # fmt: skip
+    revoke(ca_workspace, ca_name="issuing", eui64="00DB123400000001", usage="ds", reason="keyCompromise",
+           requested_by="bob", approved_by="alice")  # fmt: skip
+    return ca_workspace
+
+
+def test_frames_are_typed(estate: Workspace) -> None:
+    f = fr.frames(estate)
+    c = f.certificates
+    assert len(c) == 2 + 6 and "der" not in c.columns
+    assert str(c["not_after"].dtype) == "datetime64[us, UTC]"
+    assert c["not_after"].max() == pd.Timestamp("9999-12-31 23:59:59", tz="UTC")  # the GBCS sentinel fits
+    for column in ("profile", "status", "usage", "issuer_ca", "revocation_reason"):
+        assert isinstance(c[column].dtype, pd.CategoricalDtype), column
+    assert str(c["serial"].dtype).startswith("str") or "string" in str(c["serial"].dtype)
+    assert c.loc[c["status"] == "revoked", "revocation_reason"].tolist() == ["keyCompromise"]
+
+
+def test_views_answer_the_first_questions(estate: Workspace) -> None:
+    f = fr.frames(estate)
+    buckets = fr.expiry_buckets(f, datetime(2027, 1, 1, tzinfo=timezone.utc))
+    assert buckets.set_index(["bucket", "profile"])["certificates"].to_dict() == {
+        ("> 5 years", "ss1spca-issuing"): 1, ("> 5 years", "ss1spca-root"): 1, (fr.NEVER, "ss1sp-device"): 5,
+    }  # fmt: skip
+    assert fr.issuance_per_month(f)["certificates"].sum() == 8
+    assert fr.revocations_by_reason(f).to_dict("records") == [
+        {"issuer_ca": "issuing", "revocation_reason": "keyCompromise", "revoked": 1}
+    ]
+    lineage = fr.ca_lineage(f).set_index("name")
+    assert (lineage.loc["issuing", "valid"], lineage.loc["issuing", "revoked"]) == (5, 1)
+    assert lineage.loc["root", "valid"] == 2
+    missing = fr.devices_missing_usage(f)
+    assert missing.to_dict("records") == [{"eui64": "00DB123400000001", "has": "ka"}]
+    assert fr.orphans(f).empty
+    assert fr.keys_by_state(f).empty
+
+
+def test_inventory_show_a_device_and_a_serial(estate: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    estate.close()
+    base = ["--workspace", str(estate.root), "inventory", "show"]
+    assert main([*base, "00db123400000001"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("device 00DB123400000001: 2 certificate(s); no valid ds")
+    assert "CA chain: issuing <- root" in out and "(keyCompromise; asked by bob, approved by alice)" in out
+    serial = out.split("certificate ", 2)[1].split()[0]
+    assert main([*base, serial.lower()]) == 0
+    assert capsys.readouterr().out.startswith(f"certificate {serial} from issuing")
+    assert main([*base, "nothing"]) == 2
+    assert "no certificate with serial nothing" in capsys.readouterr().err
