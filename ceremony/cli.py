@@ -283,8 +283,6 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         return 0
     if args.inventory_command != "export":
         raise InputError("inventory import arrives with the inventory analytics work (issue E)")
-    if args.format == "parquet":
-        raise InputError("--format parquet needs the analytics extras (issue E); use --format csv or pem")
     out = Path(args.out)
     if out.exists():
         raise InputError(f"{out} exists; choose a new file (exports never overwrite)")
@@ -300,8 +298,13 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     chosen = {column: value for column, value in filters.items() if value is not None}
     where = " AND ".join(f"{column} = ?" for column in chosen)
     with _opened(args) as ws:
-        export = ws.inventory.export_pem if args.format == "pem" else ws.inventory.export_csv
-        count = export(out, where, tuple(chosen.values()))
+        if args.format == "parquet":
+            from ceremony.frames import export_parquet
+
+            count = export_parquet(ws, out, where, tuple(chosen.values()))
+        else:
+            export = ws.inventory.export_pem if args.format == "pem" else ws.inventory.export_csv
+            count = export(out, where, tuple(chosen.values()))
     print(f"{count} certificates -> {out}")
     return 0
 

@@ -228,3 +228,15 @@ def orphans(f: Frames) -> pd.DataFrame:
         if (issuer, ca.serial) not in own:
             rows.append({"kind": "CA without its certificate", "name": ca.name})
     return pd.DataFrame(rows, columns=["kind", "name"])
+
+
+def export_parquet(ws: Workspace, out: Path, where: str = "", params: tuple[Any, ...] = ()) -> int:
+    """A selection of certificates (every column but the DER) as a typed Parquet file; returns the count."""
+    from ceremony.inventory import EXPORT_COLUMNS
+
+    sql = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
+    cursor = ws.inventory.execute(sql + " ORDER BY issued_at, serial", params)
+    frame = _typed(pd.DataFrame.from_records(cursor.fetchall(), columns=list(EXPORT_COLUMNS)), "certificates")
+    with out.open("xb") as fh:
+        frame.to_parquet(fh, index=False)
+    return len(frame)

@@ -70,3 +70,26 @@ def test_inventory_show_a_device_and_a_serial(estate: Workspace, capsys: pytest.
     assert capsys.readouterr().out.startswith(f"certificate {serial} from issuing")
     assert main([*base, "nothing"]) == 2
     assert "no certificate with serial nothing" in capsys.readouterr().err
+
+
+def test_parquet_export_keeps_the_types(estate: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    estate.close()
+    out = tmp_path / "devices.parquet"
+    argv = ["--workspace", str(estate.root), "inventory", "export", "--format", "parquet", "--profile", "ss1sp-device"]
+    assert main([*argv, "--out", str(out)]) == 0
+    frame = pd.read_parquet(out)
+    assert len(frame) == 6 and str(frame["not_after"].dtype) == "datetime64[us, UTC]"
+    assert isinstance(frame["usage"].dtype, pd.CategoricalDtype)
+
+
+@pytest.mark.slow
+def test_the_explorer_notebook_runs_headless_and_draws(estate: Workspace, tmp_path: Path) -> None:
+    from ceremony.notebooks import run_notebook
+
+    estate.close()
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "70-inventory-explorer.ipynb"
+    params = {"workspace": str(estate.root), "as_of": "2027-01-01", "out_dir": str(tmp_path / "out")}
+    run_notebook(notebook, params, reports_dir=tmp_path / "reports", progress=False)
+    made = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert made == ["certificates.csv", "certificates.parquet", "expiry.png", "issuance.png", "revocations.png"]
+    assert all((tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG" for name in made if name.endswith(".png"))
