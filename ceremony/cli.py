@@ -281,8 +281,15 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         with _opened(args) as ws:
             print("\n".join(show(ws, args.what)))
         return 0
-    if args.inventory_command != "export":
-        raise InputError("inventory import arrives with the inventory analytics work (issue E)")
+    if args.inventory_command == "import":
+        from ceremony.importer import default_jobs, import_certificates
+
+        with _opened(args) as ws:
+            done = import_certificates(ws, [Path(p) for p in args.paths], jobs=args.jobs or default_jobs())
+        profiles = ", ".join(f"{name} {count}" for name, count in sorted((done.by_profile or {}).items()))
+        print(f"imported {done.imported} certificates ({profiles or 'none'}); {done.already} already in the inventory"
+              + (f"; {done.crls_skipped} CRLs left out" if done.crls_skipped else ""))  # fmt: skip
+        return 0
     out = Path(args.out)
     if out.exists():
         raise InputError(f"{out} exists; choose a new file (exports never overwrite)")
@@ -506,8 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--profile")
     i = inv.add_parser("show", help="everything known about a certificate (serial) or a device (EUI-64)")
     i.add_argument("what", help="a serial (hex) or an EUI-64 (16 hex digits)")
-    i = inv.add_parser("import", help="import foreign certificates (issue E)")
+    i = inv.add_parser("import", help="foreign certificates: parsed in parallel, classified, findings kept")
     i.add_argument("paths", nargs="+")
+    i.add_argument("--jobs", type=int, help="worker processes (default: up to 4)")
     p.set_defaults(func=cmd_inventory)
     return parser
 

@@ -140,6 +140,15 @@ MIGRATIONS: tuple[str, ...] = (
         ceremony_id TEXT
     );
     """,
+    """
+    CREATE TABLE findings (
+        fingerprint TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        code TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX findings_fingerprint ON findings (fingerprint);
+    """,
 )
 
 #: Certificate columns in table order (the fast path inserts tuples in this order).

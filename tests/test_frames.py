@@ -93,3 +93,28 @@ def test_the_explorer_notebook_runs_headless_and_draws(estate: Workspace, tmp_pa
     made = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert made == ["certificates.csv", "certificates.parquet", "expiry.png", "issuance.png", "revocations.png"]
     assert all((tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG" for name in made if name.endswith(".png"))
+
+
+def test_real_dcc_certificates_import_classified_with_findings(
+    ca_workspace: Workspace, smki_vectors: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca_workspace.close()
+    base = ["--workspace", str(ca_workspace.root), "inventory", "import"]
+    paths = [str(smki_vectors / "device"), str(smki_vectors / "organisation")]
+    assert main([*base, *paths, "--jobs", "2"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "imported 433 certificates (smki-device 400, smki-organisation 33); 0 already in the inventory"
+    )
+    assert main([*base, str(smki_vectors / "organisation")]) == 0
+    assert "imported 0 certificates (none); 33 already in the inventory" in capsys.readouterr().out
+    ws = Workspace.open(ca_workspace.root)
+    f = fr.frames(ws)
+    imported = f.certificates[f.certificates["approved_by"] == "import"]
+    assert len(imported) == 433 and imported["issuer_ca"].astype(str).str.startswith("ext:").all()
+    devices = imported[imported["profile"] == "smki-device"]
+    assert devices["eui64"].str.len().eq(16).all() and set(devices["usage"].astype(str)) == {"ds", "ka"}
+    # Foreign issuers are not CAs of this workspace: the orphans view says so.
+    assert (fr.orphans(f)["kind"] == "certificate without its CA").sum() == 433
+    warnings = ws.inventory.execute("SELECT COUNT(*) FROM findings WHERE severity = 'WARNING'").fetchone()[0]
+    assert warnings == 6  # the six missing AKIs PROVENANCE.md lists
+    ws.close()
