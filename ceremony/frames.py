@@ -104,17 +104,80 @@ def _ceremonies(ws: Workspace) -> pd.DataFrame:
     return frame
 
 
-def frames(workspace: Workspace | Path | str) -> Frames:
+SNAPSHOT = "snapshots/certificates.parquet"
+
+
+def _generation(ws: Workspace) -> str:
+    """What changes whenever a certificate row does: rows and last rowid of certificates and revocations
+    (the workbench only ever inserts certificates, and changes their status only by revoking)."""
+    certs = ws.inventory.execute("SELECT COUNT(*), MAX(rowid) FROM certificates").fetchone()
+    revoked = ws.inventory.execute("SELECT COUNT(*), MAX(rowid) FROM revocations").fetchone()
+    return f"{certs[0]}:{certs[1]}:{revoked[0]}:{revoked[1]}"
+
+
+def certificates_frame(ws: Workspace, *, snapshot: bool = True) -> pd.DataFrame:
+    """The certificates as a typed frame, from the columnar snapshot when it is in step with the
+    database; otherwise the snapshot is rebuilt first, streamed in chunks (memory stays bounded)."""
+    import pyarrow.parquet as pq
+
+    sql = (
+        f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates c LEFT JOIN revocations r "  # noqa: S608
+        "ON r.issuer_ca = c.issuer_ca AND r.serial = c.serial"
+    )
+    if not snapshot:
+        return _read(ws, sql, "certificates")
+    path = ws.root / SNAPSHOT
+    generation = _generation(ws).encode()
+    if not path.exists() or (pq.read_schema(path).metadata or {}).get(b"generation") != generation:
+        _write_snapshot(ws, sql, path, generation)
+    return pq.read_table(path).to_pandas()
+
+
+def _write_snapshot(ws: Workspace, sql: str, path: Path, generation: bytes, chunk: int = 100_000) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cursor = ws.inventory.execute(sql)
+    columns = [d[0] for d in cursor.description]
+    path.parent.mkdir(exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    writer: Any = None
+    schema: Any = None
+    try:
+        while True:
+            rows = cursor.fetchmany(chunk)
+            if not rows and writer is not None:
+                break
+            table = pa.Table.from_pandas(
+                _typed(pd.DataFrame.from_records(rows, columns=columns), "certificates"), preserve_index=False
+            )
+            if schema is None:
+                # One schema for every chunk: dictionaries with int32 indices, strings as strings.
+                fields = []
+                for field in table.schema:
+                    kind = field.type
+                    if pa.types.is_dictionary(kind):
+                        kind = pa.dictionary(pa.int32(), pa.string())
+                    elif pa.types.is_null(kind) or pa.types.is_large_string(kind):
+                        kind = pa.string()
+                    fields.append(pa.field(field.name, kind))
+                schema = pa.schema(fields, metadata={**(table.schema.metadata or {}), b"generation": generation})
+                writer = pq.ParquetWriter(partial, schema)
+            writer.write_table(table.cast(schema))
+            if not rows:
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+    partial.replace(path)
+
+
+def frames(workspace: Workspace | Path | str, *, snapshot: bool = True) -> Frames:
     """Every inventory table as a typed DataFrame (the DER stays in the database)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(Path(workspace))
     try:
         return Frames(
-            certificates=_read(
-                ws,
-                f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates c LEFT JOIN revocations r "  # noqa: S608
-                "ON r.issuer_ca = c.issuer_ca AND r.serial = c.serial",
-                "certificates",
-            ),
+            certificates=certificates_frame(ws, snapshot=snapshot),
             cas=_read(ws, "SELECT * FROM cas", "cas"),
             symmetric_keys=_read(ws, "SELECT * FROM symmetric_keys", "symmetric_keys"),
             crls=_read(ws, "SELECT * FROM crls", "crls"),

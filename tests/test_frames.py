@@ -118,3 +118,16 @@ def test_real_dcc_certificates_import_classified_with_findings(
     warnings = ws.inventory.execute("SELECT COUNT(*) FROM findings WHERE severity = 'WARNING'").fetchone()[0]
     assert warnings == 6  # the six missing AKIs PROVENANCE.md lists
     ws.close()
+
+
+def test_the_snapshot_equals_the_database_and_follows_every_change(estate: Workspace) -> None:
+    from_db = fr.certificates_frame(estate, snapshot=False)
+    first = fr.certificates_frame(estate)  # written now
+    assert (estate.root / fr.SNAPSHOT).exists()
+    pd.testing.assert_frame_equal(first, from_db)
+    pd.testing.assert_frame_equal(fr.certificates_frame(estate), from_db)  # read back from the snapshot
+    revoke(estate, ca_name="issuing", eui64="00DB123400000002", usage="ka", reason="superseded",
+           requested_by="bob", approved_by="bob")  # fmt: skip
+    after = fr.certificates_frame(estate)
+    assert after["status"].value_counts()["revoked"] == 2
+    pd.testing.assert_frame_equal(after, fr.certificates_frame(estate, snapshot=False))
