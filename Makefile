@@ -35,6 +35,7 @@ test: $(VENV)/.installed-dev
 # Issuance and CRL figures side by side in one run; rewrites docs/benchmarks.md (never a timed test).
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.issuance --markdown docs/benchmarks.md
+	$(BIN)/python -m bench.inventory --markdown docs/benchmarks.md
 
 # JupyterLab on notebooks/ for an attended ceremony; kernels talk over Unix sockets, not TCP.
 WORKSPACE ?= workspace

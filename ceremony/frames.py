@@ -272,23 +272,24 @@ def keys_by_state(f: Frames, as_of: datetime | None = None) -> pd.DataFrame:
 
 def devices_missing_usage(f: Frames) -> pd.DataFrame:
     """Devices with a valid certificate for one usage but not the other (DS without KA, or KA without DS)."""
-    valid = f.certificates[(f.certificates["status"] == "valid") & f.certificates["profile"].str.contains("device")]
-    usages = valid.groupby("eui64", observed=True)["usage"].agg(lambda u: set(u.astype(str)))
-    missing = usages[usages.map(len) < 2]
-    return pd.DataFrame(
-        {"eui64": missing.index, "has": missing.map(lambda u: ",".join(sorted(u))).to_numpy()}
-    ).reset_index(drop=True)
+    c = f.certificates
+    valid = c[(c["status"] == "valid") & c["profile"].astype(str).str.contains("device") & c["eui64"].notna()]
+    pairs = valid[["eui64", "usage"]].astype(str).drop_duplicates()
+    counts = pairs.groupby("eui64")["usage"].agg(["nunique", "first"])
+    missing = counts[counts["nunique"] < 2]
+    return pd.DataFrame({"eui64": missing.index.to_numpy(), "has": missing["first"].to_numpy()})
 
 
 def orphans(f: Frames) -> pd.DataFrame:
     """Certificates whose issuing CA is not in the inventory, and CAs with no certificate of their own."""
     known = set(f.cas["name"].astype(str))
-    foreign = f.certificates[~f.certificates["issuer_ca"].astype(str).isin(known)]
-    rows = [{"kind": "certificate without its CA", "name": s} for s in foreign["serial"].astype(str)]
-    own = set(zip(f.certificates["issuer_ca"].astype(str), f.certificates["serial"].astype(str), strict=True))
+    issuer_ca = f.certificates["issuer_ca"].astype(str)
+    foreign = f.certificates.loc[~issuer_ca.isin(known), "serial"].astype(str)
+    rows = [{"kind": "certificate without its CA", "name": s} for s in foreign]
+    serials = f.certificates["serial"].astype(str)
     for ca in f.cas.itertuples():
         issuer = ca.name if pd.isna(ca.issuer_ca) else ca.issuer_ca
-        if (issuer, ca.serial) not in own:
+        if not ((issuer_ca == issuer) & (serials == ca.serial)).any():
             rows.append({"kind": "CA without its certificate", "name": ca.name})
     return pd.DataFrame(rows, columns=["kind", "name"])
 

@@ -31,3 +31,14 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert report["crl"]["200"]["openssl_gencrl_seconds"] > 0
     text = markdown(report)
     assert "## Signing limit" in text and "| 200 |" in text and f"cores seen: {report['machine']['cores_seen']}" in text
+
+
+@pytest.mark.slow
+def test_the_inventory_benchmark_runs_on_a_small_scale(tmp_path: Path) -> None:
+    from bench.inventory import markdown as inventory_markdown
+    from bench.inventory import run as inventory_run
+
+    report = inventory_run(300, tmp_path)
+    assert report["read_sql"]["rows"] == report["frame_warm"]["rows"] == 302  # plus the two CA certificates
+    assert [t["target"][:10] for t in report["targets"]] == ["typed fram", "notebook <", "peak memor"]
+    assert "## Inventory (synthetic rows)" in inventory_markdown(report)

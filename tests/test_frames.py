@@ -88,7 +88,12 @@ def test_the_explorer_notebook_runs_headless_and_draws(estate: Workspace, tmp_pa
 
     estate.close()
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / "70-inventory-explorer.ipynb"
-    params = {"workspace": str(estate.root), "as_of": "2027-01-01", "out_dir": str(tmp_path / "out")}
+    params = {
+        "workspace": str(estate.root),
+        "as_of": "2027-01-01",
+        "out_dir": str(tmp_path / "out"),
+        "csv_export": True,
+    }
     run_notebook(notebook, params, reports_dir=tmp_path / "reports", progress=False)
     made = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert made == ["certificates.csv", "certificates.parquet", "expiry.png", "issuance.png", "revocations.png"]
