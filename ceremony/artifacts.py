@@ -24,3 +24,12 @@ def write_once(path: Path, data: bytes, *, mode: int = 0o644) -> str:
     finally:
         os.close(fd)
     return hashlib.sha256(data).hexdigest()
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Create a file only its owner can read (0600), refusing an existing one: share and component
+    cards, deposited shares, secrets."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path

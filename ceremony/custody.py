@@ -8,7 +8,6 @@ only a share's fingerprint. Errors name the share and word position, never their
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from itertools import combinations
@@ -18,6 +17,7 @@ import shamir_mnemonic
 from shamir_mnemonic.share import Share as _Slip39Share
 from shamir_mnemonic.wordlist import WORD_INDEX_MAP
 
+from ceremony.artifacts import write_private
 from ceremony.errors import CeremonyError
 
 
@@ -124,10 +124,7 @@ def write_share_card(
         f"fingerprint: {share.fingerprint}\n\n{numbered}\n\n"
         "Print this card, seal it in the bag named above, then delete this file.\n"
     )
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    return path
+    return write_private(path, text)
 
 
 def read_share_card(path: Path) -> str:
@@ -151,11 +148,7 @@ def deposit(directory: Path, shares: list[Share]) -> list[Path]:
         parent.mkdir(mode=0o700, exist_ok=True)
     paths = []
     for share in shares:
-        path = directory / f"{share.custodian}{_SHARE_SUFFIX}"
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(share.words + "\n")
-        paths.append(path)
+        paths.append(write_private(directory / f"{share.custodian}{_SHARE_SUFFIX}", share.words + "\n"))
     return paths
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ceremony.artifacts import write_once
+from ceremony.artifacts import write_once, write_private
 from ceremony.ceremonies import (
     CeremonyFile,
     IssuingCeremony,
@@ -866,9 +866,7 @@ class SymmetricKeys(Procedure):
                     # Unattended runs: the component rests in secrets/ for the combine step to read.
                     directory = self.ws.secrets_dir / "components" / spec.label
                     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    fd = os.open(directory / f"{c.custodian}.component", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-                    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                        fh.write(c.value.hex())
+                    write_private(directory / f"{c.custodian}.component", c.value.hex())
             self.expected[spec.label] = (key_kcv, ecb, {c.custodian: c.kcv for c in components})
             holders.update(spec.custodians)
             record[spec.label] = {

@@ -17,7 +17,6 @@ guarantee is "never written anywhere", not "never in memory twice".
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap_with_padding,
 )
 
+from ceremony.artifacts import write_private
 from ceremony.errors import CeremonyError, InputError
 
 KcvMethod = Literal["ecb", "cmac"]
@@ -155,10 +155,7 @@ def write_component_card(
         f"component KCV ({component.method}): {component.kcv}\n\n{groups}\n\n"
         "Print this card, seal it in the bag named above, then delete this file.\n"
     )
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    return path
+    return write_private(path, text)
 
 
 def read_component_card(path: Path) -> bytes:

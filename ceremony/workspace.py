@@ -63,10 +63,10 @@ def _read_secret_file(path: Path, what: str) -> str:
 
 def write_secret(path: Path, value: str) -> None:
     """Write a secret file with mode 0600, refusing to overwrite one."""
+    from ceremony.artifacts import write_private
+
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(value + "\n")
+    write_private(path, value + "\n")
 
 
 @dataclass

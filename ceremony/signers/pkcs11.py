@@ -526,7 +526,10 @@ class Pkcs11KeyStore:
 
     def attributes(self, label: str) -> KeyAttributes:
         """Protection attributes of the private key ``label``, read back from the token."""
-        key = self._object(label, ObjectClass.PRIVATE_KEY)
+        return self._attributes(label, ObjectClass.PRIVATE_KEY)
+
+    def _attributes(self, label: str, object_class: ObjectClass) -> KeyAttributes:
+        key = self._object(label, object_class)
         try:
             return KeyAttributes(
                 label=label,
@@ -604,19 +607,8 @@ class Pkcs11KeyStore:
             _fail(exc, f"compute the KCV of {label!r}")
 
     def secret_attributes(self, label: str) -> KeyAttributes:
-        key = self._object(label, ObjectClass.SECRET_KEY)
-        try:
-            return KeyAttributes(
-                label=label,
-                sensitive=bool(key[Attribute.SENSITIVE]),
-                extractable=bool(key[Attribute.EXTRACTABLE]),
-                local=bool(key[Attribute.LOCAL]),
-                always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
-                never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]),
-                wrap_with_trusted=bool(key[Attribute.WRAP_WITH_TRUSTED]),
-            )
-        except pkcs11.PKCS11Error as exc:
-            _fail(exc, f"read the attributes of {label!r}")
+        """Protection attributes of the AES key ``label``, read back from the token."""
+        return self._attributes(label, ObjectClass.SECRET_KEY)
 
     def wrap_secret(self, kek_label: str, label: str, mechanism: int) -> bytes:
         """The AES key ``label`` wrapped under the token KEK ``kek_label`` (RFC 5649 with ``mechanism``)."""
