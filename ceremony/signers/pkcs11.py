@@ -301,29 +301,31 @@ class Pkcs11KeyStore:
         key = (self.module, self._conf, self.token_label, os.getpid())
         login = _logins.get(key)
         if login is None:
-            token = self._find_token(lib)
-            try:
-                session = token.open(rw=True, user_pin=self._pin.decode("utf-8"))
-            except pkcs11.PKCS11Error as exc:
-                _fail(exc, f"open a session on token {self.token_label!r}")
-            login = _logins[key] = _Login(session, self._pin)
+            login = _logins[key] = _Login(self._open(lib), self._pin)
         elif not hmac.compare_digest(login.pin, self._pin):
             # The token is already logged in; a different PIN must not ride on that login.
             raise TokenError(f"token refused to open a session on token {self.token_label!r}: PIN incorrect")
         login.users.add(self)
         return login.session
 
-    def _find_token(self, lib: Any) -> Any:
-        # SoftHSM's file store can show a token as missing while another process rewrites its
-        # token file (seen with forked workers after a sibling was killed): look again, briefly.
+    def _open(self, lib: Any) -> Any:
+        """Find the token and log in. SoftHSM's file store can answer "no such token" or a general
+        error while another process rewrites the token's files (seen with forked workers starting
+        together, and after a sibling was killed): such answers are retried, briefly, after
+        re-initialising the library; a refused PIN never is."""
         for attempt in range(_FIND_ATTEMPTS):
+            last = attempt == _FIND_ATTEMPTS - 1
             try:
-                return lib.get_token(token_label=self.token_label)
+                token = lib.get_token(token_label=self.token_label)
+                return token.open(rw=True, user_pin=self._pin.decode("utf-8"))
             except pkcs11.NoSuchToken as exc:
-                if attempt == _FIND_ATTEMPTS - 1:
+                if last:
                     raise TokenError(f"no token labelled {self.token_label!r} in {self.module}") from exc
+            except (pkcs11.PinIncorrect, pkcs11.PinLocked, pkcs11.PinExpired) as exc:
+                _fail(exc, f"open a session on token {self.token_label!r}")
             except pkcs11.PKCS11Error as exc:
-                _fail(exc, f"find token {self.token_label!r}")
+                if last:
+                    _fail(exc, f"open a session on token {self.token_label!r}")
             time.sleep(0.05 * (attempt + 1))
             _reinitialize(self.module, lib)
         raise AssertionError("unreachable")
