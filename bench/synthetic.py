@@ -52,7 +52,7 @@ def make_inventory(root: Path, rows: int, *, seed: int = 7) -> Path:
                 "approved_by": "synthetic", "csr_sha256": None, "key_store": None,
                 "batch_id": f"synthetic-{n // 10_000}",
                 "ceremony_id": None, "issued_at": issued.isoformat(), "artifact": None,
-                "der": b"SYNTHETIC" + n.to_bytes(4, "big"),
+                "der": b"SYNTHETIC" + n.to_bytes(4, "big"), "key_size": 256,
             }  # fmt: skip
             chunk.append(tuple(values[c] for c in CERTIFICATE_COLUMNS))
             if revoked:

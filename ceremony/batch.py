@@ -459,7 +459,7 @@ def _select(
             identity_key(row[0], row[1] == "ka")
             for row in ws.inventory.execute(
                 "SELECT eui64, usage FROM certificates WHERE issuer_ca = ? AND profile = ? AND status = 'valid' "
-                "AND batch_id IS NOT ?",
+                "AND (batch_id IS NULL OR batch_id <> ?)",
                 (ca_name, profile_name, result.batch_id),
             )
         }
@@ -620,7 +620,7 @@ def _fixed_columns(
             serial_hex(int.from_bytes(s.serial, "big")), ca_name, issuer, "", s.packed[:8].hex().upper(), None,
             "ka" if s.packed[8] else "ds", None, profile_name, not_before, not_after, "ec-p256", "ecdsa-with-SHA256",
             policies, s.ski.hex().upper(), aki, hashlib.sha256(s.der).hexdigest(), "valid", approved_by,
-            s.packed[74:106].hex(), None, batch_id, None, issued_at, artifact, s.der,
+            s.packed[74:106].hex(), None, batch_id, None, issued_at, artifact, s.der, 256,
         )  # fmt: skip
 
     return row

@@ -24,6 +24,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message}\n")
 
 
+DATABASE_HELP = (
+    "a postgresql:// URL for an inventory shared by several operators (no password in it: use ~/.pgpass or "
+    "PGPASSWORD); default: a SQLite file in the workspace"
+)
+
+
 def _workspace_dir(args: argparse.Namespace) -> Path:
     return Path(args.workspace or os.environ.get("CEREMONY_WORKSPACE") or "workspace")
 
@@ -57,7 +63,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     from ceremony.workspace import init_workspace
 
     ws = init_workspace(
-        _workspace_dir(args), key_store=args.key_store, token_label=args.token_label, initialise_token=not args.no_token
+        _workspace_dir(args),
+        key_store=args.key_store,
+        token_label=args.token_label,
+        initialise_token=not args.no_token,
+        database=args.database,
     )
     kind = ws.config.key_store.kind
     print(
@@ -73,7 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ceremony.demo import default_workspace, run_demo
 
     target = Path(args.workspace) if args.workspace else default_workspace(Path.cwd(), datetime.now(timezone.utc))
-    result = run_demo(target, devices=args.devices)
+    result = run_demo(target, devices=args.devices, database=args.database)
     if args.json:
         _print_json(result.to_json())
     else:
@@ -397,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave the token to a token-initialisation ceremony (its custodians then hold the PIN in shares)",
     )
+    p.add_argument("--database", metavar="URL", help=DATABASE_HELP)
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("demo", help="the whole story on a new workspace")
@@ -407,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a new or empty directory (default: ./workspaces/demo-<UTC>)",
     )
     p.add_argument("--devices", type=int, default=20, help="number of devices (DS + KA each; default 20)")
+    p.add_argument("--database", metavar="URL", help=DATABASE_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object describing what was done")
     p.set_defaults(func=cmd_demo)
 

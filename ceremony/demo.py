@@ -147,13 +147,20 @@ def _issued_ca(ws: Workspace, name: str) -> Issued:
     return Issued(cert, record, ws.root / (record.artifact or f"artifacts/cas/{name}.pem"))
 
 
-def run_demo(workspace: Path, *, devices: int = 20, notice: Any = None, reports: Path | None = None) -> DemoResult:
+def run_demo(
+    workspace: Path,
+    *,
+    devices: int = 20,
+    notice: Any = None,
+    reports: Path | None = None,
+    database: str | None = None,
+) -> DemoResult:
     """Workspace → the key ceremonies run as notebooks (token, root and issuing CA, backup and restore
     test, destruction of the test copy) → organisation (DS, KA) certificates → the device fleet as a
     batch (notebook 30) → one device revoked, CRL and ARL published (notebook 40) → lint → export."""
     if devices < 0 or devices > 10_000:
         raise InputError(f"--devices must be between 0 and 10000 (got {devices})")
-    ws = init_workspace(workspace, token_label=TOKEN_LABEL, initialise_token=False)
+    ws = init_workspace(workspace, token_label=TOKEN_LABEL, initialise_token=False, database=database)
     say = notice or (lambda text: print(text, file=sys.stderr))
     if ws.config.key_store.kind == "software":
         say(

@@ -65,6 +65,13 @@ SIGNATURE_ALGORITHMS = {
 NAMED_CURVES = {"secp256r1": ("ec-p256", 32), "secp384r1": ("ec-p384", 48), "secp521r1": ("ec-p521", 66)}
 
 
+def key_size_bits(algorithm: str) -> int | None:
+    """Bits of a key named as in ``KeyFacts.algorithm``: ec-p256 -> 256, rsa-2048 -> 2048; None if unknown."""
+    kind, _, size = algorithm.partition("-")
+    digits = size.removeprefix("p")
+    return int(digits) if kind in ("ec", "rsa") and digits.isdigit() else None
+
+
 def signature_name(oid: str) -> str:
     return SIGNATURE_ALGORITHMS.get(oid, oid)
 

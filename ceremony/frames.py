@@ -14,12 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from ceremony.transcript import read_entries
 from ceremony.workspace import Workspace
 
 _CERTIFICATE_COLUMNS = (
     "c.serial, c.issuer_ca, c.issuer, c.subject, c.eui64, c.role, c.usage, c.name, c.profile, c.not_before, "
-    "c.not_after, c.key_algorithm, c.signature_algorithm, c.policy_oids, c.ski, c.aki, c.fingerprint, c.status, "
+    "c.not_after, c.key_algorithm, c.key_size, c.signature_algorithm, c.policy_oids, c.ski, c.aki, c.fingerprint, "
+    "c.status, "
     "c.approved_by, c.batch_id, c.ceremony_id, c.issued_at, r.revoked_at, r.reason AS revocation_reason"
 )
 _CATEGORIES = {
@@ -37,6 +37,7 @@ _TIMES = {
     "symmetric_keys": ("created_at", "activated_at", "rotation_due", "expires_at"),
     "crls": ("this_update", "next_update"),
     "batches": ("created_at", "completed_at"),
+    "ceremonies": ("started", "sealed_at"),
 }
 #: Where each expiry bucket ends, in days from the as-of date (the last bucket is open-ended).
 EXPIRY_BUCKETS = ((0, "expired"), (30, "< 30 days"), (90, "30-90 days"), (365, "90 days-1 year"),
@@ -69,39 +70,27 @@ def _typed(frame: pd.DataFrame, table: str) -> pd.DataFrame:
 
 def _read(ws: Workspace, sql: str, table: str) -> pd.DataFrame:
     cursor = ws.inventory.execute(sql)
-    columns = [d[0] for d in cursor.description]
-    return _typed(pd.DataFrame.from_records(cursor.fetchall(), columns=columns), table)
+    frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(cursor.keys()))
+    return _typed(frame.drop(columns=["rowid"], errors="ignore"), table)
 
 
 def _ceremonies(ws: Workspace) -> pd.DataFrame:
-    """One row per ceremony transcript (live and rehearsal): id, type, date run, sealed, entries, deviations."""
-    rows: list[dict[str, Any]] = []
-    for area, rehearsal in ((ws.root, False), (ws.rehearsal_dir, True)):
-        for path in sorted((area / "transcripts").glob("*.jsonl")):
-            if path.name.endswith(".attestations.jsonl"):
-                continue
-            entries = read_entries(path)
-            if not entries:
-                continue
-            start = entries[0]
-            rows.append(
-                {
-                    "ceremony_id": start.get("ceremony_id"),
-                    "type": start.get("type"),
-                    "started": start.get("time"),
-                    "sealed": entries[-1].get("event") == "seal",
-                    "entries": len(entries),
-                    "deviations": sum(e.get("event") == "deviation" for e in entries),
-                    "rehearsal": rehearsal,
-                    "transcript": str(path),
-                }
-            )
-    frame = pd.DataFrame(
-        rows, columns=["ceremony_id", "type", "started", "sealed", "entries", "deviations", "rehearsal", "transcript"]
-    )
-    frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")
+    """One row per ceremony on record, live and rehearsal (the rehearsal area keeps its own store):
+    id, type, started, sealed, entries, deviations; an unsealed row is a run that was interrupted."""
+    columns = "ceremony_id, type, started_at AS started, sealed_at, entries, deviations, rehearsal, transcript"
+    sql = f"SELECT {columns} FROM ceremonies"  # noqa: S608
+    parts = [_read(ws, sql, "ceremonies")]
+    if (ws.rehearsal_dir / "workspace.yaml").is_file():
+        rehearsal = Workspace.open(ws.rehearsal_dir)
+        try:
+            parts.append(_read(rehearsal, sql, "ceremonies"))
+        finally:
+            rehearsal.close()
+    frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+    frame["sealed"] = frame["sealed_at"].notna()
+    frame["rehearsal"] = frame["rehearsal"].astype(bool)
     frame["type"] = frame["type"].astype("category")
-    return frame
+    return frame.sort_values("started", ignore_index=True)
 
 
 SNAPSHOT = "snapshots/certificates.parquet"
@@ -138,7 +127,7 @@ def _write_snapshot(ws: Workspace, sql: str, path: Path, generation: bytes, chun
     import pyarrow.parquet as pq
 
     cursor = ws.inventory.execute(sql)
-    columns = [d[0] for d in cursor.description]
+    columns = list(cursor.keys())
     path.parent.mkdir(exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     writer: Any = None

@@ -19,7 +19,7 @@ from typing import Any
 
 from ceremony.checks.certificate import _other_name_value, parse_certificate
 from ceremony.checks.lint import _classify, _documents, _files
-from ceremony.der import HARDWARE_MODULE_NAME_OID, key_facts, parse_hardware_module_name, signature_name
+from ceremony.der import HARDWARE_MODULE_NAME_OID, key_facts, key_size_bits, parse_hardware_module_name, signature_name
 from ceremony.errors import InputError
 from ceremony.inventory import CERTIFICATE_COLUMNS
 from ceremony.issuance import operator
@@ -68,7 +68,8 @@ def _fields(der: bytes, source: str) -> dict[str, Any]:
         "name": name,
         "not_before": tbs["validity"]["not_before"].native.astimezone(timezone.utc).isoformat(),
         "not_after": tbs["validity"]["not_after"].native.astimezone(timezone.utc).isoformat(),
-        "key_algorithm": key_facts(tbs["subject_public_key_info"]).algorithm,
+        "key_algorithm": (algorithm := key_facts(tbs["subject_public_key_info"]).algorithm),
+        "key_size": key_size_bits(algorithm),
         "signature_algorithm": signature_name(cert["signature_algorithm"]["algorithm"].dotted),
         "policy_oids": " ".join(p["policy_identifier"].dotted for p in cert.certificate_policies_value or []),
         "ski": cert.key_identifier.hex().upper() if cert.key_identifier else "",

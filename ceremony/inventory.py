@@ -1,18 +1,29 @@
-"""The inventory: every CA and certificate, parsed once at issue time, plus the DER (SQLite, WAL)."""
+"""The inventory: every CA, certificate, key, CRL and ceremony, parsed once at issue time, plus the DER.
+
+One store, two engines, one code path (SQLAlchemy Core): SQLite in the workspace (WAL) by default,
+or PostgreSQL when ``workspace.yaml`` names a ``postgresql://`` URL, so several operators can share one
+inventory. The SQL is written once, with ``?`` placeholders; the store rewrites them for the driver.
+PostgreSQL has no ``rowid``: every table there gets an identity column of that name, so "in the order
+inserted" reads the same on both.
+"""
 
 from __future__ import annotations
 
 import csv
-import sqlite3
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ceremony.errors import InputError, StateError
+import sqlalchemy as sa
 
-#: Schema migrations, applied in order; PRAGMA user_version records how many ran.
+from ceremony.errors import ConfigError, InputError, StateError
+
+#: Schema migrations, applied in order; SQLite's PRAGMA user_version (PostgreSQL: table schema_version)
+#: records how many ran. Written for SQLite; ``_ddl`` adapts them to PostgreSQL.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE cas (
@@ -149,6 +160,32 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX findings_fingerprint ON findings (fingerprint);
     """,
+    """
+    ALTER TABLE certificates ADD COLUMN key_size INTEGER;
+    CREATE TABLE ceremonies (
+        ceremony_id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        file TEXT NOT NULL,
+        file_sha256 TEXT NOT NULL,
+        rehearsal INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        sealed_at TEXT,
+        entries INTEGER,
+        deviations INTEGER,
+        seal_words TEXT,
+        transcript TEXT NOT NULL,
+        transcript_sha256 TEXT
+    );
+    CREATE TABLE transcript_entries (
+        ceremony_id TEXT NOT NULL REFERENCES ceremonies(ceremony_id),
+        seq INTEGER NOT NULL,
+        time TEXT NOT NULL,
+        event TEXT NOT NULL,
+        step TEXT,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (ceremony_id, seq)
+    );
+    """,
 )
 
 #: Certificate columns in table order (the fast path inserts tuples in this order).
@@ -156,6 +193,7 @@ CERTIFICATE_COLUMNS: tuple[str, ...] = (
     "serial", "issuer_ca", "issuer", "subject", "eui64", "role", "usage", "name", "profile", "not_before",
     "not_after", "key_algorithm", "signature_algorithm", "policy_oids", "ski", "aki", "fingerprint", "status",
     "approved_by", "csr_sha256", "key_store", "batch_id", "ceremony_id", "issued_at", "artifact", "der",
+    "key_size",
 )  # fmt: skip
 
 
@@ -189,6 +227,8 @@ class CertificateRecord:
     issued_at: str
     artifact: str | None
     der: bytes
+    #: Bits of the subject key (the curve's size for EC keys).
+    key_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -205,118 +245,246 @@ class CARecord:
 
 EXPORT_COLUMNS = [f.name for f in fields(CertificateRecord) if f.name != "der"]
 assert tuple(f.name for f in fields(CertificateRecord)) == CERTIFICATE_COLUMNS
+INSERT_CERTIFICATE = (
+    f"INSERT INTO certificates ({', '.join(CERTIFICATE_COLUMNS)}) "  # noqa: S608 - our column names
+    f"VALUES ({', '.join('?' for _ in CERTIFICATE_COLUMNS)})"
+)
+_CA_COLUMNS = ", ".join(f.name for f in fields(CARecord))
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    """A row as a dict, with memoryview (PostgreSQL's BYTEA through some paths) as bytes."""
+    return {k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()}
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver error's own first line (SQLAlchemy appends the statement and its parameters)."""
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def database_url(location: Path | str) -> sa.URL:
+    """The SQLAlchemy URL of a store: a path is a SQLite file; ``postgresql://`` uses psycopg.
+
+    A password never sits in ``workspace.yaml``: libpq reads it from ~/.pgpass or PGPASSWORD."""
+    if isinstance(location, Path) or "://" not in location:
+        return sa.URL.create("sqlite", database=str(location))
+    try:
+        url = sa.make_url(location)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"database: {location!r} is not a database URL") from exc
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(f"database: {url.get_backend_name()}:// is not supported (a SQLite path, or postgresql://)")
+    if url.password is not None:
+        raise ConfigError("database: the URL holds a password; put it in ~/.pgpass or PGPASSWORD instead")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+@lru_cache(maxsize=512)
+def _for_psycopg(sql: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (our SQL has no ``?`` inside literals)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+_CREATE_TABLE = re.compile(r"CREATE TABLE (\w+)")
+#: Serialises schema upgrades of a shared PostgreSQL inventory (any constant, the same for every client).
+_MIGRATION_LOCK = 0x53315350
 
 
 class Inventory:
-    """The inventory store. One connection per instance; writes go through ``transaction``."""
+    """The inventory store. One connection per instance, in autocommit; writes go through ``transaction``,
+    which takes SQLite's write lock at once (BEGIN IMMEDIATE) and is a plain transaction on PostgreSQL."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
+    def __init__(self, location: Path | str) -> None:
+        url = database_url(location)
+        self.location = url.render_as_string(hide_password=True)
+        self.postgres = url.get_backend_name() == "postgresql"
+        self.path = Path(str(url.database)) if not self.postgres else None
+        engine = sa.create_engine(
+            url,
+            poolclass=sa.pool.NullPool,
+            connect_args={} if self.postgres else {"timeout": 30.0},
+        )
+        if not self.postgres:
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        self._engine = engine
+        try:
+            self._db = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.OperationalError as exc:
+            raise StateError(f"cannot open the inventory at {self.location}: {_first_line(exc)}") from exc
+        self._sql = _for_psycopg if self.postgres else (lambda sql: sql)
+        self._begin = "BEGIN" if self.postgres else "BEGIN IMMEDIATE"
         self._migrate()
 
+    def _version(self) -> int:
+        if self.postgres:
+            self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            return int(row[0] or 0) if row else 0
+        return int(self.execute("PRAGMA user_version").scalar_one())
+
+    def _ddl(self, statement: str) -> list[str]:
+        """A migration statement as this engine takes it (PostgreSQL: BYTEA, and a rowid per table)."""
+        if not self.postgres:
+            return [statement]
+        out = [re.sub(r"\bBLOB\b", "BYTEA", statement)]
+        for table in _CREATE_TABLE.findall(statement):
+            out.append(f"ALTER TABLE {table} ADD COLUMN rowid BIGINT GENERATED BY DEFAULT AS IDENTITY")
+        return out
+
     def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise StateError(
-                f"{self.path} has schema version {version}; this tool knows {len(MIGRATIONS)} (upgrade the workbench)"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            with self.transaction() as db:
-                # One statement at a time: executescript() would COMMIT the open transaction.
+        if self._version() == len(MIGRATIONS):
+            return
+        with self.transaction() as db:
+            if self.postgres:
+                db.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            version = self._version()
+            if version > len(MIGRATIONS):
+                raise StateError(
+                    f"{self.location} has schema version {version}; this tool knows {len(MIGRATIONS)} "
+                    "(upgrade the workbench)"
+                )
+            for number in range(version, len(MIGRATIONS)):
                 for statement in filter(str.strip, MIGRATIONS[number].split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number + 1}")
+                    for sql in self._ddl(statement):
+                        db.execute(sql)
+            if self.postgres:
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
+            else:
+                db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    @property
+    def schema_version(self) -> int:
+        return self._version()
 
     def close(self) -> None:
         self._db.close()
+        self._engine.dispose()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
-        self._db.execute("BEGIN IMMEDIATE")
+    def transaction(self) -> Iterator[Inventory]:
+        """BEGIN … COMMIT, rolled back on any error; yields the store for ``execute`` and ``executemany``."""
+        self._db.exec_driver_sql(self._begin)
         try:
-            yield self._db
+            yield self
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.exec_driver_sql("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        self._db.exec_driver_sql("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """A query written in this package (never user text), with ``?`` placeholders; values go in
+        ``params``. Returns SQLAlchemy's ``CursorResult`` (typed Any: its rows' arity is the query's),
+        whose rows index by position, by attribute, or by name through ``row._mapping``."""
+        return self._db.exec_driver_sql(self._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._db.exec_driver_sql(self._sql(sql), [tuple(r) for r in rows])
 
     # --- certificates -----------------------------------------------------------------
     def serial_exists(self, issuer_ca: str, serial: str) -> bool:
-        row = self._db.execute(
+        row = self.execute(
             "SELECT 1 FROM certificates WHERE issuer_ca = ? AND serial = ?", (issuer_ca, serial)
         ).fetchone()
         return row is not None
 
     def valid_for_identity(self, issuer_ca: str, profile: str, eui64: str, usage: str, role: str | None) -> list[str]:
         """Serials of valid certificates already issued for (EUI-64, usage[, role]) by this CA."""
-        rows = self._db.execute(
-            "SELECT serial FROM certificates WHERE issuer_ca = ? AND profile = ? AND eui64 = ? "
-            "AND usage = ? AND status = 'valid' AND (role IS ? OR role = ?)",
-            (issuer_ca, profile, eui64, usage, role, role),
+        role_is = "role IS NULL" if role is None else "role = ?"
+        rows = self.execute(
+            "SELECT serial FROM certificates WHERE issuer_ca = ? AND profile = ? AND eui64 = ? "  # noqa: S608
+            f"AND usage = ? AND status = 'valid' AND {role_is}",
+            (issuer_ca, profile, eui64, usage) + (() if role is None else (role,)),
         ).fetchall()
         return [r[0] for r in rows]
 
-    def add_certificate(self, db: sqlite3.Connection, record: CertificateRecord) -> None:
-        row = asdict(record)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+    def add_certificate(self, db: Inventory, record: CertificateRecord) -> None:
         try:
-            db.execute(
-                f"INSERT INTO certificates ({cols}) VALUES ({marks})",  # noqa: S608 - columns are our dataclass fields
-                tuple(row.values()),
-            )
-        except sqlite3.IntegrityError as exc:
+            db.execute(INSERT_CERTIFICATE, tuple(asdict(record).values()))
+        except sa.exc.IntegrityError as exc:
             raise StateError(
                 f"certificate {record.serial} from {record.issuer_ca} is already in the inventory"
             ) from exc
 
-    def add_certificate_rows(self, db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def add_certificate_rows(self, db: Inventory, rows: list[tuple[Any, ...]]) -> None:
         """Insert many rows at once, each a tuple in ``CERTIFICATE_COLUMNS`` order (batch issuance)."""
-        marks = ", ".join("?" for _ in CERTIFICATE_COLUMNS)
         try:
-            db.executemany(f"INSERT INTO certificates VALUES ({marks})", rows)  # noqa: S608 - no user text
-        except sqlite3.IntegrityError as exc:
-            raise StateError(f"a certificate of this batch is already in the inventory ({exc})") from exc
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        """A read query written in this package (never user text); values go in ``params``."""
-        return self._db.execute(sql, params)
+            db.executemany(INSERT_CERTIFICATE, rows)
+        except sa.exc.IntegrityError as exc:
+            raise StateError(f"a certificate of this batch is already in the inventory ({_first_line(exc)})") from exc
 
     def certificates(self, where: str = "", params: tuple[Any, ...] = ()) -> list[CertificateRecord]:
         # ``where`` is written by callers in this package, never by users; values go in ``params``.
-        sql = "SELECT * FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
-        return [CertificateRecord(**dict(r)) for r in self._db.execute(sql + " ORDER BY issued_at, serial", params)]
+        sql = f"SELECT {', '.join(CERTIFICATE_COLUMNS)} FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
+        return [
+            CertificateRecord(**_plain(r._mapping)) for r in self.execute(sql + " ORDER BY issued_at, serial", params)
+        ]
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM certificates").fetchone()[0])
+        return int(self.execute("SELECT COUNT(*) FROM certificates").scalar_one())
+
+    # --- keys -----------------------------------------------------------------------
+    def symmetric_key(self, label: str) -> dict[str, Any] | None:
+        """One row of the symmetric key inventory, or None."""
+        row = self.execute("SELECT * FROM symmetric_keys WHERE label = ?", (label,)).fetchone()
+        return None if row is None else {k: v for k, v in row._mapping.items() if k != "rowid"}
+
+    # --- ceremonies ---------------------------------------------------------------------
+    def record_ceremony_start(self, start: dict[str, Any], *, file: str, transcript: str) -> None:
+        """A ceremony on record from its first transcript entry (an unsealed row is an interrupted run)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO ceremonies (ceremony_id, type, file, file_sha256, rehearsal, started_at, transcript) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (start["ceremony_id"], start["type"], file, start["file_sha256"], int(bool(start["rehearsal"])),
+                 start["time"], transcript),
+            )  # fmt: skip
+
+    def record_ceremony_seal(self, ceremony_id: str, entries: list[dict[str, Any]], transcript_sha256: str) -> None:
+        """The sealed transcript: the ceremony's summary row, and one row per entry (hash-chained on disk)."""
+        seal = entries[-1]
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE ceremonies SET sealed_at = ?, entries = ?, deviations = ?, seal_words = ?, "
+                "transcript_sha256 = ? WHERE ceremony_id = ?",
+                (seal["time"], len(entries), sum(e["event"] == "deviation" for e in entries), seal["words"],
+                 transcript_sha256, ceremony_id),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO transcript_entries VALUES (?, ?, ?, ?, ?, ?)",
+                [(ceremony_id, e["seq"], e["time"], e["event"], e.get("step"), e["hash"]) for e in entries],
+            )
 
     # --- CAs --------------------------------------------------------------------------
-    def add_ca(self, db: sqlite3.Connection, record: CARecord) -> None:
+    def add_ca(self, db: Inventory, record: CARecord) -> None:
         try:
             db.execute("INSERT INTO cas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(record).values()))
-        except sqlite3.IntegrityError as exc:
+        except sa.exc.IntegrityError as exc:
             raise StateError(f"CA {record.name!r} already exists in this workspace") from exc
 
     def ca(self, name: str) -> CARecord:
-        row = self._db.execute("SELECT * FROM cas WHERE name = ?", (name,)).fetchone()
+        row = self.execute(f"SELECT {_CA_COLUMNS} FROM cas WHERE name = ?", (name,)).fetchone()  # noqa: S608
         if row is None:
             known = ", ".join(self.ca_names()) or "none"
             raise InputError(f"no CA named {name!r} in this workspace (known: {known})")
-        return CARecord(**dict(row))
+        return CARecord(**row._mapping)
 
     def ca_names(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT name FROM cas ORDER BY created_at")]
+        return [r[0] for r in self.execute("SELECT name FROM cas ORDER BY created_at")]
 
     def ca_certificate_der(self, name: str) -> bytes:
         ca = self.ca(name)
         issuer = ca.issuer_ca or ca.name
-        row = self._db.execute(
+        row = self.execute(
             "SELECT der FROM certificates WHERE issuer_ca = ? AND serial = ?", (issuer, ca.serial)
         ).fetchone()
         if row is None:
@@ -331,7 +499,7 @@ class Inventory:
         with out.open("x", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(EXPORT_COLUMNS)
-            for row in self._db.execute(sql + " ORDER BY issued_at, serial", params):
+            for row in self.execute(sql + " ORDER BY issued_at, serial", params):
                 writer.writerow(row)
                 count += 1
         return count
@@ -341,7 +509,7 @@ class Inventory:
         sql = "SELECT der FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
         count = 0
         with out.open("xb") as fh:
-            for (der,) in self._db.execute(sql + " ORDER BY issued_at, serial", params):
+            for (der,) in self.execute(sql + " ORDER BY issued_at, serial", params):
                 fh.write(pem_certificate(bytes(der)))
                 count += 1
         return count

@@ -21,7 +21,7 @@ from ceremony.artifacts import write_once
 from ceremony.checks.certificate import check_certificate
 from ceremony.checks.findings import failing
 from ceremony.csr import CertificationRequest, check_identity, parse_csr
-from ceremony.der import NAMED_CURVES, signature_name
+from ceremony.der import NAMED_CURVES, key_size_bits, signature_name
 from ceremony.errors import CeremonyError, InputError, StateError
 from ceremony.inventory import CARecord, CertificateRecord
 from ceremony.profiles import ResolvedProfile, get_profile
@@ -221,6 +221,7 @@ def _record(
         issued_at=now.isoformat(timespec="microseconds"),
         artifact=artifact,
         der=der,
+        key_size=key_size_bits(key_algorithm_of(cert.public_key())),  # type: ignore[arg-type]
     )
 
 

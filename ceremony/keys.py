@@ -62,10 +62,10 @@ def overdue(ws: Workspace, now: datetime | None = None) -> list[tuple[KeyRow, st
 
 
 def _key(ws: Workspace, label: str) -> dict[str, Any]:
-    row = ws.inventory.execute("SELECT * FROM symmetric_keys WHERE label = ?", (label,)).fetchone()
+    row = ws.inventory.symmetric_key(label)
     if row is None:
         raise InputError(f"no symmetric key labelled {label!r} in the key inventory")
-    return dict(row)
+    return row
 
 
 def _mechanism(ws: Workspace) -> int:

@@ -9,7 +9,7 @@ from ceremony.errors import InputError
 from ceremony.workspace import Workspace
 
 _FIELDS = ("profile", "status", "usage", "role", "name", "subject", "not_before", "not_after", "key_algorithm",
-           "fingerprint", "approved_by", "batch_id", "ceremony_id", "issued_at")  # fmt: skip
+           "key_size", "fingerprint", "approved_by", "batch_id", "ceremony_id", "issued_at")  # fmt: skip
 
 
 def _lineage(ws: Workspace, ca_name: str) -> str:
@@ -43,17 +43,17 @@ def show(ws: Workspace, what: str) -> list[str]:
             (text,),  # noqa: S608
         ).fetchall()
         if rows:
-            usages = {r["usage"] for r in rows if r["status"] == "valid"}
+            usages = {r.usage for r in rows if r.status == "valid"}
             missing = sorted({"ds", "ka"} - usages)
             head = [
                 f"device {text}: {len(rows)} certificate(s)" + (f"; no valid {', '.join(missing)}" if missing else "")
             ]
-            return head + [line for r in rows for line in _describe(ws, dict(r))]
+            return head + [line for r in rows for line in _describe(ws, dict(r._mapping))]
     if re.fullmatch(r"[0-9A-F]{1,40}", text):
         rows = ws.inventory.execute(
             f"SELECT {columns} FROM certificates WHERE serial = ?",  # noqa: S608
             (text.rjust(32, "0"),),  # noqa: S608
         ).fetchall()
         if rows:
-            return [line for r in rows for line in _describe(ws, dict(r))]
+            return [line for r in rows for line in _describe(ws, dict(r._mapping))]
     raise InputError(f"no certificate with serial {what} and no device with EUI-64 {what} in the inventory")

@@ -14,6 +14,7 @@ fingerprints, key check values and who acknowledged what.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -165,7 +166,7 @@ class Procedure:
         self.check()
         spec = self.spec
         kind = self.ws.config.key_store.kind
-        self.transcript.start(
+        started = self.transcript.start(
             spec.ceremony_id,
             self.TYPE,
             {
@@ -180,6 +181,9 @@ class Procedure:
                 "script": [step for step, _ in self.SCRIPT],
                 "run_by": operator(),
             },
+        )
+        self.ws.inventory.record_ceremony_start(
+            started, file=self.ceremony.path.name, transcript=os.path.relpath(self.transcript.path, self.ws.root)
         )
         if self.rehearsal:
             self.transcript.deviation(
@@ -254,6 +258,11 @@ class Procedure:
             raise StateError(f"cannot seal: declared outputs not written: {', '.join(missing)}")
         store, label = self.seal_with
         entry = self.transcript.seal(store.load(label), key_label=label)
+        self.ws.inventory.record_ceremony_seal(
+            self.spec.ceremony_id,
+            self.transcript.entries(),
+            hashlib.sha256(self.transcript.path.read_bytes()).hexdigest(),
+        )
         self.console.show(f"sealed {self.transcript.path}\nread aloud: {entry['words']}")
         return Outcome(
             self.spec.ceremony_id, self.TYPE, self.transcript.path, self.rehearsal, entry["words"], self.outputs

@@ -76,10 +76,11 @@ def revoke(
     else:
         assert eui64 is not None
         value = normalise_eui64(eui64)
+        by_usage = "" if usage is None else " AND usage = ?"
         rows = ws.inventory.execute(
-            "SELECT serial, profile, eui64, usage, status FROM certificates WHERE issuer_ca = ? AND eui64 = ? "
-            "AND status = 'valid' AND (? IS NULL OR usage = ?)",
-            (ca_name, value, usage, usage),
+            "SELECT serial, profile, eui64, usage, status FROM certificates WHERE issuer_ca = ? AND eui64 = ? "  # noqa: S608
+            f"AND status = 'valid'{by_usage}",
+            (ca_name, value) + (() if usage is None else (usage,)),
         ).fetchall()
         if not rows:
             raise InputError(

@@ -194,10 +194,10 @@ class KeyRotation(Procedure):
         return entry
 
     def _row(self, label: str) -> dict[str, Any]:
-        row = self.ws.inventory.execute("SELECT * FROM symmetric_keys WHERE label = ?", (label,)).fetchone()
+        row = self.ws.inventory.symmetric_key(label)
         if row is None:
             raise InputError(f"{self.ceremony.path}: key_label: no symmetric key {label!r} in the key inventory")
-        return dict(row)
+        return row
 
     def do_successor(self) -> dict[str, Any]:
         from datetime import timedelta

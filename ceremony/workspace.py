@@ -100,8 +100,10 @@ class Workspace:
         return self.root / "journal.jsonl"
 
     @property
-    def database_path(self) -> Path:
-        return self.root / self.config.database
+    def database(self) -> Path | str:
+        """The inventory's location: a SQLite file in the workspace, or a ``postgresql://`` URL."""
+        db = self.config.database
+        return db if "://" in db else self.root / db
 
     @property
     def transcripts_dir(self) -> Path:
@@ -127,7 +129,7 @@ class Workspace:
     # --- components -----------------------------------------------------------------
     @cached_property
     def inventory(self) -> Inventory:
-        return Inventory(self.database_path)
+        return Inventory(self.database)
 
     @cached_property
     def journal(self) -> Journal:
@@ -225,6 +227,7 @@ def init_workspace(
     key_store: Literal["auto", "pkcs11", "software"] = "auto",
     token_label: str = "s1spki-workbench",  # noqa: S107 - a label, not a password
     initialise_token: bool = True,
+    database: str | None = None,
     now: datetime | None = None,
 ) -> Workspace:
     """Create a new workspace: directories, secrets (generated, 0600), token or store, database.
@@ -232,13 +235,19 @@ def init_workspace(
     ``auto`` uses SoftHSM2 when its module is installed and the software store otherwise.
     With ``initialise_token`` False the token (or store) is left to a token-initialisation
     ceremony, whose custodians then hold its PIN in shares. Refuses a directory that exists
-    and is not empty.
+    and is not empty. ``database`` is a ``postgresql://`` URL for an inventory shared by several
+    operators (checked, and its schema brought up to date, before anything is created); by default
+    the inventory is a SQLite file in the workspace.
     """
     from ceremony.signers.pkcs11 import find_softhsm_module, init_softhsm_token, write_softhsm_conf
 
     root = root.resolve()
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise InputError(f"{root} exists and is not empty; a new workspace needs a new directory")
+    if database is not None:
+        if "://" not in database:
+            raise InputError(f"--database: {database!r} is not a postgresql:// URL (SQLite is the default)")
+        Inventory(database).close()
     module = find_softhsm_module()
     if key_store == "pkcs11" and module is None:
         raise TokenError("SoftHSM2 is not installed (apt-get install softhsm2); use the software store")
@@ -272,6 +281,8 @@ def init_workspace(
             write_secret(root / "secrets" / "software-store.passphrase", secrets.token_urlsafe(24))
         store = KeyStoreConfig(kind="software", token_label=token_label)
     config = WorkspaceConfig(schema_version=1, created=when, key_store=store)
+    if database:
+        config = config.model_copy(update={"database": database})
     text = (
         "# S1SPKI workbench workspace. Secrets are never stored here: PINs and passphrases\n"
         f"# come from {PIN_ENV} / {PASSPHRASE_ENV} or files in secrets/ (0600).\n"

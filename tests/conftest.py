@@ -1,4 +1,5 @@
-"""Shared fixtures: vectors from ../shared, SoftHSM availability (a skip locally, a failure in CI)."""
+"""Shared fixtures: vectors from ../shared, SoftHSM and PostgreSQL availability (a skip locally, a failure
+in CI), and the inventory's engine (SQLite by default; the inventory tests run on both)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ceremony.signers.pkcs11 import find_softhsm_module
+from tests import postgres
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VECTORS = REPO.parent / "shared" / "vectors" / "smki-test"
@@ -18,6 +20,48 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get("CI"):
             pytest.fail("SoftHSM2 is not installed, and CI must run every HSM test (.ci/run installs softhsm2)")
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
+
+
+def _unavailable(what: str, why: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{why}, and CI must run every {what} test (.ci/run installs it)")
+    pytest.skip(why)
+
+
+_PG: dict[str, object] = {"server": None, "passed": 0}
+
+
+@pytest.fixture(scope="session")
+def postgres_server():  # type: ignore[no-untyped-def]
+    """One throwaway PostgreSQL cluster on 127.0.0.1 for the session (see tests/postgres.py)."""
+    why = postgres.unavailable()
+    if why:
+        _unavailable("PostgreSQL", why)
+    server = postgres.PostgresServer().start()
+    _PG["server"] = server
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest) -> str | None:
+    """The inventory's engine: SQLite (None) unless parametrised (indirectly, or by a module overriding
+    this fixture) with ``tests.postgres.ENGINES`` to run on SQLite and on a real PostgreSQL server."""
+    return postgres.database_for(request) if hasattr(request, "param") else None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed and "postgres" in report.keywords:
+        _PG["passed"] = int(_PG["passed"]) + 1  # type: ignore[call-overload]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    server = _PG["server"]
+    if server is not None:
+        terminalreporter.write_line(
+            f"PostgreSQL: {_PG['passed']} inventory tests passed against a real server "
+            f"({server.version}, 127.0.0.1:{server.port})"  # type: ignore[attr-defined]
+        )
 
 
 @pytest.fixture
@@ -43,12 +87,12 @@ def key_store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def ca_workspace(tmp_path: Path, key_store_kind: str):  # type: ignore[no-untyped-def]
+def ca_workspace(tmp_path: Path, key_store_kind: str, database: str | None):  # type: ignore[no-untyped-def]
     """A workspace with the S1SP root and issuing CA (P-256), in the parametrised key store."""
     from ceremony.issuance import create_ca
     from ceremony.workspace import init_workspace
 
-    ws = init_workspace(tmp_path / "ws", key_store=key_store_kind)  # type: ignore[arg-type]
+    ws = init_workspace(tmp_path / "ws", key_store=key_store_kind, database=database)  # type: ignore[arg-type]
     create_ca(ws, "root", profile_name="ss1spca-root", common_name="Test Root", approved_by="alice")
     create_ca(
         ws, "issuing", profile_name="ss1spca-issuing", common_name="Test Issuing", approved_by="alice", issuer_ca="root"

@@ -29,6 +29,7 @@ from ceremony.tbs import Issuer, key_identifier
 from ceremony.template import TbsTemplate, new_serial
 from ceremony.workspace import Workspace
 from tests.ceremony_files import device_list
+from tests.postgres import ENGINES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -240,6 +241,38 @@ r = issue_batch(ws, ca_name="issuing", profile_name="ss1sp-device", devices=Path
                 progress=False, chunk=int(sys.argv[3]), jobs=int(sys.argv[4]))
 print(r.batch_id, r.issued_now, r.issued_before)
 """
+
+
+@pytest.mark.parametrize("database", ENGINES, indirect=True)
+def test_concurrent_issuers_never_duplicate_a_serial(ca_workspace: Workspace, tmp_path: Path) -> None:
+    """Three processes issue three batches into one workspace at once (small chunks, so their
+    transactions interleave): every certificate is there once, no serial twice, each batch complete."""
+    ca_workspace.close()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    lists = [device_list(tmp_path / f"list{n}", 40, first=1 + 100 * n) for n in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, str(ca_workspace.root), str(devices), "8", "1"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for devices in lists
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+    ws = Workspace.open(ca_workspace.root)
+    for out, _ in outputs:
+        batch_id, issued_now, _before = out.split()
+        assert issued_now == "80"
+        _check_batch(ws, batch_id, 80)
+    serials = ws.inventory.execute("SELECT serial FROM certificates WHERE issuer_ca = 'issuing'").fetchall()
+    assert len(serials) == len({s[0] for s in serials}) == 240  # the issuing CA's own certificate is under root
+    complete = ws.inventory.execute("SELECT COUNT(*) FROM batches WHERE status = 'complete'").scalar_one()
+    assert complete == 3
+    ws.close()
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ PROFILE_ARGS = {
 
 def _state(ws: Workspace) -> tuple[int, bytes, list[str]]:
     """What a rejected command must leave untouched: inventory rows, journal bytes, artifact files."""
-    with sqlite3.connect(ws.database_path) as db:
+    with sqlite3.connect(ws.database) as db:  # type: ignore[arg-type]
         rows = db.execute("SELECT COUNT(*) FROM certificates").fetchone()[0]
     files = sorted(str(p.relative_to(ws.root)) for p in (ws.root / "artifacts").rglob("*") if p.is_file())
     return rows, hashlib.sha256(ws.journal_path.read_bytes()).digest(), files

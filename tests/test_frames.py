@@ -1,4 +1,5 @@
-"""Inventory frames and look-ups on a real workspace: typed columns, the views, and `inventory show`."""
+"""Inventory frames and look-ups on a real workspace, on SQLite and on a real PostgreSQL server: typed
+columns, the views, and `inventory show`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from ceremony.cli import main
 from ceremony.revocation import revoke
 from ceremony.workspace import Workspace
 from tests.ceremony_files import device_list
+from tests.postgres import ENGINES, database_for
+
+
+@pytest.fixture(params=ENGINES)
+def database(request: pytest.FixtureRequest) -> str | None:
+    return database_for(request)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import getpass
+import hashlib
 import json
 from itertools import combinations
 from pathlib import Path
@@ -32,6 +33,7 @@ def test_every_example_ceremony_runs_seals_and_verifies(tmp_path: Path, key_stor
         report = verify_transcript(outcome.transcript)
         assert report.ok, report.message
         assert report.words == outcome.words and len(outcome.words.split()) == 8
+    _check_ceremonies_on_record(ws, done)
     # Key attributes are on record at generation, backup and restore.
     generated = _steps(done["root-ca"].transcript)["key.generate"]["details"]["attributes"]  # type: ignore[index]
     before_backup = _steps(done["key-backup"].transcript)["key.attributes"]["details"]["attributes"]  # type: ignore[index]
@@ -64,6 +66,22 @@ def test_every_example_ceremony_runs_seals_and_verifies(tmp_path: Path, key_stor
     assert proof["result"] == "ok" and proof["details"]["verified"] is True  # type: ignore[index]
     statement = done["root-ca"].outputs["fingerprint_statement"].read_text()
     assert "SHA-256:" in statement and "Read aloud:" in statement and "REHEARSAL" not in statement
+
+
+def _check_ceremonies_on_record(root: Path, done: dict[str, procedures.Outcome]) -> None:
+    """The store holds each sealed ceremony and its transcript entries, hash for hash."""
+    ws = Workspace.open(root)
+    rows = {r.ceremony_id: r for r in ws.inventory.execute("SELECT * FROM ceremonies")}
+    assert set(rows) == {o.ceremony_id for o in done.values()}
+    for outcome in done.values():
+        row, entries = rows[outcome.ceremony_id], read_entries(outcome.transcript)
+        assert (row.type, row.entries, row.seal_words) == (outcome.type, len(entries), outcome.words)
+        assert row.transcript_sha256 == hashlib.sha256(outcome.transcript.read_bytes()).hexdigest()
+        stored = ws.inventory.execute(
+            "SELECT seq, event, hash FROM transcript_entries WHERE ceremony_id = ? ORDER BY seq", (outcome.ceremony_id,)
+        ).fetchall()
+        assert [tuple(r) for r in stored] == [(e["seq"], e["event"], e["hash"]) for e in entries]
+    ws.close()
 
 
 def _root_transcript(tmp_path: Path) -> Path:
@@ -121,6 +139,8 @@ def test_an_interrupted_ceremony_is_intact_but_not_sealed(tmp_path: Path, capsys
     ceremony = procedures.begin(CEREMONIES / "root-ca.yaml", ws)
     ceremony.step("activate")
     ceremony.step("generate-key")
+    (row,) = ceremony.ws.inventory.execute("SELECT ceremony_id, sealed_at FROM ceremonies WHERE type = 'root-ca'")
+    assert row.sealed_at is None  # on record as started, never sealed
     ceremony.ws.close()  # the power goes
     path = ceremony.transcript.path
     assert main(["transcript", "verify", str(path)]) == 1
