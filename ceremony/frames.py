@@ -30,6 +30,7 @@ _CATEGORIES = {
     "cas": ("role", "profile", "key_store"),
     "symmetric_keys": ("token", "algorithm", "kcv_method", "purpose", "origin", "state"),
     "crls": ("issuer_ca", "kind"),
+    "asymmetric_keys": ("token", "key_store", "purpose", "algorithm", "origin", "state"),
 }  # fmt: skip
 _TIMES = {
     "certificates": ("not_before", "not_after", "issued_at", "revoked_at"),
@@ -38,6 +39,7 @@ _TIMES = {
     "crls": ("this_update", "next_update"),
     "batches": ("created_at", "completed_at"),
     "ceremonies": ("started", "sealed_at"),
+    "asymmetric_keys": ("created_at", "destroyed_at"),
 }
 #: Where each expiry bucket ends, in days from the as-of date (the last bucket is open-ended).
 EXPIRY_BUCKETS = ((0, "expired"), (30, "< 30 days"), (90, "30-90 days"), (365, "90 days-1 year"),
@@ -50,6 +52,7 @@ class Frames:
     certificates: pd.DataFrame
     cas: pd.DataFrame
     symmetric_keys: pd.DataFrame
+    asymmetric_keys: pd.DataFrame
     crls: pd.DataFrame
     batches: pd.DataFrame
     ceremonies: pd.DataFrame
@@ -169,6 +172,7 @@ def frames(workspace: Workspace | Path | str, *, snapshot: bool = True) -> Frame
             certificates=certificates_frame(ws, snapshot=snapshot),
             cas=_read(ws, "SELECT * FROM cas", "cas"),
             symmetric_keys=_read(ws, "SELECT * FROM symmetric_keys", "symmetric_keys"),
+            asymmetric_keys=_read(ws, "SELECT * FROM asymmetric_keys", "asymmetric_keys"),
             crls=_read(ws, "SELECT * FROM crls", "crls"),
             batches=_read(ws, "SELECT * FROM batches", "batches"),
             ceremonies=_ceremonies(ws),
@@ -248,15 +252,26 @@ def ca_lineage(f: Frames) -> pd.DataFrame:
 
 
 def keys_by_state(f: Frames, as_of: datetime | None = None) -> pd.DataFrame:
-    """Symmetric keys by purpose and state, with those due for rotation or past their crypto-period."""
+    """Keys by kind, purpose and state: symmetric keys with those due for rotation or past their
+    crypto-period; key pairs (CA and seal keys, on tokens) with their count only."""
     now = _as_of(as_of)
     k = f.symmetric_keys
-    return (
+    symmetric = (
         k.assign(rotation_overdue=k["rotation_due"] <= now, expired=k["expires_at"] <= now)
         .groupby(["purpose", "state"], observed=True)
         .agg(keys=("label", "count"), rotation_overdue=("rotation_overdue", "sum"), expired=("expired", "sum"))
         .reset_index()
+        .assign(kind="symmetric")
     )
+    pairs = (
+        f.asymmetric_keys.groupby(["purpose", "state"], observed=True)
+        .agg(keys=("label", "count"))
+        .reset_index()
+        .assign(kind="key pair", rotation_overdue=0, expired=0)
+    )
+    columns = ["kind", "purpose", "state", "keys", "rotation_overdue", "expired"]
+    parts = [p[columns].astype({"purpose": str, "state": str}) for p in (symmetric, pairs) if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def devices_missing_usage(f: Frames) -> pd.DataFrame:
@@ -270,7 +285,8 @@ def devices_missing_usage(f: Frames) -> pd.DataFrame:
 
 
 def orphans(f: Frames) -> pd.DataFrame:
-    """Certificates whose issuing CA is not in the inventory, and CAs with no certificate of their own."""
+    """Certificates whose issuing CA is not in the inventory, CAs with no certificate of their own,
+    CA keys on a token that no CA uses, and CAs whose key is not (or no longer) in the key inventory."""
     known = set(f.cas["name"].astype(str))
     issuer_ca = f.certificates["issuer_ca"].astype(str)
     foreign = f.certificates.loc[~issuer_ca.isin(known), "serial"].astype(str)
@@ -280,6 +296,13 @@ def orphans(f: Frames) -> pd.DataFrame:
         issuer = ca.name if pd.isna(ca.issuer_ca) else ca.issuer_ca
         if not ((issuer_ca == issuer) & (serials == ca.serial)).any():
             rows.append({"kind": "CA without its certificate", "name": ca.name})
+    keys = f.asymmetric_keys
+    active = keys[(keys["state"] == "active") & (keys["purpose"] == "ca")]
+    ca_labels = f.cas["key_label"].astype(str)
+    stray = active[~active["label"].astype(str).isin(set(ca_labels))]
+    rows += [{"kind": "key without a CA", "name": f"{k.token}/{k.label}"} for k in stray.itertuples()]
+    keyless = f.cas[~ca_labels.isin(set(active["label"].astype(str)))]
+    rows += [{"kind": "CA key not in the key inventory", "name": str(name)} for name in keyless["name"]]
     return pd.DataFrame(rows, columns=["kind", "name"])
 
 

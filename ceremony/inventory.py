@@ -176,6 +176,21 @@ MIGRATIONS: tuple[str, ...] = (
         transcript TEXT NOT NULL,
         transcript_sha256 TEXT
     );
+    CREATE TABLE asymmetric_keys (
+        token TEXT NOT NULL,
+        label TEXT NOT NULL,
+        key_store TEXT NOT NULL CHECK (key_store IN ('pkcs11', 'software')),
+        purpose TEXT NOT NULL CHECK (purpose IN ('ca', 'seal')),
+        algorithm TEXT NOT NULL,
+        key_size INTEGER,
+        spki_sha256 TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('generated', 'unwrapped')),
+        state TEXT NOT NULL CHECK (state IN ('active', 'destroyed')),
+        created_at TEXT NOT NULL,
+        destroyed_at TEXT,
+        ceremony_id TEXT
+    );
+    CREATE UNIQUE INDEX asymmetric_keys_active ON asymmetric_keys (token, label) WHERE state = 'active';
     CREATE TABLE transcript_entries (
         ceremony_id TEXT NOT NULL REFERENCES ceremonies(ceremony_id),
         seq INTEGER NOT NULL,
@@ -463,6 +478,24 @@ class Inventory:
                 "INSERT INTO transcript_entries VALUES (?, ?, ?, ?, ?, ?)",
                 [(ceremony_id, e["seq"], e["time"], e["event"], e.get("step"), e["hash"]) for e in entries],
             )
+
+    def record_key(self, db: Inventory, row: dict[str, Any]) -> None:
+        """A key pair now on a token (or in the software store): generated there, or unwrapped from a backup."""
+        columns = ", ".join(row)
+        try:
+            db.execute(
+                f"INSERT INTO asymmetric_keys ({columns}, state) VALUES ({', '.join('?' for _ in row)}, 'active')",  # noqa: S608
+                tuple(row.values()),
+            )
+        except sa.exc.IntegrityError as exc:
+            raise StateError(f"key {row['label']!r} on {row['token']!r} is already in the key inventory") from exc
+
+    def key_destroyed(self, db: Inventory, token: str, label: str, when: str) -> None:
+        db.execute(
+            "UPDATE asymmetric_keys SET state = 'destroyed', destroyed_at = ? "
+            "WHERE token = ? AND label = ? AND state = 'active'",
+            (when, token, label),
+        )
 
     # --- CAs --------------------------------------------------------------------------
     def add_ca(self, db: Inventory, record: CARecord) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import re
 import secrets
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -233,13 +235,16 @@ def _store(
     event: str,
     extra: dict[str, object],
     ca: CARecord | None = None,
+    key: dict[str, Any] | None = None,
 ) -> Path:
-    """Write-once artifact, then inventory row and journal entry."""
+    """Write-once artifact, then inventory row (and the CA's key, when this call generated it) and journal entry."""
     path = ws.root / record.artifact if record.artifact else ws.artifacts_dir
     digest = write_once(path, cert.public_bytes(serialization.Encoding.PEM))
     with ws.inventory.transaction() as db:
         if ca is not None:
             ws.inventory.add_ca(db, ca)
+        if key is not None:
+            ws.inventory.record_key(db, key)
         ws.inventory.add_certificate(db, record)
         ws.journal.append(
             event,
@@ -358,9 +363,40 @@ def create_ca(
         record,
         event="ca.create",
         ca=ca,
+        key=None
+        if existing_key
+        else key_row(
+            ws.token_label or ca.key_store,
+            key_label,
+            key.public_key(),
+            key_store=ca.key_store,
+            purpose="ca",
+            origin="generated",
+            ceremony_id=None,
+        ),
         extra={"name": name, "key_label": ca.key_label, "key_store": ca.key_store},
     )
     return Issued(cert, record, path)
+
+
+def key_row(
+    token: str, label: str, key: CAPublicKey, *, key_store: str, purpose: str, origin: str, ceremony_id: str | None
+) -> dict[str, Any]:
+    """The key inventory's row for a key pair now on ``token``."""
+    algorithm = key_algorithm_of(key)
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {
+        "token": token,
+        "label": label,
+        "key_store": key_store,
+        "purpose": purpose,
+        "algorithm": algorithm,
+        "key_size": key_size_bits(algorithm),
+        "spki_sha256": hashlib.sha256(spki).hexdigest(),
+        "origin": origin,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "ceremony_id": ceremony_id,
+    }
 
 
 def issue(

@@ -41,7 +41,7 @@ from ceremony.custody import (
     write_share_card,
 )
 from ceremony.errors import CeremonyError, ConfigError, InputError, StateError
-from ceremony.issuance import operator
+from ceremony.issuance import key_row, operator
 from ceremony.policy import PolicyParameters
 from ceremony.signers import KeyStore
 from ceremony.transcript import Transcript
@@ -363,12 +363,27 @@ class Procedure:
                 **(self._deposit(purpose, shares) if purpose == activation_purpose(label) else {}),
             }
         store = self.ws.token_store(label, pin_from_secret(user))
-        store.generate(SEAL_KEY, "ec-p256")
+        sealer = store.generate(SEAL_KEY, "ec-p256")
+        self._key_on_record(SEAL_KEY, sealer.public_key(), purpose="seal", origin="generated", token=label)
         record["seal_key"] = {"label": SEAL_KEY, "attributes": store.attributes(SEAL_KEY).record()}
         if label == self.ws.token_label:
             self.ws.use_key_store(store)
         self.store = store
         return record
+
+    def _key_on_record(self, label: str, public: Any, *, purpose: str, origin: str, token: str | None = None) -> None:
+        """The key inventory learns of a key pair this ceremony put on a token."""
+        row = key_row(
+            token or self.token.label,
+            label,
+            public,
+            key_store=self.ws.config.key_store.kind,
+            purpose=purpose,
+            origin=origin,
+            ceremony_id=self.spec.ceremony_id,
+        )
+        with self.ws.inventory.transaction() as db:
+            self.ws.inventory.record_key(db, row)
 
     def _activate(self, label: str) -> dict[str, Any]:
         """Log in to the token with the PIN m custodians' shares rebuild."""

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import secrets
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -87,6 +88,7 @@ class RootCA(Procedure):
         gate = self._gate("generate-key", f"generate {key.algorithm} key {key.label!r}", self.operators)
         store = self._key_store()
         generated = store.generate(key.label, key.algorithm, extractable=key.backup)
+        self._key_on_record(key.label, generated.public_key(), purpose="ca", origin="generated")
         self.seal_with = (store, key.label)
         return self._record(
             "key.generate",
@@ -355,6 +357,7 @@ class KeyRestore(Procedure):
         gate = self._gate("unwrap", f"unwrap key {spec.key_label!r} into {self.token.label!r}", self.operators)
         store.unwrap(spec.key_label, self.backup, self.kek, _mechanism(self.token), public)  # type: ignore[arg-type]
         del self.kek
+        self._key_on_record(spec.key_label, public, purpose="ca", origin="unwrapped")
         attributes = store.attributes(spec.key_label)
         protected = attributes.sensitive and not attributes.extractable
         applicable = self.ws.config.key_store.kind == "pkcs11"
@@ -425,6 +428,10 @@ class KeyDestruction(Procedure):
         store = self._key_store()
         store.destroy(spec.key_label)
         gone = spec.key_label not in store.labels()
+        if gone:
+            with self.ws.inventory.transaction() as db:
+                now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+                self.ws.inventory.key_destroyed(db, self.token.label, spec.key_label, now)
         self.ws.journal.append(
             "key.destroyed",
             {

@@ -62,7 +62,27 @@ def test_views_answer_the_first_questions(estate: Workspace) -> None:
     missing = fr.devices_missing_usage(f)
     assert missing.to_dict("records") == [{"eui64": "00DB123400000001", "has": "ka"}]
     assert fr.orphans(f).empty
-    assert fr.keys_by_state(f).empty
+    assert fr.keys_by_state(f).to_dict("records") == [
+        {"kind": "key pair", "purpose": "ca", "state": "active", "keys": 2, "rotation_overdue": 0, "expired": 0}
+    ]
+
+
+def test_orphans_name_stray_keys_and_keyless_cas(estate: Workspace) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ceremony.issuance import key_row
+
+    stray = key_row("s1spki-workbench", "ca-left-over", ec.generate_private_key(ec.SECP256R1()).public_key(),
+                    key_store="software", purpose="ca", origin="generated", ceremony_id=None)  # fmt: skip
+    root_key = estate.inventory.ca("root").key_label
+    with estate.inventory.transaction() as db:
+        estate.inventory.record_key(db, stray)
+        estate.inventory.key_destroyed(db, "s1spki-workbench", root_key, "2026-11-30T00:00:00+00:00")
+    found = fr.orphans(fr.frames(estate)).to_dict("records")
+    assert found == [
+        {"kind": "key without a CA", "name": "s1spki-workbench/ca-left-over"},
+        {"kind": "CA key not in the key inventory", "name": "root"},
+    ]
 
 
 def test_inventory_show_a_device_and_a_serial(estate: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,7 +123,9 @@ def test_the_explorer_notebook_runs_headless_and_draws(estate: Workspace, tmp_pa
     }
     run_notebook(notebook, params, reports_dir=tmp_path / "reports", progress=False)
     made = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert made == ["certificates.csv", "certificates.parquet", "expiry.png", "issuance.png", "revocations.png"]
+    assert made == [
+        "certificates.csv", "certificates.parquet", "expiry.png", "issuance.png", "keys.png", "revocations.png"
+    ]  # fmt: skip
     assert all((tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG" for name in made if name.endswith(".png"))
 
 

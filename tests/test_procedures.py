@@ -81,6 +81,15 @@ def _check_ceremonies_on_record(root: Path, done: dict[str, procedures.Outcome])
             "SELECT seq, event, hash FROM transcript_entries WHERE ceremony_id = ? ORDER BY seq", (outcome.ceremony_id,)
         ).fetchall()
         assert [tuple(r) for r in stored] == [(e["seq"], e["event"], e["hash"]) for e in entries]
+    # The key inventory tells the same story: generated, restored onto the test token, destroyed there.
+    keys = ws.inventory.execute("SELECT token, label, purpose, origin, state, ceremony_id FROM asymmetric_keys")
+    assert sorted(tuple(r) for r in keys) == sorted([
+        ("s1sp-ca-token", "ceremony-seal", "seal", "generated", "active", "token-init-2026-12"),
+        ("s1sp-ca-token", "ca-s1sp-root", "ca", "generated", "active", "root-ca-2026-12"),
+        ("s1sp-ca-token", "ca-s1sp-issuing", "ca", "generated", "active", "issuing-ca-2026-12"),
+        ("s1sp-restore-token", "ceremony-seal", "seal", "generated", "active", "key-restore-2026-12"),
+        ("s1sp-restore-token", "ca-s1sp-root", "ca", "unwrapped", "destroyed", "key-restore-2026-12"),
+    ])  # fmt: skip
     ws.close()
 
 
