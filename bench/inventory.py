@@ -80,14 +80,21 @@ def run(rows: int, workdir: Path) -> dict[str, Any]:
     report["frame_cold"] = _child(root, "cold")
     report["frame_warm"] = _child(root, "warm")
     floor = _floor_notebook(workdir / "floor.ipynb")
-    started = time.perf_counter()
-    run_notebook(floor, {"workspace": str(root)}, reports_dir=workdir / "reports", progress=False)
-    report["papermill_floor_seconds"] = time.perf_counter() - started
-    started = time.perf_counter()
-    run_notebook(REPO / "notebooks" / "70-inventory-explorer.ipynb",
-                 {"workspace": str(root), "as_of": "2026-11-24", "out_dir": str(workdir / "out")},
-                 reports_dir=workdir / "reports", progress=False)  # fmt: skip
-    report["notebook_seconds"] = time.perf_counter() - started
+    notebook = REPO / "notebooks" / "70-inventory-explorer.ipynb"
+    runs: dict[str, list[float]] = {"floor": [], "notebook": [], "notebook_export": []}
+    for rep in range(3):  # interleaved, best of three: the machine is shared
+        views = {"workspace": str(root), "as_of": "2026-11-24"}
+        for name, path, params in (
+            ("floor", floor, {"workspace": str(root)}),
+            ("notebook", notebook, {**views, "out_dir": str(workdir / f"o{rep}")}),
+            ("notebook_export", notebook, {**views, "out_dir": str(workdir / f"e{rep}"), "export": "parquet"}),
+        ):
+            started = time.perf_counter()
+            run_notebook(path, params, reports_dir=workdir / "reports", progress=False)
+            runs[name].append(time.perf_counter() - started)
+    report["papermill_floor_seconds"] = min(runs["floor"])
+    report["notebook_seconds"] = min(runs["notebook"])
+    report["notebook_export_seconds"] = min(runs["notebook_export"])
     budget = 3 * report["papermill_floor_seconds"] + report["frame_warm"]["seconds"]
     report["targets"] = [
         {"target": "typed frame >= 4x faster than plain pd.read_sql",
@@ -117,11 +124,12 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['read_sql']['peak_rss_mb']:.0f} |",
         f"| typed frame, snapshot rebuilt from the database | {r['frame_cold']['seconds']:.2f} | "
         f"{r['frame_cold']['peak_rss_mb']:.0f} |",
-        f"| typed frame from the Parquet snapshot | {r['frame_warm']['seconds']:.2f} | "
+        f"| typed frame from the columnar snapshot (Arrow IPC) | {r['frame_warm']['seconds']:.2f} | "
         f"{r['frame_warm']['peak_rss_mb']:.0f} |",
         "",
-        f"papermill floor (a notebook that only takes its parameters): {r['papermill_floor_seconds']:.1f} s; "
-        f"notebook 70 over the same rows: {r['notebook_seconds']:.1f} s.",
+        "Best of three interleaved runs: papermill floor (a notebook that only takes its parameters): "
+        f"{r['papermill_floor_seconds']:.2f} s; notebook 70 over the same rows: {r['notebook_seconds']:.2f} s "
+        f"(plots and tables), {r['notebook_export_seconds']:.2f} s with `-p export parquet` (every row written).",
         "",
         "| target | measured | met |",
         "|---|---:|---|",
@@ -129,9 +137,10 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |" for t in r["targets"]]
     lines += [
         "",
-        "The notebook's own work is what the floor leaves out: importing pandas and matplotlib, eight views over",
-        "the frame (each under a second at 1M rows), four figures saved at 110 dpi, and a Parquet export of every",
-        "row. Before the views were vectorised the same notebook took 112 s.",
+        "The notebook's own work is what the floor leaves out: importing pandas, matplotlib and the package",
+        "(about 0.8 s), loading the frames (the snapshot is an Arrow IPC file, mapped and handed to pandas",
+        "without decoding strings), eight vectorised views and four figures saved at 110 dpi. Writing every row",
+        "as Parquet is opt-in (`export`); its cost is the difference between the two notebook figures.",
     ]
     return "\n".join(lines) + "\n"
 
