@@ -240,6 +240,13 @@ def _signature_encoding(request: asn1_csr.CertificationRequest, source: str) -> 
     if name.startswith("ecdsa") and not isinstance(params, core.Void):
         kind = "NULL parameters" if params.dump() == b"\x05\x00" else "parameters"
         raise InputError(f"{source}: CSR signature algorithm {name} carries {kind}; RFC 5758 3.2 says absent")
+    # The signature BIT STRING holds whole octets (an ECDSA-Sig-Value or RSA block): a non-zero
+    # unused-bits count is a second encoding of the same signature, which cryptography accepts.
+    unused = request["signature"].contents[:1]
+    if unused != b"\x00":
+        raise InputError(
+            f"{source}: CSR signature BIT STRING declares {unused[0] if unused else 'no'} unused bits; 0 expected"
+        )
     return name
 
 

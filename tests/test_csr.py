@@ -246,3 +246,17 @@ def test_byte_mutations_of_a_good_csr_never_crash(edits: list[tuple[int, int]]) 
         assert "\n" not in exc.message
     else:
         assert request.der == _GOOD_DER  # only an edit that changed nothing may pass
+
+
+def test_a_signature_bit_string_with_unused_bits_is_refused() -> None:
+    """Found by the mutation test: 1 unused bit in the signature BIT STRING is a second encoding of the same
+    signature (cryptography verifies it), so a CSR's bytes would not be the ones its requester signed."""
+    from asn1crypto import csr as asn1_csr
+
+    signature = asn1_csr.CertificationRequest.load(_GOOD_DER)["signature"]
+    unused_at = len(_GOOD_DER) - len(signature.contents)  # the signature is the last element
+    der = bytearray(_GOOD_DER)
+    assert der[unused_at] == 0
+    der[unused_at] = 1
+    with pytest.raises(InputError, match="declares 1 unused bits"):
+        _device(bytes(der))
