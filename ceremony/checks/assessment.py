@@ -1,0 +1,174 @@
+"""Running the control checks: findings with stable ids, waivers, and the verdict the rule prescribes.
+
+Every control in the catalogue yields at least one finding: ``pass``, ``fail``, ``not-applicable``,
+``indeterminate`` (the evidence cannot decide; the finding says why) or ``fatal`` (the check itself
+crashed: never silence). A waiver marks matching findings waived without removing them; waived
+findings do not count towards the verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date
+from typing import Any
+
+from ceremony.checks.catalogue import Catalogue, Control
+from ceremony.checks.sources import Evidence
+from ceremony.policy import Outcome, VerdictRule
+
+
+@dataclass(frozen=True)
+class ControlFinding:
+    control: str
+    outcome: Outcome
+    #: What the finding is about ("" for the control as a whole), e.g. "transcript root-ca-2026-12".
+    subject: str
+    #: A short code, stable across runs, that with control and subject makes the finding's id.
+    code: str
+    message: str
+    evidence: tuple[str, ...] = ()
+    severity: str = ""
+    waived: dict[str, str] | None = None
+
+    @property
+    def id(self) -> str:
+        """Stable across packs: the same problem on the same subject keeps its id."""
+        digest = hashlib.sha256(f"{self.control}|{self.subject}|{self.code}".encode()).hexdigest()
+        return f"{self.control}-{digest[:8]}"
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["evidence"] = list(self.evidence)
+        return {"id": self.id, **out}
+
+
+class Checker:
+    """What a check reports through: failures, undecidable points, and what it looked at."""
+
+    def __init__(self, control: Control) -> None:
+        self.control = control
+        self.findings: list[ControlFinding] = []
+        self.looked_at: list[str] = []
+
+    def _add(self, outcome: Outcome, subject: str, code: str, message: str, evidence: Iterable[str]) -> None:
+        self.findings.append(
+            ControlFinding(self.control.id, outcome, subject, code, message, tuple(evidence), self.control.severity)
+        )
+
+    def fail(self, subject: str, code: str, message: str, *evidence: str) -> None:
+        self._add("fail", subject, code, message, evidence)
+
+    def indeterminate(self, subject: str, code: str, message: str, *evidence: str) -> None:
+        self._add("indeterminate", subject, code, message, evidence)
+
+    def not_applicable(self, why: str) -> None:
+        self._add("not-applicable", "", "n/a", why, ())
+
+    def checked(self, what: str) -> None:
+        """Say what was examined; it becomes the pass message when nothing failed."""
+        self.looked_at.append(what)
+
+
+CheckFunction = Callable[[Evidence, Checker], None]
+CHECKS: dict[str, CheckFunction] = {}
+
+
+def check(control_id: str) -> Callable[[CheckFunction], CheckFunction]:
+    def register(fn: CheckFunction) -> CheckFunction:
+        if control_id in CHECKS:
+            raise RuntimeError(f"two checks registered for {control_id}")
+        CHECKS[control_id] = fn
+        return fn
+
+    return register
+
+
+def run_control(control: Control, ev: Evidence) -> list[ControlFinding]:
+    checker = Checker(control)
+    if not set(control.applies_to) & ev.scope:
+        checker.not_applicable(
+            f"applies to {' and '.join(control.applies_to)} S1SPs; this workspace runs "
+            f"{' and '.join(sorted(ev.scope)) or 'neither'}"
+        )
+        return checker.findings
+    fn = CHECKS.get(control.id)
+    if fn is None:
+        checker._add("fatal", "", "no-check", "no check is registered for this control", ())
+        return checker.findings
+    try:
+        fn(ev, checker)
+    except Exception as exc:  # noqa: BLE001 - a crashing check is a FATAL finding, never silence
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        checker._add("fatal", "", "crashed", f"the check crashed: {type(exc).__name__}: {first}"[:300], ())
+    if not checker.findings:
+        summary = "; ".join(checker.looked_at) or "nothing to examine"
+        checker._add("pass", "", "pass", summary, ())
+    return checker.findings
+
+
+def run_checks(catalogue: Catalogue, ev: Evidence) -> list[ControlFinding]:
+    import ceremony.checks.controls  # noqa: F401 - registers the checks
+
+    findings: list[ControlFinding] = []
+    for control in catalogue.controls:
+        findings += run_control(control, ev)
+    return apply_waivers(findings, ev)
+
+
+def apply_waivers(findings: list[ControlFinding], ev: Evidence) -> list[ControlFinding]:
+    waivers = ev.registers["waivers"].waivers
+    today = ev.as_of.date()
+    out = []
+    for f in findings:
+        match = next(
+            (
+                w
+                for w in waivers
+                if w.control == f.control
+                and (w.subject is None or w.subject == f.subject)
+                and f.outcome in ("fail", "indeterminate")
+                and date.fromisoformat(w.expires) >= today
+            ),
+            None,
+        )
+        if match is not None:
+            f = replace(f, waived={"reason": match.reason, "approved_by": match.approved_by, "expires": match.expires})
+        out.append(f)
+    return out
+
+
+@dataclass
+class VerdictResult:
+    verdict: str
+    because: str
+    rule: int
+    counted: dict[str, int] = field(default_factory=dict)
+
+
+def verdict(findings: list[ControlFinding], rules: list[VerdictRule]) -> VerdictResult:
+    """The first rule a finding that is not waived meets; the last (unconditional) rule otherwise."""
+    live = [f for f in findings if f.waived is None]
+    counted: dict[str, int] = {}
+    for f in findings:
+        key = "waived" if f.waived else f.outcome
+        counted[key] = counted.get(key, 0) + 1
+    for number, rule in enumerate(rules, start=1):
+        when = rule.when
+        if not when.outcome and not when.severity:
+            return VerdictResult(rule.verdict, rule.because, number, counted)
+        if any(
+            (not when.outcome or f.outcome in when.outcome) and (not when.severity or f.severity in when.severity)
+            for f in live
+        ):
+            return VerdictResult(rule.verdict, rule.because, number, counted)
+    raise ValueError("the verdict rules end without an unconditional rule")
+
+
+def compare(current: list[ControlFinding], previous: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """New, resolved and persisting problems (fail, indeterminate, fatal) against a previous pack's findings."""
+    bad = ("fail", "indeterminate", "fatal")
+    now = {f.id for f in current if f.outcome in bad}
+    before = {str(f["id"]) for f in previous if f.get("outcome") in bad}
+    return {"new": sorted(now - before), "resolved": sorted(before - now), "persisting": sorted(now & before)}

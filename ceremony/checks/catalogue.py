@@ -1,0 +1,59 @@
+"""The control catalogue (``data/controls/s1spkm.yaml``): what each control checks, as data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ceremony.config import Strict, data_dir, load_model
+from ceremony.policy import ControlSeverity
+
+Area = Literal["governance", "ceremony", "keys", "certificates", "revocation", "logging", "personnel"]
+Scope = Literal["pki", "symmetric"]
+
+
+class Control(Strict):
+    id: str
+    title: str
+    area: Area
+    policy_ref: str
+    evidence: list[str] = Field(min_length=1)
+    check: str
+    severity: ControlSeverity
+    applies_to: list[Scope] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not re.match(r"^(GOV|CER|KEY|CRT|REV|LOG|PER)-\d{2}$", value):
+            raise ValueError(f"must look like CER-04 (got {value!r})")
+        return value
+
+
+class Catalogue(Strict):
+    schema_version: Literal[1]
+    version: str
+    controls: list[Control] = Field(min_length=1)
+
+    @field_validator("controls")
+    @classmethod
+    def _unique(cls, controls: list[Control]) -> list[Control]:
+        ids = [c.id for c in controls]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"control ids must be unique ({', '.join(twice)} appear twice)")
+        return controls
+
+    def get(self, control_id: str) -> Control:
+        return next(c for c in self.controls if c.id == control_id)
+
+
+def catalogue_path() -> Path:
+    return data_dir() / "controls" / "s1spkm.yaml"
+
+
+def load_catalogue(path: Path | None = None) -> Catalogue:
+    return load_model(Catalogue, path or catalogue_path())
