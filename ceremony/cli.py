@@ -106,6 +106,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "sample), all clean"
         )
         print(f"inventory export: {result.inventory_export}")
+        print(f"{'evidence pack:':<18}{result.evidence_pack} (verdict: {result.verdict})")
+        for pdf in result.pdfs[:1]:
+            print(f"{'report PDF:':<18}{pdf}")
     return 0
 
 
@@ -356,11 +359,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     params |= given
     if args.workspace and "workspace" not in params:
         params["workspace"] = str(Path(args.workspace).resolve())
+    if args.pdf:
+        from ceremony.export import available_renderers
+
+        if not available_renderers():
+            raise InputError("--pdf: neither Chromium nor WeasyPrint is installed here (apt-get install chromium)")
     result = run_notebook(Path(args.notebook), params, reports_dir=Path(args.reports), rehearsal=args.rehearsal)
+    pdf = None
+    if args.pdf:
+        from ceremony.export import render_pdf
+
+        pdf = render_pdf(result.executed, result.executed.with_suffix(".pdf"))
     if args.json:
-        _print_json({"run_dir": str(result.run_dir), "executed": str(result.executed)})
+        _print_json(
+            {"run_dir": str(result.run_dir), "executed": str(result.executed), "pdf": str(pdf) if pdf else None}
+        )
     else:
-        print(f"executed {result.executed}")
+        print(f"executed {result.executed}" + (f"\npdf {pdf}" if pdf else ""))
     return 0
 
 
@@ -481,6 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="files or directories")
     p.set_defaults(func=cmd_lint)
 
+    from ceremony.cli_compliance import add_parsers
+
+    add_parsers(sub)
+
     p = sub.add_parser("approve", help="record an approval of a ceremony file (by its SHA-256)")
     p.add_argument("file", help="ceremony file (YAML)")
     p.add_argument("--by", required=True, help="approver's person id (participant register)")
@@ -495,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter")
     p.add_argument("--rehearsal", action="store_true", help="rehearse: the rehearsal area and a throwaway token")
     p.add_argument("--reports", default="reports", help="reports directory (default: ./reports)")
+    p.add_argument("--pdf", action="store_true", help="also render the executed notebook as an A4 PDF beside it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 

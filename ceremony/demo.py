@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from ceremony.transcript import read_entries
 from ceremony.workspace import Workspace, init_workspace
 
 DEMO_APPROVER = "bob"  # the register's RA officer
+DEMO_OFFICER = "victor"  # the register's compliance officer, who signs the evidence pack
 ROOT, ISSUING = "s1sp-root", "s1sp-issuing"  # as named in data/ceremonies/{root,issuing}-ca.yaml
 TOKEN_LABEL = "s1sp-ca-token"  # noqa: S105 - a label; as named in data/ceremonies/token-init.yaml
 #: Demo organisation: a supplier-role S1SP system (RemotePartyRole 02) with a documentation EUI-64.
@@ -51,6 +53,9 @@ class DemoResult:
     batches: list[dict[str, Any]] = field(default_factory=list)
     crls: list[Path] = field(default_factory=list)
     symmetric_keys: list[dict[str, str]] = field(default_factory=list)
+    evidence_pack: Path | None = None
+    verdict: str = ""
+    pdfs: list[Path] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +69,9 @@ class DemoResult:
             "batches": self.batches,
             "crls": [str(p) for p in self.crls],
             "symmetric_keys": self.symmetric_keys,
+            "evidence_pack": str(self.evidence_pack) if self.evidence_pack else None,
+            "verdict": self.verdict,
+            "pdfs": [str(p) for p in self.pdfs],
         }
 
 
@@ -206,9 +214,56 @@ def run_demo(
         export_dir.mkdir(exist_ok=True)
         result.inventory_export = export_dir / "inventory.csv"
         ws.inventory.export_csv(result.inventory_export)
+        _evidence(ws, result, reports or Path.cwd() / "reports", say)
     finally:
         ws.close()
     return result
+
+
+#: The demo's HSM inventory says what the token really is: SoftHSM2, with no FIPS validation.
+DEMO_HSMS = """# HSM inventory of the demo workspace: SoftHSM2 stands in for the HSM, and says so.
+schema_version: 1
+hsms:
+  - id: workbench-softhsm
+    model: SoftHSM2 (software token, workbench stand-in)
+    firmware: "2.6"
+    fips_certificate: none
+    fips_level: 0
+    location: this machine
+    token_labels: [s1sp-ca-token, s1sp-restore-token]
+"""
+DEMO_WAIVERS = """# Waivers of the demo workspace: what the PMA would be asked to accept for a demonstration.
+schema_version: 1
+waivers:
+  - control: KEY-01
+    subject: token s1sp-ca-token
+    reason: the demonstration runs on SoftHSM2; production keys are generated in the FIPS 140-3 level 3 HSMs
+    approved_by: victor
+    expires: "2027-06-30"
+  - control: CER-08
+    reason: recordings of the workbench demonstration ceremonies are not kept; production ceremonies are filmed
+    approved_by: victor
+    expires: "2027-06-30"
+"""
+
+
+def _evidence(ws: Workspace, result: DemoResult, reports: Path, say: Any) -> None:
+    """The demo's own registers (honest about SoftHSM2, with the waivers asked for), then an evidence pack."""
+    from ceremony.evidence import build_pack
+    from ceremony.export import available_renderers
+
+    registers = ws.root / "registers"
+    registers.mkdir(exist_ok=True)
+    for name in ("documents", "assessments", "incidents"):
+        shutil.copy2(data_dir() / "registers" / f"{name}.yaml", registers / f"{name}.yaml")
+    (registers / "hsms.yaml").write_text(DEMO_HSMS, encoding="utf-8")
+    (registers / "waivers.yaml").write_text(DEMO_WAIVERS, encoding="utf-8")
+    pdf = bool(available_renderers())
+    if not pdf:
+        say("notice: neither Chromium nor WeasyPrint can render here; the evidence pack is built without PDFs")
+    say("building the evidence pack: control checks, report notebook, PDFs, signed manifest")
+    pack = build_pack(ws, reports=reports, person=DEMO_OFFICER, pdf=pdf)
+    result.evidence_pack, result.verdict, result.pdfs = pack.directory, pack.verdict, pack.pdfs
 
 
 def _fleet(ws: Workspace, result: DemoResult, devices: int, reports: Path) -> None:

@@ -40,8 +40,12 @@ def test_demo_json_and_artifacts(
     result = _run_demo(tmp_path, capsys, key_store_kind, monkeypatch)
     assert list(result) == [
         "workspace", "key_store", "cas", "issued", "inventory_export", "transcripts", "runs", "batches", "crls",
-        "symmetric_keys",
+        "symmetric_keys", "evidence_pack", "verdict", "pdfs",
     ]  # fmt: skip
+    # A CA key in the software store fails KEY-01 (critical); on SoftHSM2 that failure is the waived one.
+    expected = "approved with caveats" if key_store_kind == "pkcs11" else "not approved"
+    assert result["verdict"] == expected and Path(str(result["evidence_pack"])).is_absolute()
+    assert Path(str(result["pdfs"][0])).name == "report.pdf"  # type: ignore[index]
     assert [k["label"] for k in result["symmetric_keys"]] == ["s1sp-dmk-1", "s1sp-dmk-2", "s1sp-tkek-1"]  # type: ignore[index,union-attr]
     assert result["key_store"] == key_store_kind
     cas = result["cas"]

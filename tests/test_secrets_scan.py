@@ -7,6 +7,7 @@ the run created, rebuilt here from the share cards and the secrets directory.
 
 from __future__ import annotations
 
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def _hits(files: list[Path], secrets: dict[str, bytes]) -> list[str]:
     hits = []
     for path in files:
         data = path.read_bytes()
+        if path.suffix == ".pdf":  # its text is in compressed streams: search what a reader sees
+            data += subprocess.run(["pdftotext", str(path), "-"], capture_output=True, check=True).stdout
         hits += [f"{name} in {path}" for name, needle in secrets.items() if needle in data or needle.lower() in data]
     return hits
 
@@ -106,7 +109,10 @@ def test_no_secret_leaves_secrets_or_share_cards(
         assert any(name.startswith("private value of ca-s1sp-root") for name in secrets)
     files = _scanned_files(ws, reports)
     executed = [p for p in files if p.suffix == ".ipynb"]
-    assert len(executed) == 8 and any(p.name == "journal.jsonl" for p in files)
+    # 8 ceremony and fleet runs and the report's run; the evidence pack's copies of all nine; its PDFs.
+    assert len(executed) == 18 and any(p.name == "journal.jsonl" for p in files)
+    assert result.evidence_pack is not None and result.evidence_pack.is_relative_to(reports)
+    assert any(p.name == "report.pdf" for p in files) or not result.pdfs
     assert len([p for p in files if p.suffix == ".jsonl" and "transcripts" in p.parts]) >= 8
     assert _hits(files, secrets) == []
     # Key components rest only on their cards: not even secrets/ keeps them once the keys are on the token.
