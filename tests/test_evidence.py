@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,11 @@ def test_verify_exits_0_only_for_the_trusted_signer_and_1_for_any_changed_byte(
     trust = tmp_path / "officer.pem"
     shutil.copy2(pack / "signer.pem", trust)
     assert main(["evidence", "verify", str(pack), "--trust", str(trust)]) == 0
+    # The pack's README holds: openssl and sha256sum alone check it.
+    dgst = ["openssl", "dgst", "-sha256", "-verify", "signer.pem", "-signature", SIGNATURE, MANIFEST]
+    assert subprocess.run(dgst, cwd=pack, capture_output=True, text=True).stdout.strip() == "Verified OK"
+    sums = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=pack, capture_output=True, text=True)
+    assert sums.returncode == 0, sums.stdout
     assert main(["evidence", "verify", str(pack)]) == 1
     assert "NOT established" in capsys.readouterr().out
     files = sorted(p for p in pack.rglob("*") if p.is_file())
