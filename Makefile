@@ -36,6 +36,7 @@ test: $(VENV)/.installed-dev
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.issuance --markdown docs/benchmarks.md
 	$(BIN)/python -m bench.inventory --markdown docs/benchmarks.md
+	$(BIN)/python -m bench.evidence --markdown docs/benchmarks.md
 
 # JupyterLab on notebooks/ for an attended ceremony; kernels talk over Unix sockets, not TCP.
 WORKSPACE ?= workspace

@@ -154,10 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-inventory-") as tmp:
         report = run(args.rows, Path(tmp))
     if args.markdown:
-        path = Path(args.markdown)
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        text = text.split(MARK)[0].rstrip() + "\n\n" + markdown(report)
-        path.write_text(text, encoding="utf-8")
+        from bench.docs import replace_section
+
+        replace_section(Path(args.markdown), MARK, markdown(report))
     print(json.dumps(report, indent=2) if args.json else markdown(report))
     return 0
 

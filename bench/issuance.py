@@ -337,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         report = run(args.count, args.fleet, [int(n) for n in args.crl.split(",") if n], Path(tmp))
     if args.markdown:
-        Path(args.markdown).write_text(markdown(report), encoding="utf-8")
+        # The file's head (title, machine, issuance figures) is this benchmark's; the marked sections stay.
+        path = Path(args.markdown)
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        rest = text[text.index("\n<!-- ") + 1 :] if "\n<!-- " in text else ""
+        path.write_text(markdown(report).rstrip() + "\n\n" + rest, encoding="utf-8")
     print(json.dumps(report, indent=2) if args.json else markdown(report))
     return 0
 

@@ -42,3 +42,27 @@ def test_the_inventory_benchmark_runs_on_a_small_scale(tmp_path: Path) -> None:
     assert report["read_sql"]["rows"] == report["frame_warm"]["rows"] == 302  # plus the two CA certificates
     assert [t["target"][:10] for t in report["targets"]] == ["typed fram", "notebook <", "peak memor"]
     assert "## Inventory (synthetic rows)" in inventory_markdown(report)
+
+
+@pytest.mark.slow
+def test_the_evidence_benchmark_times_every_stage(tmp_path: Path) -> None:
+    from bench.evidence import markdown as evidence_markdown
+    from bench.evidence import run as evidence_run
+
+    report = evidence_run(40, tmp_path, pdf=False)
+    assert report["issued"] == 40 and all(v >= 0 for v in report["stages"].values())
+    assert list(report["stages"])[0].startswith("checks: every certificate") and "report notebook" in report["stages"]
+    assert "| checks: the other 35 controls" in evidence_markdown(report)
+
+
+def test_a_benchmark_replaces_only_its_own_section(tmp_path: Path) -> None:
+    from bench.docs import replace_section
+
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nhead\n\n<!-- inventory benchmark -->\n## Inventory\n\nold\n")
+    replace_section(doc, "<!-- evidence benchmark -->", "<!-- evidence benchmark -->\n## Evidence\n\nfirst\n")
+    replace_section(doc, "<!-- inventory benchmark -->", "<!-- inventory benchmark -->\n## Inventory\n\nnew\n")
+    replace_section(doc, "<!-- evidence benchmark -->", "<!-- evidence benchmark -->\n## Evidence\n\nsecond\n")
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nhead\n\n<!-- inventory benchmark -->")
+    assert "new" in text and "second" in text and "old" not in text and "first" not in text
