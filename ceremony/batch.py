@@ -237,6 +237,8 @@ def validate_row(base: str, row: Row) -> bytes | Reject:
         return reject("usage must be ds or ka")
     if not csr_path:
         return reject("no CSR path")
+    if os.path.isabs(csr_path) or os.path.normpath(csr_path).split(os.sep)[0] == "..":
+        return reject("the CSR path leaves the device list's folder (absolute, or through ..)")
     try:
         der = _read(os.path.join(base, csr_path))
         if der[:1] != b"\x30":

@@ -73,6 +73,14 @@ class Bags(Strict):
     share_cards: dict[str, str] = Field(default_factory=dict)
 
 
+def inside_workspace(value: str) -> str:
+    """A path a ceremony file names: relative, and never out of the workspace through ``..``."""
+    parts = Path(value).parts
+    if Path(value).is_absolute() or ".." in parts or not parts:
+        raise ValueError(f"must be a path inside the workspace, without .. (got {value!r})")
+    return value
+
+
 class CeremonyBase(Strict):
     schema_version: Literal[1]
     ceremony_id: str
@@ -82,6 +90,13 @@ class CeremonyBase(Strict):
     bags: Bags = Bags()
     #: The files the ceremony produces, by name, relative to the workspace (the archive's key map).
     outputs: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_inside(cls, value: dict[str, str]) -> dict[str, str]:
+        for path in value.values():
+            inside_workspace(path)
+        return value
 
     @field_validator("ceremony_id")
     @classmethod
@@ -141,6 +156,11 @@ class KeyRestoreCeremony(CeremonyBase):
     backup: str
     #: The CA whose certificate the restored key must sign for (proof of restore).
     ca: str
+
+    @field_validator("backup")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return inside_workspace(value)
 
 
 class KeyDestructionCeremony(CeremonyBase):

@@ -54,6 +54,8 @@ def load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - strict safe loader
     except ConfigError as exc:
@@ -76,7 +78,9 @@ def _describe(error: dict[str, Any]) -> str:
     if kind in ("literal_error", "enum"):
         allowed = error.get("ctx", {}).get("expected", "")
         return f"{where} must be one of {allowed.replace(' or ', ', ')} (got {got!r})"
-    return f"{where}: {error['msg']} (got {got!r})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    # A validator's own message names the value when it matters; pydantic's generic ones get it appended.
+    return f"{where}: {message}" if "(got " in message else f"{where}: {message} (got {got!r})"
 
 
 def parse_model(model: type[M], data: Any, source: str) -> M:

@@ -434,6 +434,28 @@ the report quotes), SHA256SUMS, {MANIFEST}, {SIGNATURE}, {SIGNER}.
 """
 
 
+def _listed_files(data: bytes) -> dict[str, dict[str, Any]] | str:
+    """The manifest's files by path, or what is wrong with it (a hostile manifest names nothing outside)."""
+    try:
+        files = json.loads(data)["files"]
+    except (ValueError, KeyError, TypeError):
+        return "not a manifest this tool reads"
+    listed: dict[str, dict[str, Any]] = {}
+    for entry in files if isinstance(files, list) else [None]:
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("path"), str)
+            or not isinstance(entry.get("sha256"), str)
+            or not isinstance(entry.get("size"), int)
+        ):
+            return "an entry lacks its path, sha256 or size"
+        parts = Path(entry["path"]).parts
+        if not parts or Path(entry["path"]).is_absolute() or ".." in parts:
+            return f"lists {entry['path']!r}, which is not inside the pack"
+        listed[entry["path"]] = entry
+    return listed
+
+
 @dataclass
 class PackCheck:
     ok: bool
@@ -454,11 +476,9 @@ def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
         except (OSError, ValueError) as exc:
             raise InputError(f"--trust: {trust} is not a PEM public key ({exc.__class__.__name__})") from None
     data = (directory / MANIFEST).read_bytes()
-    try:
-        manifest = json.loads(data)
-        listed = {str(e["path"]): e for e in manifest["files"]}
-    except (ValueError, KeyError, TypeError):
-        return PackCheck(False, False, f"{MANIFEST} is not a manifest this tool reads")
+    listed = _listed_files(data)
+    if isinstance(listed, str):
+        return PackCheck(False, False, f"{MANIFEST}: {listed}")
     for rel, entry in listed.items():
         path = directory / rel
         if not path.is_file():
@@ -470,7 +490,10 @@ def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
         if rel not in listed and rel not in (MANIFEST, SIGNATURE):
             return PackCheck(False, False, f"{rel}: not in the manifest (added after signing)")
     signature = (directory / SIGNATURE).read_bytes() if (directory / SIGNATURE).is_file() else b""
-    carried = serialization.load_pem_public_key((directory / SIGNER).read_bytes()) if SIGNER in listed else None
+    try:
+        carried = serialization.load_pem_public_key((directory / SIGNER).read_bytes()) if SIGNER in listed else None
+    except ValueError:
+        return PackCheck(False, False, f"{SIGNER}: not a PEM public key")
     words = fingerprint_words(data)
     if trusted is not None:
         if not _verifies(trusted, signature, data):

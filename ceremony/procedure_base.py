@@ -14,7 +14,9 @@ fingerprints, key check values and who acknowledged what.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,6 +85,29 @@ def _spki_sha256(key: Any) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def _lock_holder(path: Path) -> str:
+    """Who holds a ceremony lock, and whether they are still there."""
+    try:
+        held = json.loads(path.read_text(encoding="utf-8"))
+        pid, host = int(held["pid"]), str(held["host"])
+        who = f"ceremony {held['ceremony_id']} ({held['type']}, pid {pid} on {host}, since {held['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{path} exists but is not a lock this tool wrote; check it, then remove it"
+    alive = True
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+    if alive:
+        return f"token {path.stem.removeprefix('token-')} is in use by {who}; one ceremony at a time"
+    return (
+        f"a stale lock: {who} ended without finishing (its process is gone); check its transcript, then remove {path}"
+    )
+
+
 # --- the procedure base ----------------------------------------------------------------------
 class Procedure:
     """An open ceremony: its file, workspace (live, or the rehearsal area), transcript and script."""
@@ -110,6 +135,7 @@ class Procedure:
         self.policy = policy
         self.transcript = Transcript(ws.transcripts_dir / f"{self.spec.ceremony_id}.jsonl")
         self.done: list[str] = []
+        self.locked: Path | None = None
         self.outputs: dict[str, Path] = {}
         self.store: KeyStore | None = None
         self.seal_with: tuple[KeyStore, str] | None = None
@@ -162,8 +188,38 @@ class Procedure:
             if path != expected[name]:
                 raise ConfigError(f"{self.ceremony.path}: outputs.{name}: this ceremony writes {expected[name]}")
 
+    def _lock_path(self) -> Path | None:
+        token = getattr(self.spec, "token", None)
+        return None if token is None else self.ws.root / "locks" / f"token-{token.label}.lock"
+
+    def _lock(self) -> None:
+        """One ceremony per token at a time. The lock names its owner; a lock whose process is gone is
+        reported as stale and left for a person to remove, never broken silently."""
+        path = self._lock_path()
+        if path is None:
+            return
+        path.parent.mkdir(exist_ok=True)
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        owner = {"ceremony_id": self.spec.ceremony_id, "type": self.TYPE, "pid": os.getpid(),
+                 "host": socket.gethostname(), "since": since}  # fmt: skip
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise StateError(_lock_holder(path)) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(owner, fh)
+        self.locked = path
+
+    def _unlock(self) -> None:
+        path = self.locked
+        if path is not None:
+            path.unlink(missing_ok=True)
+            self.locked = None
+
     def start(self) -> None:
         self.check()
+        self.transcript.ensure_new()
+        self._lock()
         spec = self.spec
         kind = self.ws.config.key_store.kind
         started = self.transcript.start(
@@ -221,6 +277,7 @@ class Procedure:
         try:
             entry: dict[str, Any] = getattr(self, "do_" + name.replace("-", "_"))()
         except CeremonyError as exc:
+            self._unlock()  # the ceremony ends here, unsealed; the token is free for the next one
             # On record before the error travels on; messages never carry secrets.
             self.transcript.append("step.failed", {"step": name, "error": type(exc).__name__, "message": exc.message})
             raise
@@ -258,6 +315,7 @@ class Procedure:
             raise StateError(f"cannot seal: declared outputs not written: {', '.join(missing)}")
         store, label = self.seal_with
         entry = self.transcript.seal(store.load(label), key_label=label)
+        self._unlock()
         self.ws.inventory.record_ceremony_seal(
             self.spec.ceremony_id,
             self.transcript.entries(),

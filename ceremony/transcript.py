@@ -16,13 +16,15 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from ceremony.errors import StateError
 
 GENESIS = "0" * 64
+#: How far the clock may read behind a log's last entry (an NTP step) before an append is refused.
+CLOCK_SLACK = timedelta(seconds=2)
 
 
 def canonical(obj: Any) -> bytes:
@@ -48,8 +50,18 @@ class ChainStatus:
 def read_entries(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    with path.open("r", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    entries = []
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if line.strip():
+                    entry = json.loads(line)
+                    if not isinstance(entry, dict):
+                        raise StateError(f"{path}: line {number} is not a JSON object")
+                    entries.append(entry)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateError(f"{path}: not a log of JSON lines ({type(exc).__name__})") from None
+    return entries
 
 
 def verify_chain(path: Path) -> ChainStatus:
@@ -59,11 +71,15 @@ def verify_chain(path: Path) -> ChainStatus:
         lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     except OSError as exc:
         return ChainStatus(0, GENESIS, f"cannot read {path} ({exc.strerror})")
+    except UnicodeDecodeError as exc:
+        return ChainStatus(0, GENESIS, f"{path.name} is not UTF-8 text (byte {exc.start})")
     for number, line in enumerate(lines, start=1):
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
             return ChainStatus(seq, prev, f"line {number} is not JSON")
+        if not isinstance(entry, dict):
+            return ChainStatus(seq, prev, f"line {number} is not a JSON object")
         if entry.get("seq") != seq + 1:
             return ChainStatus(seq, prev, f"line {number}: sequence {entry.get('seq')} after {seq}")
         if entry.get("prev") != prev:
@@ -91,10 +107,10 @@ class Journal:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def _tail(self) -> tuple[int, str]:
-        """The last entry's (seq, hash), read from the end of the file."""
+    def _tail(self) -> tuple[int, str, str | None]:
+        """The last entry's (seq, hash, time), read from the end of the file."""
         if not self.path.exists() or self.path.stat().st_size == 0:
-            return 0, GENESIS
+            return 0, GENESIS, None
         with self.path.open("rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
@@ -102,13 +118,21 @@ class Journal:
             fh.seek(size - block)
             last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
         entry = json.loads(last)
-        return int(entry["seq"]), str(entry["hash"])
+        return int(entry["seq"]), str(entry["hash"]), entry.get("time")
 
     def append(self, event: str, fields: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
-        """Append one entry and fsync it; returns the entry as written."""
-        when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        """Append one entry and fsync it; returns the entry as written. With the real clock (no ``now``),
+        a clock that reads earlier than the last entry is refused: the log's order is its time order."""
         with self._locked():
-            seq, prev = self._tail()
+            seq, prev, last = self._tail()
+            when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+            if now is None and last is not None:
+                before = datetime.fromisoformat(last) - when
+                if before > CLOCK_SLACK:
+                    raise StateError(
+                        f"the clock reads {when:%Y-%m-%d %H:%M:%S}Z, {before} before the last entry of "
+                        f"{self.path.name} ({last}); set the clock right before going on"
+                    )
             entry: dict[str, Any] = {
                 "seq": seq + 1,
                 "time": when.isoformat(timespec="microseconds"),
@@ -160,9 +184,12 @@ class Transcript(Journal):
     def seal_path(self) -> Path:
         return self.path.with_suffix(".seal.json")
 
-    def start(self, ceremony_id: str, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def ensure_new(self) -> None:
         if self.path.exists():
             raise StateError(f"transcript {self.path} already exists; a ceremony id is used once")
+
+    def start(self, ceremony_id: str, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        self.ensure_new()
         return self.append("ceremony.start", {"ceremony_id": ceremony_id, "type": kind, **fields})
 
     def step(
