@@ -379,6 +379,7 @@ def issue_batch(
     if skip_rejected is not None and skip_rejected.exists():
         raise InputError(f"--skip-rejected: {skip_rejected} exists; name a new file")
     profile = get_profile(profile_name, ws.config.oids)
+    ws.journal.check_clock()
     device_list = read_device_list(devices)
     ca, issuer_cert, key = issuer_of(ws, ca_name)
     if ca.profile not in profile.rules.issued_by:

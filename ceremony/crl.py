@@ -153,6 +153,8 @@ class Published:
 
 def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> Published:
     """Build, sign, verify and lint the next CRL (issuing CA) or ARL (root) and record it."""
+    if now is None:
+        ws.journal.check_clock()
     ca, ca_cert, key = issuer_of(ws, ca_name)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise InputError(f"CA {ca_name}'s key is not an EC key; profile E signs ecdsa-with-SHA256")

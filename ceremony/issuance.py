@@ -298,6 +298,8 @@ def create_ca(
     in the store.
     """
     check_person(approved_by, "approved-by")
+    if now is None:
+        ws.journal.check_clock()
     if not re.match(r"^[a-z0-9][a-z0-9-]{0,31}$", name):
         raise InputError(f"CA name must be lower-case letters, digits and '-', got {name!r}")
     profile = get_profile(profile_name, ws.config.oids)
@@ -412,6 +414,8 @@ def issue(
 ) -> Issued:
     """Issue one end-entity certificate from a CSR and an approved identity."""
     check_person(approved_by, "approved-by")
+    if now is None:
+        ws.journal.check_clock()  # before signing: a certificate must not precede the record of earlier ones
     profile = get_profile(profile_name, ws.config.oids)
     if profile.rules.is_ca:
         raise InputError(f"profile {profile_name} is a CA profile; CA certificates come from a key ceremony")

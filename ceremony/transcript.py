@@ -126,13 +126,8 @@ class Journal:
         with self._locked():
             seq, prev, last = self._tail()
             when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-            if now is None and last is not None:
-                before = datetime.fromisoformat(last) - when
-                if before > CLOCK_SLACK:
-                    raise StateError(
-                        f"the clock reads {when:%Y-%m-%d %H:%M:%S}Z, {before} before the last entry of "
-                        f"{self.path.name} ({last}); set the clock right before going on"
-                    )
+            if now is None:
+                self._refuse_clock_behind(when, last)
             entry: dict[str, Any] = {
                 "seq": seq + 1,
                 "time": when.isoformat(timespec="microseconds"),
@@ -150,6 +145,17 @@ class Journal:
             finally:
                 os.close(fd)
         return entry
+
+    def _refuse_clock_behind(self, when: datetime, last: str | None) -> None:
+        if last is not None and datetime.fromisoformat(last) - when > CLOCK_SLACK:
+            raise StateError(
+                f"the clock reads {when:%Y-%m-%d %H:%M:%S}Z, {datetime.fromisoformat(last) - when} before the last "
+                f"entry of {self.path.name} ({last}); set the clock right before going on"
+            )
+
+    def check_clock(self) -> None:
+        """Refuse now, before anything is signed, what ``append`` would refuse after: a clock behind the log."""
+        self._refuse_clock_behind(datetime.now(timezone.utc), self._tail()[2])
 
     def entries(self) -> list[dict[str, Any]]:
         return read_entries(self.path)

@@ -66,3 +66,12 @@ def test_a_benchmark_replaces_only_its_own_section(tmp_path: Path) -> None:
     text = doc.read_text()
     assert text.startswith("# Benchmarks\n\nhead\n\n<!-- inventory benchmark -->")
     assert "new" in text and "second" in text and "old" not in text and "first" not in text
+
+
+def test_the_fuzzing_campaign_counts_its_cases(tmp_path: Path) -> None:
+    from bench.fuzz import campaign
+    from bench.fuzz import markdown as fuzz_markdown
+
+    results = campaign(25, tmp_path)
+    assert [r["cases"] for r in results] == [25] * 5
+    assert "| device lists (random CSV text) | 25 |" in fuzz_markdown(results, 25)

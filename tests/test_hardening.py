@@ -168,3 +168,19 @@ def test_two_ceremonies_on_one_token_cannot_run_at_once_and_a_stale_lock_is_repo
     assert lock.exists()  # reported, not broken
     lock.unlink()
     procedures.begin(other, ws).ws.close()
+
+
+def test_issuance_with_a_clock_behind_the_journal_is_refused_before_signing(ca_workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from ceremony.batch import issue_batch
+    from ceremony.crl import publish_crl
+
+    ca_workspace.journal.append("clock.ahead", {}, now=datetime.now(timezone.utc) + timedelta(hours=1))
+    artifacts = sorted(p for p in (ca_workspace.root / "artifacts").rglob("*") if p.is_file())
+    count = ca_workspace.inventory.count()
+    with pytest.raises(StateError, match="before the last entry of journal.jsonl"):
+        issue_batch(ca_workspace, ca_name="issuing", profile_name="ss1sp-device",
+                    devices=device_list(tmp_path / "list", 1), approved_by="bob", progress=False)  # fmt: skip
+    with pytest.raises(StateError, match="before the last entry"):
+        publish_crl(ca_workspace, "issuing")
+    assert sorted(p for p in (ca_workspace.root / "artifacts").rglob("*") if p.is_file()) == artifacts
+    assert ca_workspace.inventory.count() == count
