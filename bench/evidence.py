@@ -12,7 +12,6 @@ the inventory controls work on the frames. With --markdown the "Evidence pack" s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -88,12 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-evidence-") as tmp:
         report = run(args.certificates, Path(tmp))
-    if args.markdown:
-        from bench.docs import replace_section
+    from bench.docs import report as write_report
 
-        replace_section(Path(args.markdown), MARK, markdown(report))
-    print(json.dumps(report, indent=2) if args.json else markdown(report))
-    return 0
+    return write_report(args, MARK, report, markdown)
 
 
 if __name__ == "__main__":

@@ -153,12 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-inventory-") as tmp:
         report = run(args.rows, Path(tmp))
-    if args.markdown:
-        from bench.docs import replace_section
+    from bench.docs import report as write_report
 
-        replace_section(Path(args.markdown), MARK, markdown(report))
-    print(json.dumps(report, indent=2) if args.json else markdown(report))
-    return 0
+    return write_report(args, MARK, report, markdown)
 
 
 if __name__ == "__main__":

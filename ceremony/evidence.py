@@ -26,12 +26,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives import serialization
 
 from ceremony.attestation import AttestationKey, key_fingerprint, load_attestation_key
 from ceremony.errors import CeremonyError, InputError
+from ceremony.signatures import sign, verifies
 from ceremony.transcript import read_aloud
 from ceremony.workspace import Workspace
 
@@ -110,27 +109,6 @@ def _signer(ws: Workspace, person: str | None, key_path: Path | None) -> tuple[s
     if registered.attestation_key != key_fingerprint(key.public_key()):
         raise InputError(f"--key: this is not the key the register names for {person}")
     return person, key
-
-
-def _sign(key: AttestationKey, data: bytes) -> bytes:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.sign(data, ec.ECDSA(hashes.SHA256()))
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign(data)
-    raise InputError("the compliance officer's key must be EC or Ed25519 to sign a pack")
-
-
-def _verifies(public: Any, signature: bytes, data: bytes) -> bool:
-    try:
-        if isinstance(public, ec.EllipticCurvePublicKey):
-            public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-        elif isinstance(public, ed25519.Ed25519PublicKey):
-            public.verify(signature, data)
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
 
 
 def fingerprint_words(data: bytes) -> str:
@@ -359,7 +337,7 @@ def build_pack(
     }
     data = json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
     (out / MANIFEST).write_bytes(data)
-    (out / SIGNATURE).write_bytes(_sign(key, data))
+    (out / SIGNATURE).write_bytes(sign(key, data))
     stage("manifest and signature")
     return PackResult(
         out,
@@ -413,7 +391,7 @@ Compare that fingerprint with the one the compliance officer published before re
 
     # 1. the key in signer.pem is the officer's published key
     openssl pkey -pubin -in signer.pem -outform DER | sha256sum
-    # 2. the manifest is signed by it (EC keys: ECDSA with SHA-256)
+    # 2. the manifest is signed by it (EC keys: ECDSA with SHA-256; RSA keys: PKCS#1 v1.5 with SHA-256)
     openssl dgst -sha256 -verify signer.pem -signature {SIGNATURE} {MANIFEST}
     #    (Ed25519 keys: openssl pkeyutl -verify -pubin -inkey signer.pem -rawin -in {MANIFEST} -sigfile {SIGNATURE})
     # 3. every file is the one the manifest lists (SHA256SUMS is itself listed in the manifest)
@@ -496,7 +474,7 @@ def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
         return PackCheck(False, False, f"{SIGNER}: not a PEM public key")
     words = fingerprint_words(data)
     if trusted is not None:
-        if not _verifies(trusted, signature, data):
+        if not verifies(trusted, signature, data):
             return PackCheck(
                 False, False, f"{SIGNATURE}: the manifest's signature does not verify under the trusted key"
             )
@@ -507,7 +485,7 @@ def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
             key_fingerprint(trusted),
             words,
         )
-    if carried is None or not _verifies(carried, signature, data):
+    if carried is None or not verifies(carried, signature, data):
         return PackCheck(False, False, f"{SIGNATURE}: the manifest's signature does not verify under {SIGNER}")
     return PackCheck(
         True,

@@ -15,6 +15,13 @@ Area = Literal["governance", "ceremony", "keys", "certificates", "revocation", "
 Scope = Literal["pki", "symmetric"]
 
 
+def control_id(value: str) -> str:
+    """A control id as the catalogue writes them: an area prefix and two digits, e.g. CER-04."""
+    if not re.match(r"^(GOV|CER|KEY|CRT|REV|LOG|PER)-\d{2}$", value):
+        raise ValueError(f"must be a control id such as CER-04 (got {value!r})")
+    return value
+
+
 class Control(Strict):
     id: str
     title: str
@@ -28,9 +35,7 @@ class Control(Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not re.match(r"^(GOV|CER|KEY|CRT|REV|LOG|PER)-\d{2}$", value):
-            raise ValueError(f"must look like CER-04 (got {value!r})")
-        return value
+        return control_id(value)
 
 
 class Catalogue(Strict):
