@@ -496,9 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="files or directories")
     p.set_defaults(func=cmd_lint)
 
-    from ceremony.cli_compliance import add_parsers
+    from ceremony import cli_compliance, cli_workspace
 
-    add_parsers(sub)
+    cli_compliance.add_parsers(sub)
+    cli_workspace.add_parsers(sub)
 
     p = sub.add_parser("approve", help="record an approval of a ceremony file (by its SHA-256)")
     p.add_argument("file", help="ceremony file (YAML)")

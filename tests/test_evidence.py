@@ -214,3 +214,46 @@ def test_bad_input_to_evidence_build_is_refused_and_writes_nothing(
     assert "not registered as a compliance officer" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
     assert main(["evidence", "verify", str(tmp_path)]) == 2
+
+
+def test_a_workspace_backup_restores_into_a_fresh_directory_with_the_same_verdict(
+    demo: DemoResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tarfile
+
+    source = _copy(demo, tmp_path / "src")
+    archive = tmp_path / "ws.tar.gz"
+    assert main(["--workspace", str(source.root), "workspace", "backup", "--out", str(archive)]) == 0
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "inventory.sqlite" in names and "journal.jsonl" in names and "BACKUP.json" in names
+    assert not [n for n in names if n.split("/")[0] in ("secrets", "share-cards", "token")]
+    target = tmp_path / "restored"
+    assert main(["workspace", "restore", str(archive), "--to", str(target)]) == 0
+    for sub in ("transcripts", "artifacts", "registers"):
+        for path in (source.root / sub).rglob("*"):
+            if path.is_file() and not path.name.endswith(".lock"):
+                assert (target / path.relative_to(source.root)).read_bytes() == path.read_bytes(), path
+    restored = Workspace.open(target)
+    assert restored.journal.verify().ok and restored.journal.entries()[-1]["event"] == "workspace.restore"
+    _, original_verdict = _assess(source)
+    findings, restored_verdict = _assess(restored)
+    assert restored_verdict.verdict == original_verdict.verdict  # type: ignore[attr-defined]
+    # Without the token, what needs it cannot be decided: indeterminate, never a silent pass.
+    assert {f.control for f in findings if f.outcome == "indeterminate"} >= {"KEY-01", "KEY-03"}
+    key = source.root / "secrets" / "attestation" / "victor.key"
+    pack = build_pack(restored, reports=tmp_path / "reports", person="victor", key_path=key, pdf=False)
+    assert verify_pack(pack.directory, pack.directory / "signer.pem").ok
+    restored.close()
+    # A hostile archive: a member that climbs out of the target.
+    evil = tmp_path / "evil.tar.gz"
+    index = tmp_path / "BACKUP.json"
+    index.write_text(json.dumps({"files": [{"path": "../escaped", "sha256": "0" * 64, "size": 1}]}))
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(index, arcname="BACKUP.json")
+        tar.add(archive, arcname="../escaped")
+    assert main(["workspace", "restore", str(evil), "--to", str(tmp_path / "evil")]) == 2
+    assert "'../escaped' is not a plain file inside the workspace" in capsys.readouterr().err
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "evil").exists()
+    assert main(["workspace", "restore", str(archive), "--to", str(target)]) == 2  # not empty
+    capsys.readouterr()
