@@ -9,6 +9,7 @@ certificates. cRLNumber strictly increases per CA; thisUpdate/nextUpdate come fr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,6 +23,7 @@ from ceremony.artifacts import write_once
 from ceremony.checks.certificate import check_crl
 from ceremony.checks.findings import failing
 from ceremony.errors import InputError, StateError
+from ceremony.faults import crash_point
 from ceremony.issuance import issuer_of, operator
 from ceremony.policy import load_policy
 from ceremony.revocation import REASON_CODES
@@ -151,6 +153,31 @@ class Published:
     sha256: str
 
 
+def _recover(ws: Workspace, ca_name: str, kind: str, number: int, ca_cert: x509.Certificate) -> None:
+    relative = f"artifacts/crls/{ca_name}-{number}.{kind}"
+    data = (ws.root / relative).read_bytes()
+    try:
+        crl = x509.load_der_x509_crl(data)
+        signed = crl.is_signature_valid(ca_cert.public_key())  # type: ignore[arg-type]
+        recorded_number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except (ValueError, x509.ExtensionNotFound):
+        signed, recorded_number = False, None
+    if not signed or recorded_number != number:
+        raise StateError(f"{relative} is not recorded and is not {ca_name}'s CRL number {number}: check it by hand")
+    digest = hashlib.sha256(data).hexdigest()
+    with ws.inventory.transaction() as db:
+        db.execute(
+            "INSERT INTO crls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (ca_name, number, kind, crl.last_update_utc.isoformat(), crl.next_update_utc.isoformat(),  # type: ignore[union-attr]
+             len(crl), digest, relative),
+        )  # fmt: skip
+        ws.journal.append(
+            "crl.recover",
+            {"actor": operator(), "ca": ca_name, "kind": kind, "number": number, "outputs": {relative: digest},
+             "why": "written but not recorded (the publishing process was interrupted)"},
+        )  # fmt: skip
+
+
 def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> Published:
     """Build, sign, verify and lint the next CRL (issuing CA) or ARL (root) and record it."""
     if now is None:
@@ -169,6 +196,11 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
         "SELECT MAX(number), MAX(this_update) FROM crls WHERE issuer_ca = ?", (ca_name,)
     ).fetchone()
     number = (last[0] or 0) + 1
+    # A crash between writing a CRL and recording it leaves a signed file the inventory does not know:
+    # it is recorded now (it was signed by this CA, whoever saw it), and its number stays spent.
+    while (ws.root / f"artifacts/crls/{ca_name}-{number}.{kind}").exists():
+        _recover(ws, ca_name, kind, number, ca_cert)
+        number += 1
     if last[1] is not None and this_update.isoformat() < last[1]:
         raise StateError(f"the clock says {this_update.isoformat()}, before the last CRL of {ca_name} ({last[1]})")
     rows = ws.inventory.execute(
@@ -200,7 +232,9 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
     if problems:
         raise StateError(f"the {kind.upper()} failed its checks and was not published: {problems[0]}")
     relative = f"artifacts/crls/{ca_name}-{number}.{kind}"
+    crash_point("crl.signed")
     digest = write_once(ws.root / relative, der)
+    crash_point("crl.written")
     with ws.inventory.transaction() as db:
         db.execute(
             "INSERT INTO crls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -219,4 +253,6 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
                 "outputs": {relative: digest},
             },
         )
+        crash_point("crl.journaled")
+    crash_point("crl.recorded")
     return Published(ca_name, kind, number, count, this_update, next_update, ws.root / relative, digest)

@@ -43,6 +43,7 @@ from ceremony.custody import (
     write_share_card,
 )
 from ceremony.errors import CeremonyError, ConfigError, InputError, StateError
+from ceremony.faults import crash_point
 from ceremony.issuance import key_row, operator
 from ceremony.policy import PolicyParameters
 from ceremony.signers import KeyStore
@@ -282,6 +283,7 @@ class Procedure:
             self.transcript.append("step.failed", {"step": name, "error": type(exc).__name__, "message": exc.message})
             raise
         self.done.append(name)
+        crash_point(f"step:{name}")
         self.console.show(f"  {entry['result']}: {entry['action']}")
         return entry
 

@@ -86,6 +86,8 @@ def check(control_id: str) -> Callable[[CheckFunction], CheckFunction]:
 
 
 def run_control(control: Control, ev: Evidence) -> list[ControlFinding]:
+    import ceremony.checks.controls  # noqa: F401 - registers the checks
+
     checker = Checker(control)
     if not set(control.applies_to) & ev.scope:
         checker.not_applicable(
@@ -109,8 +111,6 @@ def run_control(control: Control, ev: Evidence) -> list[ControlFinding]:
 
 
 def run_checks(catalogue: Catalogue, ev: Evidence) -> list[ControlFinding]:
-    import ceremony.checks.controls  # noqa: F401 - registers the checks
-
     findings: list[ControlFinding] = []
     for control in catalogue.controls:
         findings += run_control(control, ev)
