@@ -73,11 +73,18 @@ def smki_vectors() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     # No test may see a developer's PIN, workspace or SoftHSM configuration.
     for name in ("CEREMONY_TOKEN_PIN", "CEREMONY_SOFTWARE_PASSPHRASE", "CEREMONY_WORKSPACE", "SOFTHSM2_CONF"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    yield
+    # After every test: no secret outside secrets/ and share-cards/ of any workspace it left behind.
+    if request.node.get_closest_marker("plants_secrets") is None:
+        from tests.secret_scan import scan
+
+        leaks = scan(tmp_path)
+        assert not leaks, f"secrets outside their resting places: {leaks[:5]}"
 
 
 @pytest.fixture(params=["software", pytest.param("pkcs11", marks=pytest.mark.hsm)])

@@ -40,6 +40,7 @@ def test_opening_a_folder_that_is_no_workspace(tmp_path: Path) -> None:
         Workspace.open(tmp_path)
 
 
+@pytest.mark.plants_secrets  # a 0644 secret file is the point of the test
 def test_a_world_readable_secret_file_is_refused(tmp_path: Path) -> None:
     ws = init_workspace(tmp_path / "ws", key_store="software")
     ws.close()
