@@ -89,6 +89,35 @@ def test_crl_publication_killed_at_every_point_stays_consistent_and_resumes(
     assert trials == 8
 
 
+_STEP_EVENTS = {"activate": "token.activate", "generate-key": "key.generate", "issue-certificate": "certificate.issue"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed_after", list(_STEP_EVENTS))
+def test_a_ceremony_killed_after_any_step_leaves_records_that_agree(tmp_path: Path, killed_after: str) -> None:
+    """Killed after each of the root ceremony's first three steps: the transcript says where it stopped, the
+    inventory holds exactly what those steps made (key pair, certificate) and the files match it."""
+    ws = live_workspace(tmp_path / "ws", "software")
+    run_examples(ws, "token-init")
+    approve(ws, CEREMONIES / "root-ca.yaml")
+    steps = list(_STEP_EVENTS)
+    _killed_at(f"step:{killed_after}", _STEPS, str(CEREMONIES / "root-ca.yaml"), str(ws), *steps)
+    report = verify_transcript(ws / "transcripts" / "root-ca-2026-12.jsonl")
+    assert f"interrupted after step {_STEP_EVENTS[killed_after]}" in report.message
+    done = steps[: steps.index(killed_after) + 1]
+    opened = Workspace.open(ws)
+    keys = opened.inventory.execute("SELECT label FROM asymmetric_keys WHERE purpose = 'ca'").fetchall()
+    assert [k[0] for k in keys] == (["ca-s1sp-root"] if "generate-key" in done else [])
+    certificates = opened.inventory.execute("SELECT artifact FROM certificates").fetchall()
+    assert len(certificates) == (1 if "issue-certificate" in done else 0)
+    for (artifact,) in certificates:
+        assert (ws / artifact).is_file()
+    assert sorted((ws / "artifacts").rglob("*.pem")) == sorted(ws / a for (a,) in certificates)
+    (sealed,) = opened.inventory.execute("SELECT sealed_at FROM ceremonies WHERE ceremony_id = 'root-ca-2026-12'")
+    assert sealed[0] is None and opened.journal.verify().ok
+    opened.close()
+
+
 @pytest.mark.slow
 def test_a_ceremony_killed_mid_step_leaves_an_interrupted_transcript_and_can_be_run_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
