@@ -255,11 +255,10 @@ def build_pack(
             )
     shutil.copy2(catalogue_path(), out / "controls.yaml")
     shutil.copy2(data_dir() / "policy" / "s1spkm-parameters.yaml", out / "policy-parameters.yaml")
+    (out / "registers").mkdir()
     for name in ("documents", "assessments", "incidents", "hsms", "waivers"):
-        from ceremony.registers import register_path
-
-        (out / "registers").mkdir(exist_ok=True)
-        shutil.copy2(register_path(name, ws.root), out / "registers" / f"{name}.yaml")
+        if (ws.root / "registers" / f"{name}.yaml").is_file():  # the workspace's own; examples never stand in
+            shutil.copy2(ws.root / "registers" / f"{name}.yaml", out / "registers" / f"{name}.yaml")
     from ceremony.people import default_register
 
     shutil.copy2(default_register(ws.root), out / "registers" / "people.yaml")

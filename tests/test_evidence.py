@@ -257,3 +257,15 @@ def test_a_workspace_backup_restores_into_a_fresh_directory_with_the_same_verdic
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "evil").exists()
     assert main(["workspace", "restore", str(archive), "--to", str(target)]) == 2  # not empty
     capsys.readouterr()
+
+
+def test_a_workspace_that_runs_nothing_yet_is_assessed_against_every_control(tmp_path: Path) -> None:
+    from ceremony.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "empty", key_store="software")
+    findings, result = _assess(ws)
+    assert {f.control for f in findings} == {c.id for c in load_catalogue().controls}
+    assert not [f for f in findings if f.outcome in ("fatal", "not-applicable")], [
+        f for f in findings if f.outcome != "pass"
+    ]
+    ws.close()

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from ceremony.checks.catalogue import Catalogue, Control
-from ceremony.checks.sources import Evidence
+from ceremony.checks.sources import Evidence, MissingRegister
 from ceremony.policy import Outcome, VerdictRule
 
 
@@ -101,6 +101,8 @@ def run_control(control: Control, ev: Evidence) -> list[ControlFinding]:
         return checker.findings
     try:
         fn(ev, checker)
+    except MissingRegister as exc:
+        checker.indeterminate("", "no-register", exc.message, *())
     except Exception as exc:  # noqa: BLE001 - a crashing check is a FATAL finding, never silence
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         checker._add("fatal", "", "crashed", f"the check crashed: {type(exc).__name__}: {first}"[:300], ())

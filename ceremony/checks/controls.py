@@ -862,6 +862,9 @@ def revocations_published(ev: Evidence, c: Checker) -> None:
     if ev.until is not None:
         revoked = revoked[revoked["revoked_at"] <= pd.Timestamp(ev.until)]
     docs = _crl_documents(ev)
+    if revoked.empty:
+        c.checked(f"no revocations in the period; {len(docs)} CRLs")
+        return
     published = pd.DataFrame(
         [(str(d["row"].issuer_ca), d["row"].this_update, s) for d in docs for s in d["serials"]],
         columns=["issuer_ca", "published", "serial"],

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ceremony.attestation import AttestationStatus, attestation_status
+from ceremony.errors import CeremonyError
 from ceremony.people import Register, default_register, load_register
 from ceremony.policy import PolicyParameters, load_policy
 from ceremony.transcript import ChainStatus, TranscriptReport, read_entries, verify_transcript
@@ -85,6 +86,10 @@ class CeremonyRecord:
         return found
 
 
+class MissingRegister(CeremonyError):
+    """The workspace keeps no such register: the checks that need it cannot decide (never the examples)."""
+
+
 class _Registers(dict[str, Any]):
     def __init__(self, workspace: Path) -> None:
         super().__init__()
@@ -92,10 +97,16 @@ class _Registers(dict[str, Any]):
 
     def __missing__(self, name: str) -> Any:
         from ceremony.config import load_model
-        from ceremony.registers import REGISTERS, register_path
+        from ceremony.registers import REGISTERS, Waivers
 
-        self[name] = value = load_model(REGISTERS[name], register_path(name, self.workspace))
-        return value
+        path = self.workspace / "registers" / f"{name}.yaml"
+        if not path.is_file():
+            if name == "waivers":  # no waivers: nothing is waived
+                self[name] = Waivers(schema_version=1, waivers=[])
+                return self[name]
+            raise MissingRegister(f"the workspace keeps no {name} register (registers/{name}.yaml)")
+        self[name] = load_model(REGISTERS[name], path)
+        return self[name]
 
 
 @dataclass
@@ -131,7 +142,8 @@ class Evidence:
 
     @cached_property
     def registers(self) -> dict[str, Any]:
-        """Each register read on first use, so a malformed one fails only the checks that read it."""
+        """Each of the workspace's registers, read on first use, so a malformed one fails only the checks
+        that read it, and a missing one makes them indeterminate (the examples in data/ never stand in)."""
         return _Registers(self.ws.root)
 
     @cached_property
@@ -162,9 +174,11 @@ class Evidence:
 
     @cached_property
     def scope(self) -> set[str]:
-        """What this S1SP runs: a PKI (CAs in the inventory), symmetric keys, or both."""
+        """What this S1SP runs: a PKI (CAs in the inventory), symmetric keys, or both. A workspace that
+        runs neither yet is assessed against every control: nothing is "not applicable" by default."""
         f = self.frames
-        return ({"pki"} if len(f.cas) else set()) | ({"symmetric"} if len(f.symmetric_keys) else set())
+        scope = ({"pki"} if len(f.cas) else set()) | ({"symmetric"} if len(f.symmetric_keys) else set())
+        return scope or {"pki", "symmetric"}
 
     @cached_property
     def token_objects(self) -> dict[str, list[str]]:
