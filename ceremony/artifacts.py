@@ -9,6 +9,15 @@ from pathlib import Path
 from ceremony.errors import StateError
 
 
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (packs and backups hold PDFs and databases)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_once(path: Path, data: bytes, *, mode: int = 0o644) -> str:
     """Create ``path`` with ``data`` (refusing an existing file); returns its SHA-256 hex."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,10 @@ target directory appears, and records itself in the restored journal.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
+import shutil
 import sqlite3
 import tarfile
 import tempfile
@@ -23,7 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ceremony.artifacts import sha256_file
 from ceremony.errors import InputError, StateError
+from ceremony.evidence import parse_file_list
 from ceremony.workspace import WORKSPACE_FILE, Workspace
 
 INDEX = "BACKUP.json"
@@ -75,8 +77,7 @@ def backup_workspace(ws: Workspace, out: Path) -> BackupResult:
         else:
             index["database"] = "postgresql (outside the workspace: back it up with pg_dump)"
         for name, path in members:
-            data = path.read_bytes()
-            index["files"].append({"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+            index["files"].append({"path": name, "sha256": sha256_file(path), "size": path.stat().st_size})
         partial = out.with_name(out.name + ".partial")
         with tarfile.open(partial, "w:gz") as tar:
             raw = json.dumps(index, indent=1).encode()
@@ -86,9 +87,29 @@ def backup_workspace(ws: Workspace, out: Path) -> BackupResult:
             for name, path in members:
                 tar.add(path, arcname=name, recursive=False)
         os.replace(partial, out)
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    digest = sha256_file(out)
     ws.journal.append("workspace.backup", {"archive": out.name, "sha256": digest, "files": len(members)})
     return BackupResult(out, len(members), digest, str(index["database"]))
+
+
+def _check_members(archive: Path, tar: tarfile.TarFile) -> None:
+    """Only the index and plain files it lists, inside the target, of kinds a backup holds."""
+    try:
+        listed = parse_file_list(tar.extractfile(INDEX).read())  # type: ignore[union-attr]
+    except (KeyError, AttributeError):
+        listed = "is missing"
+    if isinstance(listed, str):
+        raise InputError(f"{archive}: {INDEX} {listed}; not a workspace backup")
+    for member in tar.getmembers():
+        if member.name == INDEX:
+            continue
+        parts = Path(member.name).parts
+        if not member.isfile() or Path(member.name).is_absolute() or ".." in parts:
+            raise InputError(f"{archive}: member {member.name!r} is not a plain file inside the workspace")
+        if member.name not in listed:
+            raise InputError(f"{archive}: member {member.name!r} is not in {INDEX}")
+        if parts[0] in NEVER:
+            raise InputError(f"{archive}: member {member.name!r} is of a kind a backup never holds")
 
 
 def restore_workspace(archive: Path, target: Path) -> Path:
@@ -100,35 +121,30 @@ def restore_workspace(archive: Path, target: Path) -> Path:
     except (OSError, tarfile.TarError) as exc:
         raise InputError(f"{archive}: not a workspace backup ({type(exc).__name__})") from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tar, tempfile.TemporaryDirectory(prefix=".restore-", dir=target.parent) as scratch:
-        try:
-            index = json.loads(tar.extractfile(INDEX).read())  # type: ignore[union-attr]
-            listed = {e["path"]: e for e in index["files"]}
-        except (KeyError, ValueError, TypeError, AttributeError):
-            raise InputError(f"{archive}: no readable {INDEX}; not a workspace backup") from None
-        for member in tar.getmembers():
-            parts = Path(member.name).parts
-            if member.name != INDEX and (not member.isfile() or Path(member.name).is_absolute() or ".." in parts):
-                raise InputError(f"{archive}: member {member.name!r} is not a plain file inside the workspace")
-            if member.name != INDEX and member.name not in listed:
-                raise InputError(f"{archive}: member {member.name!r} is not in {INDEX}")
-            if parts and parts[0] in NEVER:
-                raise InputError(f"{archive}: member {member.name!r} is of a kind a backup never holds")
-        tar.extractall(scratch, filter="data")
+    scratch = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
+    try:
+        with tar:
+            _check_members(archive, tar)
+            tar.extractall(scratch, filter="data")
+        listed = parse_file_list((scratch / INDEX).read_bytes())
+        if isinstance(listed, str):
+            raise InputError(f"{archive}: {INDEX} {listed}")
         for name, entry in listed.items():
-            path = Path(scratch) / name
-            if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+            path = scratch / name
+            if not path.is_file() or sha256_file(path) != entry["sha256"]:
                 raise StateError(f"{archive}: {name} is missing or does not match {INDEX}; nothing restored")
-        (Path(scratch) / INDEX).unlink()
+        (scratch / INDEX).unlink()
         for sub in ("secrets", "share-cards"):
-            (Path(scratch) / sub).mkdir(mode=0o700)
+            (scratch / sub).mkdir(mode=0o700)
         if target.exists():
             target.rmdir()
         os.replace(scratch, target)
-        os.mkdir(scratch)  # the context manager removes what it created
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     ws = Workspace.open(target)
     try:
-        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        digest = sha256_file(archive)
         ws.journal.append("workspace.restore", {"archive": archive.name, "sha256": digest})
     finally:
         ws.close()

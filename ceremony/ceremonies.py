@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ceremony.config import Strict, load_yaml, parse_model
+from ceremony.config import IsoDate, Strict, load_yaml, parse_model
 from ceremony.errors import ConfigError, InputError
 from ceremony.people import Register
 from ceremony.policy import PolicyParameters
@@ -84,7 +84,7 @@ def inside_workspace(value: str) -> str:
 class CeremonyBase(Strict):
     schema_version: Literal[1]
     ceremony_id: str
-    date: str
+    date: IsoDate
     participants: Participants
     recording: Recording
     bags: Bags = Bags()
@@ -103,14 +103,6 @@ class CeremonyBase(Strict):
     def _id(cls, value: str) -> str:
         if not _ID.match(value):
             raise ValueError("must be 3-64 lower-case letters, digits and '-'")
-        return value
-
-    @field_validator("date")
-    @classmethod
-    def _date(cls, value: str) -> str:
-        if not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
-            raise ValueError(f"must be a date YYYY-MM-DD (got {value!r})")
-        dt.date.fromisoformat(value)
         return value
 
     @property

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from ceremony.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def iso_date(value: str) -> str:
+    """A calendar date written YYYY-MM-DD (kept as text: YAML's own date parsing is switched off)."""
+    if not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+        raise ValueError(f"must be a date YYYY-MM-DD (got {value!r})")
+    date.fromisoformat(value)
+    return value
+
+
+#: A model field holding such a date.
+IsoDate = Annotated[str, AfterValidator(iso_date)]
 
 
 class Strict(BaseModel):

@@ -22,7 +22,7 @@ from ceremony.checks.findings import Finding, failing
 from ceremony.config import data_dir, load_yaml
 from ceremony.errors import InputError
 from ceremony.issuance import Issued, issue
-from ceremony.notebooks import run_notebook
+from ceremony.notebooks import notebooks_dir, run_notebook
 from ceremony.people import Register, load_register
 from ceremony.policy import load_policy
 from ceremony.profiles import get_profile
@@ -97,10 +97,6 @@ CEREMONY_RUNS: tuple[tuple[str, dict[str, str]], ...] = (
     ("60-key-backup-restore.ipynb", {"backup_file": "key-backup.yaml", "restore_file": "key-restore.yaml"}),
     ("65-key-destruction.ipynb", {"ceremony_file": "key-destruction.yaml"}),
 )
-
-
-def notebooks_dir() -> Path:
-    return data_dir().parent / "notebooks"
 
 
 def demo_register(ws: Workspace) -> Register:

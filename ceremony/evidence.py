@@ -28,6 +28,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from ceremony.artifacts import sha256_file
 from ceremony.attestation import AttestationKey, key_fingerprint, load_attestation_key
 from ceremony.errors import CeremonyError, InputError
 from ceremony.signatures import sign, verifies
@@ -72,14 +73,6 @@ def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
     return since, until
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_list(root: Path, *, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Every file under ``root`` (sorted, relative POSIX paths) with its SHA-256 and size."""
     out = []
@@ -87,7 +80,7 @@ def file_list(root: Path, *, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]
         rel = path.relative_to(root).as_posix()
         if rel in skip:
             continue
-        out.append({"path": rel, "sha256": _sha256(path), "size": path.stat().st_size})
+        out.append({"path": rel, "sha256": sha256_file(path), "size": path.stat().st_size})
     return out
 
 
@@ -139,6 +132,27 @@ class PackResult:
         }
 
 
+#: Where each kind of evidence a control reads stands in a pack.
+EVIDENCE_IN_PACK = {
+    "transcripts": "transcripts/*.jsonl", "attestations": "transcripts/*.attestations.jsonl",
+    "journal": "journal.jsonl", "inventory": "inventory/*.parquet", "people": "registers/people.yaml",
+    "crls": "artifacts/crls/", "artifacts": "artifacts/", "token": "token-keys.json",
+    "policy": "policy-parameters.yaml",
+}  # fmt: skip
+
+
+def traceability(catalogue: Any, findings: list[Any]) -> list[dict[str, str]]:
+    """Requirement -> evidence: each control's check, the pack files it rests on, and its findings."""
+    rows = []
+    for control in catalogue.controls:
+        files = [EVIDENCE_IN_PACK.get(kind, f"registers/{kind.removeprefix('registers.')}.yaml")
+                 for kind in control.evidence]  # fmt: skip
+        ids = [f.id for f in findings if f.control == control.id and f.outcome not in ("pass", "not-applicable")]
+        rows.append({"control": control.id, "requirement": control.check, "evidence in this pack": ", ".join(files),
+                     "findings": ", ".join(ids) or "-"})  # fmt: skip
+    return rows
+
+
 def _previous_findings(evidence_root: Path, current: Path) -> tuple[str | None, list[dict[str, Any]]]:
     packs = sorted(p for p in evidence_root.iterdir() if p.is_dir() and p != current and (p / MANIFEST).is_file())
     if not packs:
@@ -184,12 +198,12 @@ def build_pack(
     """Build ``<reports>/evidence/<UTC>/`` (see the module docstring)."""
     import time as clock
 
-    from ceremony.checks.assessment import compare, run_checks, verdict
+    from ceremony.checks.assessment import compare, control_table, run_checks, verdict
     from ceremony.checks.catalogue import catalogue_path, load_catalogue
     from ceremony.checks.sources import Evidence
     from ceremony.config import data_dir
-    from ceremony.demo import notebooks_dir
-    from ceremony.notebooks import run_notebook
+    from ceremony.frames import write_parquet
+    from ceremony.notebooks import notebooks_dir, run_notebook
 
     since, until = parse_period(period)
     signer, key = _signer(ws, person, key_path)  # refused before anything is written
@@ -230,6 +244,8 @@ def build_pack(
                 },
                 "previous_pack": previous_name,
                 "changes": changes,
+                "controls": control_table(findings, catalogue),
+                "traceability": traceability(catalogue, findings),
                 "findings": [f.to_json() | {"title": titles[f.control].title} for f in findings],
             },
             indent=1,
@@ -264,10 +280,7 @@ def build_pack(
     shutil.copy2(default_register(ws.root), out / "registers" / "people.yaml")
     stage("catalogue, policy and registers")
 
-    (out / "inventory").mkdir()
-    f = ev.frames
-    for name in ("certificates", "cas", "symmetric_keys", "asymmetric_keys", "crls", "batches", "ceremonies"):
-        getattr(f, name).to_parquet(out / "inventory" / f"{name}.parquet", index=False)
+    write_parquet(ev.frames, out / "inventory")
     stage("inventory snapshot")
 
     (out / "transcripts").mkdir()
@@ -411,8 +424,9 @@ the report quotes), SHA256SUMS, {MANIFEST}, {SIGNATURE}, {SIGNER}.
 """
 
 
-def _listed_files(data: bytes) -> dict[str, dict[str, Any]] | str:
-    """The manifest's files by path, or what is wrong with it (a hostile manifest names nothing outside)."""
+def parse_file_list(data: bytes) -> dict[str, dict[str, Any]] | str:
+    """A manifest's (or a backup index's) ``files`` by path, or what is wrong with it: a hostile list
+    names nothing outside its directory."""
     try:
         files = json.loads(data)["files"]
     except (ValueError, KeyError, TypeError):
@@ -428,7 +442,7 @@ def _listed_files(data: bytes) -> dict[str, dict[str, Any]] | str:
             return "an entry lacks its path, sha256 or size"
         parts = Path(entry["path"]).parts
         if not parts or Path(entry["path"]).is_absolute() or ".." in parts:
-            return f"lists {entry['path']!r}, which is not inside the pack"
+            return f"lists {entry['path']!r}, which is outside its directory"
         listed[entry["path"]] = entry
     return listed
 
@@ -453,14 +467,14 @@ def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
         except (OSError, ValueError) as exc:
             raise InputError(f"--trust: {trust} is not a PEM public key ({exc.__class__.__name__})") from None
     data = (directory / MANIFEST).read_bytes()
-    listed = _listed_files(data)
+    listed = parse_file_list(data)
     if isinstance(listed, str):
         return PackCheck(False, False, f"{MANIFEST}: {listed}")
     for rel, entry in listed.items():
         path = directory / rel
         if not path.is_file():
             return PackCheck(False, False, f"{rel}: listed in the manifest but missing")
-        if path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
+        if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
             return PackCheck(False, False, f"{rel}: does not match the manifest (changed since it was signed)")
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         rel = path.relative_to(directory).as_posix()

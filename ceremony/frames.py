@@ -7,7 +7,7 @@ GBCS notAfter 9999-12-31 fits). The views are plain functions of those frames.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,18 @@ def frames(workspace: Workspace | Path | str, *, snapshot: bool = True) -> Frame
     finally:
         if ws is not workspace:
             ws.close()
+
+
+def write_parquet(f: Frames, directory: Path) -> None:
+    """Every frame as ``<directory>/<name>.parquet`` (an evidence pack's inventory snapshot)."""
+    directory.mkdir()
+    for field in fields(Frames):
+        getattr(f, field.name).to_parquet(directory / f"{field.name}.parquet", index=False)
+
+
+def read_parquet(directory: Path) -> Frames:
+    """The frames ``write_parquet`` wrote (the report reads the pack, not the workspace)."""
+    return Frames(**{field.name: pd.read_parquet(directory / f"{field.name}.parquet") for field in fields(Frames)})
 
 
 # --- views ------------------------------------------------------------------------------------

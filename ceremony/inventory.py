@@ -402,8 +402,8 @@ class Inventory:
         return self._db.exec_driver_sql(self._sql(sql), tuple(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._db.exec_driver_sql(self._sql(sql), [tuple(r) for r in rows])
+        if rows:  # the rows go to the driver as they are (batch issuance passes thousands of tuples)
+            self._db.exec_driver_sql(self._sql(sql), rows if isinstance(rows, list) else list(rows))
 
     # --- certificates -----------------------------------------------------------------
     def serial_exists(self, issuer_ca: str, serial: str) -> bool:

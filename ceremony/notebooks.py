@@ -44,6 +44,13 @@ _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 
 
+def notebooks_dir() -> Path:
+    """The shipped notebooks (beside data/)."""
+    from ceremony.config import data_dir
+
+    return data_dir().parent / "notebooks"
+
+
 class NotebookError(CeremonyError):
     """A notebook cell failed (exit code 1), or refused with a ceremony error (exit code 2)."""
 

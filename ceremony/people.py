@@ -4,36 +4,26 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ceremony.config import Strict, data_dir, load_model
+from ceremony.config import IsoDate, Strict, data_dir, load_model
 
 TrustedRole = Literal[
     "administrator", "operator", "custodian", "witness", "auditor", "approver", "ra-officer", "compliance-officer"
 ]
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class Person(Strict):
     name: str
     organisation: str
     roles: list[TrustedRole] = Field(min_length=1)
-    vetting_expires: str
-    training_expires: str
+    vetting_expires: IsoDate
+    training_expires: IsoDate
     #: SHA-256 of the DER SubjectPublicKeyInfo of the key this person attests with (key file or own token).
     attestation_key: str | None = None
-
-    @field_validator("vetting_expires", "training_expires")
-    @classmethod
-    def _iso_date(cls, value: str) -> str:
-        if not _DATE.match(value):
-            raise ValueError(f"must be a date YYYY-MM-DD (got {value!r})")
-        date.fromisoformat(value)
-        return value
 
     @field_validator("attestation_key")
     @classmethod

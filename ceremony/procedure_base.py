@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives import serialization
 
+from ceremony.artifacts import sha256_file
 from ceremony.ceremonies import (
     CeremonyFile,
     Quorum,
@@ -75,10 +76,6 @@ class Outcome:
             "words": self.words,
             "outputs": {k: str(v) for k, v in self.outputs.items()},
         }
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _spki_sha256(key: Any) -> str:
@@ -163,7 +160,7 @@ class Procedure:
 
     def _output(self, name: str, path: Path) -> dict[str, str]:
         self.outputs[name] = path
-        return {name: _sha256_file(path)}
+        return {name: sha256_file(path)}
 
     def _gate(self, step: str, text: str, allowed: list[str]) -> dict[str, Any]:
         who = self.console.confirm(step, text, allowed)

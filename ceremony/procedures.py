@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ceremony.artifacts import write_once
+from ceremony.artifacts import sha256_file, write_once
 from ceremony.ceremonies import (
     IssuingCeremony,
     KeyBackupCeremony,
@@ -42,7 +42,7 @@ from ceremony.errors import ConfigError, InputError, StateError, TokenError
 from ceremony.issuance import create_ca
 from ceremony.people import default_register, load_register
 from ceremony.policy import load_policy
-from ceremony.procedure_base import SEAL_KEY, Outcome, Procedure, _fp, _sha256_file, _spki_sha256
+from ceremony.procedure_base import SEAL_KEY, Outcome, Procedure, _fp, _spki_sha256
 from ceremony.signatures import sign, verifies
 from ceremony.symmetric_procedures import KeyRotation, SymmetricKeys
 from ceremony.transcript import read_aloud
@@ -339,7 +339,7 @@ class KeyRestore(Procedure):
             "custody.combine",
             f"backup key rebuilt from {len(presented)} shares (check value {check})",
             [c for c, _ in presented],
-            inputs={"backup": _sha256_file(path), "backup_metadata": _sha256_file(meta_path)},
+            inputs={"backup": sha256_file(path), "backup_metadata": sha256_file(meta_path)},
             details={"shares_presented": {c: _fp(w) for c, w in presented}, "kcv": check, "expected": self.meta["kcv"]},
             result="ok" if check == self.meta["kcv"] else "failed: check value differs",
         )

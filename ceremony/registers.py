@@ -5,24 +5,14 @@ approvals), assessments, incidents, the HSM inventory and waivers. Strict schema
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ceremony.config import Strict, data_dir, load_model
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def _iso_date(value: str) -> str:
-    if not _DATE.match(value):
-        raise ValueError(f"must be a date YYYY-MM-DD (got {value!r})")
-    date.fromisoformat(value)
-    return value
+from ceremony.checks.catalogue import ControlId
+from ceremony.config import IsoDate, Strict, data_dir, load_model
 
 
 def _aware_time(value: str) -> str:
@@ -40,8 +30,7 @@ def _aware_time(value: str) -> str:
 
 class Approval(Strict):
     ref: str
-    date: str
-    _date = field_validator("date")(classmethod(lambda cls, v: _iso_date(v)))
+    date: IsoDate
 
 
 class Document(Strict):
@@ -51,10 +40,9 @@ class Document(Strict):
     version: str
     status: Literal["in-force", "draft", "superseded"]
     pma_approval: Approval | None = None
-    next_review: str
+    next_review: IsoDate
     #: For a CPS or KMPS: the document id and version it implements, e.g. "s1spki-cp 1.2".
     implements: str | None = None
-    _review = field_validator("next_review")(classmethod(lambda cls, v: _iso_date(v)))
 
 
 class DocumentRegister(Strict):
@@ -66,20 +54,18 @@ class AssessmentFinding(Strict):
     id: str
     summary: str
     status: Literal["open", "closed"]
-    due: str
-    _due = field_validator("due")(classmethod(lambda cls, v: _iso_date(v)))
+    due: IsoDate
 
 
 class Assessment(Strict):
     id: str
     type: Literal["initial-stage-1", "initial-stage-2", "annual", "ad-hoc"]
-    date: str
+    date: IsoDate
     assessor: str
     assessor_organisation: str
     outcome: Literal["approved", "approved with caveats", "not approved"]
     remediation_plan: str | None = None
     findings: list[AssessmentFinding] = Field(default_factory=list)
-    _date = field_validator("date")(classmethod(lambda cls, v: _iso_date(v)))
 
 
 class AssessmentRegister(Strict):
@@ -125,20 +111,12 @@ class HsmInventory(Strict):
 
 
 class Waiver(Strict):
-    control: str
+    control: ControlId
     #: The finding's subject the waiver covers; omitted, it covers every finding of the control.
     subject: str | None = None
     reason: str = Field(min_length=10)
     approved_by: str
-    expires: str
-    _expires = field_validator("expires")(classmethod(lambda cls, v: _iso_date(v)))
-
-    @field_validator("control")
-    @classmethod
-    def _control(cls, value: str) -> str:
-        from ceremony.checks.catalogue import control_id
-
-        return control_id(value)
+    expires: IsoDate
 
 
 class Waivers(Strict):

@@ -248,13 +248,18 @@ def test_a_workspace_backup_restores_into_a_fresh_directory_with_the_same_verdic
     # A hostile archive: a member that climbs out of the target.
     evil = tmp_path / "evil.tar.gz"
     index = tmp_path / "BACKUP.json"
-    index.write_text(json.dumps({"files": [{"path": "../escaped", "sha256": "0" * 64, "size": 1}]}))
+    index.write_text(json.dumps({"files": [{"path": "escaped", "sha256": "0" * 64, "size": 1}]}))
     with tarfile.open(evil, "w:gz") as tar:
         tar.add(index, arcname="BACKUP.json")
         tar.add(archive, arcname="../escaped")
     assert main(["workspace", "restore", str(evil), "--to", str(tmp_path / "evil")]) == 2
     assert "'../escaped' is not a plain file inside the workspace" in capsys.readouterr().err
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "evil").exists()
+    index.write_text(json.dumps({"files": [{"path": "../escaped", "sha256": "0" * 64, "size": 1}]}))
+    with tarfile.open(tmp_path / "evil2.tar.gz", "w:gz") as tar:
+        tar.add(index, arcname="BACKUP.json")
+    assert main(["workspace", "restore", str(tmp_path / "evil2.tar.gz"), "--to", str(tmp_path / "evil2")]) == 2
+    assert "BACKUP.json lists '../escaped', which is outside its directory" in capsys.readouterr().err
     assert main(["workspace", "restore", str(archive), "--to", str(target)]) == 2  # not empty
     capsys.readouterr()
 

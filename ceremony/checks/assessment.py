@@ -102,7 +102,7 @@ def run_control(control: Control, ev: Evidence) -> list[ControlFinding]:
     try:
         fn(ev, checker)
     except MissingRegister as exc:
-        checker.indeterminate("", "no-register", exc.message, *())
+        checker.indeterminate("", "no-register", exc.message)
     except Exception as exc:  # noqa: BLE001 - a crashing check is a FATAL finding, never silence
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         checker._add("fatal", "", "crashed", f"the check crashed: {type(exc).__name__}: {first}"[:300], ())
@@ -166,6 +166,23 @@ def verdict(findings: list[ControlFinding], rules: list[VerdictRule]) -> Verdict
         ):
             return VerdictResult(rule.verdict, rule.because, number, counted)
     raise ValueError("the verdict rules end without an unconditional rule")
+
+
+#: Outcomes from worst to best: a control shows the worst of its findings that are not waived.
+SEVERITY_ORDER = ("fatal", "fail", "indeterminate", "pass", "not-applicable")
+
+
+def control_table(findings: list[ControlFinding], catalogue: Catalogue) -> list[dict[str, Any]]:
+    """One row per control: its outcome (the worst finding not waived; "waived" when every problem is),
+    how many findings it has, and the clause it cites."""
+    rows = []
+    for control in catalogue.controls:
+        mine = [f for f in findings if f.control == control.id]
+        live = [f.outcome for f in mine if f.waived is None]
+        outcome = min(live, key=SEVERITY_ORDER.index) if live else "waived"
+        rows.append({"control": control.id, "title": control.title, "severity": control.severity,
+                     "outcome": outcome, "findings": len(mine), "cites": control.policy_ref})  # fmt: skip
+    return rows
 
 
 def compare(current: list[ControlFinding], previous: list[dict[str, Any]]) -> dict[str, list[str]]:

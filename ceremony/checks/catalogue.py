@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from ceremony.config import Strict, data_dir, load_model
 from ceremony.policy import ControlSeverity
@@ -22,8 +22,12 @@ def control_id(value: str) -> str:
     return value
 
 
+#: A model field holding a control id.
+ControlId = Annotated[str, AfterValidator(control_id)]
+
+
 class Control(Strict):
-    id: str
+    id: ControlId
     title: str
     area: Area
     policy_ref: str
@@ -31,11 +35,6 @@ class Control(Strict):
     check: str
     severity: ControlSeverity
     applies_to: list[Scope] = Field(min_length=1)
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return control_id(value)
 
 
 class Catalogue(Strict):

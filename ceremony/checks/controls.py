@@ -655,11 +655,19 @@ def profile_conformance(ev: Evidence, c: Checker) -> None:
     c.checked(f"{len(done)} certificates linted against their profiles")
 
 
+def _ca_certificates(ev: Evidence, own: pd.DataFrame) -> pd.DataFrame:
+    """Each CA's own certificate row, indexed by CA name (matched on issuer and serial)."""
+    cas = ev.frames.cas
+    keys = pd.DataFrame({"ca": cas["name"].astype(str), "serial": cas["serial"].astype(str),
+                         "issuer_ca": cas["issuer_ca"].fillna(cas["name"]).astype(str)})  # fmt: skip
+    mine = own.assign(issuer_ca=own["issuer_ca"].astype(str), serial=own["serial"].astype(str))
+    return keys.merge(mine, on=["issuer_ca", "serial"]).set_index("ca")
+
+
 @check("CRT-02")
 def key_identifiers(ev: Evidence, c: Checker) -> None:
-    own, cas = _own(ev), ev.frames.cas
-    ca_certs = own.merge(cas[["name", "serial"]].rename(columns={"name": "ca"}), on="serial")
-    ski_of = dict(zip(ca_certs["ca"].astype(str), ca_certs["ski"].astype(str), strict=True))
+    own = _own(ev)
+    ski_of = _ca_certificates(ev, own)["ski"].astype(str).to_dict()
     bad_ski = own[own["ski"].astype(str).str.len() != 16]
     _listed(c, bad_ski, "ski-length", lambda r: f"SKI {r.ski} is not 8 octets")
     expected = own["issuer_ca"].astype(str).map(ski_of)
@@ -698,9 +706,8 @@ def serials(ev: Evidence, c: Checker) -> None:
 
 @check("CRT-04")
 def validity(ev: Evidence, c: Checker) -> None:
-    own, cas = _own(ev), ev.frames.cas
-    ca_certs = own.merge(cas[["name", "serial"]].rename(columns={"name": "ca"}), on="serial")
-    ends = dict(zip(ca_certs["ca"].astype(str), ca_certs["not_after"], strict=True))
+    own = _own(ev)
+    ends = _ca_certificates(ev, own)["not_after"].to_dict()
     issuer_end = own["issuer_ca"].astype(str).map(ends)
     device = own["profile"].astype(str).str.contains("device").to_numpy()
     late = own[(own["not_after"] > issuer_end).to_numpy() & ~device]
