@@ -24,12 +24,12 @@ MARK = "<!-- evidence benchmark -->"
 
 def run(certificates: int, workdir: Path, *, pdf: bool = True) -> dict[str, Any]:
     from bench.fleet import make_device_csrs
-    from ceremony.batch import issue_batch
-    from ceremony.demo import demo_register
-    from ceremony.evidence import build_pack
-    from ceremony.export import available_renderers
-    from ceremony.issuance import create_ca
-    from ceremony.workspace import init_workspace
+    from ceremony.cli.demo import demo_register
+    from ceremony.issue.batch import issue_batch
+    from ceremony.issue.single import create_ca
+    from ceremony.record.workspace import init_workspace
+    from ceremony.reporting.evidence import build_pack
+    from ceremony.reporting.pdf import available_renderers
 
     report: dict[str, Any] = {"certificates": certificates, "cores": len(os.sched_getaffinity(0))}
     started = time.perf_counter()

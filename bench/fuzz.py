@@ -52,14 +52,14 @@ def campaign(examples: int, workdir: Path) -> list[dict[str, Any]]:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from ceremony.batch import read_device_list, validate_row
-    from ceremony.ceremonies import load_ceremony
-    from ceremony.config import data_dir
-    from ceremony.csr import parse_csr
+    from ceremony.compliance.pack import verify_pack
     from ceremony.errors import CeremonyError
-    from ceremony.evidence import verify_pack
-    from ceremony.profiles import get_profile
-    from ceremony.transcript import Journal, verify_transcript
+    from ceremony.issue.batch import read_device_list, validate_row
+    from ceremony.model.ceremony_file import load_ceremony
+    from ceremony.model.config import data_dir
+    from ceremony.model.csr import parse_csr
+    from ceremony.model.profiles import get_profile
+    from ceremony.record.transcript import Journal, verify_transcript
 
     key = ec.generate_private_key(ec.SECP256R1())
     csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())

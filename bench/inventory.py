@@ -28,8 +28,8 @@ _CHILD = """
 import json, resource, sqlite3, sys, time
 from pathlib import Path
 import pandas as pd
-from ceremony import frames as fr
-from ceremony.workspace import Workspace
+from ceremony.record import frames as fr
+from ceremony.record.workspace import Workspace
 root, how = Path(sys.argv[1]), sys.argv[2]
 started = time.perf_counter()
 if how == "read_sql":
@@ -71,7 +71,7 @@ def _floor_notebook(path: Path) -> Path:
 
 def run(rows: int, workdir: Path) -> dict[str, Any]:
     from bench.synthetic import make_inventory
-    from ceremony.notebooks import run_notebook
+    from ceremony.reporting.notebooks import run_notebook
 
     started = time.perf_counter()
     root = make_inventory(workdir / "ws", rows)

@@ -59,7 +59,7 @@ def crypto_rates(seconds: float = 1.0) -> dict[str, float]:
 
 def softhsm_sign_rate(seconds: float = 1.0) -> float | None:
     """P-256 signatures per second through PKCS#11 on a throwaway SoftHSM2 token (None without SoftHSM2)."""
-    from ceremony.signers.pkcs11 import Pkcs11KeyStore, find_softhsm_module, init_softhsm_token
+    from ceremony.keys.pkcs11 import Pkcs11KeyStore, find_softhsm_module, init_softhsm_token
 
     module = find_softhsm_module()
     if module is None:
@@ -82,9 +82,9 @@ def softhsm_sign_rate(seconds: float = 1.0) -> float | None:
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from ceremony.batch import issue_batch
-from ceremony.issuance import create_ca
-from ceremony.workspace import init_workspace
+from ceremony.issue.batch import issue_batch
+from ceremony.issue.single import create_ca
+from ceremony.record.workspace import init_workspace
 ws = init_workspace(Path(sys.argv[1]), key_store=sys.argv[4])
 create_ca(ws, "root", profile_name="ss1spca-root", common_name="Bench Root", approved_by="bench")
 create_ca(ws, "issuing", profile_name="ss1spca-issuing", common_name="Bench Issuing", approved_by="bench",
@@ -118,8 +118,8 @@ def issuance(devices: Path, jobs: int, key_store: str, workdir: Path) -> dict[st
 def crl_publish_seconds(workspace: Path) -> tuple[int, float]:
     """Revoke every certificate of the workspace's batch (directly in the database), then time
     ``publish_crl`` end to end: database read, encoding, signature, lint, write-once file, record."""
-    from ceremony.crl import publish_crl
-    from ceremony.workspace import Workspace
+    from ceremony.issue.crl import publish_crl
+    from ceremony.record.workspace import Workspace
 
     ws = Workspace.open(workspace)
     try:
@@ -139,7 +139,7 @@ def crl_build_seconds(entries: int) -> float:
     """Encode ``entries`` revocations and sign the TBS (the publish path minus the database)."""
     from cryptography import x509
 
-    from ceremony.crl import encode_entries, encode_tbs, sign_crl
+    from ceremony.issue.crl import encode_entries, encode_tbs, sign_crl
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     revoked = [
@@ -157,7 +157,7 @@ def crl_build_seconds(entries: int) -> float:
 def run(count: int, fleet: int, crl_sizes: list[int], workdir: Path) -> dict[str, Any]:
     from bench.fleet import make_device_csrs
     from bench.openssl_baseline import openssl_version, setup_openssl_ca, time_openssl_ca_infiles, time_openssl_gencrl
-    from ceremony.signers.pkcs11 import find_softhsm_module
+    from ceremony.keys.pkcs11 import find_softhsm_module
 
     report: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -13,9 +13,9 @@ import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ceremony.inventory import CERTIFICATE_COLUMNS
-from ceremony.issuance import create_ca
-from ceremony.workspace import init_workspace
+from ceremony.issue.single import create_ca
+from ceremony.record.inventory import CERTIFICATE_COLUMNS
+from ceremony.record.workspace import init_workspace
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 REASONS = ["superseded"] * 6 + ["cessationOfOperation"] * 3 + ["keyCompromise"]

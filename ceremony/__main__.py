@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from ceremony.cli import main
+from ceremony.cli.main import main
 
 sys.exit(main())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ceremony.signers.pkcs11 import find_softhsm_module
-from tests import postgres
+from ceremony.keys.pkcs11 import find_softhsm_module
+from tests.support import postgres
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VECTORS = REPO.parent / "shared" / "vectors" / "smki-test"
@@ -46,7 +46,7 @@ def postgres_server():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def database(request: pytest.FixtureRequest) -> str | None:
     """The inventory's engine: SQLite (None) unless parametrised (indirectly, or by a module overriding
-    this fixture) with ``tests.postgres.ENGINES`` to run on SQLite and on a real PostgreSQL server."""
+    this fixture) with ``tests.support.postgres.ENGINES`` to run on SQLite and on a real PostgreSQL server."""
     return postgres.database_for(request) if hasattr(request, "param") else None
 
 
@@ -81,7 +81,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pyte
     yield
     # After every test: no secret outside secrets/ and share-cards/ of any workspace it left behind.
     if request.node.get_closest_marker("plants_secrets") is None:
-        from tests.secret_scan import scan
+        from tests.support.secret_scan import scan
 
         leaks = scan(tmp_path)
         assert not leaks, f"secrets outside their resting places: {leaks[:5]}"
@@ -96,8 +96,8 @@ def key_store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def ca_workspace(tmp_path: Path, key_store_kind: str, database: str | None):  # type: ignore[no-untyped-def]
     """A workspace with the S1SP root and issuing CA (P-256), in the parametrised key store."""
-    from ceremony.issuance import create_ca
-    from ceremony.workspace import init_workspace
+    from ceremony.issue.single import create_ca
+    from ceremony.record.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "ws", key_store=key_store_kind, database=database)  # type: ignore[arg-type]
     create_ca(ws, "root", profile_name="ss1spca-root", common_name="Test Root", approved_by="alice")

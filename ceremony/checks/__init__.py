@@ -1,1 +1,0 @@
-"""Checks that produce findings: certificate profile checks now, compliance controls later."""

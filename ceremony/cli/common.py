@@ -1,0 +1,55 @@
+"""What every command group shares: a parser that exits 2 in one line, the workspace a command names, JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from ceremony.record.workspace import Workspace
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One short line on stderr, exit 2 (the contract for rejected usage).
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+DATABASE_HELP = (
+    "a postgresql:// URL for an inventory shared by several operators (no password in it: use ~/.pgpass or "
+    "PGPASSWORD); default: a SQLite file in the workspace"
+)
+
+
+def workspace_dir(args: argparse.Namespace) -> Path:
+    return Path(args.workspace or os.environ.get("CEREMONY_WORKSPACE") or "workspace")
+
+
+def register_path(args: argparse.Namespace) -> Path:
+    from ceremony.model.people import default_register
+
+    if args.register:
+        return Path(args.register)
+    root = workspace_dir(args)
+    return default_register(root if root.is_dir() else None)
+
+
+@contextmanager
+def opened(args: argparse.Namespace) -> Iterator[Workspace]:
+    """The workspace the command names, closed (token logged out, database closed) whatever happens."""
+    from ceremony.record.workspace import Workspace
+
+    ws = Workspace.open(workspace_dir(args))
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))

@@ -1,0 +1,105 @@
+"""`ceremony checks …` and `ceremony evidence …`: the compliance side of the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def cmd_checks_list(args: argparse.Namespace) -> int:
+    from ceremony.compliance.controls import CHECKS
+    from ceremony.model.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    if args.json:
+        print(json.dumps([c.model_dump() | {"registered": c.id in CHECKS} for c in catalogue.controls], indent=1))
+        return 0
+    print(f"S1SPKM control catalogue {catalogue.version}: {len(catalogue.controls)} controls")
+    for c in catalogue.controls:
+        scope = "+".join(c.applies_to)
+        print(f"{c.id}  {c.severity:<8} {scope:<13} {c.title}  [{c.policy_ref}]")
+    return 0
+
+
+def cmd_checks_run(args: argparse.Namespace) -> int:
+    from ceremony.cli.common import opened
+    from ceremony.compliance.assessment import run_checks, verdict
+    from ceremony.compliance.sources import Evidence
+    from ceremony.model.catalogue import load_catalogue
+    from ceremony.reporting.evidence import parse_period
+
+    since, until = parse_period(args.period)
+    with opened(args) as ws:
+        ev = Evidence(ws, since=since, until=until)
+        if until is not None:
+            ev.as_of = until
+        findings = run_checks(load_catalogue(), ev)
+        result = verdict(findings, ev.policy.compliance.verdict)
+    shown = [f for f in findings if args.all or f.outcome not in ("pass", "not-applicable")]
+    if args.json:
+        print(json.dumps({"verdict": result.verdict, "because": result.because, "counted": result.counted,
+                          "findings": [f.to_json() for f in shown]}, indent=1))  # fmt: skip
+    else:
+        for f in shown:
+            waived = " (waived)" if f.waived else ""
+            print(f"{f.id}  {f.outcome}{waived}  {f.subject + ': ' if f.subject else ''}{f.message}")
+        counted = ", ".join(f"{k} {n}" for k, n in sorted(result.counted.items()))
+        print(f"verdict: {result.verdict} ({result.because}); {counted}")
+    return 0 if result.verdict == "approved" else 1
+
+
+def cmd_evidence_build(args: argparse.Namespace) -> int:
+    from ceremony.cli.common import opened
+    from ceremony.reporting.evidence import build_pack
+
+    with opened(args) as ws:
+        result = build_pack(ws, reports=Path(args.reports), period=args.period, person=args.as_person,
+                            key_path=Path(args.key) if args.key else None, pdf=not args.no_pdf)  # fmt: skip
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(f"evidence pack {result.directory}")
+        print(f"verdict: {result.verdict} ({result.findings} findings)")
+        print(f"manifest signed by {result.signer}; SHA-256 {result.fingerprint}")
+        print(f"read aloud: {result.words}")
+    return 0
+
+
+def cmd_evidence_verify(args: argparse.Namespace) -> int:
+    from ceremony.compliance.pack import verify_pack
+
+    report = verify_pack(Path(args.directory), Path(args.trust) if args.trust else None)
+    print(report.message)
+    if report.words:
+        print(f"manifest read aloud: {report.words}")
+    return 0 if report.ok and report.signer_established else 1
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("checks", help="the S1SPKM control catalogue and its checks")
+    checks = p.add_subparsers(dest="checks_command", required=True)
+    c = checks.add_parser("list", help="print the control catalogue")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_checks_list)
+    c = checks.add_parser("run", help="run every check on the workspace; exit 1 unless the verdict is approved")
+    c.add_argument("--period", metavar="FROM..TO", help="assess events in these dates (inclusive)")
+    c.add_argument("--all", action="store_true", help="show passes and not-applicable findings too")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_checks_run)
+
+    p = sub.add_parser("evidence", help="build or verify a signed evidence pack")
+    evidence = p.add_subparsers(dest="evidence_command", required=True)
+    e = evidence.add_parser("build", help="checks, report PDF and signed manifest in reports/evidence/<UTC>/")
+    e.add_argument("--period", metavar="FROM..TO", help="assess events in these dates (inclusive)")
+    e.add_argument("--as", dest="as_person", metavar="PERSON", help="the compliance officer who signs (register id)")
+    e.add_argument("--key", help="their private key (default: <workspace>/secrets/attestation/PERSON.key)")
+    e.add_argument("--reports", default="reports", help="reports directory (default: ./reports)")
+    e.add_argument("--no-pdf", action="store_true", help="skip the PDFs (the report notebook still runs)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evidence_build)
+    e = evidence.add_parser("verify", help="check every hash and the signature; exit 1 naming the first mismatch")
+    e.add_argument("directory")
+    e.add_argument("--trust", metavar="PUBKEY", help="the officer's published public key (PEM)")
+    e.set_defaults(func=cmd_evidence_verify)

@@ -1,0 +1,221 @@
+"""Key controls (KEY): keys in the HSM, root key use, inventory, backups, activation data, rotation, destruction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ceremony.compliance.findings import Checker
+from ceremony.compliance.sources import Evidence
+from ceremony.errors import CeremonyError
+
+
+# --- keys ------------------------------------------------------------------------------------
+def _generation_steps(ev: Evidence) -> dict[str, dict[str, Any]]:
+    return {s["details"]["key_label"]: s["details"] for cer in ev.all_ceremonies for s in cer.steps("key.generate")}
+
+
+def keys_in_hsm(ev: Evidence, c: Checker) -> None:
+    f, min_level = ev.frames, ev.policy.compliance.hsm_min_fips_level
+    hsms = {label: h for h in ev.registers["hsms"].hsms for label in h.token_labels}
+    generated = _generation_steps(ev)
+    tokens = set()
+    for ca in f.cas.itertuples():
+        if ca.key_store != "pkcs11":
+            c.fail(f"CA {ca.name}", "software-key", f"CA {ca.name}'s key is in the software key store, not an HSM")
+            continue
+        token = ev.ws.token_label or "?"
+        tokens.add(token)
+        step = generated.get(ca.key_label)
+        try:  # the attributes as the token holds them now, not as a transcript once recorded them
+            attrs = ev.ws.key_store.attributes(ca.key_label).record()
+        except CeremonyError as exc:
+            c.indeterminate(
+                f"CA {ca.name}",
+                "token-unreadable",
+                f"{ca.key_label}'s attributes could not be read from token {token}: {exc.message}",
+            )
+            continue
+        for flag in ("LOCAL", "SENSITIVE", "ALWAYS_SENSITIVE"):
+            if not attrs.get(flag):
+                c.fail(f"CA {ca.name}", f"attribute:{flag}", f"{ca.key_label} on {token} is not {flag}")
+        if attrs.get("EXTRACTABLE") and not (step or {}).get("backup_allowed"):
+            c.fail(
+                f"CA {ca.name}",
+                "extractable",
+                f"{ca.key_label} is EXTRACTABLE though no generation ceremony declared a backup",
+            )
+    for token in sorted(tokens):
+        hsm = hsms.get(token)
+        if hsm is None:
+            c.fail(f"token {token}", "not-on-inventory", f"token {token} is not on the HSM inventory")
+        elif hsm.fips_level < min_level:
+            c.fail(
+                f"token {token}",
+                "fips-level",
+                f"token {token} is on {hsm.model} (FIPS level {hsm.fips_level or 'none'}"
+                f"); policy needs level {min_level}",
+            )
+    c.checked(f"{len(f.cas)} CA keys and {len(tokens)} token(s)")
+
+
+def _windows(ev: Evidence) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    return [(pd.Timestamp(x.started), pd.Timestamp(x.ended)) for x in ev.all_ceremonies if x.started and x.ended]
+
+
+def root_in_ceremonies(ev: Evidence, c: Checker) -> None:
+    f = ev.frames
+    roots = set(f.cas.loc[f.cas["role"] == "root", "name"].astype(str))
+    windows = _windows(ev)
+
+    def outside(times: pd.Series) -> pd.Series:
+        inside = pd.Series(False, index=times.index)
+        for lo, hi in windows:
+            inside |= (times >= lo - pd.Timedelta(seconds=1)) & (times <= hi + pd.Timedelta(seconds=1))
+        return ~inside
+
+    certs = f.certificates[f.certificates["issuer_ca"].astype(str).isin(roots)]
+    for serial in certs.loc[outside(certs["issued_at"]).to_numpy(), "serial"].astype(str):
+        c.fail(f"certificate {serial}", "outside", f"root-signed certificate {serial} was issued outside any ceremony")
+    crls = f.crls[f.crls["issuer_ca"].astype(str).isin(roots)]
+    for row in crls[outside(crls["this_update"]).to_numpy()].itertuples():
+        c.fail(
+            f"{row.kind} {row.issuer_ca} #{row.number}",
+            "outside",
+            f"{str(row.kind).upper()} {row.number} of {row.issuer_ca} was signed outside any ceremony",
+        )
+    c.checked(f"{len(certs)} certificates and {len(crls)} CRLs signed by root CAs")
+
+
+def key_inventory_complete(ev: Evidence, c: Checker) -> None:
+    f = ev.frames
+    keys = f.asymmetric_keys
+    active = keys[keys["state"] == "active"]
+    for row in f.cas.itertuples():
+        if row.key_label not in set(active["label"].astype(str)):
+            c.fail(f"CA {row.name}", "no-key", f"CA {row.name}'s key {row.key_label} is not in the key inventory")
+    ca_labels = set(f.cas["key_label"].astype(str))
+    for k in active[(active["purpose"] == "ca") & ~active["label"].astype(str).isin(ca_labels)].itertuples():
+        c.fail(f"key {k.token}/{k.label}", "orphan", f"key {k.label} on {k.token} belongs to no CA")
+    try:
+        objects = ev.token_objects
+    except Exception as exc:  # noqa: BLE001 - the token may not open here: say so
+        c.indeterminate("token", "unreadable", f"the token's objects could not be listed ({type(exc).__name__})")
+        return
+    for token, labels in objects.items():
+        known = set(active.loc[active["token"].astype(str) == token, "label"].astype(str))
+        for label in sorted(set(labels) - known):
+            c.fail(
+                f"key {token}/{label}",
+                "unknown-object",
+                f"private key {label!r} on token {token} is not in the key inventory",
+            )
+    c.checked(f"{len(f.cas)} CAs, {len(active)} active key pairs, {sum(map(len, objects.values()))} token objects")
+
+
+def backups(ev: Evidence, c: Checker) -> None:
+    f = ev.frames
+    sealed = {x.ceremony_id: x for x in ev.all_ceremonies if x.sealed}
+    backed_up = {x.start["ceremony"].get("key_label") for x in sealed.values() if x.type == "key-backup"}
+    for row in f.cas[f.cas["role"] == "root"].itertuples():
+        if row.key_label not in backed_up:
+            c.fail(f"CA {row.name}", "no-backup", f"root CA {row.name}'s key has no backup ceremony on record")
+    restored = f.asymmetric_keys[f.asymmetric_keys["origin"] == "unwrapped"]
+    for k in restored.itertuples():
+        cer = sealed.get(str(k.ceremony_id)) if pd.notna(k.ceremony_id) else None
+        if cer is None or cer.type != "key-restore":
+            c.fail(
+                f"key {k.token}/{k.label}",
+                "restore-unrecorded",
+                f"key {k.label} on {k.token} was restored from a backup with no sealed restore ceremony on record",
+            )
+    c.checked(f"{len(backed_up)} backed-up keys, {len(restored)} restored copies")
+
+
+def activation_data(ev: Evidence, c: Checker) -> None:
+    initialised = set()
+    for cer in ev.all_ceremonies:
+        if cer.type in ("token-init", "key-restore") and cer.sealed:
+            initialised.add(cer.start.get("ceremony", {}).get("token", {}).get("label"))
+    used = 0
+    for cer in ev.ceremonies:
+        for step in cer.steps("token.activate"):
+            used += 1
+            token = step["details"].get("token")
+            if token not in initialised:
+                c.fail(
+                    f"token {token}",
+                    "uninitialised",
+                    f"token {token} was used in {cer.ceremony_id} but no token-initialisation ceremony is on record",
+                )
+    for label, component, sealed_bag, unsealed in ev.db(
+        "SELECT key_label, component, bag_sealed, bag_unsealed FROM key_custody"
+    ):
+        if sealed_bag and unsealed and sealed_bag != unsealed:
+            c.fail(
+                f"key {label}",
+                f"bag:{component}",
+                f"component {component} of {label} was sealed in bag {sealed_bag} but unsealed from {unsealed}",
+            )
+    c.checked(f"{used} token activations, component bags")
+
+
+def components(ev: Evidence, c: Checker) -> None:
+    keys = ev.frames.symmetric_keys
+    built = keys[keys["origin"] == "components"]
+    rows = ev.db("SELECT key_label, custodian, kcv FROM key_custody")
+    for label in built["label"].astype(str):
+        mine = [r for r in rows if r[0] == label]
+        if len(mine) < 2 or len({r[1] for r in mine}) < len(mine):
+            c.fail(
+                f"key {label}",
+                "components",
+                f"{label} has {len(mine)} components from {len({r[1] for r in mine})} custodians",
+            )
+        if any(not r[2] for r in mine):
+            c.fail(f"key {label}", "kcv", f"a component of {label} has no KCV on record")
+    c.checked(f"{len(built)} keys built from components")
+
+
+def rotation(ev: Evidence, c: Checker) -> None:
+    keys = ev.frames.symmetric_keys
+    now = pd.Timestamp(ev.as_of)
+    active = keys[keys["state"] == "active"]
+    for k in active[active["expires_at"] <= now].itertuples():
+        c.fail(f"key {k.label}", "expired", f"{k.label} is active past its crypto-period ({k.expires_at:%Y-%m-%d})")
+    for k in active[active["rotation_due"] <= now].itertuples():
+        c.fail(f"key {k.label}", "rotation-due", f"{k.label} was due for rotation on {k.rotation_due:%Y-%m-%d}")
+    rotations = {x.ceremony_id for x in ev.all_ceremonies if x.type == "key-rotation" and x.sealed}
+    for k in keys[keys["predecessor"].notna()].itertuples():
+        if str(k.ceremony_id) not in rotations:
+            c.fail(f"key {k.label}", "unrecorded", f"{k.label} succeeded {k.predecessor} with no rotation ceremony")
+    c.checked(f"{len(active)} active symmetric keys")
+
+
+def destruction(ev: Evidence, c: Checker) -> None:
+    sealed = {x.ceremony_id for x in ev.all_ceremonies if x.type == "key-destruction" and x.sealed}
+    events = [e for e in ev.journal if e.get("event") == "key.destroyed" and not e.get("rehearsal")]
+    for e in events:
+        if e.get("ceremony_id") not in sealed:
+            c.fail(
+                f"key {e.get('token_label')}/{e.get('key_label')}",
+                "unwitnessed",
+                f"{e.get('key_label')} was destroyed outside a sealed destruction ceremony",
+            )
+    f = ev.frames
+    keys = f.asymmetric_keys
+    for k in keys[keys["state"] == "destroyed"].itertuples():
+        if ((keys["label"] == k.label) & (keys["state"] == "active")).any():
+            continue  # another copy lives on (the original of a destroyed test copy)
+        cas = f.cas.loc[f.cas["key_label"] == k.label, "name"].astype(str)
+        later = f.certificates[
+            f.certificates["issuer_ca"].astype(str).isin(set(cas)) & (f.certificates["issued_at"] > k.destroyed_at)
+        ]
+        if len(later):
+            c.fail(
+                f"key {k.token}/{k.label}",
+                "used-after",
+                f"{len(later)} certificates signed after {k.label} was destroyed",
+            )
+    c.checked(f"{len(events)} destructions")

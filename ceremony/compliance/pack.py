@@ -1,0 +1,93 @@
+"""Evidence pack verification: every listed file present with its size and SHA-256, nothing added, the signature."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from ceremony.errors import InputError
+from ceremony.fs import sha256_file
+from ceremony.keys.signatures import verifies
+from ceremony.procedures.attestation import key_fingerprint
+from ceremony.record.manifest import parse_file_list
+from ceremony.record.transcript import read_aloud
+
+
+@dataclass
+class PackCheck:
+    ok: bool
+    signer_established: bool
+    message: str
+    signer_key: str = ""
+    words: str = ""
+
+
+def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
+    """Every listed file present with its size and SHA-256, nothing added, and the signature valid."""
+    if not (directory / MANIFEST).is_file():
+        raise InputError(f"{directory}: not an evidence pack (no {MANIFEST})")
+    trusted = None
+    if trust is not None:
+        try:
+            trusted = serialization.load_pem_public_key(trust.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--trust: {trust} is not a PEM public key ({exc.__class__.__name__})") from None
+    data = (directory / MANIFEST).read_bytes()
+    listed = parse_file_list(data)
+    if isinstance(listed, str):
+        return PackCheck(False, False, f"{MANIFEST}: {listed}")
+    for rel, entry in listed.items():
+        path = directory / rel
+        if not path.is_file():
+            return PackCheck(False, False, f"{rel}: listed in the manifest but missing")
+        if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
+            return PackCheck(False, False, f"{rel}: does not match the manifest (changed since it was signed)")
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        if rel not in listed and rel not in (MANIFEST, SIGNATURE):
+            return PackCheck(False, False, f"{rel}: not in the manifest (added after signing)")
+    signature = (directory / SIGNATURE).read_bytes() if (directory / SIGNATURE).is_file() else b""
+    try:
+        carried = serialization.load_pem_public_key((directory / SIGNER).read_bytes()) if SIGNER in listed else None
+    except ValueError:
+        return PackCheck(False, False, f"{SIGNER}: not a PEM public key")
+    words = fingerprint_words(data)
+    if trusted is not None:
+        if not verifies(trusted, signature, data):
+            return PackCheck(
+                False, False, f"{SIGNATURE}: the manifest's signature does not verify under the trusted key"
+            )
+        return PackCheck(
+            True,
+            True,
+            f"intact: {len(listed)} files; signed by the trusted key {key_fingerprint(trusted)}",
+            key_fingerprint(trusted),
+            words,
+        )
+    if carried is None or not verifies(carried, signature, data):
+        return PackCheck(False, False, f"{SIGNATURE}: the manifest's signature does not verify under {SIGNER}")
+    return PackCheck(
+        True,
+        False,
+        f"intact: {len(listed)} files; signed by {key_fingerprint(carried)}, which is "
+        "NOT established: compare it with the officer's published fingerprint, or pass "
+        "--trust",
+        key_fingerprint(carried),
+        words,
+    )
+
+
+MANIFEST = "manifest.json"
+
+
+SIGNATURE = "manifest.json.sig"
+
+
+SIGNER = "signer.pem"
+
+
+def fingerprint_words(data: bytes) -> str:
+    return read_aloud(hashlib.sha256(data).digest())

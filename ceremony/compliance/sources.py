@@ -1,0 +1,190 @@
+"""The evidence the control checks read, gathered once from a workspace: inventory frames, transcripts
+and their attestations, the operations journal, the participant register, the registers, CRL files,
+and the key attributes read from the token. Each piece loads on first use, so a check that crashes
+on one piece does not stop the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ceremony.errors import CeremonyError
+from ceremony.model.people import Register, default_register, load_register
+from ceremony.model.policy import PolicyParameters, load_policy
+from ceremony.procedures.attestation import AttestationStatus, attestation_status
+from ceremony.record.transcript import ChainStatus, TranscriptReport, read_entries, verify_transcript
+from ceremony.record.workspace import Workspace
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+@dataclass
+class CeremonyRecord:
+    """One live ceremony transcript, read and verified."""
+
+    path: Path
+    entries: list[dict[str, Any]]
+    report: TranscriptReport
+
+    @property
+    def start(self) -> dict[str, Any]:
+        return self.entries[0] if self.entries else {}
+
+    @property
+    def ceremony_id(self) -> str:
+        return str(self.start.get("ceremony_id") or self.path.stem)
+
+    @property
+    def type(self) -> str:
+        return str(self.start.get("type", "?"))
+
+    @property
+    def started(self) -> datetime | None:
+        return parse_time(self.start["time"]) if "time" in self.start else None
+
+    @property
+    def ended(self) -> datetime | None:
+        return parse_time(self.entries[-1]["time"]) if self.entries else None
+
+    @property
+    def sealed(self) -> bool:
+        return bool(self.entries) and self.entries[-1].get("event") == "seal"
+
+    @property
+    def day(self) -> date | None:
+        """The ceremony's date as its file states it (the date the register checks use)."""
+        text = self.start.get("ceremony", {}).get("date")
+        return date.fromisoformat(text) if text else (self.started.date() if self.started else None)
+
+    @property
+    def seats(self) -> dict[str, Any]:
+        return dict(self.start.get("ceremony", {}).get("participants", {}))
+
+    def steps(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e.get("event") == "step" and e.get("step") == name]
+
+    def splits(self) -> list[dict[str, Any]]:
+        """Every m-of-n split recorded in a step's details (PIN shares, backup keys)."""
+        found: list[dict[str, Any]] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                if "shares" in node and "m" in node and "n" in node:
+                    found.append(node)
+                for value in node.values():
+                    walk(value)
+
+        for entry in self.entries:
+            if entry.get("event") == "step":
+                walk(entry.get("details", {}))
+        return found
+
+
+class MissingRegister(CeremonyError):
+    """The workspace keeps no such register: the checks that need it cannot decide (never the examples)."""
+
+
+class _Registers(dict[str, Any]):
+    def __init__(self, workspace: Path) -> None:
+        super().__init__()
+        self.workspace = workspace
+
+    def __missing__(self, name: str) -> Any:
+        from ceremony.model.config import load_model
+        from ceremony.model.registers import REGISTERS, Waivers
+
+        path = self.workspace / "registers" / f"{name}.yaml"
+        if not path.is_file():
+            if name == "waivers":  # no waivers: nothing is waived
+                self[name] = Waivers(schema_version=1, waivers=[])
+                return self[name]
+            raise MissingRegister(f"the workspace keeps no {name} register (registers/{name}.yaml)")
+        self[name] = load_model(REGISTERS[name], path)
+        return self[name]
+
+
+@dataclass
+class Evidence:
+    """Everything the checks read. ``since``/``until`` bound the events assessed (ceremonies,
+    issuance, revocations, CRLs); state (keys, registers) is assessed as of ``as_of``."""
+
+    ws: Workspace
+    as_of: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    since: datetime | None = None
+    until: datetime | None = None
+    #: Results several checks share (the certificate pass, parsed CRLs), computed once.
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def in_period(self, when: datetime | None) -> bool:
+        if when is None:
+            return True
+        return (self.since is None or when >= self.since) and (self.until is None or when <= self.until)
+
+    @cached_property
+    def frames(self) -> Any:
+        from ceremony.record import frames
+
+        return frames.frames(self.ws)
+
+    @cached_property
+    def policy(self) -> PolicyParameters:
+        return load_policy()
+
+    @cached_property
+    def register(self) -> Register:
+        return load_register(default_register(self.ws.root))
+
+    @cached_property
+    def registers(self) -> dict[str, Any]:
+        """Each of the workspace's registers, read on first use, so a malformed one fails only the checks
+        that read it, and a missing one makes them indeterminate (the examples in data/ never stand in)."""
+        return _Registers(self.ws.root)
+
+    @cached_property
+    def journal(self) -> list[dict[str, Any]]:
+        return self.ws.journal.entries()
+
+    @cached_property
+    def journal_status(self) -> ChainStatus:
+        return self.ws.journal.verify()
+
+    @cached_property
+    def all_ceremonies(self) -> list[CeremonyRecord]:
+        """Every live transcript (the rehearsal area is not assessed: nothing there is live)."""
+        records = []
+        for path in sorted(self.ws.transcripts_dir.glob("*.jsonl")):
+            if path.name.endswith(".attestations.jsonl"):
+                continue
+            records.append(CeremonyRecord(path, read_entries(path), verify_transcript(path)))
+        return records
+
+    @cached_property
+    def ceremonies(self) -> list[CeremonyRecord]:
+        """The live ceremonies that started in the period."""
+        return [c for c in self.all_ceremonies if self.in_period(c.started)]
+
+    def attestations(self, ceremony: CeremonyRecord) -> AttestationStatus:
+        return attestation_status(ceremony.path, self.register)
+
+    @cached_property
+    def scope(self) -> set[str]:
+        """What this S1SP runs: a PKI (CAs in the inventory), symmetric keys, or both. A workspace that
+        runs neither yet is assessed against every control: nothing is "not applicable" by default."""
+        f = self.frames
+        scope = ({"pki"} if len(f.cas) else set()) | ({"symmetric"} if len(f.symmetric_keys) else set())
+        return scope or {"pki", "symmetric"}
+
+    @cached_property
+    def token_objects(self) -> dict[str, list[str]]:
+        """Private-key labels on each token the workspace can open (its own token)."""
+        store = self.ws.key_store
+        return {self.ws.token_label or "software": sorted(store.labels())}
+
+    def db(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return list(self.ws.inventory.execute(sql, params).fetchall())

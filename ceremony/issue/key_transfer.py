@@ -1,0 +1,161 @@
+"""The symmetric key inventory at work: listing, crypto-period flags, export and import under a transport KEK.
+
+An exported key travels as a small JSON file: its label, algorithm and KCV, the KEK's label and
+KCV, the mechanism, and the key wrapped under the KEK (RFC 5649). Importing unwraps into the
+token and checks the KCV the token computes against the file's before the key is used; on a
+mismatch the imported object is destroyed and nothing is recorded. Every wrap and unwrap is a
+row of the wrapping lineage (``key_wraps``): which key travelled under which KEK, when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from ceremony.errors import InputError, StateError, TokenError
+from ceremony.fs import write_once
+from ceremony.model.people import operator
+from ceremony.record.workspace import Workspace
+
+#: RFC 5649 AES key wrap with padding, as the workspace's token numbers it.
+_FORMAT = "s1spki-wrapped-key/1"
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    label: str
+    algorithm: str
+    kcv: str
+    kcv_method: str
+    purpose: str
+    state: str
+    rotation_due: str
+    expires_at: str
+    wrapped_by: str | None
+    serves: str
+
+
+def list_keys(ws: Workspace) -> list[KeyRow]:
+    rows = ws.inventory.execute(
+        "SELECT label, algorithm, kcv, kcv_method, purpose, state, rotation_due, expires_at, wrapped_by, serves "
+        "FROM symmetric_keys ORDER BY created_at, label"
+    )
+    return [KeyRow(*row) for row in rows]
+
+
+def overdue(ws: Workspace, now: datetime | None = None) -> list[tuple[KeyRow, str]]:
+    """Active keys past their rotation date or their crypto-period, with what is wrong."""
+    when = (now or datetime.now(timezone.utc)).isoformat()
+    flagged = []
+    for key in list_keys(ws):
+        if key.state != "active":
+            continue
+        if key.expires_at <= when:
+            flagged.append((key, f"past its crypto-period (expired {key.expires_at[:10]})"))
+        elif key.rotation_due <= when:
+            flagged.append((key, f"rotation due since {key.rotation_due[:10]}"))
+    return flagged
+
+
+def _key(ws: Workspace, label: str) -> dict[str, Any]:
+    row = ws.inventory.symmetric_key(label)
+    if row is None:
+        raise InputError(f"no symmetric key labelled {label!r} in the key inventory")
+    return row
+
+
+def _mechanism(ws: Workspace) -> int:
+    return int(ws.config.key_store.wrap_mechanism or "0x210A", 16)
+
+
+def _lineage(db: Any, key: str, kek: str, direction: str, kcv: str, kek_kcv: str, file: str | None,
+             digest: str | None, ceremony_id: str | None = None) -> None:  # fmt: skip
+    db.execute(
+        "INSERT INTO key_wraps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (key, kek, direction, kcv, kek_kcv, file, digest, datetime.now(timezone.utc).isoformat(), ceremony_id),
+    )
+
+
+def export_key(
+    ws: Workspace, label: str, kek_label: str, out: Path, *, direction: str = "export", ceremony_id: str | None = None
+) -> str:
+    """Write ``label`` wrapped under the transport KEK ``kek_label`` to ``out`` (write-once); returns its SHA-256."""
+    key, kek = _key(ws, label), _key(ws, kek_label)
+    if kek["purpose"] not in ("kek", "transport-kek"):
+        raise InputError(f"{kek_label} is a {kek['purpose']}, not a key-encryption key")
+    for row in (key, kek):
+        if row["state"] != "active":
+            raise StateError(f"{row['label']} is {row['state']}; only active keys are used")
+    if not key["wrapped_export"]:
+        raise InputError(f"{label} was not declared for wrapped export")
+    store = ws.key_store
+    wrapped = store.wrap_secret(kek_label, label, _mechanism(ws))
+    document = {
+        "format": _FORMAT,
+        "label": label,
+        "algorithm": key["algorithm"],
+        "purpose": key["purpose"],
+        "kcv": key["kcv"] if key["kcv_method"] == "ecb" else store.secret_kcv(label),
+        "kek_label": kek_label,
+        "kek_kcv": store.secret_kcv(kek_label),
+        "mechanism": ws.config.key_store.wrap_mechanism or "0x210A",
+        "wrapped": wrapped.hex(),
+    }
+    digest = write_once(out, (json.dumps(document, indent=2) + "\n").encode())
+    with ws.inventory.transaction() as db:
+        _lineage(db, label, kek_label, direction, document["kcv"], document["kek_kcv"], str(out), digest, ceremony_id)
+        ws.journal.append(
+            "key.export",
+            {
+                "actor": operator(),
+                "key": label,
+                "kek": kek_label,
+                "kcv": document["kcv"],
+                "outputs": {str(out): digest},
+            },
+        )
+    return digest
+
+
+def import_key(ws: Workspace, path: Path, *, kek_label: str, serves: str, crypto_period_days: int,
+               rotation_days: int, label: str | None = None) -> str:  # fmt: skip
+    """Unwrap an exported key under the local copy of its transport KEK; the KCVs must match. Returns the KCV."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a wrapped-key file ({type(exc).__name__})") from None
+    if not isinstance(document, dict) or document.get("format") != _FORMAT:
+        raise InputError(f"{path}: not a {_FORMAT} file")
+    label = label or str(document["label"])
+    kek = _key(ws, kek_label)
+    store = ws.key_store
+    if store.secret_kcv(kek_label) != document["kek_kcv"]:
+        raise InputError(f"{path}: wrapped under a KEK with KCV {document['kek_kcv']}; {kek_label} has {kek['kcv']}")
+    purpose = "kek" if document["purpose"] in ("kek", "transport-kek") else "data"
+    try:
+        kcv = store.unwrap_secret(kek_label, label, bytes.fromhex(document["wrapped"]), _mechanism(ws), purpose=purpose)
+    except (TokenError, ValueError) as exc:
+        raise InputError(f"{path}: does not unwrap under {kek_label} (damaged or another KEK)") from exc
+    if kcv != document["kcv"]:
+        store.destroy_secret(label)
+        raise InputError(f"{path}: the unwrapped key's KCV {kcv} is not the file's {document['kcv']}; nothing imported")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with ws.inventory.transaction() as db:
+        row = (
+            label, ws.token_label or "", document["algorithm"], 128 if document["algorithm"] == "aes-128" else 256, kcv,
+            "ecb", document["purpose"], "unwrapped", "active", now.isoformat(), now.isoformat(),
+            (now + timedelta(days=rotation_days)).isoformat(), (now + timedelta(days=crypto_period_days)).isoformat(),
+            kek_label, None, serves, 0, None,
+        )  # fmt: skip
+        db.execute(f"INSERT INTO symmetric_keys VALUES ({', '.join('?' for _ in row)})", row)  # noqa: S608
+        _lineage(db, label, kek_label, "import", kcv, document["kek_kcv"], str(path), digest)
+        ws.journal.append(
+            "key.import",
+            {"actor": operator(), "key": label, "kek": kek_label, "kcv": kcv, "inputs": {str(path): digest}},
+        )
+    return kcv

@@ -1,0 +1,119 @@
+"""Revocation: by serial or by EUI-64, with an RFC 5280 reason, a requester and an approver, on record.
+
+CA certificates, and the reasons the policy names (keyCompromise, cACompromise), need two
+different people: one who asks and one who approves. Revocations become CRL entries (crl.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ceremony.errors import InputError, StateError
+from ceremony.model.csr import normalise_eui64
+from ceremony.model.people import check_person, operator
+from ceremony.model.policy import load_policy
+from ceremony.record.workspace import Workspace
+
+#: RFC 5280 5.3.1 CRLReason codes.
+REASON_CODES = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "cACompromise": 2,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+    "certificateHold": 6,
+    "privilegeWithdrawn": 9,
+    "aACompromise": 10,
+}
+
+
+@dataclass(frozen=True)
+class Revoked:
+    issuer_ca: str
+    serial: str
+    profile: str
+    eui64: str | None
+    usage: str | None
+    reason: str
+    revoked_at: str
+
+
+def revoke(
+    ws: Workspace,
+    *,
+    ca_name: str,
+    reason: str,
+    requested_by: str,
+    approved_by: str,
+    serial: str | None = None,
+    eui64: str | None = None,
+    usage: str | None = None,
+    now: datetime | None = None,
+) -> list[Revoked]:
+    """Revoke one certificate by serial, or every valid one of an EUI-64 (optionally one usage)."""
+    check_person(requested_by, "--requested-by")
+    check_person(approved_by, "--approved-by")
+    allowed = load_policy().revocation
+    if reason not in allowed.reasons:
+        raise InputError(f"--reason must be one of {', '.join(allowed.reasons)} (got {reason!r})")
+    ws.inventory.ca(ca_name)  # an unknown CA is refused, naming the known ones
+    if (serial is None) == (eui64 is None):
+        raise InputError("give a SERIAL or --eui64, not both")
+    if usage is not None and eui64 is None:
+        raise InputError("--usage goes with --eui64")
+    if serial is not None:
+        wanted = serial.upper().removeprefix("0X").replace(":", "")
+        rows = ws.inventory.execute(
+            "SELECT serial, profile, eui64, usage, status FROM certificates WHERE issuer_ca = ? AND serial = ?",
+            (ca_name, wanted.rjust(32, "0")),
+        ).fetchall()
+        if not rows:
+            raise InputError(f"CA {ca_name} issued no certificate with serial {serial}")
+        if rows[0][4] != "valid":
+            raise StateError(f"certificate {rows[0][0]} from {ca_name} is already {rows[0][4]}")
+    else:
+        assert eui64 is not None
+        value = normalise_eui64(eui64)
+        by_usage = "" if usage is None else " AND usage = ?"
+        rows = ws.inventory.execute(
+            "SELECT serial, profile, eui64, usage, status FROM certificates WHERE issuer_ca = ? AND eui64 = ? "  # noqa: S608
+            f"AND status = 'valid'{by_usage}",
+            (ca_name, value) + (() if usage is None else (usage,)),
+        ).fetchall()
+        if not rows:
+            raise InputError(
+                f"CA {ca_name} has no valid certificate for EUI-64 {value}" + (f" {usage}" if usage else "")
+            )
+    ca_profiles = {ws.inventory.ca(name).profile for name in ws.inventory.ca_names()}
+    for row in rows:
+        is_ca = row[0] in {ws.inventory.ca(name).serial for name in ws.inventory.ca_names()} and row[1] in ca_profiles
+        if (is_ca or reason in allowed.two_person_reasons) and requested_by == approved_by:
+            what = "a CA certificate" if is_ca else f"a {reason} revocation"
+            raise InputError(f"{what} needs two people: --requested-by and --approved-by must differ")
+    when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    done = [Revoked(ca_name, r[0], r[1], r[2], r[3], reason, when) for r in rows]
+    with ws.inventory.transaction() as db:
+        for item in done:
+            db.execute(
+                "INSERT INTO revocations VALUES (?, ?, ?, ?, ?, ?)",
+                (ca_name, item.serial, reason, when, requested_by, approved_by),
+            )
+            db.execute(
+                "UPDATE certificates SET status = 'revoked' WHERE issuer_ca = ? AND serial = ?", (ca_name, item.serial)
+            )
+        ws.journal.append(
+            "certificate.revoke",
+            {
+                "actor": operator(),
+                "ca": ca_name,
+                "serials": [item.serial for item in done],
+                "eui64": done[0].eui64 if eui64 is not None else None,
+                "reason": reason,
+                "requested_by": requested_by,
+                "approved_by": approved_by,
+                "revoked_at": when,
+            },
+        )
+    return done

@@ -1,0 +1,323 @@
+"""Issuance: lint a throwaway-signed copy, sign for real, assert identical TBS, verify, check again, record."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from ceremony.errors import InputError, StateError
+from ceremony.fs import write_once
+from ceremony.issue.signing import Discard, issuer_of, new_serial, sign_checked
+from ceremony.model.algorithms import CAPrivateKey, KeyAlgorithm, key_algorithm_of
+from ceremony.model.csr import CertificationRequest, check_identity, parse_csr
+from ceremony.model.der import key_size_bits, serial_hex, signature_name
+from ceremony.model.people import check_person, operator
+from ceremony.model.profiles import ResolvedProfile, get_profile
+from ceremony.model.tbs import Identity, Issuer, build_tbs, key_identifier
+from ceremony.record.inventory import CARecord, CertificateRecord, key_row
+from ceremony.record.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate that passed every check and is recorded in inventory, artifacts and journal."""
+
+    certificate: x509.Certificate
+    record: CertificateRecord
+    artifact: Path
+
+
+def _discarder(ws: Workspace, ca: str, profile: str, approved_by: str) -> Discard:
+    def record(cert: x509.Certificate, reason: str) -> None:
+        ws.journal.append(
+            "certificate.discarded",
+            {
+                "actor": operator(),
+                "approved_by": approved_by,
+                "ca": ca,
+                "profile": profile,
+                "serial": serial_hex(cert.serial_number),
+                "fingerprint": cert.fingerprint(hashes.SHA256()).hex(),
+                "reason": reason,
+            },
+        )
+
+    return record
+
+
+def _record(
+    cert: x509.Certificate,
+    *,
+    issuer_ca: str,
+    profile: str,
+    identity: Identity,
+    approved_by: str,
+    csr_sha256: str | None,
+    key_store: str | None,
+    artifact: str,
+    now: datetime,
+) -> CertificateRecord:
+    der = cert.public_bytes(serialization.Encoding.DER)
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        aki = None
+    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    return CertificateRecord(
+        serial=serial_hex(cert.serial_number),
+        issuer_ca=issuer_ca,
+        issuer=cert.issuer.rfc4514_string(),
+        subject=cert.subject.rfc4514_string(),
+        eui64=identity.eui64,
+        role=identity.role,
+        usage=identity.usage,
+        name=identity.name,
+        profile=profile,
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        key_algorithm=key_algorithm_of(cert.public_key()),  # type: ignore[arg-type]
+        signature_algorithm=signature_name(cert.signature_algorithm_oid.dotted_string),
+        policy_oids=" ".join(p.policy_identifier.dotted_string for p in policies),
+        ski=ski.hex().upper(),
+        aki=aki.hex().upper() if aki else None,
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+        status="valid",
+        approved_by=approved_by,
+        csr_sha256=csr_sha256,
+        key_store=key_store,
+        batch_id=None,
+        ceremony_id=None,
+        issued_at=now.isoformat(timespec="microseconds"),
+        artifact=artifact,
+        der=der,
+        key_size=key_size_bits(key_algorithm_of(cert.public_key())),  # type: ignore[arg-type]
+    )
+
+
+def _store(
+    ws: Workspace,
+    cert: x509.Certificate,
+    record: CertificateRecord,
+    *,
+    event: str,
+    extra: dict[str, object],
+    ca: CARecord | None = None,
+    key: dict[str, Any] | None = None,
+) -> Path:
+    """Write-once artifact, then inventory row (and the CA's key, when this call generated it) and journal entry."""
+    path = ws.root / record.artifact if record.artifact else ws.artifacts_dir
+    digest = write_once(path, cert.public_bytes(serialization.Encoding.PEM))
+    with ws.inventory.transaction() as db:
+        if ca is not None:
+            ws.inventory.add_ca(db, ca)
+        if key is not None:
+            ws.inventory.record_key(db, key)
+        ws.inventory.add_certificate(db, record)
+        ws.journal.append(
+            event,
+            {
+                "actor": operator(),
+                "approved_by": record.approved_by,
+                "ca": record.issuer_ca,
+                "profile": record.profile,
+                "serial": record.serial,
+                "eui64": record.eui64,
+                "usage": record.usage,
+                "role": record.role,
+                "csr_sha256": record.csr_sha256,
+                "fingerprint": record.fingerprint,
+                "outputs": {record.artifact: digest},
+                **extra,
+            },
+        )
+    return path
+
+
+def create_ca(
+    ws: Workspace,
+    name: str,
+    *,
+    profile_name: str,
+    common_name: str,
+    approved_by: str,
+    issuer_ca: str | None = None,
+    algorithm: KeyAlgorithm = "ec-p256",
+    days: int | None = None,
+    key_label: str | None = None,
+    existing_key: bool = False,
+    now: datetime | None = None,
+) -> Issued:
+    """Generate a CA key in the workspace's key store (or use one a ceremony generated) and issue its certificate.
+
+    A root (``issuer_ca`` None) signs itself; an issuing CA is signed by ``issuer_ca``. The key
+    is labelled ``key_label`` (default ``ca-<name>``); with ``existing_key`` it must already be
+    in the store.
+    """
+    check_person(approved_by, "approved-by")
+    if now is None:
+        ws.journal.check_clock()
+    if not re.match(r"^[a-z0-9][a-z0-9-]{0,31}$", name):
+        raise InputError(f"CA name must be lower-case letters, digits and '-', got {name!r}")
+    profile = get_profile(profile_name, ws.config.oids)
+    if not profile.rules.is_ca:
+        raise InputError(f"profile {profile_name} is not a CA profile")
+    if (issuer_ca is None) != (profile.rules.kind == "root-ca"):
+        raise InputError(
+            f"profile {profile_name} is a {profile.rules.kind} profile; "
+            + ("give an issuer CA" if issuer_ca is None else "a root has no issuer")
+        )
+    if name in ws.inventory.ca_names():
+        raise StateError(f"CA {name!r} already exists in this workspace")
+    now = now or datetime.now(timezone.utc)
+    issuer: Issuer | None = None
+    issuer_cert: x509.Certificate | None = None
+    signer: CAPrivateKey | None = None
+    if issuer_ca is not None:
+        parent, issuer_cert, signer = issuer_of(ws, issuer_ca)
+        if parent.profile not in profile.rules.issued_by:
+            raise InputError(
+                f"profile {profile_name} must be issued by {', '.join(profile.rules.issued_by)}, "
+                f"not by CA {issuer_ca} ({parent.profile})"
+            )
+        issuer = Issuer(
+            issuer_cert.subject,
+            key_identifier(issuer_cert.public_key()),  # type: ignore[arg-type]
+            issuer_cert.not_valid_after_utc,
+        )
+    role = profile.rules.subject.roles[0]
+    identity = Identity(role=role, name=common_name)
+    serial_owner = issuer_ca or name
+    serial = new_serial(ws, serial_owner)
+    key_label = key_label or f"ca-{name}"
+    key = ws.key_store.load(key_label) if existing_key else ws.key_store.generate(key_label, algorithm)
+    builder = build_tbs(identity, key.public_key(), profile, issuer, serial, now, days=days)
+    discard = _discarder(ws, serial_owner, profile_name, approved_by)
+    cert = sign_checked(builder, profile, signer or key, issuer_cert, on_discard=discard)
+    artifact = f"artifacts/cas/{name}.pem"
+    record = _record(
+        cert,
+        issuer_ca=serial_owner,
+        profile=profile_name,
+        identity=identity,
+        approved_by=approved_by,
+        csr_sha256=None,
+        key_store=ws.config.key_store.kind,
+        artifact=artifact,
+        now=now,
+    )
+    ca = CARecord(
+        name=name,
+        role="root" if issuer_ca is None else "issuing",
+        profile=profile_name,
+        key_store=ws.config.key_store.kind,
+        key_label=key_label,
+        issuer_ca=issuer_ca,
+        serial=record.serial,
+        created_at=now.isoformat(timespec="microseconds"),
+    )
+    path = _store(
+        ws,
+        cert,
+        record,
+        event="ca.create",
+        ca=ca,
+        key=None
+        if existing_key
+        else key_row(
+            ws.token_label or ca.key_store,
+            key_label,
+            key.public_key(),
+            key_store=ca.key_store,
+            purpose="ca",
+            origin="generated",
+            ceremony_id=None,
+        ),
+        extra={"name": name, "key_label": ca.key_label, "key_store": ca.key_store},
+    )
+    return Issued(cert, record, path)
+
+
+def issue(
+    ws: Workspace,
+    *,
+    ca_name: str,
+    profile_name: str,
+    csr: bytes,
+    csr_source: str,
+    identity: Identity,
+    approved_by: str,
+    now: datetime | None = None,
+) -> Issued:
+    """Issue one end-entity certificate from a CSR and an approved identity."""
+    check_person(approved_by, "approved-by")
+    if now is None:
+        ws.journal.check_clock()  # before signing: a certificate must not precede the record of earlier ones
+    profile = get_profile(profile_name, ws.config.oids)
+    if profile.rules.is_ca:
+        raise InputError(f"profile {profile_name} is a CA profile; CA certificates come from a key ceremony")
+    _check_identity_shape(profile, identity)
+    request: CertificationRequest = parse_csr(csr, profile, csr_source)
+    check_identity(request, eui64=identity.eui64, role=identity.role, name=identity.name)
+    ca, issuer_cert, signer = issuer_of(ws, ca_name)
+    if ca.profile not in profile.rules.issued_by:
+        raise InputError(
+            f"profile {profile_name} must be issued by a {', '.join(profile.rules.issued_by)} CA, "
+            f"not by {ca_name} ({ca.profile})"
+        )
+    assert identity.eui64 is not None and identity.usage is not None
+    existing = ws.inventory.valid_for_identity(ca_name, profile_name, identity.eui64, identity.usage, identity.role)
+    if existing:
+        raise StateError(
+            f"EUI-64 {identity.eui64} already has a valid {identity.usage} certificate "
+            f"from {ca_name} (serial {existing[0]}); revoke it or ask for a re-key"
+        )
+    now = now or datetime.now(timezone.utc)
+    issuer = Issuer(
+        issuer_cert.subject,
+        key_identifier(issuer_cert.public_key()),  # type: ignore[arg-type]
+        issuer_cert.not_valid_after_utc,
+    )
+    if now < issuer_cert.not_valid_before_utc:
+        raise StateError(f"CA {ca_name} is not valid before {issuer_cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S}Z")
+    serial = new_serial(ws, ca_name)
+    builder = build_tbs(identity, request.public_key, profile, issuer, serial, now)
+    cert = sign_checked(
+        builder, profile, signer, issuer_cert, on_discard=_discarder(ws, ca_name, profile_name, approved_by)
+    )
+    artifact = f"artifacts/certificates/{ca_name}/{serial_hex(serial)}.pem"
+    record = _record(
+        cert,
+        issuer_ca=ca_name,
+        profile=profile_name,
+        identity=identity,
+        approved_by=approved_by,
+        csr_sha256=request.sha256,
+        key_store=None,
+        artifact=artifact,
+        now=now,
+    )
+    path = _store(ws, cert, record, event="certificate.issue", extra={"csr": csr_source})
+    return Issued(cert, record, path)
+
+
+def _check_identity_shape(profile: ResolvedProfile, identity: Identity) -> None:
+    kind = profile.rules.kind
+    if identity.eui64 is None:
+        raise InputError(f"profile {profile.name} needs --eui64")
+    if identity.usage not in ("ds", "ka"):
+        raise InputError(f"profile {profile.name} needs --usage ds or ka")
+    if kind == "device" and (identity.role or identity.name):
+        raise InputError("device certificates have an empty subject: --role and --name are not allowed")
+    if kind == "organisation":
+        if identity.role is None:
+            raise InputError(f"profile {profile.name} needs --role")
+        allowed = profile.rules.subject.roles
+        if identity.role not in allowed:
+            raise InputError(f"role {identity.role} is not allowed for {profile.name} (allowed: {', '.join(allowed)})")

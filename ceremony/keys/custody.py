@@ -1,0 +1,173 @@
+"""Custody: secrets split m-of-n into SLIP-39 shares (shamir-mnemonic), share cards, and recombination.
+
+A share is shown only to its custodian: it goes into a share card file (mode 0600) under
+``<workspace>/share-cards/``, to be printed and then deleted. Transcripts and outputs record
+only a share's fingerprint. Errors name the share and word position, never their words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import shamir_mnemonic
+from shamir_mnemonic.share import Share as _Slip39Share
+from shamir_mnemonic.wordlist import WORD_INDEX_MAP
+
+from ceremony.errors import CeremonyError
+from ceremony.fs import write_private
+
+
+class CustodyError(CeremonyError):
+    """Shares that cannot rebuild a secret (too few, mistyped, from different splits)."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """One custodian's share. ``words`` is secret: it only ever goes onto the share card."""
+
+    custodian: str
+    index: int
+    words: str
+
+    @property
+    def fingerprint(self) -> str:
+        return share_fingerprint(self.words)
+
+    def __repr__(self) -> str:  # never shows the words
+        return f"Share(custodian={self.custodian!r}, index={self.index}, fingerprint={self.fingerprint!r})"
+
+
+def share_fingerprint(words: str) -> str:
+    """What the record keeps of a share: 16 hex digits of SHA-256 over its normalised words."""
+    return hashlib.sha256(" ".join(words.lower().split()).encode()).hexdigest()[:16]
+
+
+def new_secret(octets: int = 32) -> bytes:
+    """A fresh secret from the OS CSPRNG (SLIP-39 needs at least 16 octets, an even number)."""
+    return secrets.token_bytes(octets)
+
+
+def split(secret: bytes, m: int, custodians: list[str]) -> list[Share]:
+    """Split ``secret`` m-of-n, one share per custodian (n = len(custodians))."""
+    if len(set(custodians)) != len(custodians):
+        raise CustodyError("one person would hold two shares")
+    if not 1 <= m <= len(custodians):
+        raise CustodyError(f"a {m}-of-{len(custodians)} split is impossible")
+    groups = shamir_mnemonic.generate_mnemonics(1, [(m, len(custodians))], secret)
+    return [Share(c, i + 1, words) for i, (c, words) in enumerate(zip(custodians, groups[0], strict=True))]
+
+
+def _check_share(position: int, words: str) -> None:
+    for n, word in enumerate(words.lower().split(), start=1):
+        if word not in WORD_INDEX_MAP:
+            raise CustodyError(f"share {position}: word {n} is not in the SLIP-39 word list")
+    try:
+        _Slip39Share.from_mnemonic(" ".join(words.lower().split()))
+    except shamir_mnemonic.MnemonicError:
+        # ``from None``: the library's message quotes share words, which must not travel on.
+        raise CustodyError(f"share {position}: checksum failed (a mistyped or missing word?)") from None
+
+
+def combine(shares: list[str]) -> bytes:
+    """Rebuild the secret from m shares; any error names the share position, never its words."""
+    for position, words in enumerate(shares, start=1):
+        _check_share(position, words)
+    normalised = list(dict.fromkeys(" ".join(w.lower().split()) for w in shares))
+    needed = _Slip39Share.from_mnemonic(normalised[0]).member_threshold
+    if len(normalised) < needed:
+        raise CustodyError(f"{len(normalised)} distinct share(s) given; {needed} are needed")
+    try:
+        secret = bytes(shamir_mnemonic.combine_mnemonics(normalised[:needed]))
+        # More than m shares: each extra one must rebuild the same secret with m - 1 of the others.
+        for extra in normalised[needed:]:
+            if bytes(shamir_mnemonic.combine_mnemonics([*normalised[: needed - 1], extra])) != secret:
+                raise CustodyError("the shares do not belong to the same split")
+    except shamir_mnemonic.MnemonicError:
+        raise CustodyError("the shares do not belong to the same split") from None
+    return secret
+
+
+def every_quorum(shares: list[Share], m: int) -> list[tuple[Share, ...]]:
+    """Every m-subset of the shares (for proving that any quorum can rebuild the secret)."""
+    return list(combinations(shares, m))
+
+
+def pin_from_secret(secret: bytes) -> str:
+    """The token PIN a secret stands for (hex: within every HSM's PIN alphabet and length)."""
+    return secret.hex()
+
+
+def write_share_card(
+    directory: Path,
+    *,
+    ceremony_id: str,
+    purpose: str,
+    share: Share,
+    m: int,
+    n: int,
+    bag: str | None,
+    rehearsal: bool = False,
+) -> Path:
+    """A share card for one custodian: mode 0600, to be printed, sealed in its bag, then deleted."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / f"{ceremony_id}.{purpose}.{share.custodian}.txt"
+    words = share.words.split()
+    numbered = "\n".join(f"  {i:2d}. {w}" for i, w in enumerate(words, start=1))
+    text = (
+        ("REHEARSAL - NOT A LIVE SHARE\n" if rehearsal else "") + f"SHARE CARD - {purpose} - ceremony {ceremony_id}\n"
+        f"custodian: {share.custodian}   share {share.index} of {n} ({m} needed)\n"
+        f"tamper-evident bag: {bag or '(none recorded)'}\n"
+        f"fingerprint: {share.fingerprint}\n\n{numbered}\n\n"
+        "Print this card, seal it in the bag named above, then delete this file.\n"
+    )
+    return write_private(path, text)
+
+
+def read_share_card(path: Path) -> str:
+    """The share words on a card written by ``write_share_card`` (unattended runs)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return " ".join(line.split(". ", 1)[1] for line in lines if line[:5].strip().rstrip(".").isdigit() and ". " in line)
+
+
+def confirm(entered: str, fingerprint: str) -> bool:
+    """At distribution: does the re-entered share match the fingerprint on record (nothing revealed)?"""
+    return secrets.compare_digest(share_fingerprint(entered), fingerprint)
+
+
+# --- shares deposited for unattended runs ---------------------------------------------------
+_SHARE_SUFFIX = ".share"
+
+
+def deposit(directory: Path, shares: list[Share]) -> list[Path]:
+    """Rest ``shares`` in ``directory`` (0700; files 0600) for unattended runs to read."""
+    for parent in reversed([directory, *directory.parents][:2]):
+        parent.mkdir(mode=0o700, exist_ok=True)
+    paths = []
+    for share in shares:
+        paths.append(write_private(directory / f"{share.custodian}{_SHARE_SUFFIX}", share.words + "\n"))
+    return paths
+
+
+def deposited(directory: Path) -> list[tuple[str, str]]:
+    """(custodian, words) for every share deposited in ``directory``, by custodian id."""
+    return [
+        (path.name.removesuffix(_SHARE_SUFFIX), path.read_text(encoding="utf-8").strip())
+        for path in sorted(directory.glob(f"*{_SHARE_SUFFIX}"))
+    ]
+
+
+def activation_secret(directory: Path) -> str:
+    """The PIN (or passphrase) the shares deposited in ``directory`` rebuild."""
+    return pin_from_secret(combine([words for _, words in deposited(directory)]))
+
+
+def kcv(key: bytes) -> str:
+    """Key check value of an AES key: the first 3 bytes of AES-ECB(key, 0^16), in hex (DOMAIN 4.5)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - a check value, not encryption
+    return (encryptor.update(bytes(16)) + encryptor.finalize())[:3].hex().upper()

@@ -1,0 +1,387 @@
+"""Ceremony files: one strict model per ceremony type, the pre-flight checks, and approvals.
+
+A ceremony file is the one input of a ceremony; reviewing and approving the file (by its
+SHA-256) is approving the ceremony. The pre-flight refuses, naming the field path, anything
+the participant register or the policy parameters forbid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ceremony.errors import ConfigError, InputError
+from ceremony.model.config import IsoDate, Strict, load_yaml, parse_model
+from ceremony.model.people import Register
+from ceremony.model.policy import PolicyParameters
+from ceremony.model.profiles import KeyAlgorithm
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
+
+
+# --- the parts a ceremony file is made of -------------------------------------------------
+class Participants(Strict):
+    administrator: str
+    operators: list[str] = Field(min_length=1)
+    custodians: list[str] = Field(default_factory=list)
+    witnesses: list[str] = Field(default_factory=list)
+
+
+class Quorum(Strict):
+    m: int = Field(ge=1)
+    n: int = Field(ge=1)
+
+
+class Token(Strict):
+    #: "softhsm" finds the installed SoftHSM2 module; otherwise the PKCS#11 module path.
+    module: str
+    label: str
+    #: RFC 5649 AES key wrap with padding: SoftHSM numbers it 0x210A, PKCS#11 3.x HSMs 0x210B.
+    wrap_mechanism: Literal["0x210A", "0x210B", "0x2109"]
+
+
+class KeySpec(Strict):
+    label: str
+    algorithm: KeyAlgorithm
+    #: A wrapped backup allowed: the key is SENSITIVE and EXTRACTABLE (only ever exported wrapped);
+    #: otherwise SENSITIVE and never extractable.
+    backup: bool
+
+
+class Naming(Strict):
+    """The naming document: what the issued CA certificate must say."""
+
+    profile: str
+    common_name: str
+    validity_days: int = Field(gt=0)
+
+
+class Recording(Strict):
+    video_id: str
+
+
+class Bags(Strict):
+    """Tamper-evident bag numbers: tokens by label, share cards by custodian id."""
+
+    tokens: dict[str, str] = Field(default_factory=dict)
+    share_cards: dict[str, str] = Field(default_factory=dict)
+
+
+def inside_workspace(value: str) -> str:
+    """A path a ceremony file names: relative, and never out of the workspace through ``..``."""
+    parts = Path(value).parts
+    if Path(value).is_absolute() or ".." in parts or not parts:
+        raise ValueError(f"must be a path inside the workspace, without .. (got {value!r})")
+    return value
+
+
+class CeremonyBase(Strict):
+    schema_version: Literal[1]
+    ceremony_id: str
+    date: IsoDate
+    participants: Participants
+    recording: Recording
+    bags: Bags = Bags()
+    #: The files the ceremony produces, by name, relative to the workspace (the archive's key map).
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_inside(cls, value: dict[str, str]) -> dict[str, str]:
+        for path in value.values():
+            inside_workspace(path)
+        return value
+
+    @field_validator("ceremony_id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be 3-64 lower-case letters, digits and '-'")
+        return value
+
+    @property
+    def day(self) -> dt.date:
+        return dt.date.fromisoformat(self.date)
+
+
+class TokenInitCeremony(CeremonyBase):
+    type: Literal["token-init"]
+    quorum: Quorum
+    token: Token
+
+
+class RootCeremony(CeremonyBase):
+    type: Literal["root-ca"]
+    #: The CA's name in the workspace (what issuance, backup and restore refer to).
+    ca: str
+    quorum: Quorum
+    token: Token
+    key: KeySpec
+    naming: Naming
+
+
+class IssuingCeremony(RootCeremony):
+    type: Literal["issuing-ca"]  # type: ignore[assignment]
+    #: The CA (by workspace name) that signs the issuing CA certificate.
+    issuer: str
+
+
+class KeyBackupCeremony(CeremonyBase):
+    type: Literal["key-backup"]
+    quorum: Quorum
+    token: Token
+    key_label: str
+
+
+class KeyRestoreCeremony(CeremonyBase):
+    type: Literal["key-restore"]
+    quorum: Quorum
+    token: Token
+    key_label: str
+    #: The wrapped backup file, relative to the workspace.
+    backup: str
+    #: The CA whose certificate the restored key must sign for (proof of restore).
+    ca: str
+
+    @field_validator("backup")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return inside_workspace(value)
+
+
+class KeyDestructionCeremony(CeremonyBase):
+    type: Literal["key-destruction"]
+    #: The custodians who activate the token (their PIN shares), m of n.
+    quorum: Quorum
+    token: Token
+    key_label: str
+    reason: str
+
+    @model_validator(mode="after")
+    def _witnessed(self) -> KeyDestructionCeremony:
+        if not self.participants.witnesses:
+            raise ValueError("participants.witnesses: a key destruction needs at least one witness")
+        return self
+
+
+class SymmetricKeySpec(Strict):
+    """One AES key of a symmetric-key ceremony."""
+
+    label: str
+    algorithm: Literal["aes-128", "aes-256"]
+    purpose: Literal["kek", "transport-kek", "device-master-key", "data"]
+    #: 0: generated on the token, never in clear outside it; 2 or 3: split knowledge, XOR components.
+    components: Literal[0, 2, 3]
+    #: Who holds each component, in order (one person never holds two components of one key).
+    custodians: list[str] = Field(default_factory=list)
+    kcv_method: Literal["ecb", "cmac"] = "ecb"
+    #: Allow export wrapped under a KEK (then EXTRACTABLE; never in clear).
+    wrapped_export: bool = False
+    crypto_period_days: int = Field(gt=0)
+    rotation_days: int = Field(gt=0)
+    serves: str
+
+    @model_validator(mode="after")
+    def _holders(self) -> SymmetricKeySpec:
+        if len(self.custodians) != self.components:
+            raise ValueError(f"custodians: {self.components} components need {self.components} custodians")
+        if len(set(self.custodians)) != len(self.custodians):
+            raise ValueError("custodians: one person would hold two components of one key")
+        if self.rotation_days > self.crypto_period_days:
+            raise ValueError("rotation_days: rotation falls after the end of the crypto-period")
+        if self.components == 0 and self.kcv_method == "cmac":
+            raise ValueError("kcv_method: a key generated on the token gets the token's KCV (ecb)")
+        return self
+
+    @property
+    def length(self) -> int:
+        return 16 if self.algorithm == "aes-128" else 32
+
+
+class SymmetricKeyCeremony(CeremonyBase):
+    type: Literal["symmetric-key"]
+    #: The custodians who activate the token (their PIN shares), m of n.
+    quorum: Quorum
+    token: Token
+    keys: list[SymmetricKeySpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_holders(self) -> SymmetricKeyCeremony:
+        seated = set(self.participants.custodians)
+        for i, key in enumerate(self.keys):
+            for j, pid in enumerate(key.custodians):
+                if pid not in seated:
+                    raise ValueError(f"keys[{i}].custodians[{j}]: {pid} is not among participants.custodians")
+        labels = [k.label for k in self.keys]
+        if len(set(labels)) != len(labels):
+            raise ValueError("keys: a label appears twice")
+        return self
+
+
+class KeyRotationCeremony(CeremonyBase):
+    """A successor for a symmetric key: generated on the token, dependants re-wrapped, the old key retired."""
+
+    type: Literal["key-rotation"]
+    #: The custodians who activate the token (their PIN shares), m of n.
+    quorum: Quorum
+    token: Token
+    key_label: str
+    successor_label: str
+    crypto_period_days: int = Field(gt=0)
+    rotation_days: int = Field(gt=0)
+
+
+CEREMONY_TYPES: dict[str, type[CeremonyBase]] = {
+    "token-init": TokenInitCeremony,
+    "root-ca": RootCeremony,
+    "issuing-ca": IssuingCeremony,
+    "key-backup": KeyBackupCeremony,
+    "key-restore": KeyRestoreCeremony,
+    "key-destruction": KeyDestructionCeremony,
+    "symmetric-key": SymmetricKeyCeremony,
+    "key-rotation": KeyRotationCeremony,
+}
+
+
+@dataclass(frozen=True)
+class CeremonyFile:
+    path: Path
+    sha256: str
+    spec: CeremonyBase
+
+
+def load_ceremony(path: Path) -> CeremonyFile:
+    """Read a ceremony file strictly, choosing the model by its ``type``."""
+    data: Any = load_yaml(path)
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind not in CEREMONY_TYPES:
+        raise ConfigError(f"{path}: type must be one of {', '.join(CEREMONY_TYPES)} (got {kind!r})")
+    spec = parse_model(CEREMONY_TYPES[kind], data, str(path))
+    return CeremonyFile(path, hashlib.sha256(path.read_bytes()).hexdigest(), spec)
+
+
+# --- pre-flight ---------------------------------------------------------------------------
+_ROLE_OF = {
+    "administrator": "administrator",
+    "operators": "operator",
+    "custodians": "custodian",
+    "witnesses": "witness",
+}
+
+
+def _seats(p: Participants) -> list[tuple[str, str]]:
+    """(field path, person id) for every seat in the ceremony."""
+    seats = [("participants.administrator", p.administrator)]
+    for field in ("operators", "custodians", "witnesses"):
+        seats += [(f"participants.{field}[{i}]", pid) for i, pid in enumerate(getattr(p, field))]
+    return seats
+
+
+def preflight(ceremony: CeremonyFile, register: Register, policy: PolicyParameters) -> None:
+    """Refuse a ceremony the register or the policy forbids; the error names the field path."""
+    spec, rules, src = ceremony.spec, policy.ceremony, str(ceremony.path)
+    people = register.people
+    for where, pid in _seats(spec.participants):
+        if pid not in people:
+            raise ConfigError(f"{src}: {where}: {pid!r} is not in the participant register")
+        role = _ROLE_OF[where.split(".")[1].split("[")[0]]
+        person = people[pid]
+        if role not in person.roles and not (role == "witness" and "auditor" in person.roles):
+            raise ConfigError(
+                f"{src}: {where}: {pid} is not registered for the {role} role (registered: {', '.join(person.roles)})"
+            )
+        for what, until in (("vetting", person.vetting_expires), ("training", person.training_expires)):
+            if dt.date.fromisoformat(until) < spec.day:
+                raise ConfigError(f"{src}: {where}: {pid}'s {what} expired {until} (ceremony date {spec.date})")
+    operational = {pid: where for where, pid in _seats(spec.participants) if ".witnesses" not in where}
+    for i, pid in enumerate(spec.participants.witnesses):
+        if pid in operational:
+            raise ConfigError(
+                f"{src}: participants.witnesses[{i}]: {pid} is also {operational[pid]}; a witness holds no other role"
+            )
+    if len(spec.participants.witnesses) < rules.witnesses_min:
+        raise ConfigError(f"{src}: participants.witnesses: at least {rules.witnesses_min} witness(es) required")
+    custodians = spec.participants.custodians
+    for i, pid in enumerate(custodians):
+        if pid in custodians[:i]:
+            raise ConfigError(f"{src}: participants.custodians[{i}]: {pid} would hold two shares")
+    quorum: Quorum | None = getattr(spec, "quorum", None)
+    if quorum is not None:
+        if quorum.n != len(custodians):
+            raise ConfigError(f"{src}: quorum.n: {quorum.n} shares but {len(custodians)} custodians")
+        if quorum.m > quorum.n:
+            raise ConfigError(f"{src}: quorum.m: {quorum.m} of {quorum.n} is impossible")
+        if quorum.m < rules.min_quorum_m or quorum.n > rules.max_quorum_n:
+            raise ConfigError(
+                f"{src}: quorum: policy allows m >= {rules.min_quorum_m} and n <= "
+                f"{rules.max_quorum_n} (got {quorum.m}-of-{quorum.n})"
+            )
+        organisations = {people[pid].organisation for pid in custodians}
+        if len(organisations) < rules.custodian_organisations_min:
+            raise ConfigError(
+                f"{src}: participants.custodians: all from {', '.join(sorted(organisations))}; "
+                f"policy requires custodians from at least {rules.custodian_organisations_min} "
+                "organisations"
+            )
+        missing = [pid for pid in custodians if pid not in spec.bags.share_cards]
+        if missing:
+            raise ConfigError(f"{src}: bags.share_cards: no tamper-evident bag for {', '.join(missing)}")
+
+
+# --- approvals ------------------------------------------------------------------------------
+def approvals(journal_entries: list[dict[str, Any]], sha256: str) -> list[str]:
+    """Distinct people who approved the ceremony file with this SHA-256, in order."""
+    seen: list[str] = []
+    for entry in journal_entries:
+        if entry.get("event") == "ceremony.approve" and entry.get("sha256") == sha256 and entry["by"] not in seen:
+            seen.append(entry["by"])
+    return seen
+
+
+def check_approver(person_id: str, register: Register) -> None:
+    person = register.people.get(person_id)
+    if person is None:
+        raise InputError(f"--by: {person_id!r} is not in the participant register")
+    if "approver" not in person.roles:
+        raise InputError(f"--by: {person_id} is not registered for the approver role")
+
+
+def require_approvals(
+    ceremony: CeremonyFile, approved_by: list[str], policy: PolicyParameters, *, rehearsal: bool
+) -> str | None:
+    """A live run needs the policy's number of approvals; a rehearsal runs anyway and says so."""
+    needed = policy.ceremony.approvals_required
+    if len(approved_by) >= needed:
+        return None
+    text = (
+        f"{ceremony.path}: {len(approved_by)} of {needed} approvals of sha256 {ceremony.sha256[:16]}… "
+        f"({', '.join(approved_by) or 'none'})"
+    )
+    if rehearsal:
+        return f"REHEARSAL without full approval: {text}"
+    raise InputError(f"{text}; run `ceremony approve FILE --by PERSON`, or rehearse with --rehearsal")
+
+
+def record_approval(journal: Any, ceremony: CeremonyFile, by: str, register: Register) -> int:
+    """Journal ``by``'s approval of the ceremony file's SHA-256; returns the approvals now on record."""
+    check_approver(by, register)
+    done = approvals(journal.entries(), ceremony.sha256)
+    if by in done:
+        raise InputError(f"{by} has already approved {ceremony.path} (sha256 {ceremony.sha256[:16]}…)")
+    journal.append(
+        "ceremony.approve",
+        {
+            "ceremony_id": ceremony.spec.ceremony_id,
+            "type": getattr(ceremony.spec, "type", None),
+            "file": str(ceremony.path),
+            "sha256": ceremony.sha256,
+            "by": by,
+        },
+    )
+    return len(done) + 1

@@ -1,0 +1,73 @@
+"""Policy parameters: every number a ceremony, revocation or control check enforces, versioned data.
+
+The file (``data/policy/s1spkm-parameters.yaml``) cites the clause each number implements.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from ceremony.model.config import Strict, data_dir, load_model
+
+
+class CeremonyPolicy(Strict):
+    approvals_required: int = Field(ge=1)
+    min_quorum_m: int = Field(ge=1)
+    max_quorum_n: int = Field(ge=1)
+    custodian_organisations_min: int = Field(ge=1)
+    witnesses_min: int = Field(ge=0)
+
+
+RevocationReason = Literal[
+    "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "privilegeWithdrawn"
+]
+
+
+class RevocationPolicy(Strict):
+    crl_next_update_hours: int = Field(ge=1)
+    arl_next_update_days: int = Field(ge=1)
+    reasons: list[RevocationReason] = Field(min_length=1)
+    two_person_reasons: list[RevocationReason] = Field(default_factory=list)
+
+
+Outcome = Literal["pass", "fail", "not-applicable", "indeterminate", "fatal"]
+ControlSeverity = Literal["critical", "major", "minor"]
+Verdict = Literal["approved", "approved with caveats", "not approved"]
+
+
+class VerdictCondition(Strict):
+    outcome: list[Outcome] = Field(default_factory=list)
+    severity: list[ControlSeverity] = Field(default_factory=list)
+
+
+class VerdictRule(Strict):
+    verdict: Verdict
+    when: VerdictCondition
+    because: str
+
+
+class CompliancePolicy(Strict):
+    annual_assessment_months: int = Field(ge=1)
+    incident_notification_hours: int = Field(ge=1)
+    revocation_publication_hours: int = Field(ge=1)
+    retention_years: int = Field(ge=1)
+    serial_entropy_bits: int = Field(ge=1)
+    clock_tolerance_seconds: int = Field(ge=0)
+    hsm_min_fips_level: int = Field(ge=1, le=4)
+    #: First matching rule wins; the last rule has no condition and is the default.
+    verdict: list[VerdictRule] = Field(min_length=1)
+
+
+class PolicyParameters(Strict):
+    schema_version: Literal[1]
+    version: str
+    ceremony: CeremonyPolicy
+    revocation: RevocationPolicy
+    compliance: CompliancePolicy
+
+
+def load_policy(path: Path | None = None) -> PolicyParameters:
+    return load_model(PolicyParameters, path or data_dir() / "policy" / "s1spkm-parameters.yaml")

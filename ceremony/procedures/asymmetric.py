@@ -1,0 +1,446 @@
+"""Ceremony procedures: one class per ceremony type, whose script is a fixed sequence of steps.
+
+The notebooks step through a procedure one step per cell; ``run`` goes through the whole script.
+The base (steps, transcript, seal, tokens and custody) is in ceremony/procedure_base.py; the
+symmetric-key ceremonies are in ceremony/symmetric_procedures.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ceremony.errors import ConfigError, InputError, StateError, TokenError
+from ceremony.fs import sha256_file, write_once
+from ceremony.issue.single import create_ca
+from ceremony.keys.custody import (
+    CustodyError,
+    combine,
+    kcv,
+    new_secret,
+)
+from ceremony.keys.signatures import sign, verifies
+from ceremony.model.ceremony_file import (
+    IssuingCeremony,
+    KeyBackupCeremony,
+    KeyDestructionCeremony,
+    KeyRestoreCeremony,
+    Token,
+)
+from ceremony.procedures.base import SEAL_KEY, Procedure, _fp, _spki_sha256
+from ceremony.record.transcript import read_aloud
+
+
+# --- token initialisation ------------------------------------------------------------------
+class TokenInit(Procedure):
+    TYPE = "token-init"
+    SCRIPT = (("initialise", "initialise the token; split its PINs among the custodians; confirm every card"),)
+
+    def do_initialise(self) -> dict[str, Any]:
+        gate = self._gate(
+            "initialise", f"initialise token {self.token.label!r}", [self.spec.participants.administrator]
+        )
+        record = self._new_token(self.token.label)
+        self.seal_with = (self._key_store(), SEAL_KEY)
+        return self._record(
+            "token.initialise",
+            f"token {self.token.label!r} initialised; SO and user PINs generated, never shown, split "
+            f"{self.quorum.m}-of-{self.quorum.n}",
+            [self.spec.participants.administrator, *self.operators, *self.custodians],
+            details={**record, **gate, "token_bag": self.spec.bags.tokens.get(self.token.label)},
+        )
+
+
+# --- root and issuing CA ---------------------------------------------------------------------
+class RootCA(Procedure):
+    TYPE = "root-ca"
+    SCRIPT: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("activate", "custodians present their PIN shares; the token is activated"),
+        ("generate-key", "generate the CA key on the token, as the key spec says"),
+        ("issue-certificate", "issue the CA certificate from the naming document (lint before signing)"),
+        ("check-naming", "witness check: the certificate matches the naming document and the key map"),
+        ("fingerprint", "write the certificate's fingerprint statement"),
+    )
+
+    def do_activate(self) -> dict[str, Any]:
+        return self._activate(self.token.label)
+
+    def do_generate_key(self) -> dict[str, Any]:
+        key = self.spec.key
+        gate = self._gate("generate-key", f"generate {key.algorithm} key {key.label!r}", self.operators)
+        store = self._key_store()
+        generated = store.generate(key.label, key.algorithm, extractable=key.backup)
+        self._key_on_record(key.label, generated.public_key(), purpose="ca", origin="generated")
+        self.seal_with = (store, key.label)
+        return self._record(
+            "key.generate",
+            f"{key.algorithm} key {key.label!r} generated on token {self.token.label!r}"
+            + (" (wrapped backup allowed: SENSITIVE and EXTRACTABLE)" if key.backup else " (never extractable)"),
+            self.operators,
+            outputs={"public_key": _spki_sha256(generated.public_key())},
+            details={
+                "key_label": key.label,
+                "algorithm": key.algorithm,
+                "backup_allowed": key.backup,
+                "attributes": store.attributes(key.label).record(),
+                **gate,
+            },
+        )
+
+    def _issuer(self) -> str | None:
+        return None
+
+    def check(self) -> None:
+        super().check()
+        if self.token.label != self.ws.token_label:
+            raise ConfigError(
+                f"{self.ceremony.path}: token.label: this workspace's CA keys live on token "
+                f"{self.ws.token_label!r} (workspace.yaml key_store.token_label), not {self.token.label!r}"
+            )
+
+    def expected_outputs(self) -> dict[str, str]:
+        cas = f"artifacts/cas/{self.spec.ca}"
+        out = {"certificate": f"{cas}.pem"}
+        return out | ({"fingerprint_statement": f"{cas}.fingerprint.txt"} if self.TYPE == "root-ca" else {})
+
+    def do_issue_certificate(self) -> dict[str, Any]:
+        spec = self.spec
+        issued = create_ca(
+            self.ws,
+            spec.ca,
+            profile_name=spec.naming.profile,
+            common_name=spec.naming.common_name,
+            approved_by=(self.approved_by or [spec.participants.administrator])[0],
+            issuer_ca=self._issuer(),
+            algorithm=spec.key.algorithm,
+            days=spec.naming.validity_days,
+            key_label=spec.key.label,
+            existing_key=True,
+        )
+        self.certificate = issued.certificate
+        return self._record(
+            "certificate.issue",
+            f"CA certificate for {spec.ca!r} issued under profile {spec.naming.profile}",
+            self.operators,
+            outputs=self._output("certificate", issued.artifact),
+            details={
+                "ca": spec.ca,
+                "serial": issued.record.serial,
+                "subject": issued.certificate.subject.rfc4514_string(),
+                "issuer_ca": self._issuer(),
+                "not_before": issued.certificate.not_valid_before_utc.isoformat(),
+                "not_after": issued.certificate.not_valid_after_utc.isoformat(),
+                "fingerprint": issued.record.fingerprint,
+            },
+        )
+
+    def do_check_naming(self) -> dict[str, Any]:
+        cert, naming = self.certificate, self.spec.naming
+        cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        days = (cert.not_valid_after_utc - cert.not_valid_before_utc).days + 1
+        key = self._key_store().load(self.spec.key.label)
+        checks = {
+            "common_name": bool(cn) and cn[0].value == naming.common_name,
+            "validity_days": days == naming.validity_days,
+            "key_label": cert.public_key() == key.public_key(),
+        }
+        failed = [name for name, ok in checks.items() if not ok]
+        entry = self._record(
+            "naming.check",
+            "certificate checked against the naming document and the key map",
+            self.spec.participants.witnesses,
+            details={"checks": checks},
+            result="ok" if not failed else "failed: " + ", ".join(failed),
+        )
+        if failed:
+            raise StateError(f"the CA certificate does not match the naming document: {', '.join(failed)}")
+        return entry
+
+    def do_fingerprint(self) -> dict[str, Any]:
+        cert = self.certificate
+        der = cert.public_bytes(serialization.Encoding.DER)
+        digest = hashlib.sha256(der).digest()
+        path = self.ws.root / self.expected_outputs()["fingerprint_statement"]
+        text = (
+            ("REHEARSAL - NOT FOR PUBLICATION\n" if self.rehearsal else "")
+            + f"Fingerprint statement: CA certificate {self.spec.ca}\n"
+            f"Subject:    {cert.subject.rfc4514_string()}\n"
+            f"Serial:     {cert.serial_number:X}\n"
+            f"Not after:  {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}\n"
+            f"SHA-256:    {digest.hex(':').upper()}\n"
+            f"Read aloud: {read_aloud(digest)}\n"
+            f"Ceremony:   {self.spec.ceremony_id} on {self.spec.date}\n"
+        )
+        write_once(path, text.encode())
+        return self._record(
+            "fingerprint.statement",
+            "fingerprint statement of the CA certificate written for publication",
+            [self.spec.participants.administrator],
+            outputs=self._output("fingerprint_statement", path),
+            details={"sha256": digest.hex(), "words": read_aloud(digest)},
+        )
+
+
+class IssuingCA(RootCA):
+    TYPE = "issuing-ca"
+    SCRIPT = RootCA.SCRIPT[:-1]  # the issuing CA's fingerprint is its issuer's business
+
+    def _issuer(self) -> str | None:
+        spec: IssuingCeremony = self.spec
+        return spec.issuer
+
+
+# --- backup, restore, destruction -------------------------------------------------------------
+def _mechanism(token: Token) -> int:
+    return int(token.wrap_mechanism, 16)
+
+
+class KeyBackup(Procedure):
+    TYPE = "key-backup"
+    SCRIPT = (
+        ("activate", "custodians present their PIN shares; the token is activated"),
+        ("check-key", "read the key's attributes: it must have been generated for backup"),
+        ("split-kek", "generate the backup key-encryption key; split it among the custodians"),
+        ("wrap", "wrap the CA key under the backup key; write the backup"),
+    )
+
+    def expected_outputs(self) -> dict[str, str]:
+        backup = f"artifacts/backups/{self.spec.key_label}.wrapped"
+        return {"backup": backup, "backup_metadata": f"{backup}.json"}
+
+    def do_activate(self) -> dict[str, Any]:
+        return self._activate(self.token.label)
+
+    def do_check_key(self) -> dict[str, Any]:
+        spec: KeyBackupCeremony = self.spec
+        store = self._key_store()
+        attributes = store.attributes(spec.key_label)
+        self.public_key = store.load(spec.key_label).public_key()
+        self.seal_with = (store, spec.key_label)
+        result = "ok" if attributes.extractable else "failed: the key was generated without a backup allowance"
+        entry = self._record(
+            "key.attributes",
+            f"attributes of {spec.key_label!r} read before backup",
+            self.operators,
+            outputs={"public_key": _spki_sha256(self.public_key)},
+            details={"key_label": spec.key_label, "attributes": attributes.record()},
+            result=result,
+        )
+        if not attributes.extractable:
+            raise TokenError(f"key {spec.key_label!r} was generated without a backup allowance; it cannot be wrapped")
+        return entry
+
+    def do_split_kek(self) -> dict[str, Any]:
+        purpose = f"{self.spec.key_label}.kek"
+        self.kek = new_secret(32)
+        self.kek_kcv = kcv(self.kek)
+        shares, cards = self._split(purpose, self.kek)
+        self.kek_shares = shares
+        return self._record(
+            "custody.split",
+            f"256-bit backup key generated (check value {self.kek_kcv}) and split {self.quorum.m}-of-{self.quorum.n}",
+            [self.spec.participants.administrator, *self.custodians],
+            details={
+                **self._split_record(purpose, shares),
+                "kcv": self.kek_kcv,
+                "acknowledged": self._distribute(shares, cards),
+                **self._deposit(purpose, shares),
+            },
+        )
+
+    def do_wrap(self) -> dict[str, Any]:
+        spec: KeyBackupCeremony = self.spec
+        gate = self._gate("wrap", f"wrap key {spec.key_label!r} under the backup key", self.operators)
+        wrapped = self._key_store().wrap(spec.key_label, self.kek, _mechanism(self.token))
+        del self.kek
+        path = self.ws.root / self.expected_outputs()["backup"]
+        write_once(path, wrapped, mode=0o600)
+        public_der = self.public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        meta = {
+            "ceremony_id": spec.ceremony_id,
+            "rehearsal": self.rehearsal,
+            "key_label": spec.key_label,
+            "token": self.token.label,
+            "key_store": self.ws.config.key_store.kind,
+            "wrap_mechanism": self.token.wrap_mechanism,
+            "kek_purpose": f"{spec.key_label}.kek",
+            "kcv": self.kek_kcv,
+            "quorum": {"m": self.quorum.m, "n": self.quorum.n},
+            "shares": {s.custodian: s.fingerprint for s in self.kek_shares},
+            "public_key": public_der.hex(),
+            "wrapped_sha256": hashlib.sha256(wrapped).hexdigest(),
+        }
+        meta_path = path.with_name(path.name + ".json")
+        write_once(meta_path, json.dumps(meta, indent=2).encode())
+        return self._record(
+            "key.wrap",
+            f"key {spec.key_label!r} wrapped under the backup key ({self.token.wrap_mechanism})",
+            self.operators,
+            outputs={**self._output("backup", path), **self._output("backup_metadata", meta_path)},
+            details={"key_label": spec.key_label, "attributes": self._key_store().attributes(spec.key_label).record()}
+            | gate,
+        )
+
+
+class KeyRestore(Procedure):
+    TYPE = "key-restore"
+    SCRIPT = (
+        ("initialise", "initialise the fresh token; split its PINs among the custodians"),
+        ("rebuild-kek", "custodians present their backup-key shares; the backup key is rebuilt"),
+        ("unwrap", "unwrap the CA key into the fresh token; read its attributes back"),
+        ("prove", "sign a test message with the restored key; verify it under the CA certificate"),
+    )
+
+    def do_initialise(self) -> dict[str, Any]:
+        record = self._new_token(self.token.label)
+        return self._record(
+            "token.initialise",
+            f"fresh token {self.token.label!r} initialised for the restore",
+            [self.spec.participants.administrator, *self.operators, *self.custodians],
+            details={**record, "token_bag": self.spec.bags.tokens.get(self.token.label)},
+        )
+
+    def do_rebuild_kek(self) -> dict[str, Any]:
+        spec: KeyRestoreCeremony = self.spec
+        path = self.ws.root / spec.backup
+        meta_path = path.with_name(path.name + ".json")
+        if not path.is_file() or not meta_path.is_file():
+            raise InputError(f"{self.ceremony.path}: backup: {spec.backup} (and its .json) not found in {self.ws.root}")
+        self.backup = path.read_bytes()
+        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if hashlib.sha256(self.backup).hexdigest() != self.meta["wrapped_sha256"]:
+            raise InputError(f"{spec.backup}: does not match the digest its backup ceremony recorded")
+        presented = self.console.present_shares(
+            self.meta["kek_purpose"], self.custodians, int(self.meta["quorum"]["m"])
+        )
+        self.kek = combine([words for _, words in presented])
+        check = kcv(self.kek)
+        entry = self._record(
+            "custody.combine",
+            f"backup key rebuilt from {len(presented)} shares (check value {check})",
+            [c for c, _ in presented],
+            inputs={"backup": sha256_file(path), "backup_metadata": sha256_file(meta_path)},
+            details={"shares_presented": {c: _fp(w) for c, w in presented}, "kcv": check, "expected": self.meta["kcv"]},
+            result="ok" if check == self.meta["kcv"] else "failed: check value differs",
+        )
+        if check != self.meta["kcv"]:
+            raise CustodyError("the shares rebuild a different key (its check value differs from the backup's)")
+        return entry
+
+    def do_unwrap(self) -> dict[str, Any]:
+        spec: KeyRestoreCeremony = self.spec
+        store = self._key_store()
+        public = serialization.load_der_public_key(bytes.fromhex(self.meta["public_key"]))
+        cert = x509.load_der_x509_certificate(self.ws.inventory.ca_certificate_der(spec.ca))
+        if cert.public_key() != public:
+            raise InputError(f"{spec.backup}: the backup is not of CA {spec.ca}'s key")
+        gate = self._gate("unwrap", f"unwrap key {spec.key_label!r} into {self.token.label!r}", self.operators)
+        store.unwrap(spec.key_label, self.backup, self.kek, _mechanism(self.token), public)  # type: ignore[arg-type]
+        del self.kek
+        self._key_on_record(spec.key_label, public, purpose="ca", origin="unwrapped")
+        attributes = store.attributes(spec.key_label)
+        protected = attributes.sensitive and not attributes.extractable
+        applicable = self.ws.config.key_store.kind == "pkcs11"
+        self.seal_with = (store, spec.key_label)
+        self.certificate = cert
+        entry = self._record(
+            "key.unwrap",
+            f"key {spec.key_label!r} restored into token {self.token.label!r}",
+            self.operators,
+            details={
+                "key_label": spec.key_label,
+                "attributes": attributes.record(),
+                "protection_check": ("ok" if protected else "failed")
+                if applicable
+                else "not applicable: a software store cannot keep a key sensitive",
+                **gate,
+            },
+            result="ok" if protected or not applicable else "failed: the restored key is not SENSITIVE/non-extractable",
+        )
+        if applicable and not protected:
+            raise TokenError(f"the restored key {spec.key_label!r} is not SENSITIVE and non-extractable")
+        return entry
+
+    def do_prove(self) -> dict[str, Any]:
+        spec: KeyRestoreCeremony = self.spec
+        message = f"restore test {spec.ceremony_id} {secrets.token_hex(16)}".encode()
+        signature = sign(self._key_store().load(spec.key_label), message)
+        ok = verifies(self.certificate.public_key(), signature, message)
+        entry = self._record(
+            "key.prove",
+            f"test signature by the restored key verified under CA {spec.ca}'s certificate",
+            [*self.operators, *self.spec.participants.witnesses],
+            details={"message": message.decode(), "signature": signature.hex(), "verified": ok},
+            result="ok" if ok else "failed: the signature does not verify",
+        )
+        if not ok:
+            raise TokenError("the restored key's signature does not verify under the CA certificate")
+        return entry
+
+
+class KeyDestruction(Procedure):
+    TYPE = "key-destruction"
+    SCRIPT = (
+        ("activate", "custodians present their PIN shares; the token is activated"),
+        ("identify", "identify the key against the key map"),
+        ("destroy", "destroy the key's token objects under witness; confirm they are gone"),
+    )
+
+    def do_activate(self) -> dict[str, Any]:
+        return self._activate(self.token.label)
+
+    def do_identify(self) -> dict[str, Any]:
+        spec: KeyDestructionCeremony = self.spec
+        store = self._key_store()
+        self.public_sha256 = _spki_sha256(store.load(spec.key_label).public_key())
+        self.seal_with = (store, SEAL_KEY)
+        return self._record(
+            "key.identify",
+            f"key {spec.key_label!r} found on token {self.token.label!r}",
+            [*self.operators, *spec.participants.witnesses],
+            outputs={"public_key": self.public_sha256},
+            details={"key_label": spec.key_label, "attributes": store.attributes(spec.key_label).record()},
+        )
+
+    def do_destroy(self) -> dict[str, Any]:
+        spec: KeyDestructionCeremony = self.spec
+        gate = self._gate("destroy", f"destroy key {spec.key_label!r}: {spec.reason}", spec.participants.witnesses)
+        store = self._key_store()
+        store.destroy(spec.key_label)
+        gone = spec.key_label not in store.labels()
+        if gone:
+            with self.ws.inventory.transaction() as db:
+                now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+                self.ws.inventory.key_destroyed(db, self.token.label, spec.key_label, now)
+        self.ws.journal.append(
+            "key.destroyed",
+            {
+                "ceremony_id": spec.ceremony_id,
+                "token_label": self.token.label,
+                "key_label": spec.key_label,
+                "public_key_sha256": self.public_sha256,
+                "reason": spec.reason,
+                "rehearsal": self.rehearsal,
+            },
+        )
+        self.ws.__dict__.pop("destroyed_keys", None)
+        entry = self._record(
+            "key.destroy",
+            f"key {spec.key_label!r} destroyed on token {self.token.label!r}: {spec.reason}",
+            [*self.operators, *spec.participants.witnesses],
+            details={"key_label": spec.key_label, "gone": gone, **gate},
+            result="ok" if gone else "failed: the key is still on the token",
+        )
+        if not gone:
+            raise TokenError(f"key {spec.key_label!r} is still on token {self.token.label!r} after destruction")
+        return entry
+
+

@@ -1,0 +1,478 @@
+"""The ceremony procedure base: a script of steps, each one transcript entry, and the seal.
+
+Ceremony types subclass ``Procedure`` (ceremony/procedures.py, ceremony/symmetric_procedures.py).
+The notebooks step through a procedure one step per cell (the markdown between them is what
+the administrator reads aloud); ``run`` goes through the whole script at once. Either way each
+step appends one entry to the ceremony's hash-chained transcript, and ``finish`` seals it with
+the CA key the ceremony created or used (or, when there is none, the token's ceremony-seal key).
+
+Secrets (PINs, the backup key-encryption key, shares) exist only in memory, on share cards and,
+for unattended runs, as shares deposited under ``<workspace>/secrets/``. The transcript records
+fingerprints, key check values and who acknowledged what.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+from cryptography.hazmat.primitives import serialization
+
+from ceremony.errors import CeremonyError, ConfigError, InputError, StateError
+from ceremony.faults import crash_point
+from ceremony.fs import sha256_file
+from ceremony.keys.custody import (
+    CustodyError,
+    Share,
+    combine,
+    confirm,
+    deposit,
+    new_secret,
+    pin_from_secret,
+    split,
+    write_share_card,
+)
+from ceremony.keys.store import KeyStore
+from ceremony.model.ceremony_file import (
+    CeremonyFile,
+    Quorum,
+    Token,
+    require_approvals,
+)
+from ceremony.model.people import operator
+from ceremony.model.policy import PolicyParameters
+from ceremony.procedures.consoles import Console
+from ceremony.record.inventory import key_row
+from ceremony.record.transcript import Transcript
+from ceremony.record.workspace import Workspace, activation_purpose
+
+#: The key every token gets at initialisation, to seal transcripts of ceremonies that use no CA key.
+SEAL_KEY = "ceremony-seal"
+
+
+# --- results ---------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What a sealed ceremony produced: its transcript, read-aloud words and output files."""
+
+    ceremony_id: str
+    type: str
+    transcript: Path
+    rehearsal: bool
+    words: str
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ceremony_id": self.ceremony_id,
+            "type": self.type,
+            "transcript": str(self.transcript),
+            "rehearsal": self.rehearsal,
+            "words": self.words,
+            "outputs": {k: str(v) for k, v in self.outputs.items()},
+        }
+
+
+def _spki_sha256(key: Any) -> str:
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def _lock_holder(path: Path) -> str:
+    """Who holds a ceremony lock, and whether they are still there."""
+    try:
+        held = json.loads(path.read_text(encoding="utf-8"))
+        pid, host = int(held["pid"]), str(held["host"])
+        who = f"ceremony {held['ceremony_id']} ({held['type']}, pid {pid} on {host}, since {held['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{path} exists but is not a lock this tool wrote; check it, then remove it"
+    alive = True
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+    if alive:
+        return f"token {path.stem.removeprefix('token-')} is in use by {who}; one ceremony at a time"
+    return (
+        f"a stale lock: {who} ended without finishing (its process is gone); check its transcript, then remove {path}"
+    )
+
+
+# --- the procedure base ----------------------------------------------------------------------
+class Procedure:
+    """An open ceremony: its file, workspace (live, or the rehearsal area), transcript and script."""
+
+    TYPE: ClassVar[str]
+    #: The steps of the script, in order: (step id, what the administrator announces).
+    SCRIPT: ClassVar[tuple[tuple[str, str], ...]]
+
+    def __init__(
+        self,
+        ceremony: CeremonyFile,
+        ws: Workspace,
+        *,
+        rehearsal: bool,
+        console: Console,
+        approved_by: list[str],
+        policy: PolicyParameters,
+    ) -> None:
+        self.ceremony = ceremony
+        self.spec: Any = ceremony.spec
+        self.ws = ws
+        self.rehearsal = rehearsal
+        self.console = console
+        self.approved_by = approved_by
+        self.policy = policy
+        self.transcript = Transcript(ws.transcripts_dir / f"{self.spec.ceremony_id}.jsonl")
+        self.done: list[str] = []
+        self.locked: Path | None = None
+        self.outputs: dict[str, Path] = {}
+        self.store: KeyStore | None = None
+        self.seal_with: tuple[KeyStore, str] | None = None
+
+    # --- bookkeeping ------------------------------------------------------------------
+    @property
+    def custodians(self) -> list[str]:
+        return list(self.spec.participants.custodians)
+
+    @property
+    def quorum(self) -> Quorum:
+        return self.spec.quorum  # type: ignore[no-any-return]
+
+    @property
+    def token(self) -> Token:
+        return self.spec.token  # type: ignore[no-any-return]
+
+    @property
+    def operators(self) -> list[str]:
+        return list(self.spec.participants.operators)
+
+    def _rel(self, path: Path) -> str:
+        return str(path.relative_to(self.ws.root))
+
+    def _output(self, name: str, path: Path) -> dict[str, str]:
+        self.outputs[name] = path
+        return {name: sha256_file(path)}
+
+    def _gate(self, step: str, text: str, allowed: list[str]) -> dict[str, Any]:
+        who = self.console.confirm(step, text, allowed)
+        return {"confirmed_by": who} if who else {"confirmed_by": None, "attended": False}
+
+    def _record(self, step: str, action: str, actors: list[str], **kw: Any) -> dict[str, Any]:
+        return self.transcript.step(step, action, actors=actors, **kw)
+
+    def expected_outputs(self) -> dict[str, str]:
+        """The files this ceremony writes, by name, relative to the workspace."""
+        return {}
+
+    def check(self) -> None:
+        """Refuse, before anything is written, a file this workspace cannot run as written: a token
+        module that is not the workspace's, or outputs other than what this procedure writes."""
+        if getattr(self.spec, "token", None) is not None:
+            self._module()
+        expected = self.expected_outputs()
+        for name, path in self.spec.outputs.items():
+            if name not in expected:
+                allowed = ", ".join(expected) or "none"
+                raise ConfigError(f"{self.ceremony.path}: outputs.{name}: a {self.TYPE} ceremony writes {allowed}")
+            if path != expected[name]:
+                raise ConfigError(f"{self.ceremony.path}: outputs.{name}: this ceremony writes {expected[name]}")
+
+    def _lock_path(self) -> Path | None:
+        token = getattr(self.spec, "token", None)
+        return None if token is None else self.ws.root / "locks" / f"token-{token.label}.lock"
+
+    def _lock(self) -> None:
+        """One ceremony per token at a time. The lock names its owner; a lock whose process is gone is
+        reported as stale and left for a person to remove, never broken silently."""
+        path = self._lock_path()
+        if path is None:
+            return
+        path.parent.mkdir(exist_ok=True)
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        owner = {"ceremony_id": self.spec.ceremony_id, "type": self.TYPE, "pid": os.getpid(),
+                 "host": socket.gethostname(), "since": since}  # fmt: skip
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise StateError(_lock_holder(path)) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(owner, fh)
+        self.locked = path
+
+    def _unlock(self) -> None:
+        path = self.locked
+        if path is not None:
+            path.unlink(missing_ok=True)
+            self.locked = None
+
+    def start(self) -> None:
+        self.check()
+        self.transcript.ensure_new()
+        self._lock()
+        spec = self.spec
+        kind = self.ws.config.key_store.kind
+        started = self.transcript.start(
+            spec.ceremony_id,
+            self.TYPE,
+            {
+                "file": self.ceremony.path.name,
+                "file_sha256": self.ceremony.sha256,
+                "approved_by": self.approved_by,
+                "approvals_required": self.policy.ceremony.approvals_required,
+                "rehearsal": self.rehearsal,
+                "attended": self.console.attended,
+                "ceremony": spec.model_dump(),
+                "key_store": kind,
+                "script": [step for step, _ in self.SCRIPT],
+                "run_by": operator(),
+            },
+        )
+        self.ws.inventory.record_ceremony_start(
+            started, file=self.ceremony.path.name, transcript=os.path.relpath(self.transcript.path, self.ws.root)
+        )
+        if self.rehearsal:
+            self.transcript.deviation(
+                "rehearsal: run in the rehearsal area against a throwaway token",
+                "practice run; nothing here is live",
+                [spec.participants.administrator],
+            )
+            missing = require_approvals(self.ceremony, self.approved_by, self.policy, rehearsal=True)
+            if missing:
+                self.console.show(missing)
+                self.transcript.deviation(missing, "rehearsal", [spec.participants.administrator])
+        today = datetime.now(timezone.utc).date()
+        if today != spec.day:
+            self.transcript.deviation(
+                f"run on {today.isoformat()}; the ceremony file is dated {spec.date}",
+                "the register and policy checks used the file's date",
+                [spec.participants.administrator],
+            )
+        if kind == "software" and getattr(spec, "token", None) is not None:
+            self.transcript.deviation(
+                f"the software key store stands in for token {spec.token.label!r}",
+                "SoftHSM2 is not installed on this machine; keys are encrypted PKCS#8 files, not token objects",
+                [spec.participants.administrator],
+            )
+
+    def step(self, name: str) -> dict[str, Any]:
+        """Run the next step of the script (steps run in order, each once)."""
+        script = [s for s, _ in self.SCRIPT]
+        if name not in script:
+            raise InputError(f"{self.TYPE} has no step {name!r}; its script is {', '.join(script)}")
+        expected = script[len(self.done)] if len(self.done) < len(script) else None
+        if name != expected:
+            raise StateError(f"step {name!r} is out of order; the next step is {expected or 'finish (seal)'}")
+        self.console.show(f"step {len(self.done) + 1}/{len(script)}: {dict(self.SCRIPT)[name]}")
+        try:
+            entry: dict[str, Any] = getattr(self, "do_" + name.replace("-", "_"))()
+        except CeremonyError as exc:
+            self._unlock()  # the ceremony ends here, unsealed; the token is free for the next one
+            # On record before the error travels on; messages never carry secrets.
+            self.transcript.append("step.failed", {"step": name, "error": type(exc).__name__, "message": exc.message})
+            raise
+        self.done.append(name)
+        crash_point(f"step:{name}")
+        self.console.show(f"  {entry['result']}: {entry['action']}")
+        return entry
+
+    def describe(self) -> str:
+        """What is about to happen, for the administrator to read out before the first step."""
+        spec, seats = self.spec, self.spec.participants
+        lines = [
+            f"{'REHEARSAL of ' if self.rehearsal else ''}{self.TYPE} ceremony {spec.ceremony_id} ({spec.date})",
+            f"file {self.ceremony.path.name} sha256 {self.ceremony.sha256}",
+            f"approved by: {', '.join(self.approved_by) or 'nobody'}",
+            f"administrator {seats.administrator}; operators {', '.join(seats.operators)}; "
+            f"custodians {', '.join(seats.custodians) or 'none'}; witnesses {', '.join(seats.witnesses)}",
+            f"recording {spec.recording.video_id}; transcript {self.transcript.path}",
+            "script: " + "; ".join(f"{i}. {step}" for i, (step, _) in enumerate(self.SCRIPT, start=1)),
+        ]
+        return "\n".join(lines)
+
+    def deviation(self, what: str, why: str, acknowledged_by: list[str]) -> dict[str, Any]:
+        """Record a departure from the script (everyone present acknowledges it)."""
+        return self.transcript.deviation(what, why, acknowledged_by)
+
+    def finish(self) -> Outcome:
+        """Seal the transcript with the ceremony's key; returns the outcome with the read-aloud words."""
+        remaining = [s for s, _ in self.SCRIPT][len(self.done) :]
+        if remaining:
+            raise StateError(f"cannot seal: steps not run: {', '.join(remaining)}")
+        if self.seal_with is None:
+            raise StateError("cannot seal: the ceremony has no key to seal with")
+        missing = [name for name in self.spec.outputs if name not in self.outputs]
+        if missing:
+            raise StateError(f"cannot seal: declared outputs not written: {', '.join(missing)}")
+        store, label = self.seal_with
+        entry = self.transcript.seal(store.load(label), key_label=label)
+        self._unlock()
+        self.ws.inventory.record_ceremony_seal(
+            self.spec.ceremony_id,
+            self.transcript.entries(),
+            hashlib.sha256(self.transcript.path.read_bytes()).hexdigest(),
+        )
+        self.console.show(f"sealed {self.transcript.path}\nread aloud: {entry['words']}")
+        return Outcome(
+            self.spec.ceremony_id, self.TYPE, self.transcript.path, self.rehearsal, entry["words"], self.outputs
+        )
+
+    def run(self) -> Outcome:
+        """Every step of the script, then the seal."""
+        for name, _ in self.SCRIPT:
+            self.step(name)
+        return self.finish()
+
+    # --- token and custody building blocks -------------------------------------------
+    def _module(self) -> str | None:
+        ks = self.ws.config.key_store
+        if ks.kind != "pkcs11":
+            return None
+        if self.token.module != "softhsm" and self.token.module != ks.module:
+            raise ConfigError(
+                f"{self.ceremony.path}: token.module: {self.token.module} is not this workspace's module ({ks.module})"
+            )
+        return ks.module
+
+    def _initialise_token(self, label: str) -> tuple[bytes, bytes | None]:
+        """A new token (or software store) with a generated user PIN and SO PIN; returns their secrets."""
+        from ceremony.keys.pkcs11 import init_softhsm_token
+
+        if self.ws.token_exists(label):
+            raise StateError(f"token {label!r} already exists in {self.ws.root}; a token is initialised once")
+        user = new_secret(32)
+        module = self._module()
+        if module is None:
+            self.ws.software_dir(label).mkdir(mode=0o700, parents=True)
+            return user, None
+        so = new_secret(32)
+        token_dir = self.ws.root / "token"
+        init_softhsm_token(
+            token_dir, token_dir / "softhsm2.conf", label, pin_from_secret(so), pin_from_secret(user), module=module
+        )
+        return user, so
+
+    def _split(self, purpose: str, secret: bytes) -> tuple[list[Share], dict[str, Path]]:
+        """Split ``secret`` m-of-n among the custodians and write one share card each."""
+        q = self.quorum
+        shares = split(secret, q.m, self.custodians)
+        cards = {
+            s.custodian: write_share_card(
+                self.ws.share_cards_dir,
+                ceremony_id=self.spec.ceremony_id,
+                purpose=purpose,
+                share=s,
+                m=q.m,
+                n=q.n,
+                bag=self.spec.bags.share_cards.get(s.custodian),
+                rehearsal=self.rehearsal,
+            )
+            for s in shares
+        }
+        return shares, cards
+
+    def _split_record(self, purpose: str, shares: list[Share]) -> dict[str, Any]:
+        return {
+            "purpose": purpose,
+            "m": self.quorum.m,
+            "n": self.quorum.n,
+            "shares": {s.custodian: s.fingerprint for s in shares},
+            "share_card_bags": {s.custodian: self.spec.bags.share_cards.get(s.custodian) for s in shares},
+        }
+
+    def _distribute(self, shares: list[Share], cards: dict[str, Path]) -> dict[str, str]:
+        """Each custodian types their share back in; it must match the fingerprint on record."""
+        acknowledged: dict[str, str] = {}
+        for share in shares:
+            entered = self.console.reenter_share(share.custodian, cards[share.custodian])
+            if not confirm(entered, share.fingerprint):
+                raise CustodyError(f"{share.custodian}'s share as typed back does not match its fingerprint")
+            acknowledged[share.custodian] = "re-entered and confirmed" if self.console.attended else "card read back"
+        return acknowledged
+
+    def _deposit(self, purpose: str, shares: list[Share]) -> dict[str, Any]:
+        """Unattended runs only: rest m shares in ``secrets/`` so later unattended runs can use them."""
+        if self.console.attended:
+            return {"deposited": None}
+        chosen = shares[: self.quorum.m]
+        directory = self.ws.shares_dir(purpose)
+        deposit(directory, chosen)
+        return {"deposited": {"directory": self._rel(directory), "custodians": [s.custodian for s in chosen]}}
+
+    def _new_token(self, label: str) -> dict[str, Any]:
+        """Initialise a token, split its PINs among the custodians, confirm the cards, make its seal key."""
+        user, so = self._initialise_token(label)
+        record: dict[str, Any] = {"token": label, "key_store": self.ws.config.key_store.kind}
+        purposes = [(activation_purpose(label), user)] + ([(f"{label}.so-pin", so)] if so is not None else [])
+        for purpose, secret in purposes:
+            shares, cards = self._split(purpose, secret)
+            record[purpose] = {
+                **self._split_record(purpose, shares),
+                "acknowledged": self._distribute(shares, cards),
+                **(self._deposit(purpose, shares) if purpose == activation_purpose(label) else {}),
+            }
+        store = self.ws.token_store(label, pin_from_secret(user))
+        sealer = store.generate(SEAL_KEY, "ec-p256")
+        self._key_on_record(SEAL_KEY, sealer.public_key(), purpose="seal", origin="generated", token=label)
+        record["seal_key"] = {"label": SEAL_KEY, "attributes": store.attributes(SEAL_KEY).record()}
+        if label == self.ws.token_label:
+            self.ws.use_key_store(store)
+        self.store = store
+        return record
+
+    def _key_on_record(self, label: str, public: Any, *, purpose: str, origin: str, token: str | None = None) -> None:
+        """The key inventory learns of a key pair this ceremony put on a token."""
+        row = key_row(
+            token or self.token.label,
+            label,
+            public,
+            key_store=self.ws.config.key_store.kind,
+            purpose=purpose,
+            origin=origin,
+            ceremony_id=self.spec.ceremony_id,
+        )
+        with self.ws.inventory.transaction() as db:
+            self.ws.inventory.record_key(db, row)
+
+    def _activate(self, label: str) -> dict[str, Any]:
+        """Log in to the token with the PIN m custodians' shares rebuild."""
+        if self.rehearsal and not self.ws.token_exists(label):
+            record = self._new_token(label)
+            self._record(
+                "rehearsal.token",
+                f"throwaway token {label!r} initialised for the rehearsal",
+                [self.spec.participants.administrator],
+                details=record,
+            )
+        purpose = activation_purpose(label)
+        presented = self.console.present_shares(purpose, self.custodians, self.quorum.m)
+        store = self.ws.token_store(label, pin_from_secret(combine([words for _, words in presented])))
+        if label == self.ws.token_label:
+            self.ws.use_key_store(store)
+        self.store = store
+        return self._record(
+            "token.activate",
+            f"token {label!r} activated by {len(presented)} custodians' PIN shares",
+            [c for c, _ in presented],
+            details={"token": label, "shares_presented": {c: _fp(w) for c, w in presented}},
+        )
+
+    def _key_store(self) -> KeyStore:
+        if self.store is None:
+            raise StateError("the token is not activated")
+        return self.store
+
+
+def _fp(words: str) -> str:
+    from ceremony.keys.custody import share_fingerprint
+
+    return share_fingerprint(words)

@@ -1,0 +1,283 @@
+"""Symmetric-key ceremonies: keys from XOR components or generated on the token, and their rotation.
+
+They run like every other ceremony (ceremony/procedures.py): one step per notebook cell, a
+hash-chained transcript sealed with the token's ceremony-seal key.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from typing import Any
+
+from ceremony.errors import InputError, StateError, TokenError
+from ceremony.fs import write_private
+from ceremony.keys.custody import CustodyError
+from ceremony.procedures.base import SEAL_KEY, Procedure
+
+
+class SymmetricKeys(Procedure):
+    """AES keys for a symmetric-key S1SP: split-knowledge keys formed from XOR components, and keys
+    generated on the token; every key checked by KCV and entered in the key inventory."""
+
+    TYPE = "symmetric-key"
+    SCRIPT = (
+        ("activate", "custodians present their PIN shares; the token is activated"),
+        ("components", "generate the split-knowledge keys and split them into components; each custodian "
+         "receives and confirms one component card"),
+        ("combine", "custodians enter their components at the token; each is checked by its KCV, then the "
+         "combined key; keys without components are generated on the token"),
+        ("register", "enter the keys in the key inventory with their crypto-periods and custody"),
+    )  # fmt: skip
+
+    def do_activate(self) -> dict[str, Any]:
+        entry = self._activate(self.token.label)
+        self.seal_with = (self._key_store(), SEAL_KEY)
+        self.expected: dict[str, tuple[str, str, dict[str, str]]] = {}
+        self.created: dict[str, dict[str, Any]] = {}
+        return entry
+
+    def do_components(self) -> dict[str, Any]:
+        from ceremony.keys.symmetric import kcv, new_key, parse_component, split, wipe, write_component_card
+
+        record: dict[str, Any] = {}
+        holders: set[str] = set()
+        for spec in self.spec.keys:
+            if not spec.components:
+                continue
+            key = new_key(spec.length)
+            try:
+                key_kcv, ecb = kcv(key, spec.kcv_method), kcv(key)
+                components = split(key, spec.custodians, spec.kcv_method)
+            finally:
+                wipe(key)
+            cards = {
+                c.custodian: write_component_card(
+                    self.ws.share_cards_dir, ceremony_id=self.spec.ceremony_id, key_label=spec.label, component=c,
+                    of=spec.components, bag=self.spec.bags.share_cards.get(c.custodian),
+                )
+                for c in components
+            }  # fmt: skip
+            for c in components:
+                entered = parse_component(self.console.reenter_component(c.custodian, cards[c.custodian]))
+                if kcv(entered, spec.kcv_method) != c.kcv:
+                    raise CustodyError(
+                        f"{c.custodian}'s component of {spec.label} as typed back does not match its KCV"
+                    )
+                if not self.console.attended:
+                    # Unattended runs: the component rests in secrets/ for the combine step to read.
+                    directory = self.ws.secrets_dir / "components" / spec.label
+                    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    write_private(directory / f"{c.custodian}.component", c.value.hex())
+            self.expected[spec.label] = (key_kcv, ecb, {c.custodian: c.kcv for c in components})
+            holders.update(spec.custodians)
+            record[spec.label] = {
+                "kcv": key_kcv,
+                "kcv_method": spec.kcv_method,
+                "components": {
+                    c.custodian: {
+                        "index": c.index,
+                        "kcv": c.kcv,
+                        "bag_sealed": self.spec.bags.share_cards.get(c.custodian),
+                        "acknowledged": "re-entered and confirmed" if self.console.attended else "card read back",
+                    }
+                    for c in components
+                },
+                "deposited": None
+                if self.console.attended
+                else self._rel(self.ws.secrets_dir / "components" / spec.label),
+            }
+        return self._record(
+            "components.generate",
+            f"{len(record)} split-knowledge key(s) generated in memory, split into XOR components, clear keys wiped",
+            [self.spec.participants.administrator, *sorted(holders)],
+            details={"keys": record},
+        )
+
+    def do_combine(self) -> dict[str, Any]:
+        from ceremony.keys.symmetric import combine, parse_component, wipe
+
+        store = self._key_store()
+        record: dict[str, Any] = {}
+        for spec in self.spec.keys:
+            purpose = "kek" if spec.purpose in ("kek", "transport-kek") else "data"
+            if spec.components:
+                key_kcv, ecb, by_holder = self.expected[spec.label]
+                entered = [(c, parse_component(self.console.present_component(spec.label, c))) for c in spec.custodians]
+                key = combine(entered, by_holder, key_kcv, spec.kcv_method)
+                try:
+                    token_kcv = store.import_secret(spec.label, key, purpose=purpose, extractable=spec.wrapped_export)
+                finally:
+                    wipe(key)
+                if token_kcv != ecb:
+                    store.destroy_secret(spec.label)
+                    raise TokenError(f"the token's KCV of {spec.label} differs from the combined key's; key removed")
+                origin = "components"
+                # Components deposited for this unattended run have served: only the cards remain.
+                shutil.rmtree(self.ws.secrets_dir / "components" / spec.label, ignore_errors=True)
+            else:
+                gate = self._gate(
+                    "combine", f"generate {spec.algorithm} key {spec.label!r} on the token", self.operators
+                )
+                key_kcv = store.generate_secret(
+                    spec.label, spec.length, purpose=purpose, extractable=spec.wrapped_export
+                )
+                origin = "token"
+                record.setdefault("_gates", {})[spec.label] = gate
+            attributes = store.secret_attributes(spec.label).record()
+            self.created[spec.label] = {"kcv": key_kcv, "origin": origin}
+            record[spec.label] = {
+                "kcv": key_kcv,
+                "origin": origin,
+                "token_kcv_checked": origin == "components",
+                "attributes": attributes,
+                "bags_unsealed": {c: self.spec.bags.share_cards.get(c) for c in spec.custodians},
+            }
+        gates = record.pop("_gates", {})
+        return self._record(
+            "keys.create",
+            f"{len(record)} key(s) on token {self.token.label!r}, each checked by KCV",
+            [*self.operators, *sorted({c for k in self.spec.keys for c in k.custodians})],
+            details={"keys": record, **({"gates": gates} if gates else {})},
+        )
+
+    def do_register(self) -> dict[str, Any]:
+        from datetime import timedelta
+
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        rows = []
+        with self.ws.inventory.transaction() as db:
+            for spec in self.spec.keys:
+                made = self.created[spec.label]
+                row = (
+                    spec.label, self.token.label, spec.algorithm, spec.length * 8, made["kcv"], spec.kcv_method,
+                    spec.purpose, made["origin"], "active", now.isoformat(), now.isoformat(),
+                    (now + timedelta(days=spec.rotation_days)).isoformat(),
+                    (now + timedelta(days=spec.crypto_period_days)).isoformat(), None, None, spec.serves,
+                    int(spec.wrapped_export), self.spec.ceremony_id,
+                )  # fmt: skip
+                db.execute(f"INSERT INTO symmetric_keys VALUES ({', '.join('?' for _ in row)})", row)  # noqa: S608
+                for index, custodian in enumerate(spec.custodians, start=1):
+                    bag = self.spec.bags.share_cards.get(custodian)
+                    component_kcv = self.expected[spec.label][2][custodian]
+                    db.execute(
+                        "INSERT INTO key_custody VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (spec.label, index, custodian, component_kcv, bag, bag, self.spec.ceremony_id),
+                    )
+                rows.append({"label": spec.label, "kcv": made["kcv"], "expires": row[12]})
+            self.ws.journal.append(
+                "symmetric.create", {"ceremony_id": self.spec.ceremony_id, "token": self.token.label, "keys": rows}
+            )
+        return self._record(
+            "keys.register",
+            f"{len(rows)} key(s) entered in the key inventory (state active)",
+            [self.spec.participants.administrator],
+            details={"keys": rows},
+        )
+
+
+class KeyRotation(Procedure):
+    """A successor for a symmetric key: generated on the token, every dependant the old key wrapped for
+    export re-wrapped under it, the old key deactivated, the lineage recorded."""
+
+    TYPE = "key-rotation"
+    SCRIPT = (
+        ("activate", "custodians present their PIN shares; the token is activated"),
+        ("successor", "generate the successor on the token, as the key it replaces"),
+        ("rewrap", "re-wrap under the successor every key the old key wrapped for export"),
+        ("retire", "deactivate the old key; record the lineage"),
+    )
+
+    def do_activate(self) -> dict[str, Any]:
+        entry = self._activate(self.token.label)
+        self.seal_with = (self._key_store(), SEAL_KEY)
+        return entry
+
+    def _row(self, label: str) -> dict[str, Any]:
+        row = self.ws.inventory.symmetric_key(label)
+        if row is None:
+            raise InputError(f"{self.ceremony.path}: key_label: no symmetric key {label!r} in the key inventory")
+        return row
+
+    def do_successor(self) -> dict[str, Any]:
+        from datetime import timedelta
+
+        old = self._row(self.spec.key_label)
+        if old["state"] != "active":
+            raise StateError(f"{old['label']} is {old['state']}; only an active key is rotated")
+        purpose = "kek" if old["purpose"] in ("kek", "transport-kek") else "data"
+        gate = self._gate("successor", f"generate {old['algorithm']} key {self.spec.successor_label!r}", self.operators)
+        kcv = self._key_store().generate_secret(
+            self.spec.successor_label, old["length"] // 8, purpose=purpose, extractable=bool(old["wrapped_export"])
+        )
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        row = (
+            self.spec.successor_label, self.token.label, old["algorithm"], old["length"], kcv, "ecb", old["purpose"],
+            "token", "active", now.isoformat(), now.isoformat(),
+            (now + timedelta(days=self.spec.rotation_days)).isoformat(),
+            (now + timedelta(days=self.spec.crypto_period_days)).isoformat(), old["wrapped_by"], old["label"],
+            old["serves"], old["wrapped_export"], self.spec.ceremony_id,
+        )  # fmt: skip
+        with self.ws.inventory.transaction() as db:
+            db.execute(f"INSERT INTO symmetric_keys VALUES ({', '.join('?' for _ in row)})", row)  # noqa: S608
+        self.old, self.successor_kcv = old, kcv
+        return self._record(
+            "key.successor",
+            f"successor {self.spec.successor_label!r} of {old['label']!r} generated on the token",
+            self.operators,
+            details={
+                "key": self.spec.successor_label,
+                "predecessor": old["label"],
+                "kcv": kcv,
+                "attributes": self._key_store().secret_attributes(self.spec.successor_label).record(),
+                **gate,
+            },
+        )
+
+    def do_rewrap(self) -> dict[str, Any]:
+        from ceremony.issue.key_transfer import export_key
+
+        old = self.old["label"]
+        dependants = [
+            r[0]
+            for r in self.ws.inventory.execute(
+                "SELECT DISTINCT w.key_label FROM key_wraps w JOIN symmetric_keys k ON k.label = w.key_label "
+                "WHERE w.kek_label = ? AND w.direction IN ('export', 'rewrap') AND k.state = 'active' "
+                "AND k.wrapped_export = 1 ORDER BY w.key_label",
+                (old,),
+            )
+        ]
+        outputs: dict[str, str] = {}
+        for label in dependants:
+            out = self.ws.artifacts_dir / "keys" / f"{label}.under.{self.spec.successor_label}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            export_key(
+                self.ws, label, self.spec.successor_label, out, direction="rewrap", ceremony_id=self.spec.ceremony_id
+            )
+            outputs.update(self._output(f"{label} under {self.spec.successor_label}", out))
+        return self._record(
+            "keys.rewrap",
+            f"{len(dependants)} dependant(s) of {old!r} re-wrapped under {self.spec.successor_label!r}",
+            self.operators,
+            outputs=outputs,
+            details={"dependants": dependants},
+        )
+
+    def do_retire(self) -> dict[str, Any]:
+        with self.ws.inventory.transaction() as db:
+            db.execute("UPDATE symmetric_keys SET state = 'deactivated' WHERE label = ?", (self.old["label"],))
+            self.ws.journal.append(
+                "key.rotate",
+                {
+                    "ceremony_id": self.spec.ceremony_id,
+                    "key": self.old["label"],
+                    "successor": self.spec.successor_label,
+                    "kcv": self.successor_kcv,
+                },
+            )
+        return self._record(
+            "key.retire",
+            f"{self.old['label']!r} deactivated; {self.spec.successor_label!r} succeeds it",
+            [self.spec.participants.administrator, *self.spec.participants.witnesses],
+            details={"deactivated": self.old["label"], "successor": self.spec.successor_label},
+        )

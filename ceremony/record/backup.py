@@ -1,0 +1,151 @@
+"""Workspace backup and restore: the record (database, artifacts, transcripts, journal, registers), never
+the secrets (``secrets/``, ``share-cards/``) nor the token's files: CA keys are backed up wrapped, by the
+key-backup ceremony, and PINs live in their custodians' shares.
+
+The archive is a gzipped tar with ``BACKUP.json`` listing every member with its SHA-256 and size. A
+SQLite inventory is copied through SQLite's backup API (a consistent snapshot even while others write);
+a PostgreSQL inventory lives outside the workspace and is backed up with ``pg_dump`` (the archive says
+so). A restore refuses members that would land outside the target, checks every hash before the
+target directory appears, and records itself in the restored journal.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ceremony.errors import InputError, StateError
+from ceremony.fs import sha256_file
+from ceremony.record.manifest import parse_file_list
+from ceremony.record.workspace import WORKSPACE_FILE, Workspace
+
+INDEX = "BACKUP.json"
+#: What a backup holds, relative to the workspace (directories whole, minus lock files).
+KEPT = (WORKSPACE_FILE, "people.yaml", "journal.jsonl", "artifacts", "transcripts", "registers", "exports")
+#: Never backed up: secrets and the token's own files.
+NEVER = ("secrets", "share-cards", "token", "rehearsal", "locks", "snapshots")
+
+
+@dataclass
+class BackupResult:
+    archive: Path
+    files: int
+    sha256: str
+    database: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"archive": str(self.archive), "files": self.files, "sha256": self.sha256, "database": self.database}
+
+
+def _members(ws: Workspace) -> list[tuple[str, Path]]:
+    out = []
+    for name in KEPT:
+        path = ws.root / name
+        if path.is_file():
+            out.append((name, path))
+        elif path.is_dir():
+            out += [(p.relative_to(ws.root).as_posix(), p) for p in sorted(path.rglob("*"))
+                    if p.is_file() and not p.name.endswith(".lock")]  # fmt: skip
+    return out
+
+
+def backup_workspace(ws: Workspace, out: Path) -> BackupResult:
+    """Write the workspace's record to ``out`` (a new .tar.gz); returns what was written."""
+    if out.exists():
+        raise InputError(f"--out: {out} exists; a backup is written to a new file")
+    if not out.parent.is_dir():
+        raise InputError(f"--out: {out.parent} is not a directory")
+    members = _members(ws)
+    index: dict[str, Any] = {"format": "s1spki-workspace-backup/1", "created": datetime.now(timezone.utc).isoformat(),
+                             "workspace": str(ws.root), "excluded": list(NEVER), "files": []}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="backup-", dir=out.parent) as scratch:
+        if isinstance(ws.database, Path):
+            copy = Path(scratch) / ws.database.name
+            with sqlite3.connect(ws.database) as source, sqlite3.connect(copy) as target:
+                source.backup(target)  # a consistent snapshot, even with writers
+            members.append((ws.database.name, copy))
+            index["database"] = f"sqlite ({ws.database.name}, in the archive)"
+        else:
+            index["database"] = "postgresql (outside the workspace: back it up with pg_dump)"
+        for name, path in members:
+            index["files"].append({"path": name, "sha256": sha256_file(path), "size": path.stat().st_size})
+        partial = out.with_name(out.name + ".partial")
+        with tarfile.open(partial, "w:gz") as tar:
+            raw = json.dumps(index, indent=1).encode()
+            info = tarfile.TarInfo(INDEX)
+            info.size, info.mtime = len(raw), int(datetime.now(timezone.utc).timestamp())
+            tar.addfile(info, io.BytesIO(raw))
+            for name, path in members:
+                tar.add(path, arcname=name, recursive=False)
+        os.replace(partial, out)
+    digest = sha256_file(out)
+    ws.journal.append("workspace.backup", {"archive": out.name, "sha256": digest, "files": len(members)})
+    return BackupResult(out, len(members), digest, str(index["database"]))
+
+
+def _check_members(archive: Path, tar: tarfile.TarFile) -> None:
+    """Only the index and plain files it lists, inside the target, of kinds a backup holds."""
+    try:
+        listed = parse_file_list(tar.extractfile(INDEX).read())  # type: ignore[union-attr]
+    except (KeyError, AttributeError):
+        listed = "is missing"
+    if isinstance(listed, str):
+        raise InputError(f"{archive}: {INDEX} {listed}; not a workspace backup")
+    for member in tar.getmembers():
+        if member.name == INDEX:
+            continue
+        parts = Path(member.name).parts
+        if not member.isfile() or Path(member.name).is_absolute() or ".." in parts:
+            raise InputError(f"{archive}: member {member.name!r} is not a plain file inside the workspace")
+        if member.name not in listed:
+            raise InputError(f"{archive}: member {member.name!r} is not in {INDEX}")
+        if parts[0] in NEVER:
+            raise InputError(f"{archive}: member {member.name!r} is of a kind a backup never holds")
+
+
+def restore_workspace(archive: Path, target: Path) -> Path:
+    """Unpack ``archive`` into the new directory ``target``, every file checked against the index first."""
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InputError(f"--to: {target} exists and is not empty; a restore needs a new directory")
+    try:
+        tar = tarfile.open(archive, "r:gz")
+    except (OSError, tarfile.TarError) as exc:
+        raise InputError(f"{archive}: not a workspace backup ({type(exc).__name__})") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
+    try:
+        with tar:
+            _check_members(archive, tar)
+            tar.extractall(scratch, filter="data")
+        listed = parse_file_list((scratch / INDEX).read_bytes())
+        if isinstance(listed, str):
+            raise InputError(f"{archive}: {INDEX} {listed}")
+        for name, entry in listed.items():
+            path = scratch / name
+            if not path.is_file() or sha256_file(path) != entry["sha256"]:
+                raise StateError(f"{archive}: {name} is missing or does not match {INDEX}; nothing restored")
+        (scratch / INDEX).unlink()
+        for sub in ("secrets", "share-cards"):
+            (scratch / sub).mkdir(mode=0o700)
+        if target.exists():
+            target.rmdir()
+        os.replace(scratch, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    ws = Workspace.open(target)
+    try:
+        digest = sha256_file(archive)
+        ws.journal.append("workspace.restore", {"archive": archive.name, "sha256": digest})
+    finally:
+        ws.close()
+    return target

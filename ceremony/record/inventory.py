@@ -1,0 +1,582 @@
+"""The inventory: every CA, certificate, key, CRL and ceremony, parsed once at issue time, plus the DER.
+
+One store, two engines, one code path (SQLAlchemy Core): SQLite in the workspace (WAL) by default,
+or PostgreSQL when ``workspace.yaml`` names a ``postgresql://`` URL, so several operators can share one
+inventory. The SQL is written once, with ``?`` placeholders; the store rewrites them for the driver.
+PostgreSQL has no ``rowid``: every table there gets an identity column of that name, so "in the order
+inserted" reads the same on both.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+
+from ceremony.errors import ConfigError, InputError, StateError
+from ceremony.model.algorithms import CAPublicKey, key_algorithm_of
+from ceremony.model.der import key_size_bits
+
+#: Schema migrations, applied in order; SQLite's PRAGMA user_version (PostgreSQL: table schema_version)
+#: records how many ran. Written for SQLite; ``_ddl`` adapts them to PostgreSQL.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE cas (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('root', 'issuing')),
+        profile TEXT NOT NULL,
+        key_store TEXT NOT NULL CHECK (key_store IN ('pkcs11', 'software')),
+        key_label TEXT NOT NULL,
+        issuer_ca TEXT REFERENCES cas(name),
+        serial TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE certificates (
+        serial TEXT NOT NULL,
+        issuer_ca TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        eui64 TEXT,
+        role TEXT,
+        usage TEXT,
+        name TEXT,
+        profile TEXT NOT NULL,
+        not_before TEXT NOT NULL,
+        not_after TEXT NOT NULL,
+        key_algorithm TEXT NOT NULL,
+        signature_algorithm TEXT NOT NULL,
+        policy_oids TEXT NOT NULL,
+        ski TEXT NOT NULL,
+        aki TEXT,
+        fingerprint TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'valid',
+        approved_by TEXT NOT NULL,
+        csr_sha256 TEXT,
+        key_store TEXT,
+        batch_id TEXT,
+        ceremony_id TEXT,
+        issued_at TEXT NOT NULL,
+        artifact TEXT,
+        der BLOB NOT NULL,
+        PRIMARY KEY (issuer_ca, serial)
+    );
+    CREATE INDEX certificates_eui64 ON certificates (eui64, usage);
+    CREATE UNIQUE INDEX certificates_fingerprint ON certificates (fingerprint);
+    """,
+    """
+    CREATE TABLE batches (
+        batch_id TEXT PRIMARY KEY,
+        issuer_ca TEXT NOT NULL REFERENCES cas(name),
+        profile TEXT NOT NULL,
+        list_sha256 TEXT NOT NULL,
+        approved_by TEXT NOT NULL,
+        rekey INTEGER NOT NULL,
+        requested INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'complete')),
+        bundle TEXT,
+        bundle_sha256 TEXT,
+        created_at TEXT NOT NULL,
+        completed_at TEXT
+    );
+    CREATE INDEX certificates_batch ON certificates (batch_id);
+    CREATE TABLE revocations (
+        issuer_ca TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_at TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        approved_by TEXT NOT NULL,
+        PRIMARY KEY (issuer_ca, serial),
+        FOREIGN KEY (issuer_ca, serial) REFERENCES certificates (issuer_ca, serial)
+    );
+    CREATE TABLE crls (
+        issuer_ca TEXT NOT NULL REFERENCES cas(name),
+        number INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('crl', 'arl')),
+        this_update TEXT NOT NULL,
+        next_update TEXT NOT NULL,
+        entries INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        artifact TEXT NOT NULL,
+        PRIMARY KEY (issuer_ca, number)
+    );
+    """,
+    """
+    CREATE TABLE symmetric_keys (
+        label TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        kcv TEXT NOT NULL,
+        kcv_method TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('components', 'token', 'unwrapped')),
+        state TEXT NOT NULL CHECK (state IN
+            ('pre-active', 'active', 'suspended', 'deactivated', 'compromised', 'destroyed')),
+        created_at TEXT NOT NULL,
+        activated_at TEXT,
+        rotation_due TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        wrapped_by TEXT REFERENCES symmetric_keys(label),
+        predecessor TEXT REFERENCES symmetric_keys(label),
+        serves TEXT NOT NULL,
+        wrapped_export INTEGER NOT NULL,
+        ceremony_id TEXT
+    );
+    CREATE TABLE key_custody (
+        key_label TEXT NOT NULL REFERENCES symmetric_keys(label),
+        component INTEGER NOT NULL,
+        custodian TEXT NOT NULL,
+        kcv TEXT NOT NULL,
+        bag_sealed TEXT,
+        bag_unsealed TEXT,
+        ceremony_id TEXT NOT NULL,
+        PRIMARY KEY (key_label, component),
+        UNIQUE (key_label, custodian)
+    );
+    CREATE TABLE key_wraps (
+        key_label TEXT NOT NULL,
+        kek_label TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('export', 'import', 'rewrap')),
+        kcv TEXT NOT NULL,
+        kek_kcv TEXT NOT NULL,
+        file TEXT,
+        file_sha256 TEXT,
+        at TEXT NOT NULL,
+        ceremony_id TEXT
+    );
+    """,
+    """
+    CREATE TABLE findings (
+        fingerprint TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        code TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX findings_fingerprint ON findings (fingerprint);
+    """,
+    """
+    ALTER TABLE certificates ADD COLUMN key_size INTEGER;
+    CREATE TABLE ceremonies (
+        ceremony_id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        file TEXT NOT NULL,
+        file_sha256 TEXT NOT NULL,
+        rehearsal INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        sealed_at TEXT,
+        entries INTEGER,
+        deviations INTEGER,
+        seal_words TEXT,
+        transcript TEXT NOT NULL,
+        transcript_sha256 TEXT
+    );
+    CREATE TABLE asymmetric_keys (
+        token TEXT NOT NULL,
+        label TEXT NOT NULL,
+        key_store TEXT NOT NULL CHECK (key_store IN ('pkcs11', 'software')),
+        purpose TEXT NOT NULL CHECK (purpose IN ('ca', 'seal')),
+        algorithm TEXT NOT NULL,
+        key_size INTEGER,
+        spki_sha256 TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('generated', 'unwrapped')),
+        state TEXT NOT NULL CHECK (state IN ('active', 'destroyed')),
+        created_at TEXT NOT NULL,
+        destroyed_at TEXT,
+        ceremony_id TEXT
+    );
+    CREATE UNIQUE INDEX asymmetric_keys_active ON asymmetric_keys (token, label) WHERE state = 'active';
+    CREATE TABLE transcript_entries (
+        ceremony_id TEXT NOT NULL REFERENCES ceremonies(ceremony_id),
+        seq INTEGER NOT NULL,
+        time TEXT NOT NULL,
+        event TEXT NOT NULL,
+        step TEXT,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (ceremony_id, seq)
+    );
+    """,
+)
+
+#: Certificate columns in table order (the fast path inserts tuples in this order).
+CERTIFICATE_COLUMNS: tuple[str, ...] = (
+    "serial", "issuer_ca", "issuer", "subject", "eui64", "role", "usage", "name", "profile", "not_before",
+    "not_after", "key_algorithm", "signature_algorithm", "policy_oids", "ski", "aki", "fingerprint", "status",
+    "approved_by", "csr_sha256", "key_store", "batch_id", "ceremony_id", "issued_at", "artifact", "der",
+    "key_size",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    """One inventory row: the analyst's columns, parsed once at issue time."""
+
+    serial: str
+    issuer_ca: str
+    issuer: str
+    subject: str
+    eui64: str | None
+    role: str | None
+    usage: str | None
+    name: str | None
+    profile: str
+    not_before: str
+    not_after: str
+    key_algorithm: str
+    signature_algorithm: str
+    policy_oids: str
+    ski: str
+    aki: str | None
+    fingerprint: str
+    status: str
+    approved_by: str
+    csr_sha256: str | None
+    key_store: str | None
+    batch_id: str | None
+    ceremony_id: str | None
+    issued_at: str
+    artifact: str | None
+    der: bytes
+    #: Bits of the subject key (the curve's size for EC keys).
+    key_size: int | None = None
+
+
+@dataclass(frozen=True)
+class CARecord:
+    name: str
+    role: str
+    profile: str
+    key_store: str
+    key_label: str
+    issuer_ca: str | None
+    serial: str
+    created_at: str
+
+
+EXPORT_COLUMNS = [f.name for f in fields(CertificateRecord) if f.name != "der"]
+assert tuple(f.name for f in fields(CertificateRecord)) == CERTIFICATE_COLUMNS
+INSERT_CERTIFICATE = (
+    f"INSERT INTO certificates ({', '.join(CERTIFICATE_COLUMNS)}) "  # noqa: S608 - our column names
+    f"VALUES ({', '.join('?' for _ in CERTIFICATE_COLUMNS)})"
+)
+_CA_COLUMNS = ", ".join(f.name for f in fields(CARecord))
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    """A row as a dict, with memoryview (PostgreSQL's BYTEA through some paths) as bytes."""
+    return {k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()}
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver error's own first line (SQLAlchemy appends the statement and its parameters)."""
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def database_url(location: Path | str) -> sa.URL:
+    """The SQLAlchemy URL of a store: a path is a SQLite file; ``postgresql://`` uses psycopg.
+
+    A password never sits in ``workspace.yaml``: libpq reads it from ~/.pgpass or PGPASSWORD."""
+    if isinstance(location, Path) or "://" not in location:
+        return sa.URL.create("sqlite", database=str(location))
+    try:
+        url = sa.make_url(location)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"database: {location!r} is not a database URL") from exc
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(f"database: {url.get_backend_name()}:// is not supported (a SQLite path, or postgresql://)")
+    if url.password is not None:
+        raise ConfigError("database: the URL holds a password; put it in ~/.pgpass or PGPASSWORD instead")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+@lru_cache(maxsize=512)
+def _for_psycopg(sql: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (our SQL has no ``?`` inside literals)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+_CREATE_TABLE = re.compile(r"CREATE TABLE (\w+)")
+#: Serialises schema upgrades of a shared PostgreSQL inventory (any constant, the same for every client).
+_MIGRATION_LOCK = 0x53315350
+
+
+class Inventory:
+    """The inventory store. One connection per instance, in autocommit; writes go through ``transaction``,
+    which takes SQLite's write lock at once (BEGIN IMMEDIATE) and is a plain transaction on PostgreSQL."""
+
+    def __init__(self, location: Path | str) -> None:
+        url = database_url(location)
+        self.location = url.render_as_string(hide_password=True)
+        self.postgres = url.get_backend_name() == "postgresql"
+        self.path = Path(str(url.database)) if not self.postgres else None
+        engine = sa.create_engine(
+            url,
+            poolclass=sa.pool.NullPool,
+            connect_args={} if self.postgres else {"timeout": 30.0},
+        )
+        if not self.postgres:
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        self._engine = engine
+        try:
+            self._db = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.OperationalError as exc:
+            raise StateError(f"cannot open the inventory at {self.location}: {_first_line(exc)}") from exc
+        self._sql = _for_psycopg if self.postgres else (lambda sql: sql)
+        self._begin = "BEGIN" if self.postgres else "BEGIN IMMEDIATE"
+        self._migrate()
+
+    def _version(self) -> int:
+        if self.postgres:
+            self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            return int(row[0] or 0) if row else 0
+        return int(self.execute("PRAGMA user_version").scalar_one())
+
+    def _ddl(self, statement: str) -> list[str]:
+        """A migration statement as this engine takes it (PostgreSQL: BYTEA, and a rowid per table)."""
+        if not self.postgres:
+            return [statement]
+        out = [re.sub(r"\bBLOB\b", "BYTEA", statement)]
+        for table in _CREATE_TABLE.findall(statement):
+            out.append(f"ALTER TABLE {table} ADD COLUMN rowid BIGINT GENERATED BY DEFAULT AS IDENTITY")
+        return out
+
+    def _migrate(self) -> None:
+        if self._version() == len(MIGRATIONS):
+            return
+        with self.transaction() as db:
+            if self.postgres:
+                db.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            version = self._version()
+            if version > len(MIGRATIONS):
+                raise StateError(
+                    f"{self.location} has schema version {version}; this tool knows {len(MIGRATIONS)} "
+                    "(upgrade the workbench)"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                for statement in filter(str.strip, MIGRATIONS[number].split(";")):
+                    for sql in self._ddl(statement):
+                        db.execute(sql)
+            if self.postgres:
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
+            else:
+                db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    @property
+    def schema_version(self) -> int:
+        return self._version()
+
+    def close(self) -> None:
+        self._db.close()
+        self._engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Inventory]:
+        """BEGIN … COMMIT, rolled back on any error; yields the store for ``execute`` and ``executemany``."""
+        self._db.exec_driver_sql(self._begin)
+        try:
+            yield self
+        except BaseException:
+            self._db.exec_driver_sql("ROLLBACK")
+            raise
+        self._db.exec_driver_sql("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """A query written in this package (never user text), with ``?`` placeholders; values go in
+        ``params``. Returns SQLAlchemy's ``CursorResult`` (typed Any: its rows' arity is the query's),
+        whose rows index by position, by attribute, or by name through ``row._mapping``."""
+        return self._db.exec_driver_sql(self._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:  # the rows go to the driver as they are (batch issuance passes thousands of tuples)
+            self._db.exec_driver_sql(self._sql(sql), rows if isinstance(rows, list) else list(rows))
+
+    # --- certificates -----------------------------------------------------------------
+    def serial_exists(self, issuer_ca: str, serial: str) -> bool:
+        row = self.execute(
+            "SELECT 1 FROM certificates WHERE issuer_ca = ? AND serial = ?", (issuer_ca, serial)
+        ).fetchone()
+        return row is not None
+
+    def valid_for_identity(self, issuer_ca: str, profile: str, eui64: str, usage: str, role: str | None) -> list[str]:
+        """Serials of valid certificates already issued for (EUI-64, usage[, role]) by this CA."""
+        role_is = "role IS NULL" if role is None else "role = ?"
+        rows = self.execute(
+            "SELECT serial FROM certificates WHERE issuer_ca = ? AND profile = ? AND eui64 = ? "  # noqa: S608
+            f"AND usage = ? AND status = 'valid' AND {role_is}",
+            (issuer_ca, profile, eui64, usage) + (() if role is None else (role,)),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def add_certificate(self, db: Inventory, record: CertificateRecord) -> None:
+        try:
+            db.execute(INSERT_CERTIFICATE, tuple(asdict(record).values()))
+        except sa.exc.IntegrityError as exc:
+            raise StateError(
+                f"certificate {record.serial} from {record.issuer_ca} is already in the inventory"
+            ) from exc
+
+    def add_certificate_rows(self, db: Inventory, rows: list[tuple[Any, ...]]) -> None:
+        """Insert many rows at once, each a tuple in ``CERTIFICATE_COLUMNS`` order (batch issuance)."""
+        try:
+            db.executemany(INSERT_CERTIFICATE, rows)
+        except sa.exc.IntegrityError as exc:
+            raise StateError(f"a certificate of this batch is already in the inventory ({_first_line(exc)})") from exc
+
+    def certificates(self, where: str = "", params: tuple[Any, ...] = ()) -> list[CertificateRecord]:
+        # ``where`` is written by callers in this package, never by users; values go in ``params``.
+        sql = f"SELECT {', '.join(CERTIFICATE_COLUMNS)} FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
+        return [
+            CertificateRecord(**_plain(r._mapping)) for r in self.execute(sql + " ORDER BY issued_at, serial", params)
+        ]
+
+    def count(self) -> int:
+        return int(self.execute("SELECT COUNT(*) FROM certificates").scalar_one())
+
+    # --- keys -----------------------------------------------------------------------
+    def symmetric_key(self, label: str) -> dict[str, Any] | None:
+        """One row of the symmetric key inventory, or None."""
+        row = self.execute("SELECT * FROM symmetric_keys WHERE label = ?", (label,)).fetchone()
+        return None if row is None else {k: v for k, v in row._mapping.items() if k != "rowid"}
+
+    # --- ceremonies ---------------------------------------------------------------------
+    def record_ceremony_start(self, start: dict[str, Any], *, file: str, transcript: str) -> None:
+        """A ceremony on record from its first transcript entry (an unsealed row is an interrupted run)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO ceremonies (ceremony_id, type, file, file_sha256, rehearsal, started_at, transcript) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (start["ceremony_id"], start["type"], file, start["file_sha256"], int(bool(start["rehearsal"])),
+                 start["time"], transcript),
+            )  # fmt: skip
+
+    def record_ceremony_seal(self, ceremony_id: str, entries: list[dict[str, Any]], transcript_sha256: str) -> None:
+        """The sealed transcript: the ceremony's summary row, and one row per entry (hash-chained on disk)."""
+        seal = entries[-1]
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE ceremonies SET sealed_at = ?, entries = ?, deviations = ?, seal_words = ?, "
+                "transcript_sha256 = ? WHERE ceremony_id = ?",
+                (seal["time"], len(entries), sum(e["event"] == "deviation" for e in entries), seal["words"],
+                 transcript_sha256, ceremony_id),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO transcript_entries VALUES (?, ?, ?, ?, ?, ?)",
+                [(ceremony_id, e["seq"], e["time"], e["event"], e.get("step"), e["hash"]) for e in entries],
+            )
+
+    def record_key(self, db: Inventory, row: dict[str, Any]) -> None:
+        """A key pair now on a token (or in the software store): generated there, or unwrapped from a backup."""
+        columns = ", ".join(row)
+        try:
+            db.execute(
+                f"INSERT INTO asymmetric_keys ({columns}, state) VALUES ({', '.join('?' for _ in row)}, 'active')",  # noqa: S608
+                tuple(row.values()),
+            )
+        except sa.exc.IntegrityError as exc:
+            raise StateError(f"key {row['label']!r} on {row['token']!r} is already in the key inventory") from exc
+
+    def key_destroyed(self, db: Inventory, token: str, label: str, when: str) -> None:
+        db.execute(
+            "UPDATE asymmetric_keys SET state = 'destroyed', destroyed_at = ? "
+            "WHERE token = ? AND label = ? AND state = 'active'",
+            (when, token, label),
+        )
+
+    # --- CAs --------------------------------------------------------------------------
+    def add_ca(self, db: Inventory, record: CARecord) -> None:
+        try:
+            db.execute("INSERT INTO cas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(record).values()))
+        except sa.exc.IntegrityError as exc:
+            raise StateError(f"CA {record.name!r} already exists in this workspace") from exc
+
+    def ca(self, name: str) -> CARecord:
+        row = self.execute(f"SELECT {_CA_COLUMNS} FROM cas WHERE name = ?", (name,)).fetchone()  # noqa: S608
+        if row is None:
+            known = ", ".join(self.ca_names()) or "none"
+            raise InputError(f"no CA named {name!r} in this workspace (known: {known})")
+        return CARecord(**row._mapping)
+
+    def ca_names(self) -> list[str]:
+        return [r[0] for r in self.execute("SELECT name FROM cas ORDER BY created_at")]
+
+    def ca_certificate_der(self, name: str) -> bytes:
+        ca = self.ca(name)
+        issuer = ca.issuer_ca or ca.name
+        row = self.execute(
+            "SELECT der FROM certificates WHERE issuer_ca = ? AND serial = ?", (issuer, ca.serial)
+        ).fetchone()
+        if row is None:
+            raise StateError(f"CA {name!r} has no certificate in the inventory")
+        return bytes(row[0])
+
+    # --- export -----------------------------------------------------------------------
+    def export_csv(self, out: Path, where: str = "", params: tuple[Any, ...] = ()) -> int:
+        """One row per certificate (every column but the DER), streamed; returns the row count."""
+        sql = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
+        count = 0
+        with out.open("x", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(EXPORT_COLUMNS)
+            for row in self.execute(sql + " ORDER BY issued_at, serial", params):
+                writer.writerow(row)
+                count += 1
+        return count
+
+    def export_pem(self, out: Path, where: str = "", params: tuple[Any, ...] = ()) -> int:
+        """The certificates themselves, as concatenated PEM, streamed; returns the count."""
+        sql = "SELECT der FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
+        count = 0
+        with out.open("xb") as fh:
+            for (der,) in self.execute(sql + " ORDER BY issued_at, serial", params):
+                fh.write(pem_certificate(bytes(der)))
+                count += 1
+        return count
+
+
+def pem_certificate(der: bytes) -> bytes:
+    """RFC 7468 PEM: base64 in 64-character lines."""
+    import base64
+
+    text = base64.b64encode(der)
+    lines = b"\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
+
+
+def key_row(
+    token: str, label: str, key: CAPublicKey, *, key_store: str, purpose: str, origin: str, ceremony_id: str | None
+) -> dict[str, Any]:
+    """The key inventory's row for a key pair now on ``token``."""
+    algorithm = key_algorithm_of(key)
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {
+        "token": token,
+        "label": label,
+        "key_store": key_store,
+        "purpose": purpose,
+        "algorithm": algorithm,
+        "key_size": key_size_bits(algorithm),
+        "spki_sha256": hashlib.sha256(spki).hexdigest(),
+        "origin": origin,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "ceremony_id": ceremony_id,
+    }

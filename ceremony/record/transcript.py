@@ -1,0 +1,385 @@
+"""Append-only, hash-chained JSON-lines logs: the operations journal and ceremony transcripts.
+
+Each line is one JSON object with ``seq`` (from 1), ``time`` (UTC, ISO 8601), ``prev``
+(the previous entry's ``hash``, or 64 zeros for the first), the entry's own fields, and
+``hash`` = SHA-256 over the canonical JSON of every other field. Altering, removing or
+reordering any line breaks the chain from that line on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from ceremony.errors import StateError
+
+GENESIS = "0" * 64
+#: How far the clock may read behind a log's last entry (an NTP step) before an append is refused.
+CLOCK_SLACK = timedelta(seconds=2)
+
+
+def canonical(obj: Any) -> bytes:
+    """The byte form entries are hashed in: sorted keys, no spaces, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    entries: int
+    head: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def read_entries(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    entries = []
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if line.strip():
+                    entry = json.loads(line)
+                    if not isinstance(entry, dict):
+                        raise StateError(f"{path}: line {number} is not a JSON object")
+                    entries.append(entry)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateError(f"{path}: not a log of JSON lines ({type(exc).__name__})") from None
+    return entries
+
+
+def verify_chain(path: Path) -> ChainStatus:
+    """Recompute the chain; report the first broken line (1-based) if any."""
+    prev, seq = GENESIS, 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    except OSError as exc:
+        return ChainStatus(0, GENESIS, f"cannot read {path} ({exc.strerror})")
+    except UnicodeDecodeError as exc:
+        return ChainStatus(0, GENESIS, f"{path.name} is not UTF-8 text (byte {exc.start})")
+    for number, line in enumerate(lines, start=1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            return ChainStatus(seq, prev, f"line {number} is not JSON")
+        if not isinstance(entry, dict):
+            return ChainStatus(seq, prev, f"line {number} is not a JSON object")
+        if entry.get("seq") != seq + 1:
+            return ChainStatus(seq, prev, f"line {number}: sequence {entry.get('seq')} after {seq}")
+        if entry.get("prev") != prev:
+            return ChainStatus(seq, prev, f"line {number}: prev does not match line {number - 1}")
+        if entry.get("hash") != entry_hash(entry):
+            return ChainStatus(seq, prev, f"line {number}: hash does not match its content")
+        prev, seq = entry["hash"], seq + 1
+    return ChainStatus(seq, prev)
+
+
+class Journal:
+    """An append-only hash-chained log file; appends are serialised with an exclusive lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_suffix(self.path.suffix + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _tail(self) -> tuple[int, str, str | None]:
+        """The last entry's (seq, hash, time), read from the end of the file."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return 0, GENESIS, None
+        with self.path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            block = min(size, 65536)
+            fh.seek(size - block)
+            last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        entry = json.loads(last)
+        return int(entry["seq"]), str(entry["hash"]), entry.get("time")
+
+    def append(self, event: str, fields: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+        """Append one entry and fsync it; returns the entry as written. With the real clock (no ``now``),
+        a clock that reads earlier than the last entry is refused: the log's order is its time order."""
+        with self._locked():
+            seq, prev, last = self._tail()
+            when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+            if now is None:
+                self._refuse_clock_behind(when, last)
+            entry: dict[str, Any] = {
+                "seq": seq + 1,
+                "time": when.isoformat(timespec="microseconds"),
+                "prev": prev,
+                "event": event,
+                **fields,
+            }
+            entry["hash"] = entry_hash(entry)
+            line = canonical(entry) + b"\n"
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+            try:
+                if os.write(fd, line) != len(line):
+                    raise StateError(f"short write to {self.path}")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return entry
+
+    def _refuse_clock_behind(self, when: datetime, last: str | None) -> None:
+        if last is not None and datetime.fromisoformat(last) - when > CLOCK_SLACK:
+            raise StateError(
+                f"the clock reads {when:%Y-%m-%d %H:%M:%S}Z, {datetime.fromisoformat(last) - when} before the last "
+                f"entry of {self.path.name} ({last}); set the clock right before going on"
+            )
+
+    def check_clock(self) -> None:
+        """Refuse now, before anything is signed, what ``append`` would refuse after: a clock behind the log."""
+        self._refuse_clock_behind(datetime.now(timezone.utc), self._tail()[2])
+
+    def entries(self) -> list[dict[str, Any]]:
+        return read_entries(self.path)
+
+    def verify(self) -> ChainStatus:
+        return verify_chain(self.path)
+
+
+# --- ceremony transcripts --------------------------------------------------------------
+
+
+def read_aloud(digest: bytes, words: int = 8) -> str:
+    """A fingerprint witnesses read aloud and copy onto the paper record (``words`` x 10 bits).
+
+    Words come from SLIP-39's 1024-word list: distinct in their first four letters, easy to say.
+    """
+    from shamir_mnemonic.wordlist import WORDLIST
+
+    value = int.from_bytes(hashlib.sha256(digest).digest(), "big")
+    out = [WORDLIST[(value >> (256 - 10 * (i + 1))) & 0x3FF] for i in range(words)]
+    return " ".join(out)
+
+
+class Transcript(Journal):
+    """A ceremony transcript: start, steps, deviations, then a seal signed with the ceremony's CA key.
+
+    The seal is also written beside the transcript (``<name>.seal.json``), so that a sealed
+    transcript that lost its last lines is told apart from one that was never sealed.
+    """
+
+    @property
+    def seal_path(self) -> Path:
+        return self.path.with_suffix(".seal.json")
+
+    def ensure_new(self) -> None:
+        if self.path.exists():
+            raise StateError(f"transcript {self.path} already exists; a ceremony id is used once")
+
+    def start(self, ceremony_id: str, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        self.ensure_new()
+        return self.append("ceremony.start", {"ceremony_id": ceremony_id, "type": kind, **fields})
+
+    def step(
+        self,
+        step: str,
+        action: str,
+        *,
+        actors: list[str],
+        inputs: dict[str, str] | None = None,
+        outputs: dict[str, str] | None = None,
+        result: str = "ok",
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One scripted step; ``inputs``/``outputs`` map names to SHA-256 hex digests."""
+        return self.append(
+            "step",
+            {
+                "step": step,
+                "action": action,
+                "actors": actors,
+                "inputs": inputs or {},
+                "outputs": outputs or {},
+                "result": result,
+                **({"details": details} if details else {}),
+            },
+        )
+
+    def deviation(self, what: str, why: str, acknowledged_by: list[str]) -> dict[str, Any]:
+        """A departure from the script, on record with who acknowledged it."""
+        return self.append("deviation", {"what": what, "why": why, "acknowledged_by": acknowledged_by})
+
+    def seal(self, key: Any, *, key_label: str) -> dict[str, Any]:
+        """Sign the chain head with the ceremony's CA key and close the transcript."""
+        from cryptography.hazmat.primitives import serialization
+
+        from ceremony.keys.signatures import sign
+
+        status = self.verify()
+        if not status.ok:
+            raise StateError(f"cannot seal {self.path}: {status.error}")
+        if self.seal_path.exists():
+            raise StateError(f"{self.path} is already sealed")
+        head = bytes.fromhex(status.head)
+        signature = sign(key, head)
+        spki = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        entry = self.append(
+            "seal",
+            {
+                "sealed_hash": status.head,
+                "entries": status.entries,
+                "key_label": key_label,
+                "public_key": spki.hex(),
+                "signature": signature.hex(),
+                "words": read_aloud(head),
+            },
+        )
+        seal = {
+            "transcript": self.path.name,
+            "entries": entry["seq"],
+            "hash": entry["hash"],
+            "sealed_hash": status.head,
+            "words": entry["words"],
+        }
+        fd = os.open(self.seal_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(seal, fh, indent=2)
+        return entry
+
+
+@dataclass(frozen=True)
+class TranscriptReport:
+    """The verdict on one transcript; ``ok`` only when intact, sealed and the seal verifies."""
+
+    ok: bool
+    message: str
+    entries: int = 0
+    words: str | None = None
+
+
+def _last_step(entries: list[dict[str, Any]]) -> str:
+    steps = [str(e["step"]) for e in entries if e.get("event") == "step"]
+    return steps[-1] if steps else "none (no step was recorded)"
+
+
+def verify_transcript(path: Path) -> TranscriptReport:
+    """Intact chain, one seal as the last entry, seal signature valid, and no truncation."""
+    from cryptography.hazmat.primitives import serialization
+
+    from ceremony.keys.signatures import verifies
+
+    if not path.is_file():
+        return TranscriptReport(False, f"{path}: no such transcript")
+    status = verify_chain(path)
+    if not status.ok:
+        return TranscriptReport(False, f"{path}: {status.error}", status.entries)
+    entries = read_entries(path)
+    seals = [i for i, e in enumerate(entries) if e.get("event") == "seal"]
+    if seals and seals[0] != len(entries) - 1:
+        return TranscriptReport(False, f"{path}: line {seals[0] + 2}: entries after the seal", len(entries))
+    sidecar = Transcript(path).seal_path
+    recorded = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else None
+    if not seals:
+        if recorded is not None:
+            return TranscriptReport(
+                False,
+                f"{path}: truncated: sealed with {recorded['entries']} entries, {len(entries)} present",
+                len(entries),
+            )
+        return TranscriptReport(
+            False, f"{path}: intact but not sealed (interrupted after step {_last_step(entries)})", len(entries)
+        )
+    seal = entries[-1]
+    if recorded is not None and (recorded["entries"] != seal["seq"] or recorded["hash"] != seal["hash"]):
+        return TranscriptReport(False, f"{path}: the seal differs from {sidecar.name}", len(entries))
+    if seal["sealed_hash"] != seal["prev"]:
+        return TranscriptReport(False, f"{path}: line {len(entries)}: the seal names another chain head")
+    try:
+        key = serialization.load_der_public_key(bytes.fromhex(seal["public_key"]))
+        ok = verifies(key, bytes.fromhex(seal["signature"]), bytes.fromhex(seal["sealed_hash"]))
+    except ValueError:
+        ok = False
+    if not ok:
+        return TranscriptReport(False, f"{path}: line {len(entries)}: seal signature does not verify", len(entries))
+    return TranscriptReport(
+        True,
+        f"{path}: intact and sealed, {len(entries)} entries; read aloud: {seal['words']}",
+        len(entries),
+        seal["words"],
+    )
+
+
+#: Fields that differ between two runs of the same script without meaning anything: times,
+#: chain links, serials, digests, fingerprints, signatures and key material.
+_VOLATILE = {
+    "seq",
+    "time",
+    "prev",
+    "hash",
+    "sealed_hash",
+    "signature",
+    "public_key",
+    "words",
+    "file_sha256",
+    "serial",
+    "fingerprint",
+    "sha256",
+    "not_before",
+    "not_after",
+    "message",
+    "kcv",
+    "expected",
+}
+_HEX = re.compile(r"[0-9a-fA-F]{16,}")
+
+
+def _normalise(value: Any, key: str | None = None) -> Any:
+    if key in _VOLATILE:
+        return "…"
+    if key in ("inputs", "outputs") and isinstance(value, dict):
+        return sorted(value)  # the names of what went in and out, not their digests
+    if isinstance(value, dict):
+        return {k: _normalise(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if isinstance(value, str) and _HEX.fullmatch(value):
+        return "…"
+    return value
+
+
+def _shape(entry: dict[str, Any]) -> str:
+    """One comparable line per entry: what happened and who did it, with volatile values masked."""
+    return canonical(_normalise(entry)).decode()
+
+
+def diff_transcripts(a: Path, b: Path) -> list[str]:
+    """The differences that matter between two transcripts (steps, actors, parameters, outputs by name)."""
+    import difflib
+
+    left = [_shape(e) for e in read_entries(a)]
+    right = [_shape(e) for e in read_entries(b)]
+    return [
+        line
+        for line in difflib.unified_diff(left, right, str(a), str(b), lineterm="", n=0)
+        if not line.startswith("@@")
+    ]

@@ -1,0 +1,301 @@
+"""Where state lives: workspace.yaml, the inventory, the key store, artifacts, journal and secrets."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ceremony.errors import ConfigError, InputError, StateError, TokenError
+from ceremony.keys.store import KeyStore
+from ceremony.model.config import Strict, load_model
+from ceremony.record.inventory import Inventory
+from ceremony.record.transcript import Journal
+
+WORKSPACE_FILE = "workspace.yaml"
+PIN_ENV = "CEREMONY_TOKEN_PIN"
+PASSPHRASE_ENV = "CEREMONY_SOFTWARE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+#: SoftHSM numbers RFC 5649 AES key wrap with padding 0x210A; PKCS#11 3.x HSMs use 0x210B.
+SOFTHSM_WRAP_MECHANISM = "0x210A"
+
+
+def activation_purpose(token_label: str) -> str:
+    """The share set that activates a token: its user PIN (or software store passphrase)."""
+    return f"{token_label}.user-pin"
+
+
+class KeyStoreConfig(Strict):
+    kind: Literal["pkcs11", "software"]
+    #: PKCS#11 module path (pkcs11 only).
+    module: str | None = None
+    token_label: str | None = None
+    wrap_mechanism: str | None = None
+    #: Project-local SoftHSM2 configuration, relative to the workspace (SoftHSM only).
+    softhsm_conf: str | None = None
+
+
+class WorkspaceConfig(Strict):
+    schema_version: Literal[1]
+    created: str
+    key_store: KeyStoreConfig
+    database: str = "inventory.sqlite"
+    profile_sets: list[str] = ["s1spki-secure"]
+    #: Production OIDs (policy, hwType) override the profile files' documentation-arc values.
+    oids: dict[str, str] = {}
+
+
+def _read_secret_file(path: Path, what: str) -> str:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise TokenError(f"no {what}: set the environment variable or create {path} (mode 0600)") from exc
+    if stat.S_IMODE(mode) & 0o077:
+        raise TokenError(f"{path} must be readable by its owner only (chmod 600)")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write a secret file with mode 0600, refusing to overwrite one."""
+    from ceremony.fs import write_private
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(path, value + "\n")
+
+
+@dataclass
+class Workspace:
+    """An opened workspace directory."""
+
+    root: Path
+    config: WorkspaceConfig
+
+    @classmethod
+    def open(cls, root: Path) -> Workspace:
+        root = root.resolve()
+        cfg = root / WORKSPACE_FILE
+        if not cfg.exists():
+            raise InputError(f"{root} is not a workspace (no {WORKSPACE_FILE}); run `ceremony init` or `ceremony demo`")
+        ws = cls(root, load_model(WorkspaceConfig, cfg))
+        ws._point_softhsm()
+        return ws
+
+    # --- paths ----------------------------------------------------------------------
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.root / "journal.jsonl"
+
+    @property
+    def database(self) -> Path | str:
+        """The inventory's location: a SQLite file in the workspace, or a ``postgresql://`` URL."""
+        db = self.config.database
+        return db if "://" in db else self.root / db
+
+    @property
+    def transcripts_dir(self) -> Path:
+        return self.root / "transcripts"
+
+    @property
+    def share_cards_dir(self) -> Path:
+        return self.root / "share-cards"
+
+    @property
+    def rehearsal_dir(self) -> Path:
+        """The rehearsal area: a workspace of its own, with its own throwaway token."""
+        return self.root / "rehearsal"
+
+    def shares_dir(self, purpose: str) -> Path:
+        """Where shares deposited for unattended runs rest (0700 directory, 0600 files)."""
+        return self.secrets_dir / "shares" / purpose
+
+    @property
+    def token_label(self) -> str | None:
+        return self.config.key_store.token_label
+
+    # --- components -----------------------------------------------------------------
+    @cached_property
+    def inventory(self) -> Inventory:
+        return Inventory(self.database)
+
+    @cached_property
+    def journal(self) -> Journal:
+        return Journal(self.journal_path)
+
+    @cached_property
+    def key_store(self) -> KeyStore:
+        """The workspace's token (or software store), activated from the environment, a PIN file,
+        or the m custodian shares deposited for unattended runs."""
+        ks = self.config.key_store
+        if ks.kind == "pkcs11":
+            if not ks.module or not ks.token_label:
+                raise ConfigError(
+                    f"{self.root / WORKSPACE_FILE}: key_store.module and key_store.token_label are required for pkcs11"
+                )
+            return self.token_store(ks.token_label, self._secret(PIN_ENV, "token.pin", "token PIN"))
+        passphrase = self._secret(PASSPHRASE_ENV, "software-store.passphrase", "software store passphrase")
+        return self.token_store(ks.token_label, passphrase)
+
+    def use_key_store(self, store: KeyStore) -> None:
+        """Make ``store`` (a token a ceremony has just activated) the workspace's key store."""
+        self.__dict__["key_store"] = store
+
+    def token_store(self, token_label: str | None, secret: str) -> KeyStore:
+        """Open a token of this workspace by label (the software store: a directory per label)."""
+        from ceremony.keys.registry import open_key_store
+
+        ks = self.config.key_store
+        if ks.kind == "pkcs11":
+            return open_key_store("pkcs11", module=ks.module, token_label=token_label, pin=secret)
+        return open_key_store("software", directory=self.software_dir(token_label), passphrase=secret.encode())
+
+    def software_dir(self, token_label: str | None) -> Path:
+        same = token_label is None or token_label == self.config.key_store.token_label
+        return self.secrets_dir / ("keys" if same else f"keys-{token_label}")
+
+    def token_exists(self, token_label: str) -> bool:
+        ks = self.config.key_store
+        if ks.kind == "pkcs11":
+            from ceremony.keys.pkcs11 import token_present
+
+            assert ks.module is not None
+            return token_present(ks.module, token_label)
+        return self.software_dir(token_label).is_dir()
+
+    def _secret(self, env: str, filename: str, what: str) -> str:
+        value = os.environ.get(env)
+        if value:
+            return value
+        if not (self.secrets_dir / filename).exists() and self.token_label:
+            shares = self.shares_dir(activation_purpose(self.token_label))
+            if shares.is_dir():
+                from ceremony.keys.custody import activation_secret
+
+                return activation_secret(shares)
+        return _read_secret_file(self.secrets_dir / filename, what)
+
+    # --- destroyed keys -------------------------------------------------------------
+    @cached_property
+    def destroyed_keys(self) -> dict[tuple[str | None, str], dict[str, Any]]:
+        """(token label, key label) -> the journal entry that recorded its destruction."""
+        return {
+            (e.get("token_label"), str(e["key_label"])): e
+            for e in self.journal.entries()
+            if e.get("event") == "key.destroyed"
+        }
+
+    def refuse_destroyed(self, key_label: str, token_label: str | None = None) -> None:
+        """Refuse, and flag in the journal, any use of a key destroyed by a ceremony."""
+        token = token_label or self.token_label
+        entry = self.destroyed_keys.get((token, key_label))
+        if entry is None:
+            return
+        self.journal.append("key.use_refused", {"key_label": key_label, "token_label": token})
+        raise StateError(
+            f"key {key_label!r} on token {token!r} was destroyed in ceremony {entry.get('ceremony_id')} "
+            f"({str(entry['time'])[:10]}); this use is refused and flagged in the journal"
+        )
+
+    def _point_softhsm(self) -> None:
+        # SoftHSM2 reads its token directory from SOFTHSM2_CONF; the token lives in the workspace.
+        if self.config.key_store.softhsm_conf:
+            os.environ["SOFTHSM2_CONF"] = str(self.root / self.config.key_store.softhsm_conf)
+
+    def close(self) -> None:
+        if "key_store" in self.__dict__:
+            self.key_store.close()
+        if "inventory" in self.__dict__:
+            self.inventory.close()
+
+
+def init_workspace(
+    root: Path,
+    *,
+    key_store: Literal["auto", "pkcs11", "software"] = "auto",
+    token_label: str = "s1spki-workbench",  # noqa: S107 - a label, not a password
+    initialise_token: bool = True,
+    database: str | None = None,
+    now: datetime | None = None,
+) -> Workspace:
+    """Create a new workspace: directories, secrets (generated, 0600), token or store, database.
+
+    ``auto`` uses SoftHSM2 when its module is installed and the software store otherwise.
+    With ``initialise_token`` False the token (or store) is left to a token-initialisation
+    ceremony, whose custodians then hold its PIN in shares. Refuses a directory that exists
+    and is not empty. ``database`` is a ``postgresql://`` URL for an inventory shared by several
+    operators (checked, and its schema brought up to date, before anything is created); by default
+    the inventory is a SQLite file in the workspace.
+    """
+    from ceremony.keys.pkcs11 import find_softhsm_module, init_softhsm_token, write_softhsm_conf
+
+    root = root.resolve()
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise InputError(f"{root} exists and is not empty; a new workspace needs a new directory")
+    if database is not None:
+        if "://" not in database:
+            raise InputError(f"--database: {database!r} is not a postgresql:// URL (SQLite is the default)")
+        Inventory(database).close()
+    module = find_softhsm_module()
+    if key_store == "pkcs11" and module is None:
+        raise TokenError("SoftHSM2 is not installed (apt-get install softhsm2); use the software store")
+    kind: Literal["pkcs11", "software"] = "pkcs11" if key_store != "software" and module else "software"
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("artifacts", "transcripts"):
+        (root / sub).mkdir()
+    for sub in ("secrets", "share-cards"):
+        (root / sub).mkdir(mode=0o700)
+    when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    if kind == "pkcs11":
+        assert module is not None
+        if initialise_token:
+            pin = os.environ.get(PIN_ENV) or secrets.token_urlsafe(18)
+            if not os.environ.get(PIN_ENV):
+                write_secret(root / "secrets" / "token.pin", pin)
+            so_pin = secrets.token_urlsafe(18)
+            write_secret(root / "secrets" / "so.pin", so_pin)
+            init_softhsm_token(root / "token", root / "token" / "softhsm2.conf", token_label, so_pin, pin)
+        else:
+            write_softhsm_conf(root / "token", root / "token" / "softhsm2.conf")
+        store = KeyStoreConfig(
+            kind="pkcs11",
+            module=module,
+            token_label=token_label,
+            wrap_mechanism=SOFTHSM_WRAP_MECHANISM,
+            softhsm_conf="token/softhsm2.conf",
+        )
+    else:
+        if initialise_token and not os.environ.get(PASSPHRASE_ENV):
+            write_secret(root / "secrets" / "software-store.passphrase", secrets.token_urlsafe(24))
+        store = KeyStoreConfig(kind="software", token_label=token_label)
+    config = WorkspaceConfig(schema_version=1, created=when, key_store=store)
+    if database:
+        config = config.model_copy(update={"database": database})
+    text = (
+        "# S1SPKI workbench workspace. Secrets are never stored here: PINs and passphrases\n"
+        f"# come from {PIN_ENV} / {PASSPHRASE_ENV} or files in secrets/ (0600).\n"
+    )
+    text += yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
+    (root / WORKSPACE_FILE).write_text(text, encoding="utf-8")
+    ws = Workspace.open(root)
+    ws.inventory.count()  # creates the database and runs the migrations
+    ws.journal.append(
+        "workspace.init", {"key_store": kind, "token_label": token_label, "token_initialised": initialise_token}
+    )
+    return ws
+
+
+def default_workspace() -> Path:
+    return Path(os.environ.get("CEREMONY_WORKSPACE") or "workspace")

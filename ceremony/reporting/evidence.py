@@ -1,0 +1,408 @@
+"""Evidence packs: everything an assessor needs, hashed into a manifest signed by the compliance officer.
+
+``build_pack`` runs the control checks, gathers the evidence (transcripts and attestations, journal,
+CA certificates and CRLs, executed ceremony notebooks and their PDFs, findings, catalogue and policy
+parameters, an inventory snapshot, the token's key attributes, tool versions), writes
+``evidence-manifest.json`` over it, runs notebook 80 (report mode) whose PDF quotes that manifest's
+fingerprint, and finally writes ``manifest.json`` over every file, signed (``manifest.json.sig``,
+DER ECDSA/Ed25519 over the file's bytes) by the key the participant register names for the officer.
+
+``verify_pack`` checks every hash and size, that no file was added, and the signature: against a
+trusted public key, or, without one, against the key the pack carries (whose fingerprint the caller
+must compare with the published one). A pack can be checked with sha256sum and openssl alone (its
+README says how).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import platform
+import shutil
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from ceremony.compliance.pack import MANIFEST, SIGNATURE, SIGNER, fingerprint_words
+from ceremony.errors import CeremonyError, InputError
+from ceremony.keys.signatures import sign
+from ceremony.procedures.attestation import AttestationKey, key_fingerprint, load_attestation_key
+from ceremony.record.manifest import file_list
+from ceremony.record.workspace import Workspace
+
+EVIDENCE_MANIFEST = "evidence-manifest.json"
+REPORT_NOTEBOOK = "80-compliance-evidence-pack.ipynb"
+PACKAGES = (
+    "cryptography",
+    "python-pkcs11",
+    "asn1crypto",
+    "pandas",
+    "pyarrow",
+    "papermill",
+    "nbconvert",
+    "SQLAlchemy",
+    "psycopg",
+    "shamir-mnemonic",
+    "matplotlib",
+    "pydantic",
+)
+
+
+def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
+    """``FROM..TO`` (dates, inclusive; either side may be empty) as UTC bounds."""
+    if not text:
+        return None, None
+    if ".." not in text:
+        raise InputError(f"--period: {text!r} is not FROM..TO (e.g. 2026-01-01..2026-12-31)")
+    start, _, end = text.partition("..")
+    try:
+        since = datetime.combine(date.fromisoformat(start), time.min, timezone.utc) if start else None
+        until = datetime.combine(date.fromisoformat(end), time.max, timezone.utc) if end else None
+    except ValueError:
+        raise InputError(f"--period: {text!r}: dates are YYYY-MM-DD") from None
+    if since and until and since > until:
+        raise InputError(f"--period: {text!r} ends before it begins")
+    return since, until
+
+
+def _signer(ws: Workspace, person: str | None, key_path: Path | None) -> tuple[str, AttestationKey]:
+    from ceremony.model.people import default_register, load_register
+
+    register = load_register(default_register(ws.root))
+    if person is None:
+        officers = [pid for pid, p in register.people.items() if "compliance-officer" in p.roles]
+        if len(officers) != 1:
+            raise InputError(
+                f"--as: name the compliance officer who signs (registered: {', '.join(officers) or 'none'})"
+            )
+        person = officers[0]
+    registered = register.people.get(person)
+    if registered is None or "compliance-officer" not in registered.roles:
+        raise InputError(f"--as: {person} is not registered as a compliance officer")
+    key = load_attestation_key(key_path or ws.secrets_dir / "attestation" / f"{person}.key")
+    if registered.attestation_key != key_fingerprint(key.public_key()):
+        raise InputError(f"--key: this is not the key the register names for {person}")
+    return person, key
+
+
+@dataclass
+class PackResult:
+    directory: Path
+    verdict: str
+    findings: int
+    signer: str
+    fingerprint: str
+    words: str
+    pdfs: list[Path] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "evidence_pack": str(self.directory),
+            "verdict": self.verdict,
+            "findings": self.findings,
+            "signer": self.signer,
+            "manifest_sha256": self.fingerprint,
+            "read_aloud": self.words,
+            "pdfs": [str(p) for p in self.pdfs],
+            "stages_seconds": {k: round(v, 3) for k, v in self.stages.items()},
+        }
+
+
+#: Where each kind of evidence a control reads stands in a pack.
+EVIDENCE_IN_PACK = {
+    "transcripts": "transcripts/*.jsonl", "attestations": "transcripts/*.attestations.jsonl",
+    "journal": "journal.jsonl", "inventory": "inventory/*.parquet", "people": "registers/people.yaml",
+    "crls": "artifacts/crls/", "artifacts": "artifacts/", "token": "token-keys.json",
+    "policy": "policy-parameters.yaml",
+}  # fmt: skip
+
+
+def traceability(catalogue: Any, findings: list[Any]) -> list[dict[str, str]]:
+    """Requirement -> evidence: each control's check, the pack files it rests on, and its findings."""
+    rows = []
+    for control in catalogue.controls:
+        files = [EVIDENCE_IN_PACK.get(kind, f"registers/{kind.removeprefix('registers.')}.yaml")
+                 for kind in control.evidence]  # fmt: skip
+        ids = [f.id for f in findings if f.control == control.id and f.outcome not in ("pass", "not-applicable")]
+        rows.append({"control": control.id, "requirement": control.check, "evidence in this pack": ", ".join(files),
+                     "findings": ", ".join(ids) or "-"})  # fmt: skip
+    return rows
+
+
+def _previous_findings(evidence_root: Path, current: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    packs = sorted(p for p in evidence_root.iterdir() if p.is_dir() and p != current and (p / MANIFEST).is_file())
+    if not packs:
+        return None, []
+    data = json.loads((packs[-1] / "findings.json").read_text(encoding="utf-8"))
+    return packs[-1].name, list(data.get("findings", []))
+
+
+def _runs_for(ws: Workspace, reports: Path, since: datetime | None, until: datetime | None) -> list[Path]:
+    """Executed notebooks whose parameters name this workspace (the ceremonies run as notebooks), run in
+    the period (a run directory's name begins with its UTC start)."""
+    import yaml
+
+    found = []
+    for params in sorted((reports / "runs").glob("*/parameters.yaml")):
+        try:
+            values = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        where = values.get("workspace")
+        try:
+            started = datetime.strptime(params.parent.name.split("-", 1)[0], "%Y%m%dT%H%M%S.%fZ")
+        except ValueError:
+            continue
+        started = started.replace(tzinfo=timezone.utc)
+        if (since and started < since) or (until and started > until):
+            continue
+        if where and Path(str(where)).resolve() == ws.root and "rehearsal" not in params.parent.name:
+            found += sorted(p for p in params.parent.glob("*.ipynb"))
+    return [p for p in found if not p.name.startswith(("70-", "80-"))]
+
+
+def build_pack(
+    ws: Workspace,
+    *,
+    reports: Path,
+    period: str | None = None,
+    person: str | None = None,
+    key_path: Path | None = None,
+    pdf: bool = True,
+    now: datetime | None = None,
+) -> PackResult:
+    """Build ``<reports>/evidence/<UTC>/`` (see the module docstring)."""
+    import time as clock
+
+    from ceremony.compliance.assessment import compare, control_table, run_checks, verdict
+    from ceremony.compliance.sources import Evidence
+    from ceremony.model.catalogue import catalogue_path, load_catalogue
+    from ceremony.model.config import data_dir
+    from ceremony.record.frames import write_parquet
+    from ceremony.reporting.notebooks import notebooks_dir, run_notebook
+
+    since, until = parse_period(period)
+    signer, key = _signer(ws, person, key_path)  # refused before anything is written
+    now = now or datetime.now(timezone.utc)
+    root = reports / "evidence"
+    out = root.resolve() / now.strftime("%Y%m%dT%H%M%S.%fZ")
+    out.mkdir(parents=True)
+    stages: dict[str, float] = {}
+    mark = clock.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal mark
+        stages[name] = clock.perf_counter() - mark
+        mark = clock.perf_counter()
+
+    catalogue = load_catalogue()
+    ev = Evidence(ws, as_of=until or now, since=since, until=until)
+    findings = run_checks(catalogue, ev)
+    stage("checks")
+    workers = ev.cache.get("certificate_pass_seconds", 0.0)
+    stages["checks: every certificate's signature and lint, in workers"] = workers
+    stages["checks: the other 35 controls (frames, transcripts, registers)"] = stages.pop("checks") - workers
+    result = verdict(findings, ev.policy.compliance.verdict)
+    previous_name, previous = _previous_findings(root, out)
+    changes = compare(findings, previous)
+    titles = {c.id: c for c in catalogue.controls}
+    (out / "findings.json").write_text(
+        json.dumps(
+            {
+                "as_of": ev.as_of.isoformat(),
+                "period": {"from": since.isoformat() if since else None, "to": until.isoformat() if until else None},
+                "scope": sorted(ev.scope),
+                "verdict": {
+                    "verdict": result.verdict,
+                    "because": result.because,
+                    "rule": result.rule,
+                    "counted": result.counted,
+                },
+                "previous_pack": previous_name,
+                "changes": changes,
+                "controls": control_table(findings, catalogue),
+                "traceability": traceability(catalogue, findings),
+                "findings": [f.to_json() | {"title": titles[f.control].title} for f in findings],
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    with (out / "findings.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "control", "title", "severity", "outcome", "waived", "subject", "message", "evidence"])
+        for f in findings:
+            writer.writerow(
+                [
+                    f.id,
+                    f.control,
+                    titles[f.control].title,
+                    f.severity,
+                    f.outcome,
+                    bool(f.waived),
+                    f.subject,
+                    f.message,
+                    " ".join(f.evidence),
+                ]
+            )
+    shutil.copy2(catalogue_path(), out / "controls.yaml")
+    shutil.copy2(data_dir() / "policy" / "s1spkm-parameters.yaml", out / "policy-parameters.yaml")
+    (out / "registers").mkdir()
+    for name in ("documents", "assessments", "incidents", "hsms", "waivers"):
+        if (ws.root / "registers" / f"{name}.yaml").is_file():  # the workspace's own; examples never stand in
+            shutil.copy2(ws.root / "registers" / f"{name}.yaml", out / "registers" / f"{name}.yaml")
+    from ceremony.model.people import default_register
+
+    shutil.copy2(default_register(ws.root), out / "registers" / "people.yaml")
+    stage("catalogue, policy and registers")
+
+    write_parquet(ev.frames, out / "inventory")
+    stage("inventory snapshot")
+
+    (out / "transcripts").mkdir()
+    for path in sorted(ws.transcripts_dir.iterdir()):
+        if path.suffix in (".jsonl", ".json") and path.is_file():
+            shutil.copy2(path, out / "transcripts" / path.name)
+    shutil.copy2(ws.journal_path, out / "journal.jsonl")
+    for sub in ("cas", "crls"):
+        if (ws.artifacts_dir / sub).is_dir():
+            shutil.copytree(ws.artifacts_dir / sub, out / "artifacts" / sub)
+    stage("transcripts, journal and artifacts")
+
+    (out / "token-keys.json").write_text(json.dumps(_token_keys(ws), indent=1), encoding="utf-8")
+    (out / "versions.json").write_text(json.dumps(_versions(), indent=1), encoding="utf-8")
+    stage("token attributes and versions")
+
+    pdfs: list[Path] = []
+    runs = _runs_for(ws, reports, since, until)
+    if runs:
+        (out / "notebooks").mkdir()
+    for executed in runs:
+        target = out / "notebooks" / f"{executed.parent.name}.ipynb"
+        shutil.copy2(executed, target)
+        if pdf:
+            pdfs.append(_pdf(target, target.with_suffix(".pdf"), hide_code=False))
+    stage("ceremony notebooks and their PDFs")
+
+    evidence_files = file_list(out)
+    (out / EVIDENCE_MANIFEST).write_text(json.dumps({"files": evidence_files}, indent=1), encoding="utf-8")
+    evidence_digest = (out / EVIDENCE_MANIFEST).read_bytes()
+    run = run_notebook(
+        notebooks_dir() / REPORT_NOTEBOOK,
+        {
+            "workspace": str(ws.root),
+            "pack": str(out),
+            "signer": signer,
+            "evidence_sha256": hashlib.sha256(evidence_digest).hexdigest(),
+            "evidence_words": fingerprint_words(evidence_digest),
+        },
+        reports_dir=reports,
+        progress=False,
+    )
+    (out / "report").mkdir(exist_ok=True)
+    report = out / "report" / REPORT_NOTEBOOK
+    shutil.copy2(run.executed, report)
+    stage("report notebook")
+    if pdf:
+        pdfs.insert(0, _pdf(report, out / "report.pdf", hide_code=True))
+    stage("report PDF")
+
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    (out / SIGNER).write_bytes(public)
+    (out / "README.md").write_text(_readme(signer, key_fingerprint(key.public_key())), encoding="utf-8")
+    files = file_list(out, skip=(MANIFEST, SIGNATURE, "SHA256SUMS"))
+    (out / "SHA256SUMS").write_text("".join(f"{e['sha256']}  {e['path']}\n" for e in files), encoding="utf-8")
+    files = file_list(out, skip=(MANIFEST, SIGNATURE))
+    manifest = {
+        "format": "s1spki-evidence-pack/1",
+        "created": now.isoformat(),
+        "workspace": str(ws.root),
+        "period": period or "all",
+        "verdict": result.verdict,
+        "signer": {"person": signer, "key": key_fingerprint(key.public_key())},
+        "evidence_manifest_sha256": hashlib.sha256(evidence_digest).hexdigest(),
+        "files": files,
+    }
+    data = json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
+    (out / MANIFEST).write_bytes(data)
+    (out / SIGNATURE).write_bytes(sign(key, data))
+    stage("manifest and signature")
+    return PackResult(
+        out,
+        result.verdict,
+        len(findings),
+        signer,
+        hashlib.sha256(data).hexdigest(),
+        fingerprint_words(data),
+        pdfs,
+        stages,
+    )
+
+
+def _pdf(notebook: Path, out: Path, *, hide_code: bool) -> Path:
+    from ceremony.reporting.pdf import render_pdf
+
+    return render_pdf(notebook, out, hide_code=hide_code)
+
+
+def _token_keys(ws: Workspace) -> dict[str, Any]:
+    """Each key on the workspace's token with its PKCS#11 attributes, read now (not from a transcript)."""
+    try:
+        store = ws.key_store
+        labels = sorted(store.labels())
+        return {
+            "token": ws.token_label,
+            "key_store": ws.config.key_store.kind,
+            "keys": {label: store.attributes(label).record() for label in labels},
+        }
+    except CeremonyError as exc:
+        return {"token": ws.token_label, "error": f"the token could not be read: {exc.message}"}
+
+
+def _versions() -> dict[str, Any]:
+    packages: dict[str, str | None] = {}
+    for name in ("s1spki-workbench", *PACKAGES):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {"python": platform.python_version(), "platform": platform.platform(), "packages": packages}
+
+
+def _readme(signer: str, fingerprint: str) -> str:
+    return f"""# S1SPKM evidence pack
+
+Signed by {signer}, key {fingerprint} (SHA-256 of the DER SubjectPublicKeyInfo).
+Compare that fingerprint with the one the compliance officer published before relying on the pack.
+
+## Verify without the workbench
+
+    # 1. the key in signer.pem is the officer's published key
+    openssl pkey -pubin -in signer.pem -outform DER | sha256sum
+    # 2. the manifest is signed by it (EC keys: ECDSA with SHA-256; RSA keys: PKCS#1 v1.5 with SHA-256)
+    openssl dgst -sha256 -verify signer.pem -signature {SIGNATURE} {MANIFEST}
+    #    (Ed25519 keys: openssl pkeyutl -verify -pubin -inkey signer.pem -rawin -in {MANIFEST} -sigfile {SIGNATURE})
+    # 3. every file is the one the manifest lists (SHA256SUMS is itself listed in the manifest)
+    sha256sum -c SHA256SUMS
+    grep -A2 '"SHA256SUMS"' {MANIFEST}; sha256sum SHA256SUMS
+
+## Verify with the workbench
+
+    ceremony evidence verify . --trust officer-public-key.pem
+
+## Contents
+
+report.pdf (the assessment report), report/ (its executed notebook), findings.json and findings.csv,
+controls.yaml and policy-parameters.yaml, registers/, inventory/ (Parquet), transcripts/ (with
+attestations and seals), journal.jsonl, artifacts/ (CA certificates, CRLs), notebooks/ (the executed
+ceremony notebooks and their PDFs), token-keys.json, versions.json, {EVIDENCE_MANIFEST} (the evidence
+the report quotes), SHA256SUMS, {MANIFEST}, {SIGNATURE}, {SIGNER}.
+"""
+
+

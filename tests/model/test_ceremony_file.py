@@ -1,0 +1,189 @@
+"""Ceremony files and the pre-flight: strict models, register and policy rules, approvals."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ceremony.cli.main import main
+from ceremony.errors import ConfigError, InputError
+from ceremony.model.ceremony_file import load_ceremony, preflight, require_approvals
+from ceremony.model.people import load_register
+from ceremony.model.policy import load_policy
+from ceremony.record.workspace import init_workspace
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+EXAMPLES = sorted((DATA / "ceremonies").glob("*.yaml"))
+
+
+def _variant(tmp_path: Path, name: str, change: dict[str, object]) -> Path:
+    data = yaml.safe_load((DATA / "ceremonies" / name).read_text())
+    for dotted, value in change.items():
+        *parents, last = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _preflight(path: Path) -> None:
+    preflight(load_ceremony(path), load_register(DATA / "people.yaml"), load_policy())
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_ceremony_file_passes_preflight(path: Path) -> None:
+    _preflight(path)
+
+
+def test_every_ceremony_type_has_an_example() -> None:
+    assert {load_ceremony(p).spec.type for p in EXAMPLES} == {  # type: ignore[attr-defined]
+        "token-init",
+        "root-ca",
+        "issuing-ca",
+        "key-backup",
+        "key-restore",
+        "key-destruction",
+        "symmetric-key",
+        "key-rotation",
+    }
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"participants.witnesses": ["bob"]}, "participants.witnesses[0]: bob is not registered for the witness role"),
+        (
+            {"participants.witnesses": ["alice"]},
+            "participants.witnesses[0]: alice is not registered for the witness role",
+        ),
+        (
+            {"participants.custodians": ["carol", "carol", "erin"]},
+            "participants.custodians[1]: carol would hold two shares",
+        ),
+        (
+            {"date": "2027-10-15"},
+            "participants.administrator: alice's training expired 2027-09-30 (ceremony date 2027-10-15)",
+        ),
+        ({"quorum": {"m": 4, "n": 3}}, "quorum.m: 4 of 3 is impossible"),
+        ({"quorum": {"m": 2, "n": 4}}, "quorum.n: 4 shares but 3 custodians"),
+        ({"quorum": {"m": 1, "n": 3}}, "quorum: policy allows m >= 2"),
+        (
+            {"participants.custodians": ["carol", "carol2", "erin"]},
+            "participants.custodians[1]: 'carol2' is not in the",
+        ),
+        (
+            {"participants.operators": ["carol"]},
+            "participants.operators[0]: carol is not registered for the operator role",
+        ),
+        ({"bags.share_cards": {"carol": "TEB-1", "dave": "TEB-2"}}, "bags.share_cards: no tamper-evident bag for erin"),
+    ],
+)
+def test_preflight_refusals_name_the_field(tmp_path: Path, change: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _preflight(_variant(tmp_path, "root-ca.yaml", change))
+    assert message in err.value.message
+
+
+def test_a_witness_in_an_operational_role_is_refused(tmp_path: Path) -> None:
+    register = yaml.safe_load((DATA / "people.yaml").read_text())
+    register["people"]["wendy"]["roles"].append("operator")
+    (tmp_path / "people.yaml").write_text(yaml.safe_dump(register))
+    path = _variant(tmp_path, "root-ca.yaml", {"participants.operators": ["wendy"]})
+    with pytest.raises(
+        ConfigError,
+        match=r"participants.witnesses\[0\]: wendy is also participants.operators\[0\]; "
+        "a witness holds no other role",
+    ):
+        preflight(load_ceremony(path), load_register(tmp_path / "people.yaml"), load_policy())
+
+
+def test_custodians_from_one_organisation_are_refused(tmp_path: Path) -> None:
+    path = _variant(
+        tmp_path,
+        "key-backup.yaml",
+        {
+            "participants.custodians": ["dave", "frank", "erin"],
+            "quorum": {"m": 2, "n": 3},
+            "bags.share_cards": {"dave": "1", "frank": "2", "erin": "3"},
+        },
+    )
+    _preflight(path)  # S1SP + DCO: fine
+    register = yaml.safe_load((DATA / "people.yaml").read_text())
+    register["people"]["erin"]["organisation"] = "S1SP"
+    (tmp_path / "people.yaml").write_text(yaml.safe_dump(register))
+    with pytest.raises(ConfigError, match="all from S1SP; policy requires custodians from at least 2 organisations"):
+        preflight(load_ceremony(path), load_register(tmp_path / "people.yaml"), load_policy())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"key.algorithm": "ec-p521"}, "key.algorithm must be one of 'ec-p256', 'ec-p384', 'rsa-3072' (got 'ec-p521')"),
+        ({"token.colour": "red"}, "token.colour is not an allowed key"),
+        (
+            {"type": "party"},
+            "type must be one of token-init, root-ca, issuing-ca, key-backup, key-restore, "
+            "key-destruction, symmetric-key, key-rotation (got 'party')",
+        ),
+        ({"date": "1 Dec 2026"}, "date: must be a date YYYY-MM-DD"),
+    ],
+)
+def test_strict_models_name_the_field_and_allowed_values(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_ceremony(_variant(tmp_path, "root-ca.yaml", change))
+    assert message in err.value.message
+
+
+def test_live_run_needs_approvals_and_a_rehearsal_says_so(tmp_path: Path) -> None:
+    ceremony = load_ceremony(DATA / "ceremonies" / "root-ca.yaml")
+    policy = load_policy()
+    with pytest.raises(InputError, match="1 of 2 approvals .* \\(alice\\); run `ceremony approve"):
+        require_approvals(ceremony, ["alice"], policy, rehearsal=False)
+    note = require_approvals(ceremony, ["alice"], policy, rehearsal=True)
+    assert note is not None and note.startswith("REHEARSAL without full approval")
+    assert require_approvals(ceremony, ["alice", "victor"], policy, rehearsal=False) is None
+
+
+def test_approve_records_the_hash_in_the_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = init_workspace(tmp_path / "ws", key_store="software")
+    ws.close()
+    path = tmp_path / "root-ca.yaml"
+    shutil.copy(DATA / "ceremonies" / "root-ca.yaml", path)
+    base = ["--workspace", str(tmp_path / "ws"), "approve", str(path)]
+    assert main([*base, "--by", "alice"]) == 0
+    assert "1 of 2 approvals" in capsys.readouterr().out
+    assert main([*base, "--by", "alice"]) == 2
+    assert "alice has already approved" in capsys.readouterr().err
+    assert main([*base, "--by", "bob"]) == 2
+    assert "bob is not registered for the approver role" in capsys.readouterr().err
+    assert main([*base, "--by", "victor"]) == 0
+    assert "2 of 2 approvals" in capsys.readouterr().out
+    path.write_text(path.read_text() + "# edited after approval\n")
+    from ceremony.model.ceremony_file import approvals
+    from ceremony.record.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    assert approvals(ws.journal.entries(), load_ceremony(path).sha256) == []  # an edit voids the approvals
+    ws.close()
+
+
+def test_expired_vetting_is_refused(tmp_path: Path) -> None:
+    register = yaml.safe_load((DATA / "people.yaml").read_text())
+    register["people"]["dave"]["vetting_expires"] = "2026-11-30"
+    (tmp_path / "people.yaml").write_text(yaml.safe_dump(register))
+    with pytest.raises(
+        ConfigError,
+        match=r"participants.custodians\[1\]: dave's vetting expired 2026-11-30 "
+        r"\(ceremony date 2026-12-01\)",
+    ):
+        preflight(
+            load_ceremony(DATA / "ceremonies" / "root-ca.yaml"), load_register(tmp_path / "people.yaml"), load_policy()
+        )

@@ -1,0 +1,277 @@
+"""Compliance checks and evidence packs on a real demo workspace (ceremonies run as notebooks, SoftHSM2
+where installed): the catalogue and the registered checks agree, the demo's pack verifies and any
+changed byte is caught, and a workspace seeded with violations gets the findings and the verdict the
+rule prescribes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ceremony.cli.demo import DemoResult, run_demo
+from ceremony.cli.main import main
+from ceremony.compliance.assessment import run_checks, verdict
+from ceremony.compliance.controls import CHECKS
+from ceremony.compliance.pack import verify_pack
+from ceremony.compliance.sources import Evidence
+from ceremony.model.catalogue import load_catalogue
+from ceremony.record.transcript import GENESIS, canonical, entry_hash
+from ceremony.record.workspace import Workspace
+from ceremony.reporting.evidence import MANIFEST, SIGNATURE, build_pack
+
+pytestmark = [pytest.mark.slow, pytest.mark.hsm]  # the demo on SoftHSM2 (its verdict differs on the software store)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    base = tmp_path_factory.mktemp("demo")
+    return run_demo(base / "ws", devices=2, reports=base / "reports", notice=lambda _: None)
+
+
+def _copy(demo: DemoResult, tmp_path: Path) -> Workspace:
+    """A copy of the demo workspace to seed (its token store stays the demo's: read-only here)."""
+    target = tmp_path / "ws"
+    shutil.copytree(demo.workspace, target, ignore=shutil.ignore_patterns("*.lock"))
+    return Workspace.open(target)
+
+
+def _assess(ws: Workspace) -> tuple[list, object]:  # type: ignore[type-arg]
+    ev = Evidence(ws)
+    findings = run_checks(load_catalogue(), ev)
+    return findings, verdict(findings, ev.policy.compliance.verdict)
+
+
+def test_the_catalogue_and_the_registered_checks_agree(capsys: pytest.CaptureFixture[str]) -> None:
+
+    catalogue = load_catalogue()
+    assert [c.id for c in catalogue.controls] == sorted(CHECKS, key=[c.id for c in catalogue.controls].index)
+    assert set(CHECKS) == {c.id for c in catalogue.controls} and len(CHECKS) == 38
+    assert main(["checks", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("S1SPKM control catalogue") and out.count("\n") == 39
+
+
+def test_the_demo_pack_is_complete_and_its_verdict_follows_the_rule(demo: DemoResult) -> None:
+    pack = demo.evidence_pack
+    assert pack is not None and demo.verdict == "approved with caveats"
+    names = {p.relative_to(pack).as_posix() for p in pack.rglob("*") if p.is_file()}
+    for expected in ("report.pdf", "findings.json", "findings.csv", "controls.yaml", "policy-parameters.yaml",
+                     "inventory/certificates.parquet", "journal.jsonl", "token-keys.json", "versions.json",
+                     "evidence-manifest.json", "README.md", "SHA256SUMS", MANIFEST, SIGNATURE, "signer.pem",
+                     "registers/hsms.yaml", "report/80-compliance-evidence-pack.ipynb"):  # fmt: skip
+        assert expected in names, expected
+    assert any(n.startswith("transcripts/") and n.endswith(".attestations.jsonl") for n in names)
+    assert any(n.startswith("notebooks/") and n.endswith("-10-root-ca-ceremony.pdf") for n in names)
+    data = json.loads((pack / "findings.json").read_text())
+    by_control = {f["control"] for f in data["findings"]}
+    assert len(by_control) == 38 and data["verdict"]["rule"] == 3
+    # The SoftHSM2 token is not a certified HSM: KEY-01 fails, and the demo's waiver says why.
+    (key01,) = [f for f in data["findings"] if f["control"] == "KEY-01" and f["outcome"] == "fail"]
+    assert key01["waived"]["approved_by"] == "victor" and "SoftHSM2" in key01["waived"]["reason"]
+    tokens = json.loads((pack / "token-keys.json").read_text())
+    assert "ca-s1sp-root" in tokens.get("keys", {}) or "error" in tokens
+
+
+def test_verify_exits_0_only_for_the_trusted_signer_and_1_for_any_changed_byte(
+    demo: DemoResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(demo.evidence_pack, pack)  # type: ignore[arg-type]
+    trust = tmp_path / "officer.pem"
+    shutil.copy2(pack / "signer.pem", trust)
+    assert main(["evidence", "verify", str(pack), "--trust", str(trust)]) == 0
+    # The pack's README holds: openssl and sha256sum alone check it.
+    dgst = ["openssl", "dgst", "-sha256", "-verify", "signer.pem", "-signature", SIGNATURE, MANIFEST]
+    assert subprocess.run(dgst, cwd=pack, capture_output=True, text=True).stdout.strip() == "Verified OK"
+    sums = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=pack, capture_output=True, text=True)
+    assert sums.returncode == 0, sums.stdout
+    assert main(["evidence", "verify", str(pack)]) == 1
+    assert "NOT established" in capsys.readouterr().out
+    files = sorted(p for p in pack.rglob("*") if p.is_file())
+    assert len(files) > 40
+    for path in files:
+        original = path.read_bytes()
+        changed = bytearray(original)
+        changed[len(changed) // 2] ^= 0x01
+        path.write_bytes(bytes(changed))
+        report = verify_pack(pack, trust)
+        path.write_bytes(original)
+        assert not report.ok, path
+        name = path.relative_to(pack).as_posix()
+        assert name in report.message or SIGNATURE in report.message or MANIFEST in report.message, report.message
+    (pack / "extra.txt").write_text("added later")
+    assert "extra.txt: not in the manifest" in verify_pack(pack, trust).message
+    (pack / "extra.txt").unlink()
+    stranger = tmp_path / "stranger.pem"
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    stranger.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert main(["evidence", "verify", str(pack), "--trust", str(stranger)]) == 1
+    assert verify_pack(pack, trust).ok
+
+
+def _rechain(path: Path, keep: object) -> None:
+    """Rewrite a hash-chained log without the entries ``keep`` rejects, chain recomputed (a forger's edit)."""
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    prev, lines = GENESIS, []
+    for seq, entry in enumerate((e for e in entries if keep(e)), start=1):  # type: ignore[operator]
+        entry = {**entry, "seq": seq, "prev": prev}
+        entry["hash"] = entry_hash(entry)
+        prev = entry["hash"]
+        lines.append(canonical(entry).decode())
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_workspace_seeded_with_violations_gets_the_findings_and_the_verdict(demo: DemoResult, tmp_path: Path) -> None:
+    ws = _copy(demo, tmp_path)
+    db = ws.inventory
+    root_ca = db.ca("s1sp-root")
+    with db.transaction():
+        # A CA whose key is in the software store.
+        db.execute("UPDATE cas SET key_store = 'software' WHERE name = 's1sp-issuing'")
+        # A CRL past its nextUpdate.
+        db.execute("UPDATE crls SET next_update = '2026-01-01T00:00:00+00:00' WHERE issuer_ca = 's1sp-issuing'")
+        # A duplicate EUI-64 and usage: a second valid certificate for a device's DS.
+        row = db.execute("SELECT * FROM certificates WHERE profile = 'ss1sp-device' AND usage = 'ds' AND "
+                         "status = 'valid' LIMIT 1").fetchone()._mapping  # fmt: skip
+        copy = {k: v for k, v in row.items() if k != "rowid"} | {"serial": "7" * 32, "fingerprint": "f" * 64}
+        db.execute(f"INSERT INTO certificates ({', '.join(copy)}) VALUES ({', '.join('?' for _ in copy)})",  # noqa: S608
+                   tuple(copy.values()))  # fmt: skip
+        # An orphan key, and a restored CA key no restore ceremony accounts for.
+        for label, token, origin in (("ca-forgotten", "s1sp-ca-token", "generated"),
+                                     (root_ca.key_label, "s1sp-spare-token", "unwrapped")):  # fmt: skip
+            db.execute(
+                "INSERT INTO asymmetric_keys (token, label, key_store, purpose, algorithm, key_size, spki_sha256, "
+                "origin, state, created_at) VALUES (?, ?, 'pkcs11', 'ca', 'ec-p256', 256, ?, ?, 'active', ?)",
+                (token, label, "0" * 64, origin, "2026-11-30T00:00:00+00:00"),
+            )
+    # Expired training, and a custodian holding two shares (erin is carol under a second id).
+    register = yaml.safe_load((ws.root / "people.yaml").read_text())
+    register["people"]["dave"]["training_expires"] = "2026-01-31"
+    register["people"]["erin"] |= {"name": register["people"]["carol"]["name"], "organisation": "DCC"}
+    (ws.root / "people.yaml").write_text(yaml.safe_dump(register))
+    # A missing witness attestation (wendy's attestation of the root ceremony is gone).
+    _rechain(ws.transcripts_dir / "root-ca-2026-12.attestations.jsonl", lambda e: e.get("person") != "wendy")
+    # An unapproved ceremony file: the issuing ceremony's approvals are not in the journal.
+    start = json.loads((ws.transcripts_dir / "issuing-ca-2026-12.jsonl").read_text().splitlines()[0])
+    _rechain(ws.journal_path, lambda e: e.get("sha256") != start["file_sha256"])
+    ws.close()
+    ws = Workspace.open(ws.root)
+
+    findings, result = _assess(ws)
+    failed = {(f.control, f.code.split(":")[0], f.subject) for f in findings if f.outcome == "fail" and not f.waived}
+    expected = {
+        ("KEY-01", "software-key", "CA s1sp-issuing"),
+        ("PER-01", "training", "ceremony root-ca-2026-12"),
+        ("CER-03", "missing", "ceremony root-ca-2026-12"),
+        ("CER-01", "unapproved", "ceremony issuing-ca-2026-12"),
+        ("REV-01", "stale", "crl s1sp-issuing"),
+        ("CRT-06", "duplicate", f"certificate s1sp-issuing/{'7' * 32}"),
+        ("KEY-03", "orphan", "key s1sp-ca-token/ca-forgotten"),
+        ("CER-06", "two-shares", "ceremony token-init-2026-12"),
+        ("KEY-04", "restore-unrecorded", f"key s1sp-spare-token/{root_ca.key_label}"),
+    }
+    assert expected <= failed, sorted(expected - failed)
+    assert result.verdict == "not approved" and result.rule == 1  # type: ignore[attr-defined]
+    # The clean demo copy had none of them.
+    clean, _ = _assess(_copy(demo, tmp_path / "clean"))
+    assert not expected & {(f.control, f.code.split(":")[0], f.subject) for f in clean if f.outcome == "fail"}
+
+
+def test_a_check_that_crashes_is_a_fatal_finding_and_the_next_pack_compares(demo: DemoResult, tmp_path: Path) -> None:
+    ws = _copy(demo, tmp_path)
+    (ws.root / "registers" / "documents.yaml").write_text("schema_version: 1\ndocuments: [{id: x}]\n")
+    findings, result = _assess(ws)
+    (fatal,) = [f for f in findings if f.outcome == "fatal"]
+    assert fatal.control == "GOV-01" and "ConfigError" in fatal.message
+    assert result.verdict == "not approved" and "could not run" in result.because  # type: ignore[attr-defined]
+    reports = tmp_path / "reports"
+    first = build_pack(ws, reports=reports, person="victor", pdf=False)
+    shutil.copy2(Path(__file__).parents[2] / "data" / "registers" / "documents.yaml", ws.root / "registers")
+    second = build_pack(ws, reports=reports, person="victor", pdf=False)
+    changes = json.loads((second.directory / "findings.json").read_text())["changes"]
+    assert fatal.id in changes["resolved"] and first.verdict == "not approved"
+    assert verify_pack(second.directory, second.directory / "signer.pem").ok
+
+
+def test_bad_input_to_evidence_build_is_refused_and_writes_nothing(
+    demo: DemoResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--workspace", str(demo.workspace), "evidence", "build", "--reports", str(tmp_path / "r"), "--no-pdf"]
+    assert main([*base, "--period", "2026-12-31..2026-01-01"]) == 2
+    assert "ends before it begins" in capsys.readouterr().err
+    assert main([*base, "--period", "last year"]) == 2
+    assert main([*base, "--as", "bob"]) == 2
+    assert "not registered as a compliance officer" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    assert main(["evidence", "verify", str(tmp_path)]) == 2
+
+
+def test_a_workspace_backup_restores_into_a_fresh_directory_with_the_same_verdict(
+    demo: DemoResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tarfile
+
+    source = _copy(demo, tmp_path / "src")
+    archive = tmp_path / "ws.tar.gz"
+    assert main(["--workspace", str(source.root), "workspace", "backup", "--out", str(archive)]) == 0
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "inventory.sqlite" in names and "journal.jsonl" in names and "BACKUP.json" in names
+    assert not [n for n in names if n.split("/")[0] in ("secrets", "share-cards", "token")]
+    target = tmp_path / "restored"
+    assert main(["workspace", "restore", str(archive), "--to", str(target)]) == 0
+    for sub in ("transcripts", "artifacts", "registers"):
+        for path in (source.root / sub).rglob("*"):
+            if path.is_file() and not path.name.endswith(".lock"):
+                assert (target / path.relative_to(source.root)).read_bytes() == path.read_bytes(), path
+    restored = Workspace.open(target)
+    assert restored.journal.verify().ok and restored.journal.entries()[-1]["event"] == "workspace.restore"
+    _, original_verdict = _assess(source)
+    findings, restored_verdict = _assess(restored)
+    assert restored_verdict.verdict == original_verdict.verdict  # type: ignore[attr-defined]
+    # Without the token, what needs it cannot be decided: indeterminate, never a silent pass.
+    assert {f.control for f in findings if f.outcome == "indeterminate"} >= {"KEY-01", "KEY-03"}
+    key = source.root / "secrets" / "attestation" / "victor.key"
+    pack = build_pack(restored, reports=tmp_path / "reports", person="victor", key_path=key, pdf=False)
+    assert verify_pack(pack.directory, pack.directory / "signer.pem").ok
+    restored.close()
+    # A hostile archive: a member that climbs out of the target.
+    evil = tmp_path / "evil.tar.gz"
+    index = tmp_path / "BACKUP.json"
+    index.write_text(json.dumps({"files": [{"path": "escaped", "sha256": "0" * 64, "size": 1}]}))
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(index, arcname="BACKUP.json")
+        tar.add(archive, arcname="../escaped")
+    assert main(["workspace", "restore", str(evil), "--to", str(tmp_path / "evil")]) == 2
+    assert "'../escaped' is not a plain file inside the workspace" in capsys.readouterr().err
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "evil").exists()
+    index.write_text(json.dumps({"files": [{"path": "../escaped", "sha256": "0" * 64, "size": 1}]}))
+    with tarfile.open(tmp_path / "evil2.tar.gz", "w:gz") as tar:
+        tar.add(index, arcname="BACKUP.json")
+    assert main(["workspace", "restore", str(tmp_path / "evil2.tar.gz"), "--to", str(tmp_path / "evil2")]) == 2
+    assert "BACKUP.json lists '../escaped', which is outside its directory" in capsys.readouterr().err
+    assert main(["workspace", "restore", str(archive), "--to", str(target)]) == 2  # not empty
+    capsys.readouterr()
+
+
+def test_a_workspace_that_runs_nothing_yet_is_assessed_against_every_control(tmp_path: Path) -> None:
+    from ceremony.record.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "empty", key_store="software")
+    findings, result = _assess(ws)
+    assert {f.control for f in findings} == {c.id for c in load_catalogue().controls}
+    assert not [f for f in findings if f.outcome in ("fatal", "not-applicable")], [
+        f for f in findings if f.outcome != "pass"
+    ]
+    ws.close()
