@@ -15,15 +15,15 @@ from pathlib import Path
 
 from ceremony.issue.single import create_ca
 from ceremony.record.inventory import CERTIFICATE_COLUMNS
-from ceremony.record.workspace import init_workspace
+from ceremony.record.workspace import Purpose, init_workspace
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 REASONS = ["superseded"] * 6 + ["cessationOfOperation"] * 3 + ["keyCompromise"]
 
 
-def make_inventory(root: Path, rows: int, *, seed: int = 7) -> Path:
+def make_inventory(root: Path, rows: int, *, seed: int = 7, purpose: Purpose = "live") -> Path:
     """A new software workspace with a root, an issuing CA and ``rows`` synthetic certificates."""
-    ws = init_workspace(root, key_store="software")
+    ws = init_workspace(root, key_store="software", purpose=purpose)
     create_ca(ws, "root", profile_name="ss1spca-root", common_name="Synthetic Root", approved_by="synthetic")
     create_ca(ws, "issuing", profile_name="ss1spca-issuing", common_name="Synthetic Issuing",
               approved_by="synthetic", issuer_ca="root")  # fmt: skip

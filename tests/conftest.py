@@ -4,14 +4,18 @@ in CI), and the inventory's engine (SQLite by default; the inventory tests run o
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from ceremony.clock import PIN_VARIABLE, PinnedClock, pin
 from ceremony.keys.pkcs11 import find_softhsm_module
 from tests.support import postgres
 
 REPO = Path(__file__).resolve().parents[1]
+#: The time every test runs at: the first day the shipped ceremony files name (data/ceremonies/*.yaml).
+SUITE_TIME = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc)
 SHARED_VECTORS = REPO.parent / "shared" / "vectors" / "smki-test"
 
 
@@ -65,6 +69,12 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
 
 
 @pytest.fixture
+def suite_clock() -> PinnedClock:
+    """The clock the suite pins (the one the environment carries to child processes)."""
+    return PinnedClock.parse(os.environ[PIN_VARIABLE])
+
+
+@pytest.fixture
 def smki_vectors() -> Path:
     """The real DCC test certificates in ../shared (never copied into the project)."""
     if not SHARED_VECTORS.is_dir():
@@ -77,6 +87,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pyte
     # No test may see a developer's PIN, workspace or SoftHSM configuration.
     for name in ("CEREMONY_TOKEN_PIN", "CEREMONY_SOFTWARE_PASSPHRASE", "CEREMONY_WORKSPACE", "SOFTHSM2_CONF"):
         monkeypatch.delenv(name, raising=False)
+    # Every test runs at the suite's time, whatever the machine's date: the pin reaches notebook kernels and
+    # pool workers through the environment, and the tests' workspaces (purpose "test") honour it.
+    monkeypatch.setenv(PIN_VARIABLE, pin(SUITE_TIME).to_environment())
     monkeypatch.chdir(tmp_path)
     yield
     # After every test: no secret outside secrets/ and share-cards/ of any workspace it left behind.
@@ -99,7 +112,7 @@ def ca_workspace(tmp_path: Path, key_store_kind: str, database: str | None):  # 
     from ceremony.issue.single import create_ca
     from ceremony.record.workspace import init_workspace
 
-    ws = init_workspace(tmp_path / "ws", key_store=key_store_kind, database=database)  # type: ignore[arg-type]
+    ws = init_workspace(tmp_path / "ws", key_store=key_store_kind, database=database, purpose="test")  # type: ignore[arg-type]
     create_ca(ws, "root", profile_name="ss1spca-root", common_name="Test Root", approved_by="alice")
     create_ca(
         ws, "issuing", profile_name="ss1spca-issuing", common_name="Test Issuing", approved_by="alice", issuer_ca="root"

@@ -164,7 +164,9 @@ def run_demo(
     batch (notebook 30) → one device revoked, CRL and ARL published (notebook 40) → lint → export."""
     if devices < 0 or devices > 10_000:
         raise InputError(f"--devices must be between 0 and 10000 (got {devices})")
-    ws = init_workspace(workspace, token_label=TOKEN_LABEL, initialise_token=False, database=database)
+    ws = init_workspace(
+        workspace, token_label=TOKEN_LABEL, initialise_token=False, database=database, purpose="demo"
+    )
     say = notice or (lambda text: print(text, file=sys.stderr))
     if ws.config.key_store.kind == "software":
         say(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ceremony.cli.common import DATABASE_HELP, Parser, opened, print_json, register_path, workspace_dir
+from ceremony.clock import current
 from ceremony.errors import CeremonyError, InputError
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         token_label=args.token_label,
         initialise_token=not args.no_token,
         database=args.database,
+        purpose=args.purpose,
     )
     kind = ws.config.key_store.kind
     print(
@@ -39,7 +40,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ceremony.cli.demo import demo_workspace_dir, run_demo
 
-    target = Path(args.workspace) if args.workspace else demo_workspace_dir(Path.cwd(), datetime.now(timezone.utc))
+    target = Path(args.workspace) if args.workspace else demo_workspace_dir(Path.cwd(), current().now())
     result = run_demo(target, devices=args.devices, database=args.database)
     if args.json:
         print_json(result.to_json())
@@ -380,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the token to a token-initialisation ceremony (its custodians then hold the PIN in shares)",
     )
     p.add_argument("--database", metavar="URL", help=DATABASE_HELP)
+    p.add_argument(
+        "--purpose",
+        choices=["live", "test"],
+        default="live",
+        help="live (default) runs the PKI; test is a throwaway workspace that honours CEREMONY_PINNED_CLOCK",
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("demo", help="the whole story on a new workspace")

@@ -115,11 +115,16 @@ class Evidence:
     issuance, revocations, CRLs); state (keys, registers) is assessed as of ``as_of``."""
 
     ws: Workspace
-    as_of: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    #: Default: now, by the workspace's clock.
+    as_of: datetime = None  # type: ignore[assignment]
     since: datetime | None = None
     until: datetime | None = None
     #: Results several checks share (the certificate pass, parsed CRLs), computed once.
     cache: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.as_of is None:
+            self.as_of = self.ws.clock.now()
 
     def in_period(self, when: datetime | None) -> bool:
         if when is None:

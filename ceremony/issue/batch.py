@@ -284,14 +284,13 @@ class Signed:
     packed: bytes
 
 
-def _issue_chunk(work: tuple[int, int, list[bytes], str, float]) -> list[Signed] | str:
+def _issue_chunk(work: tuple[int, int, list[bytes], str, float, bytes]) -> list[Signed] | str:
     """Sign one chunk: fill the template, sign, assemble, verify each; full checks on the sample."""
-    start, total, items, batch_id, sample_rate = work
+    start, total, items, batch_id, sample_rate, not_before = work
     key: ec.EllipticCurvePrivateKey = _CONTEXT["key"]
     ca_public = _CONTEXT["ca_public"]
     templates: dict[int, TbsTemplate] = _CONTEXT["templates"]
     sample = _sampler(batch_id, total, sample_rate)
-    not_before = utc_time(batch_time())
     out = []
     for offset, packed in enumerate(items):
         eui64, usage, point = packed[:8], packed[8], packed[9:74]
@@ -422,7 +421,7 @@ def issue_batch(
                     "(fix the list, or --skip-rejected FILE to issue the rest)"
                 )
             _write_rejects(skip_rejected, result.rejected)
-        _prove_exemplar(profile, issuer, templates, accepted, issuer_cert)
+        _prove_exemplar(profile, issuer, templates, accepted, issuer_cert, ws.clock.now())
         _open(ws, result, device_list, ca_name, profile_name, approved_by, rekey, jobs, skip_rejected, state)
         _issue(ws, accepted, result, runner, profile, ca_name, profile_name, approved_by, issuer_cert, progress, chunk,
                sample_rate)  # fmt: skip
@@ -504,6 +503,7 @@ def _prove_exemplar(
     templates: dict[int, TbsTemplate],
     accepted: list[bytes],
     issuer_cert: x509.Certificate,
+    now: datetime,
 ) -> None:
     """Once per batch: the exemplar of each usage, built by the builder and by the template, byte for byte,
     then linted in full (signed with a throwaway key)."""
@@ -517,7 +517,7 @@ def _prove_exemplar(
             issuer,
             usage,
             new_serial(),
-            batch_time(),
+            batch_time(now),
             packed[9:74],
             packed[:8],
         )
@@ -540,7 +540,7 @@ def _open(
     skip_rejected: Path | None,
     state: Any,
 ) -> None:
-    now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    now = ws.clock.now().isoformat(timespec="microseconds")
     with ws.inventory.transaction() as db:
         if state is None:
             db.execute(
@@ -584,15 +584,17 @@ def _issue(
     sample_rate: float,
 ) -> None:
     fixed = _fixed_columns(profile, ca_name, profile_name, approved_by, issuer_cert, result.batch_id)
+    not_before = utc_time(batch_time(ws.clock.now()))  # one notBefore for every certificate of this run
     with _progress(len(accepted), "issue", progress) as bar:
         work = (
-            (start, len(accepted), items, result.batch_id, sample_rate) for start, items in _chunks(accepted, chunk)
+            (start, len(accepted), items, result.batch_id, sample_rate, not_before)
+            for start, items in _chunks(accepted, chunk)
         )
         for signed in runner.map(_issue_chunk, work):
             if isinstance(signed, str):
                 ws.journal.append("batch.refused", {"batch_id": result.batch_id, "reason": signed})
                 raise StateError(f"batch {result.batch_id}: {signed}; this chunk was discarded, nothing of it recorded")
-            issued_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+            issued_at = ws.clock.now().isoformat(timespec="microseconds")
             with ws.inventory.transaction() as db:
                 ws.inventory.add_certificate_rows(db, [fixed(s, issued_at) for s in signed])
             result.issued_now += len(signed)
@@ -685,7 +687,7 @@ def _complete(ws: Workspace, result: BatchResult, ca_name: str) -> BatchResult:
         db.execute(
             "UPDATE batches SET status = 'complete', bundle = ?, bundle_sha256 = ?, completed_at = ? "
             "WHERE batch_id = ?",
-            (relative, result.bundle_sha256, datetime.now(timezone.utc).isoformat(), result.batch_id),
+            (relative, result.bundle_sha256, ws.clock.now().isoformat(), result.batch_id),
         )
         ws.journal.append(
             "batch.complete",

@@ -188,7 +188,7 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
         raise InputError(f"CA {ca_name}'s key is not an EC key; profile E signs ecdsa-with-SHA256")
     policy = load_policy().revocation
     kind = "arl" if ca.role == "root" else "crl"
-    this_update = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    this_update = (now or ws.clock.now()).astimezone(timezone.utc).replace(microsecond=0)
     period = (
         timedelta(days=policy.arl_next_update_days) if kind == "arl" else timedelta(hours=policy.crl_next_update_hours)
     )

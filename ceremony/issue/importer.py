@@ -13,7 +13,7 @@ import hashlib
 import multiprocessing
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ def import_certificates(ws: Workspace, paths: list[Path], *, jobs: int = 1) -> I
     if problems:
         raise InputError(f"{len(problems)} file(s) are not certificates; nothing imported (first: {problems[0]})")
     known = {row[0] for row in ws.inventory.execute("SELECT fingerprint FROM certificates")}
-    now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    now = ws.clock.now().isoformat(timespec="microseconds")
     rows: list[tuple[Any, ...]] = []
     findings: list[tuple[str, str, str, str]] = []
     assert result.by_profile is not None

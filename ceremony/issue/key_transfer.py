@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def list_keys(ws: Workspace) -> list[KeyRow]:
 
 def overdue(ws: Workspace, now: datetime | None = None) -> list[tuple[KeyRow, str]]:
     """Active keys past their rotation date or their crypto-period, with what is wrong."""
-    when = (now or datetime.now(timezone.utc)).isoformat()
+    when = (now or ws.clock.now()).isoformat()
     flagged = []
     for key in list_keys(ws):
         if key.state != "active":
@@ -73,10 +73,10 @@ def _mechanism(ws: Workspace) -> int:
 
 
 def _lineage(db: Any, key: str, kek: str, direction: str, kcv: str, kek_kcv: str, file: str | None,
-             digest: str | None, ceremony_id: str | None = None) -> None:  # fmt: skip
+             digest: str | None, when: str, ceremony_id: str | None = None) -> None:  # fmt: skip
     db.execute(
         "INSERT INTO key_wraps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (key, kek, direction, kcv, kek_kcv, file, digest, datetime.now(timezone.utc).isoformat(), ceremony_id),
+        (key, kek, direction, kcv, kek_kcv, file, digest, when, ceremony_id),
     )
 
 
@@ -107,7 +107,10 @@ def export_key(
     }
     digest = write_once(out, (json.dumps(document, indent=2) + "\n").encode())
     with ws.inventory.transaction() as db:
-        _lineage(db, label, kek_label, direction, document["kcv"], document["kek_kcv"], str(out), digest, ceremony_id)
+        when = ws.clock.now().isoformat()
+        _lineage(
+            db, label, kek_label, direction, document["kcv"], document["kek_kcv"], str(out), digest, when, ceremony_id
+        )
         ws.journal.append(
             "key.export",
             {
@@ -143,7 +146,7 @@ def import_key(ws: Workspace, path: Path, *, kek_label: str, serves: str, crypto
     if kcv != document["kcv"]:
         store.destroy_secret(label)
         raise InputError(f"{path}: the unwrapped key's KCV {kcv} is not the file's {document['kcv']}; nothing imported")
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = ws.clock.now().replace(microsecond=0)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with ws.inventory.transaction() as db:
         row = (
@@ -153,7 +156,7 @@ def import_key(ws: Workspace, path: Path, *, kek_label: str, serves: str, crypto
             kek_label, None, serves, 0, None,
         )  # fmt: skip
         db.execute(f"INSERT INTO symmetric_keys VALUES ({', '.join('?' for _ in row)})", row)  # noqa: S608
-        _lineage(db, label, kek_label, "import", kcv, document["kek_kcv"], str(path), digest)
+        _lineage(db, label, kek_label, "import", kcv, document["kek_kcv"], str(path), digest, now.isoformat())
         ws.journal.append(
             "key.import",
             {"actor": operator(), "key": label, "kek": kek_label, "kcv": kcv, "inputs": {str(path): digest}},

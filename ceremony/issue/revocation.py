@@ -92,7 +92,7 @@ def revoke(
         if (is_ca or reason in allowed.two_person_reasons) and requested_by == approved_by:
             what = "a CA certificate" if is_ca else f"a {reason} revocation"
             raise InputError(f"{what} needs two people: --requested-by and --approved-by must differ")
-    when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    when = (now or ws.clock.now()).astimezone(timezone.utc).replace(microsecond=0).isoformat()
     done = [Revoked(ca_name, r[0], r[1], r[2], r[3], reason, when) for r in rows]
     with ws.inventory.transaction() as db:
         for item in done:

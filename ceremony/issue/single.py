@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,7 @@ def create_ca(
         )
     if name in ws.inventory.ca_names():
         raise StateError(f"CA {name!r} already exists in this workspace")
-    now = now or datetime.now(timezone.utc)
+    now = now or ws.clock.now()
     issuer: Issuer | None = None
     issuer_cert: x509.Certificate | None = None
     signer: CAPrivateKey | None = None
@@ -238,6 +238,7 @@ def create_ca(
             purpose="ca",
             origin="generated",
             ceremony_id=None,
+            created_at=now,
         ),
         extra={"name": name, "key_label": ca.key_label, "key_store": ca.key_store},
     )
@@ -278,7 +279,7 @@ def issue(
             f"EUI-64 {identity.eui64} already has a valid {identity.usage} certificate "
             f"from {ca_name} (serial {existing[0]}); revoke it or ask for a re-key"
         )
-    now = now or datetime.now(timezone.utc)
+    now = now or ws.clock.now()
     issuer = Issuer(
         issuer_cert.subject,
         key_identifier(issuer_cert.public_key()),  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from ceremony.clock import current
 from ceremony.errors import InputError
 from ceremony.lint.findings import Finding, Severity
 from ceremony.model.der import (
@@ -629,7 +630,7 @@ def check_parsed(
     now: datetime | None = None,
 ) -> list[Finding]:
     """Every profile check on an already parsed certificate; a crashing check becomes a FATAL finding."""
-    s = Subject(parsed, profile, issuer, subject, now or datetime.now(timezone.utc))
+    s = Subject(parsed, profile, issuer, subject, now or current().now())
     findings: list[Finding] = []
     for check in CHECKS:
         try:

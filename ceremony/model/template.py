@@ -137,9 +137,9 @@ def new_serial() -> bytes:
             return bytes(raw)
 
 
-def batch_time(now: datetime | None = None) -> datetime:
-    """notBefore for certificates issued now: whole seconds, UTC, and within UTCTime's range."""
-    when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+def batch_time(now: datetime) -> datetime:
+    """notBefore for certificates issued at ``now``: whole seconds, UTC, and within UTCTime's range."""
+    when = now.astimezone(timezone.utc).replace(microsecond=0)
     if when.year >= 2050:
         raise InputError("notBefore after 2049 needs GeneralizedTime; the device template encodes UTCTime")
     return when

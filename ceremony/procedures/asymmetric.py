@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from cryptography import x509
@@ -418,7 +417,7 @@ class KeyDestruction(Procedure):
         gone = spec.key_label not in store.labels()
         if gone:
             with self.ws.inventory.transaction() as db:
-                now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+                now = self.ws.clock.now().isoformat(timespec="microseconds")
                 self.ws.inventory.key_destroyed(db, self.token.label, spec.key_label, now)
         self.ws.journal.append(
             "key.destroyed",

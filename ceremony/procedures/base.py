@@ -18,7 +18,6 @@ import json
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -198,7 +197,7 @@ class Procedure:
         if path is None:
             return
         path.parent.mkdir(exist_ok=True)
-        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        since = self.ws.clock.now().isoformat(timespec="seconds")
         owner = {"ceremony_id": self.spec.ceremony_id, "type": self.TYPE, "pid": os.getpid(),
                  "host": socket.gethostname(), "since": since}  # fmt: skip
         try:
@@ -250,7 +249,7 @@ class Procedure:
             if missing:
                 self.console.show(missing)
                 self.transcript.deviation(missing, "rehearsal", [spec.participants.administrator])
-        today = datetime.now(timezone.utc).date()
+        today = self.ws.clock.now().date()
         if today != spec.day:
             self.transcript.deviation(
                 f"run on {today.isoformat()}; the ceremony file is dated {spec.date}",
@@ -439,6 +438,7 @@ class Procedure:
             purpose=purpose,
             origin=origin,
             ceremony_id=self.spec.ceremony_id,
+            created_at=self.ws.clock.now(),
         )
         with self.ws.inventory.transaction() as db:
             self.ws.inventory.record_key(db, row)

@@ -38,6 +38,7 @@ def rehearsal_area(live: Workspace) -> Workspace:
         key_store=live.config.key_store.kind,
         token_label=live.token_label or "rehearsal",
         initialise_token=False,
+        purpose="rehearsal",
     )
     return ws
 

@@ -7,7 +7,6 @@ hash-chained transcript sealed with the token's ceremony-seal key.
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
 from typing import Any
 
 from ceremony.errors import InputError, StateError, TokenError
@@ -144,7 +143,7 @@ class SymmetricKeys(Procedure):
     def do_register(self) -> dict[str, Any]:
         from datetime import timedelta
 
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = self.ws.clock.now().replace(microsecond=0)
         rows = []
         with self.ws.inventory.transaction() as db:
             for spec in self.spec.keys:
@@ -210,7 +209,7 @@ class KeyRotation(Procedure):
         kcv = self._key_store().generate_secret(
             self.spec.successor_label, old["length"] // 8, purpose=purpose, extractable=bool(old["wrapped_export"])
         )
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = self.ws.clock.now().replace(microsecond=0)
         row = (
             self.spec.successor_label, self.token.label, old["algorithm"], old["length"], kcv, "ecb", old["purpose"],
             "token", "active", now.isoformat(), now.isoformat(),

@@ -19,7 +19,6 @@ import sqlite3
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,7 @@ def backup_workspace(ws: Workspace, out: Path) -> BackupResult:
     if not out.parent.is_dir():
         raise InputError(f"--out: {out.parent} is not a directory")
     members = _members(ws)
-    index: dict[str, Any] = {"format": "s1spki-workspace-backup/1", "created": datetime.now(timezone.utc).isoformat(),
+    index: dict[str, Any] = {"format": "s1spki-workspace-backup/1", "created": ws.clock.now().isoformat(),
                              "workspace": str(ws.root), "excluded": list(NEVER), "files": []}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="backup-", dir=out.parent) as scratch:
         if isinstance(ws.database, Path):
@@ -82,7 +81,7 @@ def backup_workspace(ws: Workspace, out: Path) -> BackupResult:
         with tarfile.open(partial, "w:gz") as tar:
             raw = json.dumps(index, indent=1).encode()
             info = tarfile.TarInfo(INDEX)
-            info.size, info.mtime = len(raw), int(datetime.now(timezone.utc).timestamp())
+            info.size, info.mtime = len(raw), int(ws.clock.now().timestamp())
             tar.addfile(info, io.BytesIO(raw))
             for name, path in members:
                 tar.add(path, arcname=name, recursive=False)

@@ -8,13 +8,14 @@ GBCS notAfter 9999-12-31 fits). The views are plain functions of those frames.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ceremony.clock import current
 from ceremony.record.workspace import Workspace
 
 _CERTIFICATE_COLUMNS = (
@@ -217,7 +218,7 @@ def read_parquet(directory: Path) -> Frames:
 
 # --- views ------------------------------------------------------------------------------------
 def _as_of(as_of: datetime | None) -> pd.Timestamp:
-    return pd.Timestamp(as_of or datetime.now(timezone.utc)).tz_convert("UTC")
+    return pd.Timestamp(as_of or current().now()).tz_convert("UTC")
 
 
 def expiry_buckets(f: Frames, as_of: datetime | None = None) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -563,7 +563,8 @@ def pem_certificate(der: bytes) -> bytes:
 
 
 def key_row(
-    token: str, label: str, key: CAPublicKey, *, key_store: str, purpose: str, origin: str, ceremony_id: str | None
+    token: str, label: str, key: CAPublicKey, *, key_store: str, purpose: str, origin: str, ceremony_id: str | None,
+    created_at: datetime,
 ) -> dict[str, Any]:
     """The key inventory's row for a key pair now on ``token``."""
     algorithm = key_algorithm_of(key)
@@ -577,6 +578,6 @@ def key_row(
         "key_size": key_size_bits(algorithm),
         "spki_sha256": hashlib.sha256(spki).hexdigest(),
         "origin": origin,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "created_at": created_at.isoformat(timespec="microseconds"),
         "ceremony_id": ceremony_id,
     }

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ceremony.clock import Clock, current
 from ceremony.errors import StateError
 
 GENESIS = "0" * 64
@@ -93,8 +94,10 @@ def verify_chain(path: Path) -> ChainStatus:
 class Journal:
     """An append-only hash-chained log file; appends are serialised with an exclusive lock."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock | None = None) -> None:
         self.path = path
+        #: The workspace's clock; without one, the process's (:func:`ceremony.clock.current`).
+        self.clock = clock or current()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -125,7 +128,7 @@ class Journal:
         a clock that reads earlier than the last entry is refused: the log's order is its time order."""
         with self._locked():
             seq, prev, last = self._tail()
-            when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+            when = (now or self.clock.now()).astimezone(timezone.utc)
             if now is None:
                 self._refuse_clock_behind(when, last)
             entry: dict[str, Any] = {
@@ -155,7 +158,7 @@ class Journal:
 
     def check_clock(self) -> None:
         """Refuse now, before anything is signed, what ``append`` would refuse after: a clock behind the log."""
-        self._refuse_clock_behind(datetime.now(timezone.utc), self._tail()[2])
+        self._refuse_clock_behind(self.clock.now(), self._tail()[2])
 
     def entries(self) -> list[dict[str, Any]]:
         return read_entries(self.path)

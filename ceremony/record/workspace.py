@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from ceremony.clock import PIN_VARIABLE, SYSTEM, Clock, pinned
 from ceremony.errors import ConfigError, InputError, StateError, TokenError
 from ceremony.keys.store import KeyStore
 from ceremony.model.config import Strict, load_model
@@ -41,9 +42,15 @@ class KeyStoreConfig(Strict):
     softhsm_conf: str | None = None
 
 
+#: What a workspace is for, fixed at init and journalled: a live workspace runs the PKI; a demo, rehearsal or
+#: test workspace is throwaway, and only such a workspace honours a pinned clock (``ceremony.clock``).
+Purpose = Literal["live", "demo", "rehearsal", "test"]
+
+
 class WorkspaceConfig(Strict):
     schema_version: Literal[1]
     created: str
+    purpose: Purpose = "live"
     key_store: KeyStoreConfig
     database: str = "inventory.sqlite"
     profile_sets: list[str] = ["s1spki-secure"]
@@ -75,14 +82,21 @@ class Workspace:
 
     root: Path
     config: WorkspaceConfig
+    #: The one clock everything done in this workspace is dated by.
+    clock: Clock = SYSTEM
 
     @classmethod
-    def open(cls, root: Path) -> Workspace:
+    def open(cls, root: Path, *, clock: Clock | None = None) -> Workspace:
+        """Open the workspace at ``root``. Without ``clock``, a clock pinned in the environment is honoured
+        by a demo, rehearsal or test workspace and refused by a live one; otherwise the system clock."""
         root = root.resolve()
         cfg = root / WORKSPACE_FILE
         if not cfg.exists():
             raise InputError(f"{root} is not a workspace (no {WORKSPACE_FILE}); run `ceremony init` or `ceremony demo`")
-        ws = cls(root, load_model(WorkspaceConfig, cfg))
+        config = load_model(WorkspaceConfig, cfg)
+        if config.purpose != "live":
+            _refuse_changed_purpose(root, config.purpose)
+        ws = cls(root, config, clock or _environment_clock(config.purpose, root))
         ws._point_softhsm()
         return ws
 
@@ -133,7 +147,7 @@ class Workspace:
 
     @cached_property
     def journal(self) -> Journal:
-        return Journal(self.journal_path)
+        return Journal(self.journal_path, self.clock)
 
     @cached_property
     def key_store(self) -> KeyStore:
@@ -221,6 +235,39 @@ class Workspace:
             self.inventory.close()
 
 
+def _refuse_changed_purpose(root: Path, purpose: Purpose) -> None:
+    """A workspace's purpose is what its journal recorded at init: a live workspace edited into a test one
+    (to honour a pinned clock) is refused."""
+    journal = root / "journal.jsonl"
+    if not journal.exists():
+        return  # being initialised
+    with journal.open("rb") as fh:
+        first = fh.readline(65536)
+    try:
+        entry = json.loads(first)
+    except ValueError:
+        entry = None
+    is_init = isinstance(entry, dict) and entry.get("event") == "workspace.init"
+    recorded = entry.get("purpose", "live") if is_init else None  # type: ignore[union-attr]
+    if recorded != purpose:
+        raise ConfigError(
+            f"{root / WORKSPACE_FILE}: purpose is {purpose!r}, but the journal recorded {recorded!r} at init; "
+            "a workspace's purpose never changes"
+        )
+
+
+def _environment_clock(purpose: Purpose, root: Path) -> Clock:
+    pinned_clock = pinned()
+    if pinned_clock is None:
+        return SYSTEM
+    if purpose == "live":
+        raise ConfigError(
+            f"{PIN_VARIABLE} is set, but {root} is a live workspace: a live workspace keeps the system clock "
+            f"(unset {PIN_VARIABLE})"
+        )
+    return pinned_clock
+
+
 def init_workspace(
     root: Path,
     *,
@@ -228,7 +275,8 @@ def init_workspace(
     token_label: str = "s1spki-workbench",  # noqa: S107 - a label, not a password
     initialise_token: bool = True,
     database: str | None = None,
-    now: datetime | None = None,
+    purpose: Purpose = "live",
+    clock: Clock | None = None,
 ) -> Workspace:
     """Create a new workspace: directories, secrets (generated, 0600), token or store, database.
 
@@ -242,6 +290,7 @@ def init_workspace(
     from ceremony.keys.pkcs11 import find_softhsm_module, init_softhsm_token, write_softhsm_conf
 
     root = root.resolve()
+    clock = clock or _environment_clock(purpose, root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise InputError(f"{root} exists and is not empty; a new workspace needs a new directory")
     if database is not None:
@@ -257,7 +306,7 @@ def init_workspace(
         (root / sub).mkdir()
     for sub in ("secrets", "share-cards"):
         (root / sub).mkdir(mode=0o700)
-    when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    when = clock.now().isoformat(timespec="seconds")
     if kind == "pkcs11":
         assert module is not None
         if initialise_token:
@@ -280,7 +329,7 @@ def init_workspace(
         if initialise_token and not os.environ.get(PASSPHRASE_ENV):
             write_secret(root / "secrets" / "software-store.passphrase", secrets.token_urlsafe(24))
         store = KeyStoreConfig(kind="software", token_label=token_label)
-    config = WorkspaceConfig(schema_version=1, created=when, key_store=store)
+    config = WorkspaceConfig(schema_version=1, created=when, purpose=purpose, key_store=store)
     if database:
         config = config.model_copy(update={"database": database})
     text = (
@@ -289,10 +338,11 @@ def init_workspace(
     )
     text += yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
     (root / WORKSPACE_FILE).write_text(text, encoding="utf-8")
-    ws = Workspace.open(root)
+    ws = Workspace.open(root, clock=clock)
     ws.inventory.count()  # creates the database and runs the migrations
     ws.journal.append(
-        "workspace.init", {"key_store": kind, "token_label": token_label, "token_initialised": initialise_token}
+        "workspace.init",
+        {"key_store": kind, "token_label": token_label, "token_initialised": initialise_token, "purpose": purpose},
     )
     return ws
 

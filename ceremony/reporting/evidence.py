@@ -178,7 +178,7 @@ def build_pack(
     now: datetime | None = None,
 ) -> PackResult:
     """Build ``<reports>/evidence/<UTC>/`` (see the module docstring)."""
-    import time as clock
+    import time as stopwatch
 
     from ceremony.compliance.assessment import compare, control_table, run_checks, verdict
     from ceremony.compliance.sources import Evidence
@@ -189,17 +189,17 @@ def build_pack(
 
     since, until = parse_period(period)
     signer, key = _signer(ws, person, key_path)  # refused before anything is written
-    now = now or datetime.now(timezone.utc)
+    now = now or ws.clock.now()
     root = reports / "evidence"
     out = root.resolve() / now.strftime("%Y%m%dT%H%M%S.%fZ")
     out.mkdir(parents=True)
     stages: dict[str, float] = {}
-    mark = clock.perf_counter()
+    mark = stopwatch.perf_counter()
 
     def stage(name: str) -> None:
         nonlocal mark
-        stages[name] = clock.perf_counter() - mark
-        mark = clock.perf_counter()
+        stages[name] = stopwatch.perf_counter() - mark
+        mark = stopwatch.perf_counter()
 
     catalogue = load_catalogue()
     ev = Evidence(ws, as_of=until or now, since=since, until=until)

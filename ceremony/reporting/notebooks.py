@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from ceremony.clock import current
 from ceremony.errors import CeremonyError, ConfigError, InputError, StateError
 from ceremony.model.config import load_yaml
 
@@ -247,7 +248,7 @@ def run_notebook(
         params["rehearsal"] = True
     rehearsal = params.get("rehearsal") is True  # ``-p rehearsal true`` is a rehearsal too, and named as one
 
-    run_dir = _run_dir(reports_dir, notebook, now or datetime.now(timezone.utc), rehearsal)
+    run_dir = _run_dir(reports_dir, notebook, now or current().now(), rehearsal)
     parameters_file = run_dir / "parameters.yaml"
     parameters_file.write_text(yaml.safe_dump(params, sort_keys=True), encoding="utf-8")
     executed = run_dir / notebook.name

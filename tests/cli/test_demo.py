@@ -14,6 +14,7 @@ from cryptography import x509
 
 from ceremony.cli.main import main
 from ceremony.record.workspace import Workspace
+from tests.support.openssl import attime, openssl_verify
 from tests.support.shapes import assert_never_leaves_the_token
 
 PKILINT_KNOWN = ("NameDecodingValidator", "2.5.4.45")
@@ -111,14 +112,10 @@ def test_every_demo_certificate_verifies_strictly_with_openssl(
     root, issuing = (c["certificate"] for c in result["cas"])  # type: ignore[union-attr,index]
     leaves = [i["certificate"] for i in result["issued"]]  # type: ignore[union-attr,index]
     for leaf in leaves:
-        proc = subprocess.run(
-            ["openssl", "verify", "-x509_strict", "-CAfile", root, "-untrusted", issuing, leaf],
-            capture_output=True,
-            text=True,
-        )
+        proc = openssl_verify("-x509_strict", "-CAfile", root, "-untrusted", issuing, leaf)
         assert proc.returncode == 0 and proc.stdout.strip() == f"{leaf}: OK", proc.stdout + proc.stderr
     proc = subprocess.run(
-        ["openssl", "verify", "-x509_strict", "-CAfile", root, issuing], capture_output=True, text=True
+        ["openssl", "verify", *attime(), "-x509_strict", "-CAfile", root, issuing], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
 

@@ -29,6 +29,7 @@ from ceremony.model.tbs import Issuer, key_identifier
 from ceremony.model.template import TbsTemplate, new_serial
 from ceremony.record.workspace import Workspace
 from tests.support.ceremony_files import device_list
+from tests.support.openssl import openssl_verify
 from tests.support.postgres import ENGINES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,11 +132,7 @@ def test_batch_certificates_verify_with_openssl(ca_workspace: Workspace, tmp_pat
     for i, cert in enumerate(_bundle_certificates(result.bundle)):
         leaf = tmp_path / f"leaf{i}.pem"
         leaf.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        proc = subprocess.run(
-            ["openssl", "verify", "-x509_strict", "-CAfile", str(root), "-untrusted", str(chain), str(leaf)],
-            capture_output=True,
-            text=True,
-        )
+        proc = openssl_verify("-x509_strict", "-CAfile", str(root), "-untrusted", str(chain), str(leaf))
         assert proc.returncode == 0 and proc.stdout.strip().endswith(": OK"), proc.stderr
 
 

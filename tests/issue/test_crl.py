@@ -20,6 +20,7 @@ from ceremony.issue.revocation import revoke
 from ceremony.model.tbs import key_identifier
 from ceremony.record.workspace import Workspace
 from tests.support.csr_factory import good_device_csr
+from tests.support.openssl import openssl_verify
 
 REASONS = ["keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "unspecified"]
 
@@ -121,7 +122,7 @@ def test_crl_and_arl_verify_with_openssl_and_revoked_certificates_fail_the_crl_c
         ).fetchone()[0]
         leaf = tmp_path / f"{serial}.pem"
         leaf.write_bytes(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM))
-        proc = openssl("verify", "-crl_check_all", "-CAfile", str(bundle), str(leaf))
+        proc = openssl_verify("-crl_check_all", "-CAfile", str(bundle), str(leaf))
         assert proc.returncode == expected, proc.stdout + proc.stderr
         if expected:
             assert "certificate revoked" in proc.stdout + proc.stderr

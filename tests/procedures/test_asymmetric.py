@@ -120,7 +120,8 @@ def _rewrite(path: Path, lines: list[str]) -> None:
         ("reorder", "line 3: sequence 4 after 2"),
         ("truncate-seal", "truncated: sealed with"),
         ("truncate-middle", "truncated: sealed with"),
-        ("append", "line 10: entries after the seal"),
+        # on its file's date (the suite's pinned day): start, the software-store deviation, 5 steps, seal = 8 lines
+        ("append", "line 9: entries after the seal"),
     ],
 )
 def test_tampering_with_a_real_sealed_transcript_is_detected(tmp_path: Path, tamper: str, expected: str) -> None:
@@ -407,7 +408,9 @@ def test_a_ca_ceremony_on_another_token_than_the_workspaces_is_refused(
 ) -> None:
     ws = tmp_path / "ws"
     assert (
-        main(["--workspace", str(ws), "init", "--key-store", "software", "--no-token", "--token-label", "other"]) == 0
+        main(["--workspace", str(ws), "init", "--key-store", "software", "--no-token", "--token-label", "other",
+              "--purpose", "test"])  # fmt: skip
+        == 0
     )
     assert "token 'other' awaits its token-initialisation ceremony" in capsys.readouterr().out
     run(ws, CEREMONIES / "token-init.yaml")  # a second token: allowed

@@ -73,7 +73,8 @@ def test_orphans_name_stray_keys_and_keyless_cas(estate: Workspace) -> None:
     from ceremony.record.inventory import key_row
 
     stray = key_row("s1spki-workbench", "ca-left-over", ec.generate_private_key(ec.SECP256R1()).public_key(),
-                    key_store="software", purpose="ca", origin="generated", ceremony_id=None)  # fmt: skip
+                    key_store="software", purpose="ca", origin="generated", ceremony_id=None,
+                    created_at=estate.clock.now())  # fmt: skip
     root_key = estate.inventory.ca("root").key_label
     with estate.inventory.transaction() as db:
         estate.inventory.record_key(db, stray)
@@ -173,7 +174,7 @@ def test_vectorised_views_agree_with_a_row_by_row_reading(tmp_path: Path) -> Non
 
     from bench.synthetic import make_inventory
 
-    f = fr.frames(make_inventory(tmp_path / "ws", 3000))
+    f = fr.frames(make_inventory(tmp_path / "ws", 3000, purpose="test"))
     when = datetime(2029, 6, 1, tzinfo=timezone.utc)
     rows = f.certificates.to_dict("records")
 

@@ -12,7 +12,7 @@ from ceremony.record.workspace import Workspace, init_workspace
 
 
 def test_layout_and_secret_modes(tmp_path: Path, key_store_kind: str) -> None:
-    ws = init_workspace(tmp_path / "ws", key_store=key_store_kind)  # type: ignore[arg-type]
+    ws = init_workspace(tmp_path / "ws", key_store=key_store_kind, purpose="test")  # type: ignore[arg-type]
     assert ws.config.key_store.kind == key_store_kind
     for sub in ("artifacts", "transcripts", "secrets", "share-cards"):
         assert (ws.root / sub).is_dir()
@@ -32,7 +32,7 @@ def test_non_empty_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "ws").mkdir()
     (tmp_path / "ws" / "x").write_text("x")
     with pytest.raises(InputError, match="exists and is not empty"):
-        init_workspace(tmp_path / "ws", key_store="software")
+        init_workspace(tmp_path / "ws", key_store="software", purpose="test")
 
 
 def test_opening_a_folder_that_is_no_workspace(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_opening_a_folder_that_is_no_workspace(tmp_path: Path) -> None:
 
 @pytest.mark.plants_secrets  # a 0644 secret file is the point of the test
 def test_a_world_readable_secret_file_is_refused(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws", key_store="software")
+    ws = init_workspace(tmp_path / "ws", key_store="software", purpose="test")
     ws.close()
     secret = tmp_path / "ws" / "secrets" / "software-store.passphrase"
     secret.chmod(0o644)

@@ -268,7 +268,7 @@ def test_a_workspace_backup_restores_into_a_fresh_directory_with_the_same_verdic
 def test_a_workspace_that_runs_nothing_yet_is_assessed_against_every_control(tmp_path: Path) -> None:
     from ceremony.record.workspace import init_workspace
 
-    ws = init_workspace(tmp_path / "empty", key_store="software")
+    ws = init_workspace(tmp_path / "empty", key_store="software", purpose="test")
     findings, result = _assess(ws)
     assert {f.control for f in findings} == {c.id for c in load_catalogue().controls}
     assert not [f for f in findings if f.outcome in ("fatal", "not-applicable")], [

@@ -35,7 +35,7 @@ def variant(directory: Path, name: str, change: dict[str, Any], *, as_name: str 
 
 def live_workspace(root: Path, kind: str) -> Path:
     """A new workspace whose token is left to the token-initialisation ceremony."""
-    init_workspace(root, key_store=kind, token_label="s1sp-ca-token", initialise_token=False).close()  # type: ignore[arg-type]
+    init_workspace(root, key_store=kind, token_label="s1sp-ca-token", initialise_token=False, purpose="test").close()  # type: ignore[arg-type]
     return root
 
 
