@@ -27,8 +27,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/ceremony demo
 
-# pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
+# The layer contract first (docs/architecture.md), then the suite. pytest exits 5 when it collected no
+# tests: that is a failure here, never a silent pass.
 test: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$rc
 

@@ -164,6 +164,13 @@ def _reinitialize(module: str, lib: Any) -> None:
     lib.initialize()
 
 
+def point_softhsm(conf: Path | str) -> None:
+    """Point SoftHSM2 at ``conf`` (its token directory): the one place the package sets the process
+    environment. SoftHSM2 reads ``SOFTHSM2_CONF`` only in C_Initialize; :func:`_lib` re-initialises the
+    library when the value differs from the one it was initialised with."""
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+
+
 def _lib(module: str) -> Any:
     """The module, initialised in this process with the current SOFTHSM2_CONF."""
     conf, pid = os.environ.get("SOFTHSM2_CONF"), os.getpid()
@@ -192,7 +199,7 @@ def write_softhsm_conf(token_dir: Path, conf_path: Path) -> None:
             "slots.removable = false\n",
             encoding="utf-8",
         )
-    os.environ["SOFTHSM2_CONF"] = str(conf_path.resolve())
+    point_softhsm(conf_path.resolve())
 
 
 def token_present(module: str, label: str) -> bool:
@@ -297,7 +304,7 @@ class Pkcs11KeyStore:
 
     def _session(self) -> Any:
         if self._conf is not None:
-            os.environ["SOFTHSM2_CONF"] = self._conf
+            point_softhsm(self._conf)
         lib = _lib(self.module)
         key = (self.module, self._conf, self.token_label, os.getpid())
         login = _logins.get(key)

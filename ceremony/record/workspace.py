@@ -226,7 +226,9 @@ class Workspace:
     def _point_softhsm(self) -> None:
         # SoftHSM2 reads its token directory from SOFTHSM2_CONF; the token lives in the workspace.
         if self.config.key_store.softhsm_conf:
-            os.environ["SOFTHSM2_CONF"] = str(self.root / self.config.key_store.softhsm_conf)
+            from ceremony.keys.pkcs11 import point_softhsm
+
+            point_softhsm(self.root / self.config.key_store.softhsm_conf)
 
     def close(self) -> None:
         if "key_store" in self.__dict__:
