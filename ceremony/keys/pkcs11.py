@@ -202,8 +202,11 @@ def write_softhsm_conf(token_dir: Path, conf_path: Path) -> None:
     point_softhsm(conf_path.resolve())
 
 
-def token_present(module: str, label: str) -> bool:
-    """Whether an initialised token labelled ``label`` is in ``module`` (under the current SOFTHSM2_CONF)."""
+def token_present(module: str, label: str, conf: Path | str | None = None) -> bool:
+    """Whether an initialised token labelled ``label`` is in ``module`` (under ``conf``, SoftHSM2's
+    configuration; without one, under the current SOFTHSM2_CONF)."""
+    if conf is not None:
+        point_softhsm(conf)
     try:
         tokens = [s.get_token() for s in _lib(module).get_slots(token_present=True)]
     except pkcs11.PKCS11Error as exc:
@@ -277,14 +280,18 @@ class Pkcs11KeyStore:
     """CA keys on a PKCS#11 token found by its label, behind one logged-in session per process.
 
     Stores for the same token in one process share that session; a forked worker opens its own
-    on first use. The ``SOFTHSM2_CONF`` in force when the store is created is put back whenever
-    it opens the token, so one process can switch between workspaces' SoftHSM2 tokens.
+    on first use. The SoftHSM2 configuration the store was opened with is put back whenever it opens
+    the token, so one process can switch between workspaces' SoftHSM2 tokens.
     """
 
     kind: Literal["pkcs11", "software"] = "pkcs11"
 
-    def __init__(self, module: str, token_label: str, pin: str) -> None:
+    def __init__(self, module: str, token_label: str, pin: str, conf: Path | str | None = None) -> None:
         """Open the token labelled ``token_label`` in ``module`` and log in with ``pin``.
+
+        ``conf`` is the SoftHSM2 configuration the token lives under (a workspace passes its own); without
+        it, the ``SOFTHSM2_CONF`` in force now. It is the store's own: whatever another workspace opened
+        in this process since points the library elsewhere, this store goes back to its token.
 
         Raises:
             TokenError: The module cannot be loaded, no token has the label, or the PIN is refused.
@@ -292,7 +299,7 @@ class Pkcs11KeyStore:
         self.module = module
         self.token_label = token_label
         self._pin = pin.encode("utf-8")
-        self._conf = os.environ.get("SOFTHSM2_CONF")
+        self._conf = str(conf) if conf is not None else os.environ.get("SOFTHSM2_CONF")
         self._session()
 
     def __repr__(self) -> str:

@@ -96,9 +96,7 @@ class Workspace:
         config = load_model(WorkspaceConfig, cfg)
         if config.purpose != "live":
             _refuse_changed_purpose(root, config.purpose)
-        ws = cls(root, config, clock or _environment_clock(config.purpose, root))
-        ws._point_softhsm()
-        return ws
+        return cls(root, config, clock or _environment_clock(config.purpose, root))
 
     # --- paths ----------------------------------------------------------------------
     @property
@@ -137,6 +135,14 @@ class Workspace:
         return self.secrets_dir / "shares" / purpose
 
     @property
+    def softhsm_conf(self) -> Path | None:
+        """This workspace's SoftHSM2 configuration (its token directory), handed to every store it opens:
+        never read from the process environment, which another workspace opened in this process may have
+        pointed elsewhere."""
+        conf = self.config.key_store.softhsm_conf
+        return self.root / conf if conf else None
+
+    @property
     def token_label(self) -> str | None:
         return self.config.key_store.token_label
 
@@ -173,7 +179,8 @@ class Workspace:
 
         ks = self.config.key_store
         if ks.kind == "pkcs11":
-            return open_key_store("pkcs11", module=ks.module, token_label=token_label, pin=secret)
+            conf = self.softhsm_conf
+            return open_key_store("pkcs11", module=ks.module, token_label=token_label, pin=secret, conf=conf)
         return open_key_store("software", directory=self.software_dir(token_label), passphrase=secret.encode())
 
     def software_dir(self, token_label: str | None) -> Path:
@@ -186,7 +193,7 @@ class Workspace:
             from ceremony.keys.pkcs11 import token_present
 
             assert ks.module is not None
-            return token_present(ks.module, token_label)
+            return token_present(ks.module, token_label, self.softhsm_conf)
         return self.software_dir(token_label).is_dir()
 
     def _secret(self, env: str, filename: str, what: str) -> str:
@@ -222,13 +229,6 @@ class Workspace:
             f"key {key_label!r} on token {token!r} was destroyed in ceremony {entry.get('ceremony_id')} "
             f"({str(entry['time'])[:10]}); this use is refused and flagged in the journal"
         )
-
-    def _point_softhsm(self) -> None:
-        # SoftHSM2 reads its token directory from SOFTHSM2_CONF; the token lives in the workspace.
-        if self.config.key_store.softhsm_conf:
-            from ceremony.keys.pkcs11 import point_softhsm
-
-            point_softhsm(self.root / self.config.key_store.softhsm_conf)
 
     def close(self) -> None:
         if "key_store" in self.__dict__:
