@@ -1,0 +1,713 @@
+"""Golden cases for the S1SPKM controls: each control passes on a clean workspace and fails on one named defect."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ceremony import clock
+from ceremony.cli.demo import demo_register
+from ceremony.compliance.assessment import run_control
+from ceremony.compliance.findings import ControlFinding
+from ceremony.compliance.sources import Evidence, parse_time
+from ceremony.issue.crl import publish_crl
+from ceremony.issue.revocation import revoke
+from ceremony.issue.single import issue
+from ceremony.keys.pkcs11 import find_softhsm_module
+from ceremony.model.catalogue import load_catalogue
+from ceremony.model.profiles import get_profile
+from ceremony.model.tbs import Identity, Usage, subject_name
+from ceremony.procedures.attestation import attestations_path, load_attestation_key, participants, sign_transcript
+from ceremony.record.transcript import GENESIS, canonical, entry_hash, read_entries
+from ceremony.record.workspace import PASSPHRASE_ENV, PIN_ENV, Workspace, init_workspace
+from tests.support.ceremony_files import CEREMONIES, ORDER, run
+
+Store = Literal["software", "pkcs11"]
+Expected = list[tuple[str, str]]
+"""The failures a defect must produce, as (subject, code), one per finding."""
+
+#: The ceremonies run on the day their files are dated; defects are made later that morning; the
+#: assessment is as of noon. The build takes seconds, so nothing the golden workspace records is
+#: later than DEFECTS_AT, whatever the machine's date.
+CEREMONIES_AT = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+DEFECTS_AT = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+TOKEN, ROOT, ISSUING = "s1sp-ca-token", "s1sp-root", "s1sp-issuing"  # as data/ceremonies/*.yaml name them
+ORG_EUI64, DEVICE_EUI64 = "90B3D51F30000001", "00DB123456780001"
+CATALOGUE = {c.id: c for c in load_catalogue().controls}
+
+
+# --- the golden workspaces ----------------------------------------------------------------------
+def _day(offset: int) -> str:
+    """A register date ``offset`` days from the assessment date."""
+    return (AS_OF.date() + timedelta(days=offset)).isoformat()
+
+
+def _at(offset_days: int, hours: float = 0) -> str:
+    return (AS_OF + timedelta(days=offset_days, hours=hours)).isoformat()
+
+
+def _registers() -> dict[str, dict[str, Any]]:
+    """The registers of a compliant S1SP as of AS_OF: every date is relative to it."""
+    approval = {"ref": "PMA-2026-041", "date": _day(-258)}
+    return {
+        "documents": {"schema_version": 1, "documents": [
+            {"id": "s1spki-cp", "kind": "CP", "title": "S1SPKI Certificate Policy for Secure", "version": "1.2",
+             "status": "in-force", "pma_approval": approval, "next_review": _day(120)},
+            {"id": "s1spki-cps", "kind": "CPS", "title": "S1SPKI Certification Practice Statement", "version": "1.4",
+             "status": "in-force", "pma_approval": approval, "next_review": _day(120), "implements": "s1spki-cp 1.2"},
+            {"id": "s1spki-cp", "kind": "CP", "title": "S1SPKI Certificate Policy for Secure", "version": "1.1",
+             "status": "superseded", "next_review": _day(-300)},
+        ]},
+        "assessments": {"schema_version": 1, "assessments": [
+            {"id": "IA-S1-2026", "type": "initial-stage-1", "date": _day(-225), "assessor": "Wendy Walsh",
+             "assessor_organisation": "Independent assessor", "outcome": "approved with caveats",
+             "remediation_plan": "RP-2026-01: document the custodian replacement procedure",
+             "findings": [{"id": "IA-S1-2026-F1", "summary": "custodian replacement procedure not documented",
+                           "status": "closed", "due": _day(-120)}]},
+            {"id": "IA-S2-2026", "type": "initial-stage-2", "date": _day(-78), "assessor": "Wendy Walsh",
+             "assessor_organisation": "Independent assessor", "outcome": "approved",
+             "findings": [{"id": "IA-S2-2026-F1", "summary": "bag log not countersigned", "status": "open",
+                           "due": _day(45)}]},
+        ]},
+        "incidents": {"schema_version": 1, "incidents": [
+            {"id": "INC-2026-007", "kind": "other", "summary": "courier delayed a tamper-evident bag",
+             "detected_at": _at(-180)},
+            {"id": "INC-2026-011", "kind": "suspected-compromise", "summary": "share card bag found resealed",
+             "detected_at": _at(-40), "pma_notified_at": _at(-40, 3), "recovery_decision_at": _at(-40, 5),
+             "recovery_key_used_at": _at(-40, 8)},
+        ]},
+        "hsms": {"schema_version": 1, "hsms": [
+            {"id": "hsm-a", "model": "HSM on the inventory at FIPS 140-3 level 3 (SoftHSM2 stands in here)",
+             "firmware": "7.8.4", "fips_certificate": "#4711", "fips_level": 3, "location": "ceremony room 2",
+             "token_labels": [TOKEN, "s1sp-restore-token"]},
+        ]},
+    }  # fmt: skip
+
+
+def _csr(identity: Identity, profile_name: str, key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
+    profile = get_profile(profile_name, {})
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject_name(profile, identity))
+    return builder.sign(key or ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()).public_bytes(
+        serialization.Encoding.PEM
+    )
+
+
+def _issue(
+    ws: Workspace, profile: str, identity: Identity, *, approved_by: str = "bob", csr: bytes | None = None
+) -> str:
+    issued = issue(
+        ws,
+        ca_name=ISSUING,
+        profile_name=profile,
+        csr=csr or _csr(identity, profile),
+        csr_source=f"golden:{identity.eui64}-{identity.usage}",
+        identity=identity,
+        approved_by=approved_by,
+    )
+    return issued.record.serial
+
+
+def _organisation(usage: Usage) -> Identity:
+    return Identity(eui64=ORG_EUI64, usage=usage, role="02", name="S1SPGOLD")
+
+
+def _build(root: Path, store: Store) -> Path:
+    """Every example ceremony (token, root and issuing CA, backup, restore test, destruction of the test copy,
+    symmetric keys), attested by every participant; an organisation's DS and KA certificates and a device's;
+    the device's DS revoked and the CRL published; the registers of a compliant S1SP."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in (PIN_ENV, PASSPHRASE_ENV, "CEREMONY_WORKSPACE", "CEREMONY_REGISTER", "SOFTHSM2_CONF"):
+            mp.delenv(name, raising=False)
+        mp.setenv(clock.PIN_VARIABLE, clock.pin(CEREMONIES_AT).to_environment())
+        ws = init_workspace(root, key_store=store, token_label=TOKEN, initialise_token=False, purpose="test")
+        register = demo_register(ws)
+        ws.close()
+        for kind in (*ORDER, "symmetric-key"):
+            run(root, CEREMONIES / f"{kind}.yaml")
+        ws = Workspace.open(root)
+        for transcript in _transcripts(root):
+            for pid in participants(read_entries(transcript)[0]):
+                key = load_attestation_key(ws.secrets_dir / "attestation" / f"{pid}.key")
+                sign_transcript(transcript, pid, key, register)
+        for usage in ("ds", "ka"):
+            _issue(ws, "ss1sp-organisation", _organisation(usage))
+            _issue(ws, "ss1sp-device", Identity(eui64=DEVICE_EUI64, usage=usage))
+        revoke(
+            ws,
+            ca_name=ISSUING,
+            reason="superseded",
+            requested_by="bob",
+            approved_by="alice",
+            eui64=DEVICE_EUI64,
+            usage="ds",
+        )
+        publish_crl(ws, ISSUING)
+        last = parse_time(ws.journal.entries()[-1]["time"])
+        ws.close()
+    assert CEREMONIES_AT <= last < DEFECTS_AT, f"the pinned clock was not honoured: the build ended at {last}"
+    (root / "registers").mkdir()
+    for name, content in _registers().items():
+        (root / "registers" / f"{name}.yaml").write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def golden_software(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory.mktemp("golden") / "ws", "software")
+
+
+@pytest.fixture(scope="module")
+def golden_pkcs11(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if find_softhsm_module() is None:
+        pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
+    return _build(tmp_path_factory.mktemp("golden-token") / "ws", "pkcs11")
+
+
+@pytest.fixture(autouse=True)
+def _own_register(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The checks read the workspace's own people.yaml, never a developer's CEREMONY_REGISTER.
+    monkeypatch.delenv("CEREMONY_REGISTER", raising=False)
+
+
+def _copy(source: Path, target: Path) -> Path:
+    """A copy to change; a SoftHSM2 token copy gets its own token directory (the conf names it absolutely)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock"))
+    conf = target / "token" / "softhsm2.conf"
+    if conf.is_file():
+        conf.write_text(conf.read_text().replace(str(source / "token"), str(target / "token")), encoding="utf-8")
+    return target
+
+
+def _assess(root: Path, control: str, as_of: datetime) -> list[ControlFinding]:
+    ws = Workspace.open(root)
+    try:
+        return run_control(CATALOGUE[control], Evidence(ws, as_of=as_of))
+    finally:
+        ws.close()
+
+
+# --- what defects are made of -------------------------------------------------------------------
+@dataclass
+class Case:
+    """A copy of a golden workspace being given a defect; ``as_of`` moves when the defect is the passing of time."""
+
+    root: Path
+    as_of: datetime = AS_OF
+    opened: list[Workspace] = field(default_factory=list)
+
+    @cached_property
+    def ws(self) -> Workspace:
+        """The copy, opened with a clock that reads after the build (what a defect does is dated then)."""
+        ws = Workspace.open(self.root, clock=clock.pin(DEFECTS_AT))
+        self.opened.append(ws)
+        return ws
+
+    def close(self) -> None:
+        for ws in self.opened:
+            ws.close()
+
+    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        with self.ws.inventory.transaction() as db:
+            db.execute(statement, params)
+
+    def add_certificate(self, like: str, **changes: Any) -> str:
+        """Record a copy of certificate ``like`` as another certificate (its own serial and fingerprint), with
+        ``changes``: a row the workbench's pipeline would never write, as an import or a hand edit could."""
+        query = "SELECT * FROM certificates WHERE issuer_ca = ? AND serial = ?"
+        row = dict(self.ws.inventory.execute(query, (ISSUING, like)).fetchone()._mapping)
+        row.pop("rowid", None)
+        row |= {"serial": secrets.token_hex(16).upper(), "fingerprint": secrets.token_hex(32)} | changes
+        columns, marks = ", ".join(row), ", ".join("?" for _ in row)
+        self.sql(f"INSERT INTO certificates ({columns}) VALUES ({marks})", tuple(row.values()))
+        return str(row["serial"])
+
+    def serial(self, profile: str, usage: str, status: str = "valid") -> str:
+        row = self.ws.inventory.execute(
+            "SELECT serial FROM certificates WHERE issuer_ca = ? AND profile = ? AND usage = ? AND status = ?",
+            (ISSUING, profile, usage, status),
+        ).fetchone()
+        return str(row[0])
+
+    def transcript(self, ceremony_id: str) -> Path:
+        return self.root / "transcripts" / f"{ceremony_id}.jsonl"
+
+    def edit_yaml(self, name: str, change: Callable[[Any], None]) -> None:
+        path = self.root / name
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        change(data)
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _transcripts(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "transcripts").glob("*.jsonl") if not p.name.endswith(".attestations.jsonl"))
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.chmod(0o644)  # write-once files rest read-only
+    path.write_bytes(data)
+
+
+def _rewrite(path: Path, change: Callable[[list[dict[str, Any]]], None], *, rechain: bool = True) -> None:
+    """Edit a hash-chained log's entries; ``rechain`` recomputes the chain (a forger's edit), else it breaks."""
+    entries = read_entries(path)
+    change(entries)
+    if rechain:
+        prev = GENESIS
+        for seq, entry in enumerate(entries, start=1):
+            entry.update(seq=seq, prev=prev)
+            entry["hash"] = entry_hash(entry)
+            prev = entry["hash"]
+    _write(path, b"".join(canonical(e) + b"\n" for e in entries))
+
+
+def _keeping(wanted: Callable[[dict[str, Any]], bool]) -> Callable[[list[dict[str, Any]]], None]:
+    """A change to a log that keeps only the entries ``wanted`` accepts."""
+
+    def change(entries: list[dict[str, Any]]) -> None:
+        entries[:] = [e for e in entries if wanted(e)]
+
+    return change
+
+
+def _step(entries: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(e for e in entries if e.get("event") == "step" and e.get("step") == name)
+
+
+def _unseal(path: Path) -> None:
+    """The ceremony stopped before its seal: the transcript is a chained prefix with no seal entry."""
+    _rewrite(path, lambda entries: entries.pop(), rechain=False)
+
+
+def _certificate(serial: str) -> str:
+    return f"certificate {ISSUING}/{serial}"
+
+
+def _name_recording_hash(entries: list[dict[str, Any]]) -> None:
+    recording = entries[0]["ceremony"]["recording"]
+    recording["sha256"] = hashlib.sha256(f"archive copy of {recording['video_id']}".encode()).hexdigest()
+
+
+def _hash_recordings(root: Path) -> None:
+    """Each transcript names its recording's hash, as CER-08 asks; the ceremony file model has no field for it
+    (``Recording`` holds ``video_id`` only), so no ceremony can record one: the transcripts are rewritten."""
+    for path in _transcripts(root):
+        _rewrite(path, _name_recording_hash)
+
+
+# --- the defects, one per control ---------------------------------------------------------------
+def _cps_unapproved(case: Case) -> Expected:
+    """The CPS is in force with no PMA approval on record."""
+    case.edit_yaml("registers/documents.yaml", lambda d: d["documents"][1].update(pma_approval=None))
+    return [("s1spki-cps 1.4", "unapproved")]
+
+
+def _stage_2_missing(case: Case) -> Expected:
+    """The Initial Stage 2 assessment never happened."""
+    case.edit_yaml("registers/assessments.yaml", lambda d: d["assessments"].pop(1))
+    return [("assessment register", "missing-initial-stage-2")]
+
+
+def _finding_overdue(case: Case) -> Expected:
+    """An assessment finding is still open the day after it was due."""
+    case.edit_yaml("registers/assessments.yaml", lambda d: d["assessments"][1]["findings"][0].update(due=_day(-1)))
+    return [("IA-S2-2026-F1", "overdue")]
+
+
+def _compromise_notified_late(case: Case) -> Expected:
+    """A suspected compromise reached the PMA 30 hours after it was detected (policy: 24)."""
+    case.edit_yaml("registers/incidents.yaml", lambda d: d["incidents"][1].update(pma_notified_at=_at(-40, 30)))
+    return [("INC-2026-011", "late")]
+
+
+def _approval_missing(case: Case) -> Expected:
+    """The journal holds only one of the two approvals of the issuing CA ceremony's file."""
+    sha = read_entries(case.transcript("issuing-ca-2026-12"))[0]["file_sha256"]
+
+    _rewrite(case.root / "journal.jsonl", _keeping(lambda e: not (e.get("sha256") == sha and e.get("by") == "victor")))
+    return [("ceremony issuing-ca-2026-12", "unapproved")]
+
+
+def _transcript_tampered(case: Case) -> Expected:
+    """A step of the root ceremony names another actor than the one the chain recorded."""
+    path = case.transcript("root-ca-2026-12")
+    _rewrite(path, lambda entries: _step(entries, "key.generate").update(actors=["alice"]), rechain=False)
+    return [("ceremony root-ca-2026-12", "broken")]
+
+
+def _attestation_missing(case: Case) -> Expected:
+    """The witness's attestation of the root ceremony is gone (the attestation log rechained without it)."""
+    path = attestations_path(case.transcript("root-ca-2026-12"))
+    _rewrite(path, _keeping(lambda e: e["person"] != "wendy"))
+    return [("ceremony root-ca-2026-12", "missing")]
+
+
+def _no_witness(case: Case) -> Expected:
+    """The root ceremony's transcript seats no witness."""
+    _rewrite(case.transcript("root-ca-2026-12"), lambda e: e[0]["ceremony"]["participants"].update(witnesses=[]))
+    return [("ceremony root-ca-2026-12", "too-few")]
+
+
+def _one_share(case: Case) -> Expected:
+    """The root ceremony's token was activated with one custodian's share of a 2-of-3 PIN."""
+    path = case.transcript("root-ca-2026-12")
+    _rewrite(path, lambda entries: _step(entries, "token.activate")["details"]["shares_presented"].pop("dave"))
+    return [("ceremony root-ca-2026-12", "short:token.activate")]
+
+
+def _one_person_two_ids(case: Case) -> Expected:
+    """The register shows grace is frank under a second id: one person held two shares of two 3-of-5 splits."""
+
+    def same(data: dict[str, Any]) -> None:
+        frank = data["people"]["frank"]
+        data["people"]["grace"].update(name=frank["name"], organisation=frank["organisation"])
+
+    case.edit_yaml("people.yaml", same)
+    return [
+        ("ceremony key-backup-2026-12", "two-shares:ca-s1sp-root.kek"),
+        ("ceremony key-restore-2026-12", "two-shares:s1sp-restore-token.user-pin"),
+    ]
+
+
+def _deviation_unacknowledged(case: Case) -> Expected:
+    """A deviation of the root ceremony is acknowledged by someone who had no seat in it."""
+
+    def change(entries: list[dict[str, Any]]) -> None:
+        next(e for e in entries if e["event"] == "deviation").update(acknowledged_by=["victor"])
+
+    _rewrite(case.transcript("root-ca-2026-12"), change)
+    return [("ceremony root-ca-2026-12", "deviation:2")]
+
+
+def _no_recording(case: Case) -> Expected:
+    """The root ceremony's transcript names no recording."""
+    _rewrite(case.transcript("root-ca-2026-12"), lambda e: e[0]["ceremony"].update(recording={}))
+    return [("ceremony root-ca-2026-12", "no-recording")]
+
+
+def _ca_certificate_swapped(case: Case) -> Expected:
+    """The inventory's certificate for the issuing CA is not the one its ceremony issued."""
+    serial = case.ws.inventory.ca(ISSUING).serial
+    case.sql("UPDATE certificates SET fingerprint = ? WHERE issuer_ca = ? AND serial = ?", ("f" * 64, ROOT, serial))
+    return [(f"CA {ISSUING}", "differs")]
+
+
+def _token_below_level(case: Case) -> Expected:
+    """The HSM inventory says what the token really is: SoftHSM2, with no FIPS validation."""
+    case.edit_yaml("registers/hsms.yaml", lambda d: d["hsms"][0].update(model="SoftHSM2", fips_level=0))
+    return [(f"token {TOKEN}", "fips-level")]
+
+
+def _root_arl_outside_ceremony(case: Case) -> Expected:
+    """The root CA signs an ARL after its ceremonies are over."""
+    publish_crl(case.ws, ROOT)
+    return [(f"arl {ROOT} #1", "outside")]
+
+
+def _unknown_token_key(case: Case) -> Expected:
+    """A private key appears on the CA token that the key inventory does not know."""
+    case.ws.key_store.generate("ca-rogue", "ec-p256")
+    return [(f"key {TOKEN}/ca-rogue", "unknown-object")]
+
+
+def _backup_unsealed(case: Case) -> Expected:
+    """The root key's backup ceremony stopped before its seal: no backup is on record."""
+    _unseal(case.transcript("key-backup-2026-12"))
+    return [(f"CA {ROOT}", "no-backup")]
+
+
+def _token_init_unsealed(case: Case) -> Expected:
+    """The token-initialisation ceremony stopped before its seal, yet four ceremonies activated the token."""
+    _unseal(case.transcript("token-init-2026-12"))
+    return [(f"token {TOKEN}", "uninitialised")] * 4
+
+
+def _component_missing(case: Case) -> Expected:
+    """One of the two components of a device master key is not in the custody records."""
+    case.sql("DELETE FROM key_custody WHERE key_label = 's1sp-dmk-2' AND component = 2")
+    return [("key s1sp-dmk-2", "components")]
+
+
+def _rotation_overdue(case: Case) -> Expected:
+    """The same workspace assessed a day after the device master keys were due for rotation (300 days)."""
+    due = case.ws.inventory.execute("SELECT MAX(rotation_due) FROM symmetric_keys WHERE label LIKE 's1sp-dmk-%'")
+    case.as_of = parse_time(due.fetchone()[0]) + timedelta(days=1)
+    return [("key s1sp-dmk-1", "rotation-due"), ("key s1sp-dmk-2", "rotation-due")]
+
+
+def _destruction_unsealed(case: Case) -> Expected:
+    """The destruction ceremony stopped before its seal: the key was destroyed outside a sealed ceremony."""
+    _unseal(case.transcript("key-destruction-2026-12"))
+    return [("key s1sp-restore-token/ca-s1sp-root", "unwitnessed")]
+
+
+def _recorded_under_another_profile(case: Case) -> Expected:
+    """A device certificate is on record as an organisation certificate, whose profile it does not meet."""
+    serial = case.serial("ss1sp-device", "ka")
+    case.sql("UPDATE certificates SET profile = 'ss1sp-organisation' WHERE serial = ?", (serial,))
+    return [(_certificate(serial), "lint")]
+
+
+def _wrong_aki(case: Case) -> Expected:
+    """A certificate on record whose AKI is not its issuer's SKI."""
+    serial = case.add_certificate(case.serial("ss1sp-organisation", "ds"), aki="00" * 8)
+    return [(_certificate(serial), "aki")]
+
+
+def _short_serial(case: Case) -> Expected:
+    """A certificate on record whose serial has only 8 non-zero octets (63 random bits; policy: 64)."""
+    serial = case.add_certificate(case.serial("ss1sp-organisation", "ka"), serial="0" * 16 + "5EC0DE5EC0DE5EC0")
+    return [(_certificate(serial), "entropy")]
+
+
+def _outlives_issuer(case: Case) -> Expected:
+    """An organisation certificate on record that ends after its issuing CA does."""
+    serial = case.add_certificate(case.serial("ss1sp-organisation", "ds"), not_after="2060-01-01T00:00:00+00:00")
+    return [(_certificate(serial), "outlives-issuer")]
+
+
+def _foreign_policy_oid(case: Case) -> Expected:
+    """A certificate on record with a policy OID its profile does not name."""
+    serial = case.add_certificate(case.serial("ss1sp-organisation", "ka"), policy_oids="1.2.3.4")
+    return [(_certificate(serial), "policy-oid")]
+
+
+def _two_valid_for_one_identity(case: Case) -> Expected:
+    """The device's DS is re-keyed, and the inventory shows the revoked old certificate valid again."""
+    old = case.serial("ss1sp-device", "ds", status="revoked")
+    new = _issue(case.ws, "ss1sp-device", Identity(eui64=DEVICE_EUI64, usage="ds"))
+    case.sql("UPDATE certificates SET status = 'valid' WHERE serial = ?", (old,))
+    return [(_certificate(old), "duplicate"), (_certificate(new), "duplicate")]
+
+
+def _one_key_two_usages(case: Case) -> Expected:
+    """A new device's DS and KA certificates certify the same public key (issuance accepts it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = _csr(Identity(), "ss1sp-device", key)
+    identities = [Identity(eui64="00DB123456780002", usage=usage) for usage in ("ds", "ka")]
+    serials = [_issue(case.ws, "ss1sp-device", identity, csr=csr) for identity in identities]
+    return [(_certificate(s), "reuse") for s in serials]
+
+
+def _approved_by_custodian(case: Case) -> Expected:
+    """A certificate is issued on the approval of a key custodian, who may not approve issuance."""
+    serial = _issue(case.ws, "ss1sp-device", Identity(eui64="00DB123456780003", usage="ds"), approved_by="carol")
+    return [(_certificate(serial), "approver")]
+
+
+def _signature_broken(case: Case) -> Expected:
+    """A certificate's bytes on record no longer verify under its issuer (one signature octet changed)."""
+    serial = case.serial("ss1sp-organisation", "ka")
+    der = bytearray(case.ws.inventory.execute("SELECT der FROM certificates WHERE serial = ?", (serial,)).fetchone()[0])
+    der[-1] ^= 0x01
+    case.sql("UPDATE certificates SET der = ? WHERE serial = ?", (bytes(der), serial))
+    return [(_certificate(serial), "signature")]
+
+
+def _crl_stale(case: Case) -> Expected:
+    """The same workspace assessed an hour after its only CRL's nextUpdate: no newer CRL was published."""
+    next_update = case.ws.inventory.execute("SELECT next_update FROM crls WHERE issuer_ca = ?", (ISSUING,))
+    case.as_of = parse_time(next_update.fetchone()[0]) + timedelta(hours=1)
+    return [(f"crl {ISSUING}", "stale")]
+
+
+def _crl_file_changed(case: Case) -> Expected:
+    """The published CRL file has one signature octet changed since it was recorded."""
+    path = case.root / "artifacts" / "crls" / f"{ISSUING}-1.crl"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    _write(path, bytes(data))
+    return [(f"crl {ISSUING} #1", "hash"), (f"crl {ISSUING} #1", "signature")]
+
+
+def _revoked_without_crl(case: Case) -> Expected:
+    """A certificate is revoked and no CRL is published after it."""
+    serial = case.serial("ss1sp-organisation", "ka")
+    (done,) = revoke(
+        case.ws, ca_name=ISSUING, reason="superseded", requested_by="bob", approved_by="alice", serial=serial
+    )
+    return [(_certificate(done.serial), "unpublished")]
+
+
+def _crl_lists_a_valid_certificate(case: Case) -> Expected:
+    """The inventory lost the revocation the CRL publishes (rolled back to a copy from before it): the CRL lists
+    a serial the CA, by its inventory, never revoked."""
+    serial = case.serial("ss1sp-device", "ds", status="revoked")
+    case.sql("DELETE FROM revocations WHERE issuer_ca = ? AND serial = ?", (ISSUING, serial))
+    case.sql("UPDATE certificates SET status = 'valid' WHERE issuer_ca = ? AND serial = ?", (ISSUING, serial))
+    return [(f"crl {ISSUING} #1", f"serial:{serial}")]
+
+
+def _journal_tampered(case: Case) -> Expected:
+    """A journal entry says another approver than the one the chain recorded."""
+
+    def change(entries: list[dict[str, Any]]) -> None:
+        next(e for e in entries if e["event"] == "certificate.issue").update(approved_by="alice")
+
+    _rewrite(case.root / "journal.jsonl", change, rechain=False)
+    return [("journal", "chain")]
+
+
+def _transcript_deleted(case: Case) -> Expected:
+    """The backup ceremony's transcript is on record in the inventory, but the file is gone."""
+    case.transcript("key-backup-2026-12").unlink()
+    return [("ceremony key-backup-2026-12", "missing")]
+
+
+def _training_lapsed(case: Case) -> Expected:
+    """frank's training ran out on 2026-12-01: the ceremonies dated after it seated him untrained."""
+    case.edit_yaml("people.yaml", lambda d: d["people"]["frank"].update(training_expires="2026-12-01"))
+    return [("ceremony key-restore-2026-12", "training:frank"), ("ceremony key-destruction-2026-12", "training:frank")]
+
+
+def _revocation_self_approved(case: Case) -> Expected:
+    """bob requests and approves a revocation himself (revoke accepts it for reason superseded)."""
+    serial = case.serial("ss1sp-organisation", "ka")
+    (done,) = revoke(
+        case.ws, ca_name=ISSUING, reason="superseded", requested_by="bob", approved_by="bob", serial=serial
+    )
+    return [(f"revocation {done.serial}", "self-approved")]
+
+
+# --- the golden table ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Golden:
+    """A control's golden pair: what its check examines on the clean workspace (the pass finding's message),
+    and the defect that makes it fail (which returns the failures it must produce)."""
+
+    examined: str
+    defect: Callable[[Case], Expected]
+    store: Store = "software"
+    #: What the passing workspace needs beyond the golden one (the failing case starts from it too).
+    prepare: Callable[[Path], None] | None = None
+
+
+GOLDEN: dict[str, Golden] = {
+    "GOV-01": Golden("2 documents in force", _cps_unapproved),
+    "GOV-02": Golden("2 assessments; independence beyond the register needs the PMA's judgement", _stage_2_missing),
+    "GOV-03": Golden("every assessment finding's status and due date", _finding_overdue),
+    "GOV-04": Golden("1 compromise incidents", _compromise_notified_late),
+    "CER-01": Golden("7 ceremonies' file approvals in the journal", _approval_missing),
+    "CER-02": Golden("7 transcripts: chain, seal and recorded hash", _transcript_tampered),
+    "CER-03": Golden("attestations of 7 transcripts", _attestation_missing),
+    "CER-04": Golden("7 ceremonies' witnesses", _no_witness),
+    "CER-05": Golden("6 activations and rebuilds against their m-of-n", _one_share),
+    "CER-06": Golden("3 splits and 2 component sets", _one_person_two_ids),
+    "CER-07": Golden("10 deviations", _deviation_unacknowledged),
+    "CER-08": Golden("7 ceremonies' recordings", _no_recording, prepare=_hash_recordings),
+    "CER-09": Golden("CA ceremonies' certificates against their naming documents", _ca_certificate_swapped),
+    "KEY-01": Golden("2 CA keys and 1 token(s)", _token_below_level, store="pkcs11"),
+    "KEY-02": Golden("2 certificates and 0 CRLs signed by root CAs", _root_arl_outside_ceremony),
+    "KEY-03": Golden("2 CAs, 4 active key pairs, 3 token objects", _unknown_token_key, store="pkcs11"),
+    "KEY-04": Golden("1 backed-up keys, 1 restored copies", _backup_unsealed, store="pkcs11"),
+    "KEY-05": Golden("5 token activations, component bags", _token_init_unsealed),
+    "KEY-06": Golden("2 keys built from components", _component_missing),
+    "KEY-07": Golden("3 active symmetric keys", _rotation_overdue),
+    "KEY-08": Golden("1 destructions", _destruction_unsealed),
+    "CRT-01": Golden("6 certificates linted against their profiles", _recorded_under_another_profile),
+    "CRT-02": Golden("6 certificates' key identifiers", _wrong_aki),
+    "CRT-03": Golden("6 serials: unique, 16 octets, >= 64 random bits, no sequential runs", _short_serial),
+    "CRT-04": Golden("6 validity periods (device certificates carry the GBCS sentinel)", _outlives_issuer),
+    "CRT-05": Golden("6 certificates' policy OIDs for 4 profiles", _foreign_policy_oid),
+    "CRT-06": Golden("4 identities", _two_valid_for_one_identity),
+    "CRT-07": Golden("6 public keys", _one_key_two_usages),
+    "CRT-08": Golden("6 certificates against 6 logged issuances and 0 batches", _approved_by_custodian),
+    "CRT-09": Golden("6 signatures verified under their issuers, in worker processes", _signature_broken),
+    "REV-01": Golden("1 CRLs/ARLs", _crl_stale),
+    "REV-02": Golden("1 CRL files", _crl_file_changed),
+    "REV-03": Golden("1 revocations against 1 CRLs", _revoked_without_crl),
+    "REV-04": Golden("1 CRL entries", _crl_lists_a_valid_certificate),
+    "LOG-01": Golden("25 journal entries", _journal_tampered),
+    "LOG-02": Golden(
+        "records reach back to the workspace's creation 2026-12-01 (0 days; retention 7 years)", _transcript_deleted
+    ),
+    "PER-01": Golden("48 seats at 7 ceremonies", _training_lapsed),
+    "PER-02": Golden("revocations, ceremony seats and approvals", _revocation_self_approved),
+}
+
+
+def _cases() -> list[Any]:
+    return [
+        pytest.param(cid, id=cid, marks=[pytest.mark.hsm] if g.store == "pkcs11" else []) for cid, g in GOLDEN.items()
+    ]
+
+
+def _workspace(control: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The control's passing workspace: the golden one itself (read only), or a prepared copy."""
+    golden = GOLDEN[control]
+    source: Path = request.getfixturevalue(f"golden_{golden.store}")
+    if golden.prepare is None:
+        return source
+    root = _copy(source, tmp_path / "ws")
+    golden.prepare(root)
+    return root
+
+
+# --- the tests ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("control", _cases())
+def test_control_passes(control: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    findings = _assess(_workspace(control, request, tmp_path), control, AS_OF)
+    assert [(f.outcome, f.subject, f.code, f.message) for f in findings] == [
+        ("pass", "", "pass", GOLDEN[control].examined)
+    ], [f.to_json() for f in findings]
+
+
+@pytest.mark.parametrize("control", _cases())
+def test_control_fails(control: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    passing = _workspace(control, request, tmp_path)
+    root = passing if passing.is_relative_to(tmp_path) else _copy(passing, tmp_path / "ws")
+    case = Case(root)
+    try:
+        expected = GOLDEN[control].defect(case)
+    finally:
+        case.close()
+    assert expected
+    findings = _assess(root, control, case.as_of)
+    assert sorted((f.outcome, f.subject, f.code) for f in findings) == sorted(("fail", *e) for e in expected), [
+        f.to_json() for f in findings
+    ]
+
+
+def _parametrised(test: Callable[..., None]) -> set[str]:
+    (mark,) = [m for m in getattr(test, "pytestmark", []) if m.name == "parametrize"]
+    return {str(getattr(p, "values", (p,))[0]) for p in mark.args[1]}
+
+
+def test_every_control_in_the_catalogue_has_a_passing_and_a_failing_golden_case() -> None:
+    catalogue = set(CATALOGUE)
+    assert len(catalogue) == 38
+    assert _parametrised(test_control_passes) == catalogue
+    assert _parametrised(test_control_fails) == catalogue
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="ceremony/record/frames.py keys the certificate snapshot on row counts and last rowids, so a row "
+    "changed in place keeps the old snapshot and the checks that read the certificates frame (CRT-02..08, "
+    "KEY-02, KEY-08, REV-03, REV-04) assess the certificate as it was",
+)
+def test_a_certificate_row_changed_in_place_is_assessed_as_changed(golden_software: Path, tmp_path: Path) -> None:
+    root = _copy(golden_software, tmp_path / "ws")
+    case = Case(root)
+    try:
+        case.sql(
+            "UPDATE certificates SET aki = ? WHERE serial = ?", ("00" * 8, case.serial("ss1sp-organisation", "ds"))
+        )
+    finally:
+        case.close()
+    assert [(f.outcome, f.code) for f in _assess(root, "CRT-02", AS_OF)] == [("fail", "aki")]
