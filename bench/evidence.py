@@ -35,7 +35,7 @@ def run(certificates: int, workdir: Path, *, pdf: bool = True) -> dict[str, Any]
     started = time.perf_counter()
     devices = make_device_csrs(workdir / "csrs", certificates)
     report["csrs_seconds"] = time.perf_counter() - started
-    ws = init_workspace(workdir / "ws", key_store="software")
+    ws = init_workspace(workdir / "ws", key_store="software", purpose="test")
     demo_register(ws)
     create_ca(ws, "root", profile_name="ss1spca-root", common_name="Bench Root", approved_by="alice")
     create_ca(ws, "issuing", profile_name="ss1spca-issuing", common_name="Bench Issuing", approved_by="alice",

@@ -85,7 +85,7 @@ from pathlib import Path
 from ceremony.issue.batch import issue_batch
 from ceremony.issue.single import create_ca
 from ceremony.record.workspace import init_workspace
-ws = init_workspace(Path(sys.argv[1]), key_store=sys.argv[4])
+ws = init_workspace(Path(sys.argv[1]), key_store=sys.argv[4], purpose="test")  # throwaway: honours a pinned clock
 create_ca(ws, "root", profile_name="ss1spca-root", common_name="Bench Root", approved_by="bench")
 create_ca(ws, "issuing", profile_name="ss1spca-issuing", common_name="Bench Issuing", approved_by="bench",
           issuer_ca="root")

@@ -21,7 +21,7 @@ START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 REASONS = ["superseded"] * 6 + ["cessationOfOperation"] * 3 + ["keyCompromise"]
 
 
-def make_inventory(root: Path, rows: int, *, seed: int = 7, purpose: Purpose = "live") -> Path:
+def make_inventory(root: Path, rows: int, *, seed: int = 7, purpose: Purpose = "test") -> Path:
     """A new software workspace with a root, an issuing CA and ``rows`` synthetic certificates."""
     ws = init_workspace(root, key_store="software", purpose=purpose)
     create_ca(ws, "root", profile_name="ss1spca-root", common_name="Synthetic Root", approved_by="synthetic")
