@@ -12,6 +12,7 @@ import pytest
 from ceremony.clock import PIN_VARIABLE, PinnedClock, pin
 from ceremony.keys.pkcs11 import find_softhsm_module
 from tests.support import postgres
+from tests.support.processes import run_forked
 
 REPO = Path(__file__).resolve().parents[1]
 #: The time every test runs at: the first day the shipped ceremony files name (data/ceremonies/*.yaml).
@@ -32,19 +33,47 @@ def _unavailable(what: str, why: str) -> None:
     pytest.skip(why)
 
 
-_PG: dict[str, object] = {"server": None, "passed": 0}
+_PG: dict[str, object] = {"server": None, "passed": 0, "owner": os.getpid()}
+
+
+def _start_postgres() -> postgres.PostgresServer:
+    """The session's one cluster, started in the test process itself (never in a forked child, which
+    would leave it behind); stopped when the session finishes."""
+    if _PG["server"] is None:
+        why = postgres.unavailable()
+        if why:
+            _unavailable("PostgreSQL", why)
+        assert os.getpid() == _PG["owner"], "the PostgreSQL cluster is started by the test process, not a child"
+        _PG["server"] = postgres.PostgresServer().start()
+    return _PG["server"]  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")
-def postgres_server():  # type: ignore[no-untyped-def]
-    """One throwaway PostgreSQL cluster on 127.0.0.1 for the session (see tests/postgres.py)."""
-    why = postgres.unavailable()
-    if why:
-        _unavailable("PostgreSQL", why)
-    server = postgres.PostgresServer().start()
-    _PG["server"] = server
-    yield server
-    server.stop()
+def postgres_server() -> postgres.PostgresServer:
+    """One throwaway PostgreSQL cluster on 127.0.0.1 for the session (see tests/support/postgres.py)."""
+    return _start_postgres()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    server = _PG["server"]
+    if server is not None and os.getpid() == _PG["owner"]:
+        server.stop()  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A test marked ``hsm`` runs whole in a forked child: a process uses one SoftHSM2 configuration
+    (ceremony.keys.pkcs11), and each such test makes a token directory of its own."""
+    if item.get_closest_marker("hsm") is None or find_softhsm_module() is None:
+        return None
+    if item.get_closest_marker("postgres") is not None:
+        _start_postgres()  # here, so that the child inherits it
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for report in run_forked(item, nextitem):
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.session._setupstate.teardown_exact(nextitem)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 @pytest.fixture

@@ -125,7 +125,8 @@ class _Login:
     users: weakref.WeakSet[Pkcs11KeyStore] = field(default_factory=weakref.WeakSet)
 
 
-# Per module path: the process and SOFTHSM2_CONF the library was initialised in/with.
+# Per module path: the process and SOFTHSM2_CONF the library was initialised in/with. These mirror the C
+# library's own process-wide state (one initialisation, one login per token), which is why they are module-level.
 _loaded: dict[str, _Loaded] = {}
 # One logged-in session per (module, SOFTHSM2_CONF, token label, pid). PKCS#11 login state belongs to
 # the token and the application, not the session: a second C_Login fails, and any C_Logout logs out all.
@@ -164,33 +165,46 @@ def _reinitialize(module: str, lib: Any) -> None:
     lib.initialize()
 
 
-def point_softhsm(conf: Path | str) -> None:
-    """Point SoftHSM2 at ``conf`` (its token directory): the one place the package sets the process
-    environment. SoftHSM2 reads ``SOFTHSM2_CONF`` only in C_Initialize; :func:`_lib` re-initialises the
-    library when the value differs from the one it was initialised with."""
-    os.environ["SOFTHSM2_CONF"] = str(conf)
+def _configure(conf: str) -> None:
+    # The package's one write to the process environment (tests/test_environment.py holds it so).
+    os.environ["SOFTHSM2_CONF"] = conf
 
 
-def _lib(module: str) -> Any:
-    """The module, initialised in this process with the current SOFTHSM2_CONF."""
-    conf, pid = os.environ.get("SOFTHSM2_CONF"), os.getpid()
+def _lib(module: str, conf: Path | str | None) -> Any:
+    """The module, initialised in this process under the SoftHSM2 configuration ``conf`` (its token directory).
+
+    SoftHSM2 reads ``SOFTHSM2_CONF`` only in C_Initialize, so a process has one configuration: the first use
+    sets it, before the library is initialised, and a use under another is refused. A second token
+    configuration (a rehearsal area's token, another workspace's) is used from a process of its own, so a
+    store open here is never re-pointed. A forked child is a new process and initialises afresh (PKCS#11 2.40
+    base, "Applications and processes"). Without ``conf``, the ``SOFTHSM2_CONF`` in force is the one.
+    """
+    wanted = os.path.abspath(conf) if conf is not None else None
+    pid, state = os.getpid(), _loaded.get(module)
+    if state is not None and state.pid == pid:
+        if wanted is not None and wanted != state.conf:
+            raise TokenError(
+                f"this process's token library is configured for {state.conf}; the token under {wanted} "
+                "(another workspace, or a rehearsal area) is used from a process of its own"
+            )
+        return pkcs11.lib(module)
+    if wanted is not None:
+        _configure(wanted)
     try:
         lib = pkcs11.lib(module)
-        state = _loaded.get(module)
-        # A forked child must initialise the library itself (PKCS#11 2.40 base, "Applications and
-        # processes"); SoftHSM reads SOFTHSM2_CONF only in C_Initialize, so a workspace switch does too.
-        if state is not None and (state.pid != pid or state.conf != conf):
+        if state is not None:  # inherited, initialised, from the parent
             _reinitialize(module, lib)
     except pkcs11.PKCS11Error as exc:
         if not Path(module).is_file():
             raise TokenError(f"PKCS#11 module {module} not found") from exc
         raise TokenError(f"cannot load PKCS#11 module {module} ({type(exc).__name__})") from exc
-    _loaded[module] = _Loaded(pid, conf)
+    _loaded[module] = _Loaded(pid, wanted or os.environ.get("SOFTHSM2_CONF"))
     return lib
 
 
 def write_softhsm_conf(token_dir: Path, conf_path: Path) -> None:
-    """A project-local softhsm2.conf whose token directory is ``token_dir``; sets ``SOFTHSM2_CONF`` to it."""
+    """A project-local softhsm2.conf whose token directory is ``token_dir`` (the environment is not touched:
+    the store that opens the token hands it to the library)."""
     token_dir = token_dir.resolve()
     token_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not conf_path.exists():
@@ -199,16 +213,13 @@ def write_softhsm_conf(token_dir: Path, conf_path: Path) -> None:
             "slots.removable = false\n",
             encoding="utf-8",
         )
-    point_softhsm(conf_path.resolve())
 
 
 def token_present(module: str, label: str, conf: Path | str | None = None) -> bool:
     """Whether an initialised token labelled ``label`` is in ``module`` (under ``conf``, SoftHSM2's
     configuration; without one, under the current SOFTHSM2_CONF)."""
-    if conf is not None:
-        point_softhsm(conf)
     try:
-        tokens = [s.get_token() for s in _lib(module).get_slots(token_present=True)]
+        tokens = [s.get_token() for s in _lib(module, conf).get_slots(token_present=True)]
     except pkcs11.PKCS11Error as exc:
         _fail(exc, "list its slots")
     return any(t.label == label and t.flags & pkcs11.TokenFlag.TOKEN_INITIALIZED for t in tokens)
@@ -219,12 +230,11 @@ def init_softhsm_token(
 ) -> None:
     """Write a project-local softhsm2.conf and initialise a SoftHSM2 token labelled ``label`` under it.
 
-    Sets ``SOFTHSM2_CONF`` to ``conf_path`` in this process's environment: SoftHSM2 finds its token
-    directory only through that variable, so this step and every later use of the token need it
-    (a ``Pkcs11KeyStore`` restores the value it was created under whenever it opens the token).
-    The PINs stay in memory: python-pkcs11 has no C_InitToken, so that one call goes through
-    ctypes on the already initialised module; softhsm2-util would take them only as arguments
-    or typed at a terminal.
+    SoftHSM2 finds its token directory only through ``SOFTHSM2_CONF``, read when the library is
+    initialised: this process's token configuration becomes ``conf_path`` (refused if the process already
+    uses another, see :func:`_lib`), and every later store of the token is opened with it. The PINs stay
+    in memory: python-pkcs11 has no C_InitToken, so that one call goes through ctypes on the already
+    initialised module; softhsm2-util would take them only as arguments or typed at a terminal.
 
     Args:
         token_dir: Directory for SoftHSM2's token files (created 0700).
@@ -249,7 +259,7 @@ def init_softhsm_token(
     if module is None:
         raise TokenError("SoftHSM2 is not installed (apt-get install softhsm2)")
     write_softhsm_conf(token_dir, conf_path)
-    lib = _lib(module)
+    lib = _lib(module, conf_path)
     try:
         tokens = [s.get_token() for s in lib.get_slots(token_present=True)]
     except pkcs11.PKCS11Error as exc:
@@ -280,8 +290,8 @@ class Pkcs11KeyStore:
     """CA keys on a PKCS#11 token found by its label, behind one logged-in session per process.
 
     Stores for the same token in one process share that session; a forked worker opens its own
-    on first use. The SoftHSM2 configuration the store was opened with is put back whenever it opens
-    the token, so one process can switch between workspaces' SoftHSM2 tokens.
+    on first use. A process uses one SoftHSM2 configuration (token directory); another workspace's token
+    is used from a process of its own.
     """
 
     kind: Literal["pkcs11", "software"] = "pkcs11"
@@ -290,8 +300,8 @@ class Pkcs11KeyStore:
         """Open the token labelled ``token_label`` in ``module`` and log in with ``pin``.
 
         ``conf`` is the SoftHSM2 configuration the token lives under (a workspace passes its own); without
-        it, the ``SOFTHSM2_CONF`` in force now. It is the store's own: whatever another workspace opened
-        in this process since points the library elsewhere, this store goes back to its token.
+        it, the ``SOFTHSM2_CONF`` in force now. A process uses one configuration: a store under another
+        is refused (TokenError), so no store open here is ever re-pointed at another token directory.
 
         Raises:
             TokenError: The module cannot be loaded, no token has the label, or the PIN is refused.
@@ -310,9 +320,7 @@ class Pkcs11KeyStore:
         raise TypeError("a Pkcs11KeyStore holds a PIN and cannot be pickled")
 
     def _session(self) -> Any:
-        if self._conf is not None:
-            point_softhsm(self._conf)
-        lib = _lib(self.module)
+        lib = _lib(self.module, self._conf)
         key = (self.module, self._conf, self.token_label, os.getpid())
         login = _logins.get(key)
         if login is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pytest
 import yaml
@@ -34,8 +34,10 @@ from ceremony.procedures.attestation import attestations_path, load_attestation_
 from ceremony.record.transcript import GENESIS, canonical, entry_hash, read_entries
 from ceremony.record.workspace import PASSPHRASE_ENV, PIN_ENV, Workspace, init_workspace
 from tests.support.ceremony_files import CEREMONIES, ORDER, run
+from tests.support.processes import in_child
 
 Store = Literal["software", "pkcs11"]
+T = TypeVar("T")
 Expected = list[tuple[str, str]]
 """The failures a defect must produce, as (subject, code), one per finding."""
 
@@ -646,10 +648,9 @@ def _cases() -> list[Any]:
     ]
 
 
-def _workspace(control: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+def _prepared(control: str, source: Path, tmp_path: Path) -> Path:
     """The control's passing workspace: the golden one itself (read only), or a prepared copy."""
     golden = GOLDEN[control]
-    source: Path = request.getfixturevalue(f"golden_{golden.store}")
     if golden.prepare is None:
         return source
     root = _copy(source, tmp_path / "ws")
@@ -657,10 +658,35 @@ def _workspace(control: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
     return root
 
 
+def _passing_findings(control: str, source: Path, tmp_path: Path) -> list[ControlFinding]:
+    return _assess(_prepared(control, source, tmp_path), control, AS_OF)
+
+
+def _failing_findings(control: str, source: Path, tmp_path: Path) -> tuple[list[ControlFinding], Expected]:
+    passing = _prepared(control, source, tmp_path)
+    root = passing if passing.is_relative_to(tmp_path) else _copy(passing, tmp_path / "ws")
+    case = Case(root)
+    try:
+        expected = GOLDEN[control].defect(case)
+    finally:
+        case.close()
+    return _assess(root, control, case.as_of), expected
+
+
+def _run(control: str, request: pytest.FixtureRequest, work: Callable[..., T], tmp_path: Path) -> T:
+    """``work`` on the control's golden workspace. A copy of a SoftHSM2 workspace is another token
+    configuration than the golden one this process opened, so its work runs in a process of its own."""
+    store = GOLDEN[control].store
+    source: Path = request.getfixturevalue(f"golden_{store}")
+    if store == "pkcs11" and (GOLDEN[control].prepare is not None or work is _failing_findings):
+        return in_child(work, control, source, tmp_path)
+    return work(control, source, tmp_path)
+
+
 # --- the tests ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("control", _cases())
 def test_control_passes(control: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    findings = _assess(_workspace(control, request, tmp_path), control, AS_OF)
+    findings = _run(control, request, _passing_findings, tmp_path)
     assert [(f.outcome, f.subject, f.code, f.message) for f in findings] == [
         ("pass", "", "pass", GOLDEN[control].examined)
     ], [f.to_json() for f in findings]
@@ -668,15 +694,8 @@ def test_control_passes(control: str, request: pytest.FixtureRequest, tmp_path: 
 
 @pytest.mark.parametrize("control", _cases())
 def test_control_fails(control: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    passing = _workspace(control, request, tmp_path)
-    root = passing if passing.is_relative_to(tmp_path) else _copy(passing, tmp_path / "ws")
-    case = Case(root)
-    try:
-        expected = GOLDEN[control].defect(case)
-    finally:
-        case.close()
+    findings, expected = _run(control, request, _failing_findings, tmp_path)
     assert expected
-    findings = _assess(root, control, case.as_of)
     assert sorted((f.outcome, f.subject, f.code) for f in findings) == sorted(("fail", *e) for e in expected), [
         f.to_json() for f in findings
     ]

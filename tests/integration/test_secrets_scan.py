@@ -15,11 +15,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ceremony import procedures
 from ceremony.cli.demo import run_demo
 from ceremony.keys.custody import combine, pin_from_secret, read_share_card
 from ceremony.keys.symmetric import read_component_card
-from ceremony import procedures
 from tests.support.ceremony_files import CEREMONIES
+from tests.support.processes import in_child
 
 #: The only places secrets may rest (DESIGN.md): the issue's scan excepts share-cards/, and the
 #: unattended runs it asks for read their shares from secrets/.
@@ -100,8 +101,9 @@ def test_no_secret_leaves_secrets_or_share_cards(
     reports = tmp_path / "reports"
     result = run_demo(tmp_path / "demo", devices=1, notice=lambda text: None, reports=reports)
     ws = result.workspace
-    procedures.run(CEREMONIES / "token-init.yaml", ws, rehearsal=True)
-    procedures.run(CEREMONIES / "root-ca.yaml", ws, rehearsal=True)
+    # Rehearsals use the rehearsal area's own token configuration: each from a process of its own.
+    in_child(procedures.run, CEREMONIES / "token-init.yaml", ws, rehearsal=True)
+    in_child(procedures.run, CEREMONIES / "root-ca.yaml", ws, rehearsal=True)
     secrets = _secrets(ws)
     kinds = {name.split(" of ")[0].split(" on ")[0] for name in secrets}
     assert {"share words", "secret", "attestation key", "component"} <= kinds

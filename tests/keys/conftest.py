@@ -26,7 +26,7 @@ def new_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, softhsm_module: s
 
     def make(label: str = TOKEN, where: str = "softhsm") -> Path:
         conf = tmp_path / where / "softhsm2.conf"
-        # Registered with monkeypatch so the variable init_softhsm_token sets is removed after the test.
+        # For stores opened without a conf (the test runs in a process of its own: tests/conftest.py).
         monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
         init_softhsm_token(tmp_path / where / "tokens", conf, label, SO_PIN, PIN, module=softhsm_module)
         return conf

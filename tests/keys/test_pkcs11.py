@@ -22,6 +22,7 @@ from ceremony.keys.pkcs11 import Pkcs11KeyStore, init_softhsm_token
 from ceremony.keys.registry import open_key_store
 from ceremony.model.algorithms import CAPrivateKey, KeyAlgorithm
 from tests.support.material import NAME, PIN, SO_PIN, self_signed
+from tests.support.processes import in_child
 from tests.support.shapes import assert_never_leaves_the_token
 
 pytestmark = pytest.mark.hsm
@@ -195,18 +196,37 @@ def test_a_forked_worker_signs_with_its_own_session(store: Pkcs11KeyStore) -> No
     key.public_key().verify(parent_signature, b"parent still works", ec.ECDSA(hashes.SHA256()))
 
 
-def test_one_process_switches_between_workspace_tokens(new_token: Callable[..., Path], softhsm_module: str) -> None:
-    new_token(where="workspace-a")
-    a = Pkcs11KeyStore(softhsm_module, "test-token", PIN)
+def _labels_after_generating(conf: Path, module: str, label: str) -> list[str]:
+    other = Pkcs11KeyStore(module, "test-token", PIN, conf=conf)
+    other.generate(label, "ec-p256")
+    try:
+        return other.labels()
+    finally:
+        other.close()
+
+
+def test_a_process_keeps_one_token_configuration(
+    tmp_path: Path, new_token: Callable[..., Path], softhsm_module: str
+) -> None:
+    conf_a = new_token(where="workspace-a")
+    a = Pkcs11KeyStore(softhsm_module, "test-token", PIN, conf=conf_a)
     key_a = _ec(a.generate("ca-a", "ec-p256"))
-    new_token(where="workspace-b")  # same label, other token directory
-    b = Pkcs11KeyStore(softhsm_module, "test-token", PIN)
-    b.generate("ca-b", "ec-p256")
-    assert (a.labels(), b.labels()) == (["ca-a"], ["ca-b"])
+    conf_b = tmp_path / "workspace-b" / "softhsm2.conf"
+    # A second token directory (same label) cannot be initialised or opened here: the library reads
+    # SOFTHSM2_CONF once, and re-pointing it would re-point store a too.
+    with pytest.raises(TokenError, match="configured for .*workspace-a.*used from a process of its own"):
+        init_softhsm_token(tmp_path / "workspace-b" / "tokens", conf_b, "test-token", SO_PIN, PIN,
+                           module=softhsm_module)  # fmt: skip
+    with pytest.raises(TokenError, match="configured for .*workspace-a"):
+        Pkcs11KeyStore(softhsm_module, "test-token", PIN, conf=conf_b)
+    # From a process of its own, the second token is made and used; the first is untouched by it.
+    in_child(init_softhsm_token, tmp_path / "workspace-b" / "tokens", conf_b, "test-token", SO_PIN, PIN,
+             module=softhsm_module)  # fmt: skip
+    assert in_child(_labels_after_generating, conf_b, softhsm_module, "ca-b") == ["ca-b"]
+    assert a.labels() == ["ca-a"]
     signature = _ec(a.load("ca-a")).sign(b"a again", ec.ECDSA(hashes.SHA256()))
     key_a.public_key().verify(signature, b"a again", ec.ECDSA(hashes.SHA256()))
     a.close()
-    b.close()
 
 
 def test_init_writes_a_local_conf_without_running_a_command(

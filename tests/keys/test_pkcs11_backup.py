@@ -21,10 +21,11 @@ CUSTODIANS = ["carol", "dave", "erin", "frank", "grace"]
 
 @pytest.fixture
 def open_store(new_token: Callable[..., Path], softhsm_module: str) -> Callable[[str], Pkcs11KeyStore]:
-    """A fresh token labelled ``name`` (its own SoftHSM2 directory), logged in."""
+    """A fresh token labelled ``name`` (beside the others in this test's token directory, as a restore
+    token sits beside the CA token in a workspace's), logged in."""
 
     def make(name: str) -> Pkcs11KeyStore:
-        new_token(label=name, where=name)
+        new_token(label=name)
         return Pkcs11KeyStore(softhsm_module, name, PIN)
 
     return make

@@ -28,6 +28,7 @@ from tests.support.ceremony_files import (
     run_examples,
     variant,
 )
+from tests.support.processes import in_child
 
 
 def _steps(transcript: Path) -> dict[str, dict[str, object]]:
@@ -339,7 +340,8 @@ def test_a_rehearsal_runs_unapproved_in_its_own_area_and_never_touches_the_live_
     live = Workspace.open(ws)
     live_labels = live.key_store.labels()
     live.close()
-    rehearsed = procedures.run(CEREMONIES / "root-ca.yaml", ws, rehearsal=True)
+    # The rehearsal area's token is another token configuration: it is used from a process of its own.
+    rehearsed = in_child(procedures.run, CEREMONIES / "root-ca.yaml", ws, rehearsal=True)
     assert rehearsed.transcript == ws / "rehearsal" / "transcripts" / "root-ca-2026-12.jsonl"
     assert verify_transcript(rehearsed.transcript).ok
     entries = read_entries(rehearsed.transcript)
