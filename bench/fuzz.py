@@ -96,7 +96,7 @@ def campaign(examples: int, workdir: Path) -> list[dict[str, Any]]:
         except CeremonyError:
             return
         for row in rows:
-            validate_row(str(workdir), row)
+            validate_row(str(workdir), row, ca_point=None)
 
     def transcript(edits: list[tuple[int, int]]) -> None:
         path = workdir / "t.jsonl"

@@ -274,15 +274,14 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         "profile": args.profile,
     }
     chosen = {column: value for column, value in filters.items() if value is not None}
-    where = " AND ".join(f"{column} = ?" for column in chosen)
     with opened(args) as ws:
         if args.format == "parquet":
             from ceremony.record.frames import export_parquet
 
-            count = export_parquet(ws, out, where, tuple(chosen.values()))
+            count = export_parquet(ws, out, chosen)
         else:
             export = ws.inventory.export_pem if args.format == "pem" else ws.inventory.export_csv
-            count = export(out, where, tuple(chosen.values()))
+            count = export(out, chosen)
     print(f"{count} certificates -> {out}")
     return 0
 

@@ -190,6 +190,3 @@ class Evidence:
         """Private-key labels on each token the workspace can open (its own token)."""
         store = self.ws.key_store
         return {self.ws.token_label or "software": sorted(store.labels())}
-
-    def db(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        return list(self.ws.inventory.execute(sql, params).fetchall())

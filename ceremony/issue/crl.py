@@ -30,6 +30,8 @@ from ceremony.model.people import operator
 from ceremony.model.policy import load_policy
 from ceremony.model.tbs import key_identifier
 from ceremony.model.template import ECDSA_WITH_SHA256, der_length
+from ceremony.record.crls import CRLRecord, add_crl, last_crl
+from ceremony.record.revocations import crl_entries, revocation_count
 from ceremony.record.workspace import Workspace
 
 _CRL_REASON_OID = bytes.fromhex("0603551d15")  # 2.5.29.21
@@ -167,10 +169,10 @@ def _recover(ws: Workspace, ca_name: str, kind: str, number: int, ca_cert: x509.
         raise StateError(f"{relative} is not recorded and is not {ca_name}'s CRL number {number}: check it by hand")
     digest = hashlib.sha256(data).hexdigest()
     with ws.inventory.transaction() as db:
-        db.execute(
-            "INSERT INTO crls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (ca_name, number, kind, crl.last_update_utc.isoformat(), crl.next_update_utc.isoformat(),  # type: ignore[union-attr]
-             len(crl), digest, relative),
+        add_crl(
+            db,
+            CRLRecord(ca_name, number, kind, crl.last_update_utc.isoformat(), crl.next_update_utc.isoformat(),  # type: ignore[union-attr]
+                      len(crl), digest, relative),
         )  # fmt: skip
         ws.journal.append(
             "crl.recover",
@@ -193,22 +195,18 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
         timedelta(days=policy.arl_next_update_days) if kind == "arl" else timedelta(hours=policy.crl_next_update_hours)
     )
     next_update = this_update + period
-    last = ws.inventory.execute(
-        "SELECT MAX(number), MAX(this_update) FROM crls WHERE issuer_ca = ?", (ca_name,)
-    ).fetchone()
-    number = (last[0] or 0) + 1
+    last = last_crl(ws.inventory, ca_name)
+    number = last.number + 1
     # A crash between writing a CRL and recording it leaves a signed file the inventory does not know:
     # it is recorded now (it was signed by this CA, whoever saw it), and its number stays spent.
     while (ws.root / f"artifacts/crls/{ca_name}-{number}.{kind}").exists():
         _recover(ws, ca_name, kind, number, ca_cert)
         number += 1
-    if last[1] is not None and this_update.isoformat() < last[1]:
-        raise StateError(f"the clock says {this_update.isoformat()}, before the last CRL of {ca_name} ({last[1]})")
-    rows = ws.inventory.execute(
-        "SELECT r.serial, r.revoked_at, r.reason FROM revocations r JOIN certificates c "
-        "ON c.issuer_ca = r.issuer_ca AND c.serial = r.serial WHERE r.issuer_ca = ? ORDER BY r.rowid",
-        (ca_name,),
-    )
+    if last.this_update is not None and this_update.isoformat() < last.this_update:
+        raise StateError(
+            f"the clock says {this_update.isoformat()}, before the last CRL of {ca_name} ({last.this_update})"
+        )
+    rows = crl_entries(ws.inventory, ca_name)
     parsed: dict[str, datetime] = {}
 
     def entries() -> Iterable[tuple[int, datetime, str]]:
@@ -219,7 +217,7 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
             yield int(serial, 16), when, reason
 
     entries_der = encode_entries(entries())
-    count = ws.inventory.execute("SELECT COUNT(*) FROM revocations WHERE issuer_ca = ?", (ca_name,)).fetchone()[0]
+    count = revocation_count(ws.inventory, ca_name)
     tbs = encode_tbs(
         ca_cert.subject,
         key_identifier(ca_cert.public_key()),  # type: ignore[arg-type]
@@ -237,10 +235,10 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
     digest = write_once(ws.root / relative, der)
     crash_point("crl.written")
     with ws.inventory.transaction() as db:
-        db.execute(
-            "INSERT INTO crls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (ca_name, number, kind, this_update.isoformat(), next_update.isoformat(), count, digest, relative),
+        record = CRLRecord(
+            ca_name, number, kind, this_update.isoformat(), next_update.isoformat(), count, digest, relative
         )
+        add_crl(db, record)
         ws.journal.append(
             "crl.publish",
             {

@@ -29,7 +29,7 @@ from ceremony.model.der import (
 )
 from ceremony.model.people import operator
 from ceremony.model.profiles import ResolvedProfile, available_profiles, get_profile
-from ceremony.record.inventory import CERTIFICATE_COLUMNS
+from ceremony.record.inventory import CERTIFICATE_COLUMNS, FindingRecord
 from ceremony.record.workspace import Workspace
 
 _PROFILES: dict[str, ResolvedProfile] = {}
@@ -118,10 +118,10 @@ def import_certificates(ws: Workspace, paths: list[Path], *, jobs: int = 1) -> I
                 if isinstance(outcome, str)]  # fmt: skip
     if problems:
         raise InputError(f"{len(problems)} file(s) are not certificates; nothing imported (first: {problems[0]})")
-    known = {row[0] for row in ws.inventory.execute("SELECT fingerprint FROM certificates")}
+    known = ws.inventory.fingerprints()
     now = ws.clock.now().isoformat(timespec="microseconds")
     rows: list[tuple[Any, ...]] = []
-    findings: list[tuple[str, str, str, str]] = []
+    findings: list[FindingRecord] = []
     assert result.by_profile is not None
     for (source, der), outcome in zip(documents, parsed, strict=True):
         assert not isinstance(outcome, str)
@@ -135,11 +135,11 @@ def import_certificates(ws: Workspace, paths: list[Path], *, jobs: int = 1) -> I
                   "csr_sha256": None, "key_store": None, "batch_id": None, "ceremony_id": None, "issued_at": now,
                   "artifact": source, "der": der}  # fmt: skip
         rows.append(tuple(values[c] for c in CERTIFICATE_COLUMNS))
-        findings += [(fields["fingerprint"], *f) for f in lint]
+        findings += [FindingRecord(fields["fingerprint"], *f) for f in lint]
         result.by_profile[profile] = result.by_profile.get(profile, 0) + 1
     with ws.inventory.transaction() as db:
         ws.inventory.add_certificate_rows(db, rows)
-        db.executemany("INSERT INTO findings VALUES (?, ?, ?, ?)", findings)
+        ws.inventory.add_findings(db, findings)
         ws.journal.append(
             "inventory.import",
             {

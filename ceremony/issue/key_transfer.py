@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from ceremony.errors import InputError, StateError, TokenError
 from ceremony.fs import write_once
 from ceremony.model.people import operator
+from ceremony.record.symmetric_keys import (
+    KeyWrapRecord,
+    SymmetricKeyRecord,
+    add_key_wrap,
+    add_symmetric_key,
+    symmetric_key,
+    symmetric_keys,
+)
 from ceremony.record.workspace import Workspace
 
 #: RFC 5649 AES key wrap with padding, as the workspace's token numbers it.
@@ -39,12 +46,11 @@ class KeyRow:
     serves: str
 
 
+_KEY_ROW_FIELDS = tuple(f.name for f in fields(KeyRow))
+
+
 def list_keys(ws: Workspace) -> list[KeyRow]:
-    rows = ws.inventory.execute(
-        "SELECT label, algorithm, kcv, kcv_method, purpose, state, rotation_due, expires_at, wrapped_by, serves "
-        "FROM symmetric_keys ORDER BY created_at, label"
-    )
-    return [KeyRow(*row) for row in rows]
+    return [KeyRow(**{name: getattr(key, name) for name in _KEY_ROW_FIELDS}) for key in symmetric_keys(ws.inventory)]
 
 
 def overdue(ws: Workspace, now: datetime | None = None) -> list[tuple[KeyRow, str]]:
@@ -61,8 +67,8 @@ def overdue(ws: Workspace, now: datetime | None = None) -> list[tuple[KeyRow, st
     return flagged
 
 
-def _key(ws: Workspace, label: str) -> dict[str, Any]:
-    row = ws.inventory.symmetric_key(label)
+def _key(ws: Workspace, label: str) -> SymmetricKeyRecord:
+    row = symmetric_key(ws.inventory, label)
     if row is None:
         raise InputError(f"no symmetric key labelled {label!r} in the key inventory")
     return row
@@ -72,34 +78,26 @@ def _mechanism(ws: Workspace) -> int:
     return int(ws.config.key_store.wrap_mechanism or "0x210A", 16)
 
 
-def _lineage(db: Any, key: str, kek: str, direction: str, kcv: str, kek_kcv: str, file: str | None,
-             digest: str | None, when: str, ceremony_id: str | None = None) -> None:  # fmt: skip
-    db.execute(
-        "INSERT INTO key_wraps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (key, kek, direction, kcv, kek_kcv, file, digest, when, ceremony_id),
-    )
-
-
 def export_key(
     ws: Workspace, label: str, kek_label: str, out: Path, *, direction: str = "export", ceremony_id: str | None = None
 ) -> str:
     """Write ``label`` wrapped under the transport KEK ``kek_label`` to ``out`` (write-once); returns its SHA-256."""
     key, kek = _key(ws, label), _key(ws, kek_label)
-    if kek["purpose"] not in ("kek", "transport-kek"):
-        raise InputError(f"{kek_label} is a {kek['purpose']}, not a key-encryption key")
+    if kek.purpose not in ("kek", "transport-kek"):
+        raise InputError(f"{kek_label} is a {kek.purpose}, not a key-encryption key")
     for row in (key, kek):
-        if row["state"] != "active":
-            raise StateError(f"{row['label']} is {row['state']}; only active keys are used")
-    if not key["wrapped_export"]:
+        if row.state != "active":
+            raise StateError(f"{row.label} is {row.state}; only active keys are used")
+    if not key.wrapped_export:
         raise InputError(f"{label} was not declared for wrapped export")
     store = ws.key_store
     wrapped = store.wrap_secret(kek_label, label, _mechanism(ws))
     document = {
         "format": _FORMAT,
         "label": label,
-        "algorithm": key["algorithm"],
-        "purpose": key["purpose"],
-        "kcv": key["kcv"] if key["kcv_method"] == "ecb" else store.secret_kcv(label),
+        "algorithm": key.algorithm,
+        "purpose": key.purpose,
+        "kcv": key.kcv if key.kcv_method == "ecb" else store.secret_kcv(label),
         "kek_label": kek_label,
         "kek_kcv": store.secret_kcv(kek_label),
         "mechanism": ws.config.key_store.wrap_mechanism or "0x210A",
@@ -108,9 +106,11 @@ def export_key(
     digest = write_once(out, (json.dumps(document, indent=2) + "\n").encode())
     with ws.inventory.transaction() as db:
         when = ws.clock.now().isoformat()
-        _lineage(
-            db, label, kek_label, direction, document["kcv"], document["kek_kcv"], str(out), digest, when, ceremony_id
-        )
+        add_key_wrap(
+            db,
+            KeyWrapRecord(label, kek_label, direction, document["kcv"], document["kek_kcv"], str(out), digest, when,
+                          ceremony_id),
+        )  # fmt: skip
         ws.journal.append(
             "key.export",
             {
@@ -137,7 +137,7 @@ def import_key(ws: Workspace, path: Path, *, kek_label: str, serves: str, crypto
     kek = _key(ws, kek_label)
     store = ws.key_store
     if store.secret_kcv(kek_label) != document["kek_kcv"]:
-        raise InputError(f"{path}: wrapped under a KEK with KCV {document['kek_kcv']}; {kek_label} has {kek['kcv']}")
+        raise InputError(f"{path}: wrapped under a KEK with KCV {document['kek_kcv']}; {kek_label} has {kek.kcv}")
     purpose = "kek" if document["purpose"] in ("kek", "transport-kek") else "data"
     try:
         kcv = store.unwrap_secret(kek_label, label, bytes.fromhex(document["wrapped"]), _mechanism(ws), purpose=purpose)
@@ -149,14 +149,20 @@ def import_key(ws: Workspace, path: Path, *, kek_label: str, serves: str, crypto
     now = ws.clock.now().replace(microsecond=0)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with ws.inventory.transaction() as db:
-        row = (
-            label, ws.token_label or "", document["algorithm"], 128 if document["algorithm"] == "aes-128" else 256, kcv,
-            "ecb", document["purpose"], "unwrapped", "active", now.isoformat(), now.isoformat(),
-            (now + timedelta(days=rotation_days)).isoformat(), (now + timedelta(days=crypto_period_days)).isoformat(),
-            kek_label, None, serves, 0, None,
+        add_symmetric_key(
+            db,
+            SymmetricKeyRecord(
+                label=label, token=ws.token_label or "", algorithm=document["algorithm"],
+                length=128 if document["algorithm"] == "aes-128" else 256, kcv=kcv, kcv_method="ecb",
+                purpose=document["purpose"], origin="unwrapped", state="active", created_at=now.isoformat(),
+                activated_at=now.isoformat(), rotation_due=(now + timedelta(days=rotation_days)).isoformat(),
+                expires_at=(now + timedelta(days=crypto_period_days)).isoformat(), wrapped_by=kek_label,
+                predecessor=None, serves=serves, wrapped_export=0, ceremony_id=None,
+            ),
         )  # fmt: skip
-        db.execute(f"INSERT INTO symmetric_keys VALUES ({', '.join('?' for _ in row)})", row)  # noqa: S608
-        _lineage(db, label, kek_label, "import", kcv, document["kek_kcv"], str(path), digest, now.isoformat())
+        add_key_wrap(
+            db, KeyWrapRecord(label, kek_label, "import", kcv, document["kek_kcv"], str(path), digest, now.isoformat())
+        )
         ws.journal.append(
             "key.import",
             {"actor": operator(), "key": label, "kek": kek_label, "kcv": kcv, "inputs": {str(path): digest}},

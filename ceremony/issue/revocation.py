@@ -13,6 +13,7 @@ from ceremony.errors import InputError, StateError
 from ceremony.model.csr import normalise_eui64
 from ceremony.model.people import check_person, operator
 from ceremony.model.policy import load_policy
+from ceremony.record.revocations import RevocationRecord, add_revocation
 from ceremony.record.workspace import Workspace
 
 #: RFC 5280 5.3.1 CRLReason codes.
@@ -65,44 +66,32 @@ def revoke(
         raise InputError("--usage goes with --eui64")
     if serial is not None:
         wanted = serial.upper().removeprefix("0X").replace(":", "")
-        rows = ws.inventory.execute(
-            "SELECT serial, profile, eui64, usage, status FROM certificates WHERE issuer_ca = ? AND serial = ?",
-            (ca_name, wanted.rjust(32, "0")),
-        ).fetchall()
-        if not rows:
+        found = ws.inventory.certificate(ca_name, wanted.rjust(32, "0"))
+        if found is None:
             raise InputError(f"CA {ca_name} issued no certificate with serial {serial}")
-        if rows[0][4] != "valid":
-            raise StateError(f"certificate {rows[0][0]} from {ca_name} is already {rows[0][4]}")
+        if found.status != "valid":
+            raise StateError(f"certificate {found.serial} from {ca_name} is already {found.status}")
+        rows = [found]
     else:
         assert eui64 is not None
         value = normalise_eui64(eui64)
-        by_usage = "" if usage is None else " AND usage = ?"
-        rows = ws.inventory.execute(
-            "SELECT serial, profile, eui64, usage, status FROM certificates WHERE issuer_ca = ? AND eui64 = ? "  # noqa: S608
-            f"AND status = 'valid'{by_usage}",
-            (ca_name, value) + (() if usage is None else (usage,)),
-        ).fetchall()
+        rows = ws.inventory.valid_certificates_of_device(ca_name, value, usage)
         if not rows:
             raise InputError(
                 f"CA {ca_name} has no valid certificate for EUI-64 {value}" + (f" {usage}" if usage else "")
             )
     ca_profiles = {ws.inventory.ca(name).profile for name in ws.inventory.ca_names()}
+    ca_serials = {ws.inventory.ca(name).serial for name in ws.inventory.ca_names()}
     for row in rows:
-        is_ca = row[0] in {ws.inventory.ca(name).serial for name in ws.inventory.ca_names()} and row[1] in ca_profiles
+        is_ca = row.serial in ca_serials and row.profile in ca_profiles
         if (is_ca or reason in allowed.two_person_reasons) and requested_by == approved_by:
             what = "a CA certificate" if is_ca else f"a {reason} revocation"
             raise InputError(f"{what} needs two people: --requested-by and --approved-by must differ")
     when = (now or ws.clock.now()).astimezone(timezone.utc).replace(microsecond=0).isoformat()
-    done = [Revoked(ca_name, r[0], r[1], r[2], r[3], reason, when) for r in rows]
+    done = [Revoked(ca_name, r.serial, r.profile, r.eui64, r.usage, reason, when) for r in rows]
     with ws.inventory.transaction() as db:
         for item in done:
-            db.execute(
-                "INSERT INTO revocations VALUES (?, ?, ?, ?, ?, ?)",
-                (ca_name, item.serial, reason, when, requested_by, approved_by),
-            )
-            db.execute(
-                "UPDATE certificates SET status = 'revoked' WHERE issuer_ca = ? AND serial = ?", (ca_name, item.serial)
-            )
+            add_revocation(db, RevocationRecord(ca_name, item.serial, reason, when, requested_by, approved_by))
         ws.journal.append(
             "certificate.revoke",
             {

@@ -13,6 +13,15 @@ from ceremony.errors import InputError, StateError, TokenError
 from ceremony.fs import write_private
 from ceremony.keys.custody import CustodyError
 from ceremony.procedures.base import SEAL_KEY, Procedure
+from ceremony.record.symmetric_keys import (
+    CustodyRecord,
+    SymmetricKeyRecord,
+    add_custody,
+    add_symmetric_key,
+    deactivate_symmetric_key,
+    keys_wrapped_under,
+    symmetric_key,
+)
 
 
 class SymmetricKeys(Procedure):
@@ -148,22 +157,23 @@ class SymmetricKeys(Procedure):
         with self.ws.inventory.transaction() as db:
             for spec in self.spec.keys:
                 made = self.created[spec.label]
-                row = (
-                    spec.label, self.token.label, spec.algorithm, spec.length * 8, made["kcv"], spec.kcv_method,
-                    spec.purpose, made["origin"], "active", now.isoformat(), now.isoformat(),
-                    (now + timedelta(days=spec.rotation_days)).isoformat(),
-                    (now + timedelta(days=spec.crypto_period_days)).isoformat(), None, None, spec.serves,
-                    int(spec.wrapped_export), self.spec.ceremony_id,
+                key = SymmetricKeyRecord(
+                    label=spec.label, token=self.token.label, algorithm=spec.algorithm, length=spec.length * 8,
+                    kcv=made["kcv"], kcv_method=spec.kcv_method, purpose=spec.purpose, origin=made["origin"],
+                    state="active", created_at=now.isoformat(), activated_at=now.isoformat(),
+                    rotation_due=(now + timedelta(days=spec.rotation_days)).isoformat(),
+                    expires_at=(now + timedelta(days=spec.crypto_period_days)).isoformat(), wrapped_by=None,
+                    predecessor=None, serves=spec.serves, wrapped_export=int(spec.wrapped_export),
+                    ceremony_id=self.spec.ceremony_id,
                 )  # fmt: skip
-                db.execute(f"INSERT INTO symmetric_keys VALUES ({', '.join('?' for _ in row)})", row)  # noqa: S608
+                add_symmetric_key(db, key)
                 for index, custodian in enumerate(spec.custodians, start=1):
                     bag = self.spec.bags.share_cards.get(custodian)
                     component_kcv = self.expected[spec.label][2][custodian]
-                    db.execute(
-                        "INSERT INTO key_custody VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (spec.label, index, custodian, component_kcv, bag, bag, self.spec.ceremony_id),
+                    add_custody(
+                        db, CustodyRecord(spec.label, index, custodian, component_kcv, bag, bag, self.spec.ceremony_id)
                     )
-                rows.append({"label": spec.label, "kcv": made["kcv"], "expires": row[12]})
+                rows.append({"label": spec.label, "kcv": made["kcv"], "expires": key.expires_at})
             self.ws.journal.append(
                 "symmetric.create", {"ceremony_id": self.spec.ceremony_id, "token": self.token.label, "keys": rows}
             )
@@ -192,8 +202,8 @@ class KeyRotation(Procedure):
         self.seal_with = (self._key_store(), SEAL_KEY)
         return entry
 
-    def _row(self, label: str) -> dict[str, Any]:
-        row = self.ws.inventory.symmetric_key(label)
+    def _row(self, label: str) -> SymmetricKeyRecord:
+        row = symmetric_key(self.ws.inventory, label)
         if row is None:
             raise InputError(f"{self.ceremony.path}: key_label: no symmetric key {label!r} in the key inventory")
         return row
@@ -202,31 +212,33 @@ class KeyRotation(Procedure):
         from datetime import timedelta
 
         old = self._row(self.spec.key_label)
-        if old["state"] != "active":
-            raise StateError(f"{old['label']} is {old['state']}; only an active key is rotated")
-        purpose = "kek" if old["purpose"] in ("kek", "transport-kek") else "data"
-        gate = self._gate("successor", f"generate {old['algorithm']} key {self.spec.successor_label!r}", self.operators)
+        if old.state != "active":
+            raise StateError(f"{old.label} is {old.state}; only an active key is rotated")
+        purpose = "kek" if old.purpose in ("kek", "transport-kek") else "data"
+        gate = self._gate("successor", f"generate {old.algorithm} key {self.spec.successor_label!r}", self.operators)
         kcv = self._key_store().generate_secret(
-            self.spec.successor_label, old["length"] // 8, purpose=purpose, extractable=bool(old["wrapped_export"])
+            self.spec.successor_label, old.length // 8, purpose=purpose, extractable=bool(old.wrapped_export)
         )
         now = self.ws.clock.now().replace(microsecond=0)
-        row = (
-            self.spec.successor_label, self.token.label, old["algorithm"], old["length"], kcv, "ecb", old["purpose"],
-            "token", "active", now.isoformat(), now.isoformat(),
-            (now + timedelta(days=self.spec.rotation_days)).isoformat(),
-            (now + timedelta(days=self.spec.crypto_period_days)).isoformat(), old["wrapped_by"], old["label"],
-            old["serves"], old["wrapped_export"], self.spec.ceremony_id,
+        successor = SymmetricKeyRecord(
+            label=self.spec.successor_label, token=self.token.label, algorithm=old.algorithm, length=old.length,
+            kcv=kcv, kcv_method="ecb", purpose=old.purpose, origin="token", state="active",
+            created_at=now.isoformat(), activated_at=now.isoformat(),
+            rotation_due=(now + timedelta(days=self.spec.rotation_days)).isoformat(),
+            expires_at=(now + timedelta(days=self.spec.crypto_period_days)).isoformat(), wrapped_by=old.wrapped_by,
+            predecessor=old.label, serves=old.serves, wrapped_export=old.wrapped_export,
+            ceremony_id=self.spec.ceremony_id,
         )  # fmt: skip
         with self.ws.inventory.transaction() as db:
-            db.execute(f"INSERT INTO symmetric_keys VALUES ({', '.join('?' for _ in row)})", row)  # noqa: S608
+            add_symmetric_key(db, successor)
         self.old, self.successor_kcv = old, kcv
         return self._record(
             "key.successor",
-            f"successor {self.spec.successor_label!r} of {old['label']!r} generated on the token",
+            f"successor {self.spec.successor_label!r} of {old.label!r} generated on the token",
             self.operators,
             details={
                 "key": self.spec.successor_label,
-                "predecessor": old["label"],
+                "predecessor": old.label,
                 "kcv": kcv,
                 "attributes": self._key_store().secret_attributes(self.spec.successor_label).record(),
                 **gate,
@@ -236,16 +248,8 @@ class KeyRotation(Procedure):
     def do_rewrap(self) -> dict[str, Any]:
         from ceremony.issue.key_transfer import export_key
 
-        old = self.old["label"]
-        dependants = [
-            r[0]
-            for r in self.ws.inventory.execute(
-                "SELECT DISTINCT w.key_label FROM key_wraps w JOIN symmetric_keys k ON k.label = w.key_label "
-                "WHERE w.kek_label = ? AND w.direction IN ('export', 'rewrap') AND k.state = 'active' "
-                "AND k.wrapped_export = 1 ORDER BY w.key_label",
-                (old,),
-            )
-        ]
+        old = self.old.label
+        dependants = keys_wrapped_under(self.ws.inventory, old)
         outputs: dict[str, str] = {}
         for label in dependants:
             out = self.ws.artifacts_dir / "keys" / f"{label}.under.{self.spec.successor_label}.json"
@@ -264,19 +268,19 @@ class KeyRotation(Procedure):
 
     def do_retire(self) -> dict[str, Any]:
         with self.ws.inventory.transaction() as db:
-            db.execute("UPDATE symmetric_keys SET state = 'deactivated' WHERE label = ?", (self.old["label"],))
+            deactivate_symmetric_key(db, self.old.label)
             self.ws.journal.append(
                 "key.rotate",
                 {
                     "ceremony_id": self.spec.ceremony_id,
-                    "key": self.old["label"],
+                    "key": self.old.label,
                     "successor": self.spec.successor_label,
                     "kcv": self.successor_kcv,
                 },
             )
         return self._record(
             "key.retire",
-            f"{self.old['label']!r} deactivated; {self.spec.successor_label!r} succeeds it",
+            f"{self.old.label!r} deactivated; {self.spec.successor_label!r} succeeds it",
             [self.spec.participants.administrator, *self.spec.participants.witnesses],
-            details={"deactivated": self.old["label"], "successor": self.spec.successor_label},
+            details={"deactivated": self.old.label, "successor": self.spec.successor_label},
         )

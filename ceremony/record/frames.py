@@ -7,6 +7,7 @@ GBCS notAfter 9999-12-31 fits). The views are plain functions of those frames.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -81,7 +82,7 @@ def _typed(frame: pd.DataFrame, table: str) -> pd.DataFrame:
 
 
 def _read(ws: Workspace, sql: str, table: str) -> pd.DataFrame:
-    cursor = ws.inventory.execute(sql)
+    cursor = ws.inventory._execute(sql)
     frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(cursor.keys()))
     return _typed(frame.drop(columns=["rowid"], errors="ignore"), table)
 
@@ -113,8 +114,8 @@ SNAPSHOT = "snapshots/certificates.arrow"
 def _generation(ws: Workspace) -> str:
     """What changes whenever a certificate row does: rows and last rowid of certificates and revocations
     (the workbench only ever inserts certificates, and changes their status only by revoking)."""
-    certs = ws.inventory.execute("SELECT COUNT(*), MAX(rowid) FROM certificates").fetchone()
-    revoked = ws.inventory.execute("SELECT COUNT(*), MAX(rowid) FROM revocations").fetchone()
+    certs = ws.inventory._execute("SELECT COUNT(*), MAX(rowid) FROM certificates").fetchone()
+    revoked = ws.inventory._execute("SELECT COUNT(*), MAX(rowid) FROM revocations").fetchone()
     return f"{certs[0]}:{certs[1]}:{revoked[0]}:{revoked[1]}"
 
 
@@ -164,7 +165,7 @@ def _write_snapshot(ws: Workspace, sql: str, path: Path, generation: bytes, chun
     chunk's, so the file carries dictionary deltas (the IPC file format allows no replacement)."""
     import pyarrow as pa
 
-    cursor = ws.inventory.execute(sql)
+    cursor = ws.inventory._execute(sql)
     columns = list(cursor.keys())
     schema = pa.schema([pa.field(c, _arrow_type(c)) for c in columns], metadata={b"generation": generation})
     known: dict[str, list[str]] = {c: [] for c in columns if c in _CATEGORIES["certificates"]}
@@ -348,12 +349,12 @@ def orphans(f: Frames) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["kind", "name"])
 
 
-def export_parquet(ws: Workspace, out: Path, where: str = "", params: tuple[Any, ...] = ()) -> int:
-    """A selection of certificates (every column but the DER) as a typed Parquet file; returns the count."""
+def export_parquet(ws: Workspace, out: Path, filters: Mapping[str, str] | None = None) -> int:
+    """A selection of certificates (every column but the DER) as a typed Parquet file; returns the count.
+    ``filters``: certificate column -> the value it must equal (none: every certificate)."""
     from ceremony.record.inventory import EXPORT_COLUMNS
 
-    sql = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
-    cursor = ws.inventory.execute(sql + " ORDER BY issued_at, serial", params)
+    cursor = ws.inventory.export_rows(filters)
     frame = _typed(pd.DataFrame.from_records(cursor.fetchall(), columns=list(EXPORT_COLUMNS)), "certificates")
     with out.open("xb") as fh:
         frame.to_parquet(fh, index=False)

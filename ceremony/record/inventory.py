@@ -3,6 +3,8 @@
 One store, two engines, one code path (SQLAlchemy Core): SQLite in the workspace (WAL) by default,
 or PostgreSQL when ``workspace.yaml`` names a ``postgresql://`` URL, so several operators can share one
 inventory. The SQL is written once, with ``?`` placeholders; the store rewrites them for the driver.
+Only the record layer writes SQL: the other layers call the named queries and writes here and in the
+domain modules beside it (``crls``, ``revocations``, ``symmetric_keys``), which take and give typed records.
 PostgreSQL has no ``rowid``: every table there gets an identity column of that name, so "in the order
 inserted" reads the same on both.
 """
@@ -12,13 +14,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
@@ -263,6 +265,43 @@ class CARecord:
     created_at: str
 
 
+@dataclass(frozen=True)
+class FindingRecord:
+    """A lint finding of an imported certificate (a foreign CA's certificates are kept with what is wrong)."""
+
+    fingerprint: str
+    severity: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CeremonySummary:
+    """A ceremony's summary row: started (``sealed_at`` None: interrupted or still running) or sealed."""
+
+    ceremony_id: str
+    type: str
+    file: str
+    file_sha256: str
+    rehearsal: int
+    started_at: str
+    sealed_at: str | None
+    entries: int | None
+    deviations: int | None
+    seal_words: str | None
+    transcript: str
+    transcript_sha256: str | None
+
+
+class SignedCertificate(NamedTuple):
+    """What the certificate pass needs of a certificate (a tuple: it goes to worker processes by the million)."""
+
+    issuer_ca: str
+    serial: str
+    der: bytes
+    profile: str
+
+
 EXPORT_COLUMNS = [f.name for f in fields(CertificateRecord) if f.name != "der"]
 assert tuple(f.name for f in fields(CertificateRecord)) == CERTIFICATE_COLUMNS
 INSERT_CERTIFICATE = (
@@ -270,6 +309,21 @@ INSERT_CERTIFICATE = (
     f"VALUES ({', '.join('?' for _ in CERTIFICATE_COLUMNS)})"
 )
 _CA_COLUMNS = ", ".join(f.name for f in fields(CARecord))
+_CEREMONY_COLUMNS = ", ".join(f.name for f in fields(CeremonySummary))
+_SELECT_CERTIFICATES = f"SELECT {', '.join(CERTIFICATE_COLUMNS)} FROM certificates"  # noqa: S608 - our column names
+
+
+def certificate_filter(filters: Mapping[str, str] | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause (without the keyword) selecting certificates whose columns equal ``filters``' values.
+
+    Raises:
+        ValueError: a key is not a certificate column (a bug in the caller, never user input).
+    """
+    chosen = dict(filters or {})
+    unknown = sorted(set(chosen) - set(EXPORT_COLUMNS))
+    if unknown:
+        raise ValueError(f"not certificate columns: {', '.join(unknown)}")
+    return " AND ".join(f"{column} = ?" for column in chosen), tuple(chosen.values())
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -345,10 +399,10 @@ class Inventory:
 
     def _version(self) -> int:
         if self.postgres:
-            self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = self.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            self._execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self._execute("SELECT MAX(version) FROM schema_version").fetchone()
             return int(row[0] or 0) if row else 0
-        return int(self.execute("PRAGMA user_version").scalar_one())
+        return int(self._execute("PRAGMA user_version").scalar_one())
 
     def _ddl(self, statement: str) -> list[str]:
         """A migration statement as this engine takes it (PostgreSQL: BYTEA, and a rowid per table)."""
@@ -364,7 +418,7 @@ class Inventory:
             return
         with self.transaction() as db:
             if self.postgres:
-                db.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                db._execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             version = self._version()
             if version > len(MIGRATIONS):
                 raise StateError(
@@ -374,12 +428,12 @@ class Inventory:
             for number in range(version, len(MIGRATIONS)):
                 for statement in filter(str.strip, MIGRATIONS[number].split(";")):
                     for sql in self._ddl(statement):
-                        db.execute(sql)
+                        db._execute(sql)
             if self.postgres:
-                db.execute("DELETE FROM schema_version")
-                db.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
+                db._execute("DELETE FROM schema_version")
+                db._execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
             else:
-                db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+                db._execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     @property
     def schema_version(self) -> int:
@@ -391,7 +445,7 @@ class Inventory:
 
     @contextmanager
     def transaction(self) -> Iterator[Inventory]:
-        """BEGIN … COMMIT, rolled back on any error; yields the store for ``execute`` and ``executemany``."""
+        """BEGIN … COMMIT, rolled back on any error; yields the store, to pass to the named writes."""
         self._db.exec_driver_sql(self._begin)
         try:
             yield self
@@ -400,19 +454,32 @@ class Inventory:
             raise
         self._db.exec_driver_sql("COMMIT")
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """A query written in this package (never user text), with ``?`` placeholders; values go in
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """A query written in the record layer (never user text), with ``?`` placeholders; values go in
         ``params``. Returns SQLAlchemy's ``CursorResult`` (typed Any: its rows' arity is the query's),
-        whose rows index by position, by attribute, or by name through ``row._mapping``."""
+        whose rows index by position, by attribute, or by name through ``row._mapping``.
+
+        The record layer's own door to SQL (and the tests'): every other layer calls a named query."""
         return self._db.exec_driver_sql(self._sql(sql), tuple(params))
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:  # the rows go to the driver as they are (batch issuance passes thousands of tuples)
             self._db.exec_driver_sql(self._sql(sql), rows if isinstance(rows, list) else list(rows))
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Transitional: ``ceremony/cli/demo.py`` still passes its own SQL until it moves to named queries;
+        ``tests/record/test_layering.py`` allows no other module outside the record layer. Inside it, and in
+        the tests, ``_execute`` is the door. Remove this (and ``executemany``) once demo.py has moved and the
+        remaining callers (record/batches.py, bench/, some tests) use ``_execute``."""
+        return self._execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Transitional, as ``execute``."""
+        self._executemany(sql, rows)
+
     # --- certificates -----------------------------------------------------------------
     def serial_exists(self, issuer_ca: str, serial: str) -> bool:
-        row = self.execute(
+        row = self._execute(
             "SELECT 1 FROM certificates WHERE issuer_ca = ? AND serial = ?", (issuer_ca, serial)
         ).fetchone()
         return row is not None
@@ -420,7 +487,7 @@ class Inventory:
     def valid_for_identity(self, issuer_ca: str, profile: str, eui64: str, usage: str, role: str | None) -> list[str]:
         """Serials of valid certificates already issued for (EUI-64, usage[, role]) by this CA."""
         role_is = "role IS NULL" if role is None else "role = ?"
-        rows = self.execute(
+        rows = self._execute(
             "SELECT serial FROM certificates WHERE issuer_ca = ? AND profile = ? AND eui64 = ? "  # noqa: S608
             f"AND usage = ? AND status = 'valid' AND {role_is}",
             (issuer_ca, profile, eui64, usage) + (() if role is None else (role,)),
@@ -429,7 +496,7 @@ class Inventory:
 
     def add_certificate(self, db: Inventory, record: CertificateRecord) -> None:
         try:
-            db.execute(INSERT_CERTIFICATE, tuple(asdict(record).values()))
+            db._execute(INSERT_CERTIFICATE, tuple(asdict(record).values()))
         except sa.exc.IntegrityError as exc:
             raise StateError(
                 f"certificate {record.serial} from {record.issuer_ca} is already in the inventory"
@@ -438,31 +505,74 @@ class Inventory:
     def add_certificate_rows(self, db: Inventory, rows: list[tuple[Any, ...]]) -> None:
         """Insert many rows at once, each a tuple in ``CERTIFICATE_COLUMNS`` order (batch issuance)."""
         try:
-            db.executemany(INSERT_CERTIFICATE, rows)
+            db._executemany(INSERT_CERTIFICATE, rows)
         except sa.exc.IntegrityError as exc:
             raise StateError(f"a certificate of this batch is already in the inventory ({_first_line(exc)})") from exc
 
+    def _certificates(self, tail: str, params: Sequence[Any] = ()) -> list[CertificateRecord]:
+        rows = self._execute(f"{_SELECT_CERTIFICATES} {tail}", params)
+        return [CertificateRecord(**_plain(r._mapping)) for r in rows]
+
     def certificates(self, where: str = "", params: tuple[Any, ...] = ()) -> list[CertificateRecord]:
-        # ``where`` is written by callers in this package, never by users; values go in ``params``.
-        sql = f"SELECT {', '.join(CERTIFICATE_COLUMNS)} FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
-        return [
-            CertificateRecord(**_plain(r._mapping)) for r in self.execute(sql + " ORDER BY issued_at, serial", params)
-        ]
+        """Certificates in the order issued. Transitional: ``where`` is a clause ``ceremony/cli/demo.py`` and
+        the tests still write; the other layers call the named look-ups below."""
+        return self._certificates((f"WHERE {where} " if where else "") + "ORDER BY issued_at, serial", params)
+
+    def certificate(self, issuer_ca: str, serial: str) -> CertificateRecord | None:
+        """The certificate ``serial`` (32 hex digits) of ``issuer_ca``, or None."""
+        found = self._certificates("WHERE issuer_ca = ? AND serial = ?", (issuer_ca, serial))
+        return found[0] if found else None
+
+    def certificates_with_serial(self, serial: str) -> list[CertificateRecord]:
+        """Every certificate with this serial (32 hex digits), whoever issued it, in the order recorded."""
+        return self._certificates("WHERE serial = ? ORDER BY rowid", (serial,))
+
+    def certificates_of_device(self, eui64: str) -> list[CertificateRecord]:
+        """Every certificate of a device, from any CA, by usage and then in the order issued."""
+        return self._certificates("WHERE eui64 = ? ORDER BY usage, issued_at", (eui64,))
+
+    def valid_certificates_of_device(
+        self, issuer_ca: str, eui64: str, usage: str | None = None
+    ) -> list[CertificateRecord]:
+        """The valid certificates ``issuer_ca`` issued to a device (one usage, or both), by usage, then in the
+        order recorded."""
+        by_usage = "" if usage is None else " AND usage = ?"
+        return self._certificates(
+            f"WHERE issuer_ca = ? AND eui64 = ? AND status = 'valid'{by_usage} ORDER BY usage, rowid",
+            (issuer_ca, eui64) + (() if usage is None else (usage,)),
+        )
+
+    def fingerprints(self) -> set[str]:
+        """The SHA-256 fingerprint of every certificate in the inventory."""
+        return {row[0] for row in self._execute("SELECT fingerprint FROM certificates")}
+
+    def signed_certificates(self, issuer_cas: Sequence[str]) -> list[SignedCertificate]:
+        """Issuer, serial, DER and profile of every certificate these CAs issued, by issuer and serial."""
+        if not issuer_cas:
+            return []
+        marks = ", ".join("?" for _ in issuer_cas)
+        rows = self._execute(
+            f"SELECT issuer_ca, serial, der, profile FROM certificates WHERE issuer_ca IN ({marks}) "  # noqa: S608
+            "ORDER BY issuer_ca, serial",
+            tuple(issuer_cas),
+        )
+        return [SignedCertificate(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
 
     def count(self) -> int:
-        return int(self.execute("SELECT COUNT(*) FROM certificates").scalar_one())
+        return int(self._execute("SELECT COUNT(*) FROM certificates").scalar_one())
 
-    # --- keys -----------------------------------------------------------------------
-    def symmetric_key(self, label: str) -> dict[str, Any] | None:
-        """One row of the symmetric key inventory, or None."""
-        row = self.execute("SELECT * FROM symmetric_keys WHERE label = ?", (label,)).fetchone()
-        return None if row is None else {k: v for k, v in row._mapping.items() if k != "rowid"}
+    def add_findings(self, db: Inventory, findings: Sequence[FindingRecord]) -> None:
+        """The lint findings of imported certificates, beside them."""
+        db._executemany(
+            "INSERT INTO findings (fingerprint, severity, code, message) VALUES (?, ?, ?, ?)",
+            [(f.fingerprint, f.severity, f.code, f.message) for f in findings],
+        )
 
     # --- ceremonies ---------------------------------------------------------------------
     def record_ceremony_start(self, start: dict[str, Any], *, file: str, transcript: str) -> None:
         """A ceremony on record from its first transcript entry (an unsealed row is an interrupted run)."""
         with self.transaction() as db:
-            db.execute(
+            db._execute(
                 "INSERT INTO ceremonies (ceremony_id, type, file, file_sha256, rehearsal, started_at, transcript) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (start["ceremony_id"], start["type"], file, start["file_sha256"], int(bool(start["rehearsal"])),
@@ -473,22 +583,27 @@ class Inventory:
         """The sealed transcript: the ceremony's summary row, and one row per entry (hash-chained on disk)."""
         seal = entries[-1]
         with self.transaction() as db:
-            db.execute(
+            db._execute(
                 "UPDATE ceremonies SET sealed_at = ?, entries = ?, deviations = ?, seal_words = ?, "
                 "transcript_sha256 = ? WHERE ceremony_id = ?",
                 (seal["time"], len(entries), sum(e["event"] == "deviation" for e in entries), seal["words"],
                  transcript_sha256, ceremony_id),
             )  # fmt: skip
-            db.executemany(
+            db._executemany(
                 "INSERT INTO transcript_entries VALUES (?, ?, ?, ?, ?, ?)",
                 [(ceremony_id, e["seq"], e["time"], e["event"], e.get("step"), e["hash"]) for e in entries],
             )
+
+    def ceremonies(self) -> list[CeremonySummary]:
+        """Every ceremony on record, in the order started."""
+        rows = self._execute(f"SELECT {_CEREMONY_COLUMNS} FROM ceremonies ORDER BY rowid")  # noqa: S608
+        return [CeremonySummary(**r._mapping) for r in rows]
 
     def record_key(self, db: Inventory, row: dict[str, Any]) -> None:
         """A key pair now on a token (or in the software store): generated there, or unwrapped from a backup."""
         columns = ", ".join(row)
         try:
-            db.execute(
+            db._execute(
                 f"INSERT INTO asymmetric_keys ({columns}, state) VALUES ({', '.join('?' for _ in row)}, 'active')",  # noqa: S608
                 tuple(row.values()),
             )
@@ -496,7 +611,7 @@ class Inventory:
             raise StateError(f"key {row['label']!r} on {row['token']!r} is already in the key inventory") from exc
 
     def key_destroyed(self, db: Inventory, token: str, label: str, when: str) -> None:
-        db.execute(
+        db._execute(
             "UPDATE asymmetric_keys SET state = 'destroyed', destroyed_at = ? "
             "WHERE token = ? AND label = ? AND state = 'active'",
             (when, token, label),
@@ -505,24 +620,24 @@ class Inventory:
     # --- CAs --------------------------------------------------------------------------
     def add_ca(self, db: Inventory, record: CARecord) -> None:
         try:
-            db.execute("INSERT INTO cas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(record).values()))
+            db._execute("INSERT INTO cas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(record).values()))
         except sa.exc.IntegrityError as exc:
             raise StateError(f"CA {record.name!r} already exists in this workspace") from exc
 
     def ca(self, name: str) -> CARecord:
-        row = self.execute(f"SELECT {_CA_COLUMNS} FROM cas WHERE name = ?", (name,)).fetchone()  # noqa: S608
+        row = self._execute(f"SELECT {_CA_COLUMNS} FROM cas WHERE name = ?", (name,)).fetchone()  # noqa: S608
         if row is None:
             known = ", ".join(self.ca_names()) or "none"
             raise InputError(f"no CA named {name!r} in this workspace (known: {known})")
         return CARecord(**row._mapping)
 
     def ca_names(self) -> list[str]:
-        return [r[0] for r in self.execute("SELECT name FROM cas ORDER BY created_at")]
+        return [r[0] for r in self._execute("SELECT name FROM cas ORDER BY created_at")]
 
     def ca_certificate_der(self, name: str) -> bytes:
         ca = self.ca(name)
         issuer = ca.issuer_ca or ca.name
-        row = self.execute(
+        row = self._execute(
             "SELECT der FROM certificates WHERE issuer_ca = ? AND serial = ?", (issuer, ca.serial)
         ).fetchone()
         if row is None:
@@ -530,24 +645,33 @@ class Inventory:
         return bytes(row[0])
 
     # --- export -----------------------------------------------------------------------
-    def export_csv(self, out: Path, where: str = "", params: tuple[Any, ...] = ()) -> int:
-        """One row per certificate (every column but the DER), streamed; returns the row count."""
+    def export_rows(self, filters: Mapping[str, str] | None = None) -> Any:
+        """The export's rows (every certificate column but the DER, in ``EXPORT_COLUMNS`` order) of the
+        certificates whose columns equal ``filters``' values, in the order issued: a cursor, to stream."""
+        where, params = certificate_filter(filters)
         sql = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
+        return self._execute(sql + " ORDER BY issued_at, serial", params)
+
+    def export_csv(self, out: Path, filters: Mapping[str, str] | None = None) -> int:
+        """One row per certificate (every column but the DER), streamed; returns the row count.
+        ``filters``: certificate column -> the value it must equal (none: every certificate)."""
         count = 0
         with out.open("x", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(EXPORT_COLUMNS)
-            for row in self.execute(sql + " ORDER BY issued_at, serial", params):
+            for row in self.export_rows(filters):
                 writer.writerow(row)
                 count += 1
         return count
 
-    def export_pem(self, out: Path, where: str = "", params: tuple[Any, ...] = ()) -> int:
-        """The certificates themselves, as concatenated PEM, streamed; returns the count."""
+    def export_pem(self, out: Path, filters: Mapping[str, str] | None = None) -> int:
+        """The certificates themselves, as concatenated PEM, streamed; returns the count (``filters``: as
+        ``export_csv``)."""
+        where, params = certificate_filter(filters)
         sql = "SELECT der FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
         count = 0
         with out.open("xb") as fh:
-            for (der,) in self.execute(sql + " ORDER BY issued_at, serial", params):
+            for (der,) in self._execute(sql + " ORDER BY issued_at, serial", params):
                 fh.write(pem_certificate(bytes(der)))
                 count += 1
         return count

@@ -55,7 +55,7 @@ def test_any_device_list_is_read_or_refused_and_every_row_is_checked(tmp_path: P
     except CeremonyError:
         return
     for row in rows:
-        outcome = validate_row(str(tmp_path), row)
+        outcome = validate_row(str(tmp_path), row, ca_point=None)
         assert isinstance(outcome, bytes) or outcome.reason
 
 
@@ -68,7 +68,7 @@ def test_csr_paths_that_leave_the_list_folder_are_rejected(tmp_path: Path) -> No
     for path in ("../outside.der", str(outside), "csr/../../outside.der"):
         (tmp_path / "list" / "devices.csv").write_text(f"eui64,usage,csr\n{eui},ds,{path}\n")
         (row,) = read_device_list(tmp_path / "list" / "devices.csv").rows()
-        outcome = validate_row(str(tmp_path / "list"), row)
+        outcome = validate_row(str(tmp_path / "list"), row, ca_point=None)
         assert not isinstance(outcome, bytes) and "leaves the device list's folder" in outcome.reason, path
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from asn1crypto import core
 from asn1crypto import x509 as ax
-from ceremony.lint import certificate
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ceremony.errors import InputError
+from ceremony.lint import certificate
 from ceremony.lint.certificate import check_certificate
 from ceremony.lint.findings import Finding, Severity, failing
 from ceremony.model.profiles import ResolvedProfile, get_profile

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 from asn1crypto import x509 as ax
-from ceremony.lint import certificate
 
 from ceremony.errors import InputError
+from ceremony.lint import certificate
 from ceremony.lint.certificate import check_crl
 from ceremony.lint.findings import Severity
 from tests.lint.conftest import Chain

@@ -150,7 +150,7 @@ def test_real_dcc_certificates_import_classified_with_findings(
     assert devices["eui64"].str.len().eq(16).all() and set(devices["usage"].astype(str)) == {"ds", "ka"}
     # Foreign issuers are not CAs of this workspace: the orphans view says so.
     assert (fr.orphans(f)["kind"] == "certificate without its CA").sum() == 433
-    warnings = ws.inventory.execute("SELECT COUNT(*) FROM findings WHERE severity = 'WARNING'").fetchone()[0]
+    warnings = ws.inventory._execute("SELECT COUNT(*) FROM findings WHERE severity = 'WARNING'").fetchone()[0]
     assert warnings == 6  # the six missing AKIs PROVENANCE.md lists
     ws.close()
 

@@ -10,6 +10,7 @@ import pandas as pd
 from ceremony.compliance.controls.seats import person_key, seats_of
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence, parse_time
+from ceremony.record.symmetric_keys import custody
 
 
 # --- ceremonies ------------------------------------------------------------------------------
@@ -38,7 +39,7 @@ def scripts_approved(ev: Evidence, c: Checker) -> None:
 
 
 def transcripts_intact(ev: Evidence, c: Checker) -> None:
-    recorded = {r[0]: r[1] for r in ev.db("SELECT ceremony_id, transcript_sha256 FROM ceremonies")}
+    recorded = {r.ceremony_id: r.transcript_sha256 for r in ev.ws.inventory.ceremonies()}
     for cer in ev.ceremonies:
         subject = f"ceremony {cer.ceremony_id}"
         if not cer.report.ok:
@@ -154,10 +155,9 @@ def custodians_distinct(ev: Evidence, c: Checker) -> None:
                     f"one-organisation:{split.get('purpose')}",
                     f"custodians of {split.get('purpose')} come from {len(orgs)} organisation(s); {need} needed",
                 )
-    rows = ev.db("SELECT key_label, custodian FROM key_custody")
     by_key: dict[str, Counter[tuple[str, str]]] = {}
-    for label, custodian in rows:
-        by_key.setdefault(label, Counter())[person_key(ev, custodian)] += 1
+    for component in custody(ev.ws.inventory):
+        by_key.setdefault(component.key_label, Counter())[person_key(ev, component.custodian)] += 1
     for label, counts in by_key.items():
         if any(n > 1 for n in counts.values()):
             c.fail(f"key {label}", "two-components", f"one person holds two components of {label}")
@@ -209,11 +209,9 @@ def ca_certificate_as_named(ev: Evidence, c: Checker) -> None:
             c.fail(f"ceremony {cer.ceremony_id}", "no-certificate", f"no certificate for CA {name} on record")
             continue
         details = issued[-1]["details"]
-        row = ev.db(
-            "SELECT fingerprint, subject FROM certificates WHERE issuer_ca = ? AND serial = ?",
-            (cas.loc[name, "issuer_ca"] if pd.notna(cas.loc[name, "issuer_ca"]) else name, cas.loc[name, "serial"]),
-        )
-        if not row or row[0][0] != details.get("fingerprint"):
+        issuer = cas.loc[name, "issuer_ca"] if pd.notna(cas.loc[name, "issuer_ca"]) else name
+        cert = ev.ws.inventory.certificate(str(issuer), str(cas.loc[name, "serial"]))
+        if cert is None or cert.fingerprint != details.get("fingerprint"):
             c.fail(
                 f"CA {name}",
                 "differs",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -27,7 +28,9 @@ def _profile(name: str, oids: tuple[tuple[str, str], ...]) -> Any:
     return get_profile(name, dict(oids))
 
 
-def _verify_chunk(args: tuple[list[tuple[str, str, bytes, str]], dict[str, bytes], tuple[tuple[str, str], ...]]) -> Any:
+def _verify_chunk(
+    args: tuple[Sequence[tuple[str, str, bytes, str]], dict[str, bytes], tuple[tuple[str, str], ...]],
+) -> Any:
     """Worker: verify each certificate's signature under its issuer, lint it, and hash its public key."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -66,9 +69,7 @@ def certificate_pass(ev: Evidence) -> pd.DataFrame:
     started = time.perf_counter()
     names = [str(n) for n in ev.frames.cas["name"]]
     issuers = {name: ev.ws.inventory.ca_certificate_der(name) for name in names}
-    marks = ", ".join("?" for _ in names)
-    sql = f"SELECT issuer_ca, serial, der, profile FROM certificates WHERE issuer_ca IN ({marks})"  # noqa: S608
-    rows = [(r[0], r[1], bytes(r[2]), r[3]) for r in ev.db(sql, tuple(names))] if names else []
+    rows = ev.ws.inventory.signed_certificates(names)
     oids = tuple(sorted(ev.ws.config.oids.items()))
     size = 2000
     chunks = [(rows[i : i + size], issuers, oids) for i in range(0, len(rows), size)]

@@ -9,6 +9,7 @@ import pandas as pd
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence
 from ceremony.errors import CeremonyError
+from ceremony.record.symmetric_keys import custody
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -149,14 +150,13 @@ def activation_data(ev: Evidence, c: Checker) -> None:
                     "uninitialised",
                     f"token {token} was used in {cer.ceremony_id} but no token-initialisation ceremony is on record",
                 )
-    for label, component, sealed_bag, unsealed in ev.db(
-        "SELECT key_label, component, bag_sealed, bag_unsealed FROM key_custody"
-    ):
-        if sealed_bag and unsealed and sealed_bag != unsealed:
+    for held in custody(ev.ws.inventory):
+        if held.bag_sealed and held.bag_unsealed and held.bag_sealed != held.bag_unsealed:
             c.fail(
-                f"key {label}",
-                f"bag:{component}",
-                f"component {component} of {label} was sealed in bag {sealed_bag} but unsealed from {unsealed}",
+                f"key {held.key_label}",
+                f"bag:{held.component}",
+                f"component {held.component} of {held.key_label} was sealed in bag {held.bag_sealed} "
+                f"but unsealed from {held.bag_unsealed}",
             )
     c.checked(f"{used} token activations, component bags")
 
@@ -164,16 +164,16 @@ def activation_data(ev: Evidence, c: Checker) -> None:
 def components(ev: Evidence, c: Checker) -> None:
     keys = ev.frames.symmetric_keys
     built = keys[keys["origin"] == "components"]
-    rows = ev.db("SELECT key_label, custodian, kcv FROM key_custody")
+    rows = custody(ev.ws.inventory)
     for label in built["label"].astype(str):
-        mine = [r for r in rows if r[0] == label]
-        if len(mine) < 2 or len({r[1] for r in mine}) < len(mine):
+        mine = [r for r in rows if r.key_label == label]
+        if len(mine) < 2 or len({r.custodian for r in mine}) < len(mine):
             c.fail(
                 f"key {label}",
                 "components",
-                f"{label} has {len(mine)} components from {len({r[1] for r in mine})} custodians",
+                f"{label} has {len(mine)} components from {len({r.custodian for r in mine})} custodians",
             )
-        if any(not r[2] for r in mine):
+        if any(not r.kcv for r in mine):
             c.fail(f"key {label}", "kcv", f"a component of {label} has no KCV on record")
     c.checked(f"{len(built)} keys built from components")
 

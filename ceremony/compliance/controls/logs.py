@@ -28,9 +28,11 @@ def journal_intact(ev: Evidence, c: Checker) -> None:
 def retention(ev: Evidence, c: Checker) -> None:
     if not ev.journal or ev.journal[0].get("event") != "workspace.init":
         c.fail("journal", "pruned", "the journal does not begin with the workspace's creation: records were removed")
-    for ceremony_id, transcript in ev.db("SELECT ceremony_id, transcript FROM ceremonies"):
-        if not (ev.ws.root / transcript).is_file():
-            c.fail(f"ceremony {ceremony_id}", "missing", f"transcript {transcript} is on record but gone")
+    for recorded in ev.ws.inventory.ceremonies():
+        if not (ev.ws.root / recorded.transcript).is_file():
+            c.fail(
+                f"ceremony {recorded.ceremony_id}", "missing", f"transcript {recorded.transcript} is on record but gone"
+            )
     created = parse_time(ev.journal[0]["time"]) if ev.journal else ev.as_of
     years = ev.policy.compliance.retention_years
     c.checked(

@@ -7,6 +7,7 @@ from datetime import date
 from ceremony.compliance.controls.seats import SEAT_ROLES, seats_of
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence
+from ceremony.record.revocations import revocations
 
 
 # --- personnel -------------------------------------------------------------------------------
@@ -30,9 +31,13 @@ def vetted_and_trained(ev: Evidence, c: Checker) -> None:
 
 
 def separation_of_duties(ev: Evidence, c: Checker) -> None:
-    for serial, requested, approved in ev.db("SELECT serial, requested_by, approved_by FROM revocations"):
-        if requested == approved:
-            c.fail(f"revocation {serial}", "self-approved", f"{requested} approved their own revocation request")
+    for revoked in revocations(ev.ws.inventory):
+        if revoked.requested_by == revoked.approved_by:
+            c.fail(
+                f"revocation {revoked.serial}",
+                "self-approved",
+                f"{revoked.requested_by} approved their own revocation request",
+            )
     for cer in ev.ceremonies:
         for seat, pid in seats_of(cer):
             person = ev.register.people.get(pid)

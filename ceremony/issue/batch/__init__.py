@@ -1,0 +1,245 @@
+"""Batch issuance for a device fleet: validate the whole list, then sign from a DER template, resumably."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ceremony.errors import InputError, StateError
+from ceremony.issue.batch.bundle import BatchResult, complete, completed
+from ceremony.issue.batch.devices import (
+    COLUMNS,
+    PACKED,
+    DeviceList,
+    Reject,
+    Row,
+    batch_id_for,
+    identity_key,
+    read_device_list,
+    select_requests,
+    validate_row,
+    write_rejects,
+)
+from ceremony.issue.batch.plan import BatchPlan, build_templates, ca_point, issuer_of_certificate, prove_exemplar
+from ceremony.issue.batch.runner import CHUNK, check_rows, progress_bar, signing
+from ceremony.issue.signing import issuer_of
+from ceremony.model.people import check_person, operator
+from ceremony.model.profiles import get_profile
+from ceremony.model.template import batch_time, utc_time
+from ceremony.record import batches
+from ceremony.record.batches import BatchCertificateRow, SignedInBatch
+from ceremony.record.workspace import Workspace
+
+__all__ = (
+    "CHUNK",
+    "COLUMNS",
+    "PACKED",
+    "BatchPlan",
+    "BatchResult",
+    "DeviceList",
+    "Reject",
+    "Row",
+    "batch_id_for",
+    "identity_key",
+    "issue_batch",
+    "read_device_list",
+    "validate_row",
+)
+
+
+def issue_batch(
+    ws: Workspace,
+    *,
+    ca_name: str,
+    profile_name: str,
+    devices: Path,
+    approved_by: str,
+    jobs: int = 1,
+    skip_rejected: Path | None = None,
+    rekey: bool = False,
+    sample_rate: float = 0.01,
+    progress: bool | None = None,
+    say: Callable[[str], None] = print,
+    chunk: int = CHUNK,
+) -> BatchResult:
+    """Validate the whole device list, then issue what is missing.
+
+    The device list is the approved request: a CSV with the columns ``eui64,usage,csr`` (the CSR path
+    relative to the list's directory, PEM or DER). Its SHA-256, the CA, the profile and the re-key
+    flag make the batch id, so running the same command again after a crash or a kill issues only
+    what is missing. Each chunk of certificates is committed to the inventory in one transaction;
+    the batch's bundle (one PEM file of all its certificates) is written once, from the inventory,
+    when the batch completes, so the inventory and the bundle always agree.
+
+    Every certificate costs one CSR signature verification, one CA signature and one verification
+    of that signature with the CA's public key. The profile's exemplar is linted in full once per
+    batch and proven byte-for-byte equal to the cryptography builder's output; a sample (first,
+    last and ``sample_rate`` of the rest) gets the full post-issuance profile checks.
+
+    Args:
+        ws: The workspace (its CA, inventory, journal and clock).
+        ca_name: The issuing CA.
+        profile_name: A device profile the CA may issue.
+        devices: The device list.
+        approved_by: Who approved the list (a person of the register).
+        jobs: 1 signs in this process; more fork that many workers, for the checks and for the signing.
+        skip_rejected: A new file for the rejected rows; without it, one reject refuses the whole batch.
+        rekey: Issue even for identities that already hold a valid certificate from this CA.
+        sample_rate: Share of the certificates, besides the first and the last, checked in full after signing.
+        progress: Progress bars (None: on a terminal only).
+        say: Where each reject's line goes.
+        chunk: Certificates per unit of work and per inventory transaction.
+
+    Raises:
+        InputError: bad options, a bad list, or rejected rows without ``skip_rejected``.
+        StateError: the exemplar fails its profile, or a chunk fails its checks after signing (then
+            nothing of that chunk is recorded; a later run resumes from the chunks committed).
+    """
+    check_person(approved_by, "--approved-by")
+    if not 1 <= jobs <= (os.cpu_count() or 1) * 4:
+        raise InputError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4} (got {jobs})")
+    if not 0.0 <= sample_rate <= 1.0:
+        raise InputError(f"--sample-rate must be between 0 and 1 (got {sample_rate})")
+    if skip_rejected is not None and skip_rejected.exists():
+        raise InputError(f"--skip-rejected: {skip_rejected} exists; name a new file")
+    profile = get_profile(profile_name, ws.config.oids)
+    ws.journal.check_clock()
+    device_list = read_device_list(devices)
+    ca, issuer_cert, key = issuer_of(ws, ca_name)
+    if ca.profile not in profile.rules.issued_by:
+        raise InputError(
+            f"profile {profile_name} must be issued by {', '.join(profile.rules.issued_by)}, not {ca_name}"
+        )
+    ca_public = issuer_cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(ca_public, ec.EllipticCurvePublicKey):
+        raise InputError(f"a batch signs with ECDSA; the key of CA {ca_name} is not an EC key")
+    issuer = issuer_of_certificate(issuer_cert)
+    templates = build_templates(profile, issuer)
+    checked = check_rows(device_list, ca_point=ca_point(issuer_cert), jobs=jobs, progress=progress, chunk=chunk)
+    batch_id = batch_id_for(device_list, checked, ca_name, profile_name, rekey)
+    result = BatchResult(batch_id, device_list.count)
+    batch = batches.find_batch(ws.inventory, batch_id)
+    if batch is not None and batch.status == "complete":
+        return completed(ws, result, batch)
+    accepted = _select(ws, device_list, checked, ca_name, profile_name, rekey, result)
+    del checked  # a million rows: keep only what is still to issue
+    if result.rejected:
+        for reject in result.rejected:
+            say(f"reject {reject.line()}")
+        if skip_rejected is None:
+            raise InputError(
+                f"{len(result.rejected)} of {device_list.count} rows rejected; nothing issued "
+                "(fix the list, or --skip-rejected FILE to issue the rest)"
+            )
+        write_rejects(skip_rejected, result.rejected)
+    prove_exemplar(profile, issuer, templates, accepted, ws.clock.now())
+    _open(ws, result, device_list, ca_name, profile_name, approved_by, rekey, jobs, skip_rejected, batch)
+    rows = batches.certificate_rows(
+        profile=profile, issuer_ca=ca_name, profile_name=profile_name, approved_by=approved_by,
+        issuer_cert=issuer_cert, batch_id=batch_id,
+    )  # fmt: skip
+    plan = BatchPlan(
+        batch_id=batch_id,
+        key=key,
+        ca_public=ca_public,
+        templates=templates,
+        profile=profile,
+        issuer_cert=issuer_cert,
+        not_before=utc_time(batch_time(ws.clock.now())),  # one notBefore for every certificate of this run
+        sample_rate=sample_rate,
+        total=len(accepted),
+    )
+    _issue(ws, plan, accepted, result, rows, jobs=jobs, progress=progress, chunk=chunk)
+    return complete(ws, result, ca_name)
+
+
+def _select(
+    ws: Workspace,
+    device_list: DeviceList,
+    checked: list[bytes | Reject],
+    ca_name: str,
+    profile_name: str,
+    rekey: bool,
+    result: BatchResult,
+) -> list[bytes]:
+    """The valid requests still to issue (``select_requests``), against what the inventory holds."""
+    done = {
+        identity_key(eui64, usage == "ka") for eui64, usage in batches.issued_identities(ws.inventory, result.batch_id)
+    }
+    result.issued_before = len(done)
+    valid = set()
+    if not rekey:
+        valid = {
+            identity_key(eui64, usage == "ka")
+            for eui64, usage in batches.valid_identities(ws.inventory, ca_name, profile_name, outside=result.batch_id)
+        }
+    selection = select_requests(device_list, checked, done=done, valid=valid)
+    result.rejected.extend(selection.rejected)
+    return selection.accepted
+
+
+def _open(
+    ws: Workspace,
+    result: BatchResult,
+    device_list: DeviceList,
+    ca_name: str,
+    profile_name: str,
+    approved_by: str,
+    rekey: bool,
+    jobs: int,
+    skip_rejected: Path | None,
+    batch: batches.BatchRecord | None,
+) -> None:
+    now = ws.clock.now().isoformat(timespec="microseconds")
+    with ws.inventory.transaction() as db:
+        if batch is None:
+            batches.open_batch(
+                db, batch_id=result.batch_id, issuer_ca=ca_name, profile=profile_name, list_sha256=device_list.sha256,
+                approved_by=approved_by, rekey=rekey, requested=result.requested, created_at=now,
+            )  # fmt: skip
+        ws.journal.append(
+            "batch.start" if batch is None else "batch.resume",
+            {
+                "batch_id": result.batch_id,
+                "actor": operator(),
+                "approved_by": approved_by,
+                "ca": ca_name,
+                "profile": profile_name,
+                "devices": str(device_list.path),
+                "list_sha256": device_list.sha256,
+                "requested": result.requested,
+                "already_issued": result.issued_before,
+                "rejected": len(result.rejected),
+                "rejects_file": str(skip_rejected) if skip_rejected else None,
+                "rekey": rekey,
+                "jobs": jobs,
+            },
+        )
+
+
+def _issue(
+    ws: Workspace,
+    plan: BatchPlan,
+    accepted: list[bytes],
+    result: BatchResult,
+    rows: Callable[[SignedInBatch, str], BatchCertificateRow],
+    *,
+    jobs: int,
+    progress: bool | None,
+    chunk: int,
+) -> None:
+    """Sign what is accepted, chunk by chunk, committing each chunk to the inventory as it comes back."""
+    # The workers fork before the bar exists: no tqdm thread is running when they do.
+    with signing(plan, accepted, jobs=jobs, chunk=chunk) as out, progress_bar(len(accepted), "issue", progress) as bar:
+        for signed in out:
+            if isinstance(signed, str):
+                ws.journal.append("batch.refused", {"batch_id": result.batch_id, "reason": signed})
+                raise StateError(f"batch {result.batch_id}: {signed}; this chunk was discarded, nothing of it recorded")
+            issued_at = ws.clock.now().isoformat(timespec="microseconds")
+            with ws.inventory.transaction() as db:
+                batches.record_signed(db, [rows(s, issued_at) for s in signed])
+            result.issued_now += len(signed)
+            bar.update(len(signed))

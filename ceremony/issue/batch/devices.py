@@ -1,0 +1,301 @@
+"""The device list (the approved request): reading it, checking each row and its CSR, and packing what to sign."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ceremony.errors import InputError
+from ceremony.model.csr import MAX_CSR_BYTES, csr_der
+from ceremony.model.template import ECDSA_WITH_SHA256, P256_SPKI_PREFIX
+
+COLUMNS = ("eui64", "usage", "csr")
+#: A validated request, packed: EUI-64 (8) + usage (1: 0 ds, 1 ka) + P-256 point (65) + CSR SHA-256 (32).
+PACKED = 106
+_EUI64 = re.compile(r"^[0-9A-Fa-f]{16}$")
+_USAGES = frozenset({"ds", "ka"})
+_ECDSA = ec.ECDSA(hashes.SHA256())
+_P256 = ec.SECP256R1()
+_EMPTY_SUBJECT = b"\x30\x00"
+_VERSION_1 = b"\x02\x01\x00"  # INTEGER 0
+
+Row = tuple[int, str, str, str]  # (row number, eui64, usage, csr path as written)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A device-list row the batch will not issue, and why (one line)."""
+
+    row: int
+    eui64: str
+    usage: str
+    csr: str
+    reason: str
+
+    def line(self) -> str:
+        return f"row {self.row} ({self.eui64 or '-'} {self.usage or '-'}, {self.csr or '-'}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class DeviceList:
+    """The list as read once (its bytes are what was approved); rows are parsed on each pass, not kept."""
+
+    path: Path
+    sha256: str
+    text: str
+    count: int
+
+    @property
+    def base(self) -> str:
+        """The folder the CSR paths are relative to."""
+        return str(self.path.parent)
+
+    def rows(self) -> Iterator[Row]:
+        reader = csv.reader(self.text.splitlines())
+        next(reader, None)
+        for number, row in enumerate(reader, start=2):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            cells = [c.strip() for c in row] + [""] * 3
+            yield number, cells[0], cells[1].lower(), cells[2]
+
+
+def read_device_list(path: Path) -> DeviceList:
+    """The CSV as written: header ``eui64,usage,csr``; rows numbered from 2 (the header is row 1)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"--devices: cannot read {path} ({exc.strerror})") from None
+    text = data.decode("utf-8-sig", errors="replace")
+    header = next(csv.reader(text.splitlines()[:1]), None)
+    if header is None or [h.strip().lower() for h in header] != list(COLUMNS):
+        raise InputError(f"{path}: the header must be {','.join(COLUMNS)} (got {','.join(header or [])!r})")
+    device_list = DeviceList(path, hashlib.sha256(data).hexdigest(), text, 0)
+    count = sum(1 for _ in device_list.rows())
+    if not count:
+        raise InputError(f"{path}: the device list has no rows")
+    return DeviceList(path, device_list.sha256, text, count)
+
+
+def batched(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    """The rows in lists of ``size`` (the last one shorter)."""
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def batch_id_for(device_list: DeviceList, checked: list[bytes | Reject], ca: str, profile: str, rekey: bool) -> str:
+    """The same list with the same CSRs, for the same CA, profile and re-key choice: the same batch."""
+    digest = hashlib.sha256(f"{device_list.sha256}|{ca}|{profile}|{'rekey' if rekey else 'new'}".encode())
+    for outcome in checked:
+        digest.update(outcome[74:106] if isinstance(outcome, bytes) else b"reject")
+    return "b-" + digest.hexdigest()[:20]
+
+
+def identity_key(eui64: bytes | str, ka: bool) -> int:
+    """(EUI-64, usage) as one integer: compact keys for lists of a million rows."""
+    value = int(eui64, 16) if isinstance(eui64, str) else int.from_bytes(eui64, "big")
+    return value << 1 | ka
+
+
+# --- one row --------------------------------------------------------------------------------
+def _split_csr(der: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """(certificationRequestInfo, signatureAlgorithm, signature, subject, subjectPKInfo) of a DER CSR, by offset.
+
+    The framing is checked as DER (RFC 2986 section 4, X.690 10.1: each element's tag, a minimal definite
+    length, each inside its parent with nothing left over; version v1; signature octets whole); the caller
+    compares subject, subjectPKInfo and signatureAlgorithm byte for byte. The attributes' contents are not read.
+
+    Raises:
+        ValueError, IndexError: the bytes are not framed as a DER CSR.
+    """
+
+    def element(at: int, tag: int, limit: int) -> tuple[int, int]:
+        # (start, end) of the contents of the element at ``at``, which must have ``tag`` and end by ``limit``.
+        if der[at] != tag:
+            raise ValueError(f"expected tag 0x{tag:02x} at {at}")
+        length = der[at + 1]
+        at += 2
+        if length & 0x80:
+            count = length & 0x7F
+            if not 1 <= count <= 3:
+                raise ValueError("an indefinite or oversized length")
+            length = int.from_bytes(der[at : at + count], "big")
+            if length < 0x80 or der[at] == 0:
+                raise ValueError("a length not in its shortest form")
+            at += count
+        if at + length > limit:
+            raise ValueError("an element runs past its parent")
+        return at, at + length
+
+    body, end = element(0, 0x30, len(der))
+    if end != len(der):
+        raise ValueError("not one DER SEQUENCE")
+    cri_start, cri_end = element(body, 0x30, end)
+    _, version_end = element(cri_start, 0x02, cri_end)
+    if der[cri_start:version_end] != _VERSION_1:
+        raise ValueError("CSR version is not v1")
+    _, subject_end = element(version_end, 0x30, cri_end)
+    _, spki_end = element(subject_end, 0x30, cri_end)
+    _, attributes_end = element(spki_end, 0xA0, cri_end)
+    if attributes_end != cri_end:
+        raise ValueError("certificationRequestInfo has data after its attributes")
+    _, alg_end = element(cri_end, 0x30, end)
+    bits_start, bits_end = element(alg_end, 0x03, end)
+    if bits_end != end:
+        raise ValueError("data between the signature and the end of the CSR")
+    if der[bits_start] != 0:
+        raise ValueError("signature BIT STRING has unused bits")
+    return (
+        der[body:cri_end],
+        der[cri_end:alg_end],
+        der[bits_start + 1 : bits_end],
+        der[version_end:subject_end],
+        der[subject_end:spki_end],
+    )
+
+
+def check_device_csr(der: bytes, *, ca_point: bytes | None) -> bytes | str:
+    """The P-256 point of a device CSR given as DER (ecdsa-with-SHA256, empty subject, proof of possession,
+    not the CA's own key), or why it is refused."""
+    try:
+        cri, alg, signature, subject, spki = _split_csr(der)
+    except (ValueError, IndexError):
+        return "CSR is not well-formed DER"
+    if alg != ECDSA_WITH_SHA256:
+        return "CSR is not signed with ecdsa-with-SHA256 (absent parameters)"
+    if len(spki) != len(P256_SPKI_PREFIX) + 65 or not spki.startswith(P256_SPKI_PREFIX):
+        return "CSR key is not an uncompressed P-256 point"
+    if subject != _EMPTY_SUBJECT:
+        return "a device CSR must have an empty subject (the identity comes from the device list)"
+    point = spki[len(P256_SPKI_PREFIX) :]
+    try:
+        public = ec.EllipticCurvePublicKey.from_encoded_point(_P256, point)
+        public.verify(signature, cri, _ECDSA)
+    except ValueError:
+        return "CSR public key is not a valid P-256 point"
+    except Exception:  # noqa: BLE001 - InvalidSignature and anything cryptography raises on bad bytes
+        return "CSR signature does not verify (no proof of possession)"
+    if point == ca_point:
+        return "the CSR carries the CA's own public key"
+    return point
+
+
+def _read(path: str) -> bytes:
+    """A CSR file's bytes, bounded like ``read_csr``: one open, one read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read CSR ({exc.strerror})") from None
+    try:
+        data = os.read(fd, MAX_CSR_BYTES + 1)  # a directory or an empty FIFO fails here (EISDIR, EAGAIN)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read CSR ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CSR_BYTES:
+        raise InputError(f"{path}: CSR file is over the limit of {MAX_CSR_BYTES} bytes (1 MiB)")
+    return data
+
+
+def validate_row(base: str, row: Row, *, ca_point: bytes | None) -> bytes | Reject:
+    """Check one row and its CSR (P-256, ecdsa-with-SHA256, proof of possession); pack it, or say why not.
+
+    Args:
+        base: The device list's folder; CSR paths are relative to it and may not leave it.
+        row: One row of ``DeviceList.rows``.
+        ca_point: The issuing CA's public key (uncompressed point): a CSR for that key is refused.
+            None only where there is no CA (fuzzing the row checks alone).
+
+    Returns:
+        The request packed (see ``PACKED``), or the row's ``Reject``.
+    """
+    number, eui64, usage, csr_path = row
+
+    def reject(reason: str) -> Reject:
+        return Reject(number, eui64, usage, csr_path, reason)
+
+    if not _EUI64.match(eui64):
+        return reject("EUI-64 must be 16 hex digits")
+    if usage not in _USAGES:
+        return reject("usage must be ds or ka")
+    if not csr_path:
+        return reject("no CSR path")
+    if os.path.isabs(csr_path) or os.path.normpath(csr_path).split(os.sep)[0] == "..":
+        return reject("the CSR path leaves the device list's folder (absolute, or through ..)")
+    try:
+        der = _read(os.path.join(base, csr_path))
+        if der[:1] != b"\x30":
+            der = csr_der(der, csr_path)
+    except InputError as exc:
+        return reject(exc.message.split(": ", 1)[-1])
+    point = check_device_csr(der, ca_point=ca_point)
+    if isinstance(point, str):
+        return reject(point)
+    return bytes.fromhex(eui64) + bytes([usage == "ka"]) + point + hashlib.sha256(der).digest()
+
+
+def validate_chunk(base: str, ca_point: bytes, rows: list[Row]) -> list[bytes | Reject]:
+    """``validate_row`` over a chunk of rows (the unit of work a pool worker gets)."""
+    return [validate_row(base, row, ca_point=ca_point) for row in rows]
+
+
+# --- the whole list -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Selection:
+    """What a batch run will issue, in row order, and the rows it will not (with the rows that failed their checks)."""
+
+    accepted: list[bytes]
+    rejected: list[Reject]
+
+
+def select_requests(
+    device_list: DeviceList, checked: Sequence[bytes | Reject], *, done: set[int], valid: set[int]
+) -> Selection:
+    """The valid requests still to issue: not issued by this batch already (``done``), not twice in the list,
+    and not for an identity that already has a valid certificate from this CA (``valid``; empty for a re-key).
+
+    ``done`` and ``valid`` hold ``identity_key`` values; ``checked`` has one outcome per row, in row order."""
+    seen: dict[int, int] = {}
+    accepted: list[bytes] = []
+    rejected: list[Reject] = []
+    for (number, eui64, usage, csr_path), outcome in zip(device_list.rows(), checked, strict=True):
+        if isinstance(outcome, Reject):
+            rejected.append(outcome)
+            continue
+        identity = identity_key(outcome[:8], bool(outcome[8]))
+        if identity in seen:
+            reason = f"the same EUI-64 and usage as row {seen[identity]}"
+            rejected.append(Reject(number, eui64, usage, csr_path, reason))
+            continue
+        seen[identity] = number
+        if identity in done:
+            continue
+        if identity in valid:
+            reason = "already has a valid certificate from this CA (revoke it, or ask for a re-key with --rekey)"
+            rejected.append(Reject(number, eui64, usage, csr_path, reason))
+            continue
+        accepted.append(outcome)
+    return Selection(accepted, rejected)
+
+
+def write_rejects(path: Path, rejects: list[Reject]) -> None:
+    """The rejects as CSV in a new file the operator named (``--skip-rejected``)."""
+    with path.open("x", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["row", "eui64", "usage", "csr", "reason"])
+        for r in rejects:
+            writer.writerow([r.row, r.eui64, r.usage, r.csr, r.reason])

@@ -1,0 +1,149 @@
+"""The chunk runner: a batch's rows checked and its certificates signed in this process or in forked pool workers."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing.pool import Pool
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ceremony.issue.batch.devices import DeviceList, Reject, batched, validate_chunk
+from ceremony.issue.batch.plan import BatchPlan
+from ceremony.lint.certificate import check_certificate
+from ceremony.lint.findings import failing
+from ceremony.model.template import assemble, new_serial
+from ceremony.record.batches import SignedInBatch
+
+CHUNK = 1024
+_ECDSA = ec.ECDSA(hashes.SHA256())
+T = TypeVar("T")
+Outcome = list[SignedInBatch] | str  # a chunk signed and verified, or why it was refused
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[tuple[int, list[T]]]:
+    """(index of its first item, the items) for each chunk of ``size``."""
+    for start in range(0, len(items), size):
+        yield start, list(items[start : start + size])
+
+
+def sampler(batch_id: str, total: int, rate: float) -> Callable[[int], bool]:
+    """Which certificates of a run get the full post-issuance checks: the first, the last, and ``rate`` of the
+    rest, chosen by the batch id (the same on every run and whatever the chunking)."""
+    threshold = int(rate * 2**32)
+
+    def sample(index: int) -> bool:
+        if index in (0, total - 1):
+            return True
+        digest = hashlib.sha256(f"{batch_id}:{index}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") < threshold
+
+    return sample
+
+
+def progress_bar(total: int, desc: str, enabled: bool | None) -> Any:
+    """A tqdm bar (None: shown on a terminal only)."""
+    try:  # a widget in JupyterLab (the lab extra installs ipywidgets), text on a terminal
+        import ipywidgets  # type: ignore[import-not-found]  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="cert", disable=None if enabled is None else not enabled, leave=False)
+
+
+def issue_chunk(plan: BatchPlan, start: int, items: list[bytes]) -> Outcome:
+    """Sign one chunk: fill the template, sign, assemble, verify each; full checks on the sample.
+
+    ``start`` is the index of the chunk's first request among the run's ``plan.total``.
+    """
+    key, ca_public, templates, not_before = plan.key, plan.ca_public, plan.templates, plan.not_before
+    sample = sampler(plan.batch_id, plan.total, plan.sample_rate)
+    out = []
+    for offset, packed in enumerate(items):
+        eui64, usage, point = packed[:8], packed[8], packed[9:74]
+        serial = new_serial()
+        tbs, ski = templates[usage].fill(serial, not_before, point, eui64)
+        signature = key.sign(tbs, _ECDSA)
+        try:
+            ca_public.verify(signature, tbs, _ECDSA)
+        except Exception:  # noqa: BLE001 - any failure here is a refusal of the whole chunk
+            return f"the CA signature over serial {serial.hex().upper()} does not verify"
+        der = assemble(tbs, signature)
+        if sample(start + offset):
+            problems = failing(check_certificate(der, plan.profile, issuer=plan.issuer_cert))
+            if problems:
+                return f"post-issuance check of serial {serial.hex().upper()} failed: {problems[0]}"
+        out.append(SignedInBatch(serial, not_before, der, ski, eui64, bool(usage), packed[74:106]))
+    return out
+
+
+# --- forked pool workers ----------------------------------------------------------------------
+#: The plan of this pool worker: set by ``_enter_worker``, the pool's initializer, inside each worker process,
+#: never in the process that makes the pool (which passes the plan to ``issue_chunk`` itself). It is the one
+#: module-level value written at run time, because it has to be: ``Pool.imap`` sends a task's function by name,
+#: and the plan cannot travel with the task (the CA key object cannot be pickled: a token key's store holds the
+#: PIN; it is inherited through fork, and opens its own session in the worker), so the function a worker runs
+#: finds the plan its initializer was given here.
+_WORKER: list[BatchPlan] = []
+
+
+def _enter_worker(plan: BatchPlan, pool_maker: int) -> None:
+    """A pool worker's initializer: keep the plan given to it (inherited through fork, never pickled)."""
+    if os.getpid() == pool_maker:
+        raise RuntimeError("a batch plan is kept in forked pool workers only")
+    _WORKER[:] = [plan]
+
+
+def _issue_in_worker(work: tuple[int, list[bytes]]) -> Outcome:
+    start, items = work
+    return issue_chunk(_WORKER[0], start, items)
+
+
+@contextmanager
+def _pool(jobs: int, plan: BatchPlan | None = None) -> Iterator[Pool | None]:
+    """``jobs`` forked workers, each given ``plan`` by its initializer; None for one job (this process)."""
+    if jobs == 1:
+        yield None
+        return
+    context = multiprocessing.get_context("fork")  # the plan's CA key is inherited, never pickled
+    if plan is None:
+        pool = context.Pool(jobs)
+    else:
+        pool = context.Pool(jobs, initializer=_enter_worker, initargs=(plan, os.getpid()))
+    try:
+        yield pool
+    finally:
+        pool.close()
+        pool.join()
+
+
+def check_rows(
+    device_list: DeviceList, *, ca_point: bytes, jobs: int, progress: bool | None, chunk: int
+) -> list[bytes | Reject]:
+    """Every row checked, CSRs verified (in the workers); in row order, one packed request or reject per row."""
+    check = functools.partial(validate_chunk, device_list.base, ca_point)
+    work = batched(device_list.rows(), chunk)
+    checked: list[bytes | Reject] = []
+    with _pool(jobs) as pool, progress_bar(device_list.count, "validate", progress) as bar:
+        for outcomes in map(check, work) if pool is None else pool.imap(check, work):
+            checked += outcomes
+            bar.update(len(outcomes))
+    return checked
+
+
+@contextmanager
+def signing(plan: BatchPlan, accepted: list[bytes], *, jobs: int, chunk: int) -> Iterator[Iterator[Outcome]]:
+    """Each chunk of ``accepted`` signed, in order: in this process, or by ``jobs`` forked workers given ``plan``."""
+    work = chunks(accepted, chunk)
+    with _pool(jobs if accepted else 1, plan) as pool:
+        if pool is None:
+            yield (issue_chunk(plan, start, items) for start, items in work)
+        else:
+            yield pool.imap(_issue_in_worker, work)

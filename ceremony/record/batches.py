@@ -1,0 +1,228 @@
+"""The inventory's batches: named queries over the batches table and the certificates each batch issued."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from cryptography import x509
+
+from ceremony.errors import StateError
+from ceremony.model.der import serial_hex
+from ceremony.model.profiles import ResolvedProfile
+from ceremony.model.tbs import key_identifier
+from ceremony.record.inventory import Inventory
+
+_BATCH_COLUMNS = (
+    "batch_id, issuer_ca, profile, list_sha256, approved_by, rekey, requested, status, bundle, bundle_sha256, "
+    "created_at, completed_at"
+)
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One row of the batches table: a device list approved for one CA and profile, open or complete."""
+
+    batch_id: str
+    issuer_ca: str
+    profile: str
+    list_sha256: str
+    approved_by: str
+    rekey: bool
+    requested: int
+    status: str
+    #: The bundle's path relative to the workspace, once the batch is complete.
+    bundle: str | None
+    bundle_sha256: str | None
+    created_at: str
+    completed_at: str | None
+
+
+class BatchCertificateRow(NamedTuple):
+    """A certificate of a batch as the inventory stores it: a tuple, so that thousands go to the driver
+    as they are, with a name for every position (``INSERT_BATCH_CERTIFICATE`` names its columns by them)."""
+
+    serial: str
+    issuer_ca: str
+    issuer: str
+    subject: str
+    eui64: str | None
+    role: str | None
+    usage: str | None
+    name: str | None
+    profile: str
+    not_before: str
+    not_after: str
+    key_algorithm: str
+    signature_algorithm: str
+    policy_oids: str
+    ski: str
+    aki: str | None
+    fingerprint: str
+    status: str
+    approved_by: str
+    csr_sha256: str | None
+    key_store: str | None
+    batch_id: str | None
+    ceremony_id: str | None
+    issued_at: str
+    artifact: str | None
+    der: bytes
+    key_size: int | None
+
+
+INSERT_BATCH_CERTIFICATE = (
+    f"INSERT INTO certificates ({', '.join(BatchCertificateRow._fields)}) "  # noqa: S608 - our column names
+    f"VALUES ({', '.join('?' for _ in BatchCertificateRow._fields)})"
+)
+_NEW_ROW = tuple.__new__  # a BatchCertificateRow from a tuple at C speed: one row per certificate signed
+
+
+@dataclass(frozen=True)
+class SignedInBatch:
+    """A certificate a batch worker signed and verified: what varies from one certificate of a batch to the next."""
+
+    serial: bytes  # 16 octets
+    not_before: bytes  # UTCTime content octets
+    der: bytes
+    ski: bytes  # 8 octets
+    eui64: bytes  # 8 octets
+    ka: bool  # keyAgreement (usage ka), else digitalSignature (usage ds)
+    csr_sha256: bytes  # 32 octets
+
+
+def bundle_artifact(batch_id: str) -> str:
+    """Where a batch's bundle lives, relative to the workspace (the ``artifact`` of each of its certificates)."""
+    return f"artifacts/batches/{batch_id}.pem"
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver error's own first line (SQLAlchemy appends the statement and its parameters)."""
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+# --- the batches table ------------------------------------------------------------------------
+def find_batch(inventory: Inventory, batch_id: str) -> BatchRecord | None:
+    """The batch's row, or None when no run of this batch has opened it yet."""
+    sql = f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = ?"  # noqa: S608 - our column names
+    row = inventory._execute(sql, (batch_id,)).fetchone()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    return BatchRecord(**{**values, "rekey": bool(values["rekey"])})
+
+
+def open_batch(
+    db: Inventory,
+    *,
+    batch_id: str,
+    issuer_ca: str,
+    profile: str,
+    list_sha256: str,
+    approved_by: str,
+    rekey: bool,
+    requested: int,
+    created_at: str,
+) -> None:
+    """A new batch, open until its bundle is written (``db``: the inventory inside a transaction)."""
+    db._execute(
+        "INSERT INTO batches (batch_id, issuer_ca, profile, list_sha256, approved_by, rekey, requested, "
+        "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+        (batch_id, issuer_ca, profile, list_sha256, approved_by, int(rekey), requested, created_at),
+    )
+
+
+def complete_batch(db: Inventory, batch_id: str, *, bundle: str, bundle_sha256: str, completed_at: str) -> None:
+    """Close the batch with its bundle (``db``: the inventory inside a transaction)."""
+    db._execute(
+        "UPDATE batches SET status = 'complete', bundle = ?, bundle_sha256 = ?, completed_at = ? WHERE batch_id = ?",
+        (bundle, bundle_sha256, completed_at, batch_id),
+    )
+
+
+# --- a batch's certificates -------------------------------------------------------------------
+def issued_identities(inventory: Inventory, batch_id: str) -> Iterable[tuple[str, str]]:
+    """(EUI-64, usage) of every certificate the batch has issued so far, streamed."""
+    rows: Iterable[tuple[str, str]] = inventory._execute(
+        "SELECT eui64, usage FROM certificates WHERE batch_id = ?", (batch_id,)
+    )
+    return rows
+
+
+def valid_identities(inventory: Inventory, issuer_ca: str, profile: str, *, outside: str) -> Iterable[tuple[str, str]]:
+    """(EUI-64, usage) of every valid certificate of ``profile`` from ``issuer_ca`` not issued by batch ``outside``."""
+    rows: Iterable[tuple[str, str]] = inventory._execute(
+        "SELECT eui64, usage FROM certificates WHERE issuer_ca = ? AND profile = ? AND status = 'valid' "
+        "AND (batch_id IS NULL OR batch_id <> ?)",
+        (issuer_ca, profile, outside),
+    )
+    return rows
+
+
+def issued_count(inventory: Inventory, batch_id: str) -> int:
+    return int(inventory._execute("SELECT COUNT(*) FROM certificates WHERE batch_id = ?", (batch_id,)).scalar_one())
+
+
+def issued_serials(inventory: Inventory, batch_id: str) -> Iterator[str]:
+    """The batch's serials in the order they were recorded, streamed."""
+    for (serial,) in inventory._execute(
+        "SELECT serial FROM certificates WHERE batch_id = ? ORDER BY rowid", (batch_id,)
+    ):
+        yield serial
+
+
+def issued_certificates(inventory: Inventory, batch_id: str) -> Iterator[bytes]:
+    """The batch's certificates (DER) in the order they were recorded, streamed."""
+    for (der,) in inventory._execute("SELECT der FROM certificates WHERE batch_id = ? ORDER BY rowid", (batch_id,)):
+        yield bytes(der)  # PostgreSQL's BYTEA can come back as a memoryview
+
+
+def certificate_rows(
+    *,
+    profile: ResolvedProfile,
+    issuer_ca: str,
+    profile_name: str,
+    approved_by: str,
+    issuer_cert: x509.Certificate,
+    batch_id: str,
+) -> Callable[[SignedInBatch, str], BatchCertificateRow]:
+    """The inventory row of each signed certificate of a batch (given when it was recorded): what varies,
+    around what the whole batch shares, computed once here."""
+    template_not_after = datetime.strptime(profile.rules.validity.fixed_not_after or "", "%Y%m%d%H%M%SZ")
+    not_after = template_not_after.replace(tzinfo=timezone.utc).isoformat()
+    issuer = issuer_cert.subject.rfc4514_string()
+    aki = key_identifier(issuer_cert.public_key()).hex().upper()  # type: ignore[arg-type]
+    policies = " ".join(profile.policy_oids)
+    artifact = bundle_artifact(batch_id)
+
+    @functools.cache
+    def iso(utc_time: bytes) -> str:
+        return datetime.strptime(utc_time.decode(), "%y%m%d%H%M%SZ").replace(tzinfo=timezone.utc).isoformat()
+
+    def row(s: SignedInBatch, issued_at: str) -> BatchCertificateRow:
+        return _NEW_ROW(BatchCertificateRow, (
+            serial_hex(int.from_bytes(s.serial, "big")), issuer_ca, issuer, "", s.eui64.hex().upper(), None,
+            "ka" if s.ka else "ds", None, profile_name, iso(s.not_before), not_after, "ec-p256", "ecdsa-with-SHA256",
+            policies, s.ski.hex().upper(), aki, hashlib.sha256(s.der).hexdigest(), "valid", approved_by,
+            s.csr_sha256.hex(), None, batch_id, None, issued_at, artifact, s.der, 256,
+        ))  # fmt: skip
+
+    return row
+
+
+def record_signed(db: Inventory, rows: list[BatchCertificateRow]) -> None:
+    """Insert a chunk of a batch's certificates at once (``db``: the inventory inside a transaction).
+
+    Raises:
+        StateError: one of them is already in the inventory (a serial or a fingerprint seen before).
+    """
+    try:
+        db._executemany(INSERT_BATCH_CERTIFICATE, rows)
+    except sa.exc.IntegrityError as exc:
+        raise StateError(f"a certificate of this batch is already in the inventory ({_first_line(exc)})") from exc
