@@ -58,6 +58,7 @@ def campaign(examples: int, workdir: Path) -> list[dict[str, Any]]:
     from ceremony.model.ceremony_file import load_ceremony
     from ceremony.model.config import data_dir
     from ceremony.model.csr import parse_csr
+    from ceremony.model.events import Deviation
     from ceremony.model.profiles import get_profile
     from ceremony.record.transcript import Journal, verify_transcript
 
@@ -68,7 +69,7 @@ def campaign(examples: int, workdir: Path) -> list[dict[str, Any]]:
     ceremony = (data_dir() / "ceremonies" / "root-ca.yaml").read_bytes()
     journal = Journal(workdir / "log.jsonl")
     for n in range(5):
-        journal.append("event", {"n": n, "text": "x" * n})
+        journal.append(Deviation(what="x" * n, why=str(n), acknowledged_by=[]))
     log = journal.path.read_bytes()
     (workdir / "pack").mkdir()
     (workdir / "pack" / "a.txt").write_text("evidence")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ceremony.errors import CeremonyError
+from ceremony.model.events import Event
 from ceremony.model.people import Register, default_register, load_register
 from ceremony.model.policy import PolicyParameters, load_policy
 from ceremony.procedures.attestation import AttestationStatus, attestation_status
@@ -54,7 +55,7 @@ class CeremonyRecord:
 
     @property
     def sealed(self) -> bool:
-        return bool(self.entries) and self.entries[-1].get("event") == "seal"
+        return bool(self.entries) and self.entries[-1].get("event") == Event.SEAL
 
     @property
     def day(self) -> date | None:
@@ -67,7 +68,7 @@ class CeremonyRecord:
         return dict(self.start.get("ceremony", {}).get("participants", {}))
 
     def steps(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.entries if e.get("event") == "step" and e.get("step") == name]
+        return [e for e in self.entries if e.get("event") == Event.STEP and e.get("step") == name]
 
     def splits(self) -> list[dict[str, Any]]:
         """Every m-of-n split recorded in a step's details (PIN shares, backup keys)."""
@@ -81,7 +82,7 @@ class CeremonyRecord:
                     walk(value)
 
         for entry in self.entries:
-            if entry.get("event") == "step":
+            if entry.get("event") == Event.STEP:
                 walk(entry.get("details", {}))
         return found
 

@@ -26,6 +26,7 @@ from ceremony.issue.revocation import REASON_CODES
 from ceremony.issue.signing import issuer_of
 from ceremony.lint.certificate import check_crl
 from ceremony.lint.findings import failing
+from ceremony.model.events import CrlPublish, CrlRecover
 from ceremony.model.people import operator
 from ceremony.model.policy import load_policy
 from ceremony.model.tbs import key_identifier
@@ -175,10 +176,15 @@ def _recover(ws: Workspace, ca_name: str, kind: str, number: int, ca_cert: x509.
                       len(crl), digest, relative),
         )  # fmt: skip
         ws.journal.append(
-            "crl.recover",
-            {"actor": operator(), "ca": ca_name, "kind": kind, "number": number, "outputs": {relative: digest},
-             "why": "written but not recorded (the publishing process was interrupted)"},
-        )  # fmt: skip
+            CrlRecover(
+                actor=operator(),
+                ca=ca_name,
+                kind=kind,
+                number=number,
+                outputs={relative: digest},
+                why="written but not recorded (the publishing process was interrupted)",
+            ),
+        )
 
 
 def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> Published:
@@ -240,17 +246,16 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
         )
         add_crl(db, record)
         ws.journal.append(
-            "crl.publish",
-            {
-                "actor": operator(),
-                "ca": ca_name,
-                "kind": kind,
-                "number": number,
-                "entries": count,
-                "this_update": this_update.isoformat(),
-                "next_update": next_update.isoformat(),
-                "outputs": {relative: digest},
-            },
+            CrlPublish(
+                actor=operator(),
+                ca=ca_name,
+                kind=kind,
+                number=number,
+                entries=count,
+                this_update=this_update.isoformat(),
+                next_update=next_update.isoformat(),
+                outputs={relative: digest},
+            ),
         )
         crash_point("crl.journaled")
     crash_point("crl.recorded")

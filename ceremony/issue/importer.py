@@ -27,6 +27,7 @@ from ceremony.model.der import (
     parse_hardware_module_name,
     signature_name,
 )
+from ceremony.model.events import InventoryImport
 from ceremony.model.people import operator
 from ceremony.model.profiles import ResolvedProfile, available_profiles, get_profile
 from ceremony.record.inventory import CERTIFICATE_COLUMNS, FindingRecord
@@ -141,14 +142,13 @@ def import_certificates(ws: Workspace, paths: list[Path], *, jobs: int = 1) -> I
         ws.inventory.add_certificate_rows(db, rows)
         ws.inventory.add_findings(db, findings)
         ws.journal.append(
-            "inventory.import",
-            {
-                "actor": operator(),
-                "paths": [str(p) for p in paths],
-                "imported": len(rows),
-                "already": result.already,
-                "by_profile": result.by_profile,
-            },
+            InventoryImport(
+                actor=operator(),
+                paths=[str(p) for p in paths],
+                imported=len(rows),
+                already=result.already,
+                by_profile=result.by_profile,
+            ),
         )
     result.imported = len(rows)
     return result

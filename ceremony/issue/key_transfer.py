@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ceremony.errors import InputError, StateError, TokenError
 from ceremony.fs import write_once
+from ceremony.model.events import KeyExport, KeyImport
 from ceremony.model.people import operator
 from ceremony.record.symmetric_keys import (
     KeyWrapRecord,
@@ -112,14 +113,7 @@ def export_key(
                           ceremony_id),
         )  # fmt: skip
         ws.journal.append(
-            "key.export",
-            {
-                "actor": operator(),
-                "key": label,
-                "kek": kek_label,
-                "kcv": document["kcv"],
-                "outputs": {str(out): digest},
-            },
+            KeyExport(actor=operator(), key=label, kek=kek_label, kcv=document["kcv"], outputs={str(out): digest}),
         )
     return digest
 
@@ -164,7 +158,6 @@ def import_key(ws: Workspace, path: Path, *, kek_label: str, serves: str, crypto
             db, KeyWrapRecord(label, kek_label, "import", kcv, document["kek_kcv"], str(path), digest, now.isoformat())
         )
         ws.journal.append(
-            "key.import",
-            {"actor": operator(), "key": label, "kek": kek_label, "kcv": kcv, "inputs": {str(path): digest}},
+            KeyImport(actor=operator(), key=label, kek=kek_label, kcv=kcv, inputs={str(path): digest}),
         )
     return kcv

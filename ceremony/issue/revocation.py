@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from ceremony.errors import InputError, StateError
 from ceremony.model.csr import normalise_eui64
+from ceremony.model.events import CertificateRevoke
 from ceremony.model.people import check_person, operator
 from ceremony.model.policy import load_policy
 from ceremony.record.revocations import RevocationRecord, add_revocation
@@ -93,16 +94,15 @@ def revoke(
         for item in done:
             add_revocation(db, RevocationRecord(ca_name, item.serial, reason, when, requested_by, approved_by))
         ws.journal.append(
-            "certificate.revoke",
-            {
-                "actor": operator(),
-                "ca": ca_name,
-                "serials": [item.serial for item in done],
-                "eui64": done[0].eui64 if eui64 is not None else None,
-                "reason": reason,
-                "requested_by": requested_by,
-                "approved_by": approved_by,
-                "revoked_at": when,
-            },
+            CertificateRevoke(
+                actor=operator(),
+                ca=ca_name,
+                serials=[item.serial for item in done],
+                eui64=done[0].eui64 if eui64 is not None else None,
+                reason=reason,
+                requested_by=requested_by,
+                approved_by=approved_by,
+                revoked_at=when,
+            ),
         )
     return done

@@ -17,6 +17,7 @@ from ceremony.issue.signing import Discard, issuer_of, new_serial, sign_checked
 from ceremony.model.algorithms import CAPrivateKey, KeyAlgorithm, key_algorithm_of
 from ceremony.model.csr import CertificationRequest, check_identity, parse_csr
 from ceremony.model.der import key_size_bits, serial_hex, signature_name
+from ceremony.model.events import CaCreate, CertificateDiscarded, CertificateStored
 from ceremony.model.people import check_person, operator
 from ceremony.model.profiles import ResolvedProfile, get_profile
 from ceremony.model.tbs import Identity, Issuer, build_tbs, key_identifier
@@ -36,16 +37,15 @@ class Issued:
 def _discarder(ws: Workspace, ca: str, profile: str, approved_by: str) -> Discard:
     def record(cert: x509.Certificate, reason: str) -> None:
         ws.journal.append(
-            "certificate.discarded",
-            {
-                "actor": operator(),
-                "approved_by": approved_by,
-                "ca": ca,
-                "profile": profile,
-                "serial": serial_hex(cert.serial_number),
-                "fingerprint": cert.fingerprint(hashes.SHA256()).hex(),
-                "reason": reason,
-            },
+            CertificateDiscarded(
+                actor=operator(),
+                approved_by=approved_by,
+                ca=ca,
+                profile=profile,
+                serial=serial_hex(cert.serial_number),
+                fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+                reason=reason,
+            ),
         )
 
     return record
@@ -106,7 +106,7 @@ def _store(
     cert: x509.Certificate,
     record: CertificateRecord,
     *,
-    event: str,
+    stored: type[CertificateStored],
     extra: dict[str, object],
     ca: CARecord | None = None,
     key: dict[str, Any] | None = None,
@@ -121,21 +121,20 @@ def _store(
             ws.inventory.record_key(db, key)
         ws.inventory.add_certificate(db, record)
         ws.journal.append(
-            event,
-            {
-                "actor": operator(),
-                "approved_by": record.approved_by,
-                "ca": record.issuer_ca,
-                "profile": record.profile,
-                "serial": record.serial,
-                "eui64": record.eui64,
-                "usage": record.usage,
-                "role": record.role,
-                "csr_sha256": record.csr_sha256,
-                "fingerprint": record.fingerprint,
-                "outputs": {record.artifact: digest},
-                **extra,
-            },
+            stored(
+                actor=operator(),
+                approved_by=record.approved_by,
+                ca=record.issuer_ca,
+                profile=record.profile,
+                serial=record.serial,
+                eui64=record.eui64,
+                usage=record.usage,
+                role=record.role,
+                csr_sha256=record.csr_sha256,
+                fingerprint=record.fingerprint,
+                outputs={record.artifact: digest},
+                extra=extra,
+            )
         )
     return path
 
@@ -226,7 +225,7 @@ def create_ca(
         ws,
         cert,
         record,
-        event="ca.create",
+        stored=CaCreate,
         ca=ca,
         key=None
         if existing_key
@@ -304,7 +303,7 @@ def issue(
         artifact=artifact,
         now=now,
     )
-    path = _store(ws, cert, record, event="certificate.issue", extra={"csr": csr_source})
+    path = _store(ws, cert, record, stored=CertificateStored, extra={"csr": csr_source})
     return Issued(cert, record, path)
 
 

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ceremony.errors import ConfigError, InputError
 from ceremony.model.config import IsoDate, Strict, load_yaml, parse_model
+from ceremony.model.events import CeremonyApprove, Event
 from ceremony.model.people import Register
 from ceremony.model.policy import PolicyParameters
 from ceremony.model.profiles import KeyAlgorithm
@@ -339,7 +340,7 @@ def approvals(journal_entries: list[dict[str, Any]], sha256: str) -> list[str]:
     """Distinct people who approved the ceremony file with this SHA-256, in order."""
     seen: list[str] = []
     for entry in journal_entries:
-        if entry.get("event") == "ceremony.approve" and entry.get("sha256") == sha256 and entry["by"] not in seen:
+        if entry.get("event") == Event.CEREMONY_APPROVE and entry.get("sha256") == sha256 and entry["by"] not in seen:
             seen.append(entry["by"])
     return seen
 
@@ -375,13 +376,12 @@ def record_approval(journal: Any, ceremony: CeremonyFile, by: str, register: Reg
     if by in done:
         raise InputError(f"{by} has already approved {ceremony.path} (sha256 {ceremony.sha256[:16]}…)")
     journal.append(
-        "ceremony.approve",
-        {
-            "ceremony_id": ceremony.spec.ceremony_id,
-            "type": getattr(ceremony.spec, "type", None),
-            "file": str(ceremony.path),
-            "sha256": ceremony.sha256,
-            "by": by,
-        },
+        CeremonyApprove(
+            ceremony_id=ceremony.spec.ceremony_id,
+            type=getattr(ceremony.spec, "type", None),
+            file=str(ceremony.path),
+            sha256=ceremony.sha256,
+            by=by,
+        ),
     )
     return len(done) + 1

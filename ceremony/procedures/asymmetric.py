@@ -32,6 +32,7 @@ from ceremony.model.ceremony_file import (
     KeyRestoreCeremony,
     Token,
 )
+from ceremony.model.events import Action, KeyDestroyed
 from ceremony.procedures.base import SEAL_KEY, Procedure, _fp, _spki_sha256
 from ceremony.record.transcript import read_aloud
 
@@ -48,7 +49,7 @@ class TokenInit(Procedure):
         record = self._new_token(self.token.label)
         self.seal_with = (self._key_store(), SEAL_KEY)
         return self._record(
-            "token.initialise",
+            Action.TOKEN_INITIALISE,
             f"token {self.token.label!r} initialised; SO and user PINs generated, never shown, split "
             f"{self.quorum.m}-of-{self.quorum.n}",
             [self.spec.participants.administrator, *self.operators, *self.custodians],
@@ -78,7 +79,7 @@ class RootCA(Procedure):
         self._key_on_record(key.label, generated.public_key(), purpose="ca", origin="generated")
         self.seal_with = (store, key.label)
         return self._record(
-            "key.generate",
+            Action.KEY_GENERATE,
             f"{key.algorithm} key {key.label!r} generated on token {self.token.label!r}"
             + (" (wrapped backup allowed: SENSITIVE and EXTRACTABLE)" if key.backup else " (never extractable)"),
             self.operators,
@@ -124,7 +125,7 @@ class RootCA(Procedure):
         )
         self.certificate = issued.certificate
         return self._record(
-            "certificate.issue",
+            Action.CERTIFICATE_ISSUE,
             f"CA certificate for {spec.ca!r} issued under profile {spec.naming.profile}",
             self.operators,
             outputs=self._output("certificate", issued.artifact),
@@ -151,7 +152,7 @@ class RootCA(Procedure):
         }
         failed = [name for name, ok in checks.items() if not ok]
         entry = self._record(
-            "naming.check",
+            Action.NAMING_CHECK,
             "certificate checked against the naming document and the key map",
             self.spec.participants.witnesses,
             details={"checks": checks},
@@ -178,7 +179,7 @@ class RootCA(Procedure):
         )
         write_once(path, text.encode())
         return self._record(
-            "fingerprint.statement",
+            Action.FINGERPRINT_STATEMENT,
             "fingerprint statement of the CA certificate written for publication",
             [self.spec.participants.administrator],
             outputs=self._output("fingerprint_statement", path),
@@ -224,7 +225,7 @@ class KeyBackup(Procedure):
         self.seal_with = (store, spec.key_label)
         result = "ok" if attributes.extractable else "failed: the key was generated without a backup allowance"
         entry = self._record(
-            "key.attributes",
+            Action.KEY_ATTRIBUTES,
             f"attributes of {spec.key_label!r} read before backup",
             self.operators,
             outputs={"public_key": _spki_sha256(self.public_key)},
@@ -242,7 +243,7 @@ class KeyBackup(Procedure):
         shares, cards = self._split(purpose, self.kek)
         self.kek_shares = shares
         return self._record(
-            "custody.split",
+            Action.CUSTODY_SPLIT,
             f"256-bit backup key generated (check value {self.kek_kcv}) and split {self.quorum.m}-of-{self.quorum.n}",
             [self.spec.participants.administrator, *self.custodians],
             details={
@@ -280,7 +281,7 @@ class KeyBackup(Procedure):
         meta_path = path.with_name(path.name + ".json")
         write_once(meta_path, json.dumps(meta, indent=2).encode())
         return self._record(
-            "key.wrap",
+            Action.KEY_WRAP,
             f"key {spec.key_label!r} wrapped under the backup key ({self.token.wrap_mechanism})",
             self.operators,
             outputs={**self._output("backup", path), **self._output("backup_metadata", meta_path)},
@@ -301,7 +302,7 @@ class KeyRestore(Procedure):
     def do_initialise(self) -> dict[str, Any]:
         record = self._new_token(self.token.label)
         return self._record(
-            "token.initialise",
+            Action.TOKEN_INITIALISE,
             f"fresh token {self.token.label!r} initialised for the restore",
             [self.spec.participants.administrator, *self.operators, *self.custodians],
             details={**record, "token_bag": self.spec.bags.tokens.get(self.token.label)},
@@ -323,7 +324,7 @@ class KeyRestore(Procedure):
         self.kek = combine([words for _, words in presented])
         check = kcv(self.kek)
         entry = self._record(
-            "custody.combine",
+            Action.CUSTODY_COMBINE,
             f"backup key rebuilt from {len(presented)} shares (check value {check})",
             [c for c, _ in presented],
             inputs={"backup": sha256_file(path), "backup_metadata": sha256_file(meta_path)},
@@ -351,7 +352,7 @@ class KeyRestore(Procedure):
         self.seal_with = (store, spec.key_label)
         self.certificate = cert
         entry = self._record(
-            "key.unwrap",
+            Action.KEY_UNWRAP,
             f"key {spec.key_label!r} restored into token {self.token.label!r}",
             self.operators,
             details={
@@ -374,7 +375,7 @@ class KeyRestore(Procedure):
         signature = sign(self._key_store().load(spec.key_label), message)
         ok = verifies(self.certificate.public_key(), signature, message)
         entry = self._record(
-            "key.prove",
+            Action.KEY_PROVE,
             f"test signature by the restored key verified under CA {spec.ca}'s certificate",
             [*self.operators, *self.spec.participants.witnesses],
             details={"message": message.decode(), "signature": signature.hex(), "verified": ok},
@@ -402,7 +403,7 @@ class KeyDestruction(Procedure):
         self.public_sha256 = _spki_sha256(store.load(spec.key_label).public_key())
         self.seal_with = (store, SEAL_KEY)
         return self._record(
-            "key.identify",
+            Action.KEY_IDENTIFY,
             f"key {spec.key_label!r} found on token {self.token.label!r}",
             [*self.operators, *spec.participants.witnesses],
             outputs={"public_key": self.public_sha256},
@@ -420,19 +421,18 @@ class KeyDestruction(Procedure):
                 now = self.ws.clock.now().isoformat(timespec="microseconds")
                 self.ws.inventory.key_destroyed(db, self.token.label, spec.key_label, now)
         self.ws.journal.append(
-            "key.destroyed",
-            {
-                "ceremony_id": spec.ceremony_id,
-                "token_label": self.token.label,
-                "key_label": spec.key_label,
-                "public_key_sha256": self.public_sha256,
-                "reason": spec.reason,
-                "rehearsal": self.rehearsal,
-            },
+            KeyDestroyed(
+                ceremony_id=spec.ceremony_id,
+                token_label=self.token.label,
+                key_label=spec.key_label,
+                public_key_sha256=self.public_sha256,
+                reason=spec.reason,
+                rehearsal=self.rehearsal,
+            ),
         )
         self.ws.__dict__.pop("destroyed_keys", None)
         entry = self._record(
-            "key.destroy",
+            Action.KEY_DESTROY,
             f"key {spec.key_label!r} destroyed on token {self.token.label!r}: {spec.reason}",
             [*self.operators, *spec.participants.witnesses],
             details={"key_label": spec.key_label, "gone": gone, **gate},
@@ -441,5 +441,3 @@ class KeyDestruction(Procedure):
         if not gone:
             raise TokenError(f"key {spec.key_label!r} is still on token {self.token.label!r} after destruction")
         return entry
-
-

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ceremony.errors import InputError, StateError
 from ceremony.keys.signatures import sign, verifies
+from ceremony.model.events import Attest
 from ceremony.model.people import Register
 from ceremony.record.transcript import Journal, read_entries, verify_transcript
 
@@ -93,16 +94,15 @@ def sign_transcript(transcript: Path, person: str, key: AttestationKey, register
         raise StateError(f"{person} has already attested {transcript.name}")
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return log.append(
-        "attest",
-        {
-            "transcript": transcript.name,
-            "ceremony_id": start.get("ceremony_id"),
-            "seal_hash": seal["hash"],
-            "person": person,
-            "participant": person in participants(start),
-            "public_key": public.hex(),
-            "signature": sign(key, bytes.fromhex(seal["hash"])).hex(),
-        },
+        Attest(
+            transcript=transcript.name,
+            ceremony_id=start.get("ceremony_id"),
+            seal_hash=seal["hash"],
+            person=person,
+            participant=person in participants(start),
+            public_key=public.hex(),
+            signature=sign(key, bytes.fromhex(seal["hash"])).hex(),
+        ),
     )
 
 

@@ -44,6 +44,7 @@ from ceremony.model.ceremony_file import (
     Token,
     require_approvals,
 )
+from ceremony.model.events import Action, StepFailed
 from ceremony.model.people import operator
 from ceremony.model.policy import PolicyParameters
 from ceremony.procedures.consoles import Console
@@ -277,7 +278,7 @@ class Procedure:
         except CeremonyError as exc:
             self._unlock()  # the ceremony ends here, unsealed; the token is free for the next one
             # On record before the error travels on; messages never carry secrets.
-            self.transcript.append("step.failed", {"step": name, "error": type(exc).__name__, "message": exc.message})
+            self.transcript.append(StepFailed(step=name, error=type(exc).__name__, message=exc.message))
             raise
         self.done.append(name)
         crash_point(f"step:{name}")
@@ -448,7 +449,7 @@ class Procedure:
         if self.rehearsal and not self.ws.token_exists(label):
             record = self._new_token(label)
             self._record(
-                "rehearsal.token",
+                Action.REHEARSAL_TOKEN,
                 f"throwaway token {label!r} initialised for the rehearsal",
                 [self.spec.participants.administrator],
                 details=record,
@@ -460,7 +461,7 @@ class Procedure:
             self.ws.use_key_store(store)
         self.store = store
         return self._record(
-            "token.activate",
+            Action.TOKEN_ACTIVATE,
             f"token {label!r} activated by {len(presented)} custodians' PIN shares",
             [c for c, _ in presented],
             details={"token": label, "shares_presented": {c: _fp(w) for c, w in presented}},

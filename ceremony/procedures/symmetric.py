@@ -12,6 +12,7 @@ from typing import Any
 from ceremony.errors import InputError, StateError, TokenError
 from ceremony.fs import write_private
 from ceremony.keys.custody import CustodyError
+from ceremony.model.events import Action, KeyRotate, SymmetricCreate
 from ceremony.procedures.base import SEAL_KEY, Procedure
 from ceremony.record.symmetric_keys import (
     CustodyRecord,
@@ -96,7 +97,7 @@ class SymmetricKeys(Procedure):
                 else self._rel(self.ws.secrets_dir / "components" / spec.label),
             }
         return self._record(
-            "components.generate",
+            Action.COMPONENTS_GENERATE,
             f"{len(record)} split-knowledge key(s) generated in memory, split into XOR components, clear keys wiped",
             [self.spec.participants.administrator, *sorted(holders)],
             details={"keys": record},
@@ -143,7 +144,7 @@ class SymmetricKeys(Procedure):
             }
         gates = record.pop("_gates", {})
         return self._record(
-            "keys.create",
+            Action.KEYS_CREATE,
             f"{len(record)} key(s) on token {self.token.label!r}, each checked by KCV",
             [*self.operators, *sorted({c for k in self.spec.keys for c in k.custodians})],
             details={"keys": record, **({"gates": gates} if gates else {})},
@@ -175,10 +176,10 @@ class SymmetricKeys(Procedure):
                     )
                 rows.append({"label": spec.label, "kcv": made["kcv"], "expires": key.expires_at})
             self.ws.journal.append(
-                "symmetric.create", {"ceremony_id": self.spec.ceremony_id, "token": self.token.label, "keys": rows}
+                SymmetricCreate(ceremony_id=self.spec.ceremony_id, token=self.token.label, keys=rows)
             )
         return self._record(
-            "keys.register",
+            Action.KEYS_REGISTER,
             f"{len(rows)} key(s) entered in the key inventory (state active)",
             [self.spec.participants.administrator],
             details={"keys": rows},
@@ -233,7 +234,7 @@ class KeyRotation(Procedure):
             add_symmetric_key(db, successor)
         self.old, self.successor_kcv = old, kcv
         return self._record(
-            "key.successor",
+            Action.KEY_SUCCESSOR,
             f"successor {self.spec.successor_label!r} of {old.label!r} generated on the token",
             self.operators,
             details={
@@ -259,7 +260,7 @@ class KeyRotation(Procedure):
             )
             outputs.update(self._output(f"{label} under {self.spec.successor_label}", out))
         return self._record(
-            "keys.rewrap",
+            Action.KEYS_REWRAP,
             f"{len(dependants)} dependant(s) of {old!r} re-wrapped under {self.spec.successor_label!r}",
             self.operators,
             outputs=outputs,
@@ -270,16 +271,15 @@ class KeyRotation(Procedure):
         with self.ws.inventory.transaction() as db:
             deactivate_symmetric_key(db, self.old.label)
             self.ws.journal.append(
-                "key.rotate",
-                {
-                    "ceremony_id": self.spec.ceremony_id,
-                    "key": self.old.label,
-                    "successor": self.spec.successor_label,
-                    "kcv": self.successor_kcv,
-                },
+                KeyRotate(
+                    ceremony_id=self.spec.ceremony_id,
+                    key=self.old.label,
+                    successor=self.spec.successor_label,
+                    kcv=self.successor_kcv,
+                ),
             )
         return self._record(
-            "key.retire",
+            Action.KEY_RETIRE,
             f"{self.old.label!r} deactivated; {self.spec.successor_label!r} succeeds it",
             [self.spec.participants.administrator, *self.spec.participants.witnesses],
             details={"deactivated": self.old.label, "successor": self.spec.successor_label},

@@ -24,6 +24,7 @@ from typing import Any
 
 from ceremony.errors import InputError, StateError
 from ceremony.fs import sha256_file
+from ceremony.model.events import WorkspaceBackup, WorkspaceRestore
 from ceremony.record.manifest import parse_file_list
 from ceremony.record.workspace import WORKSPACE_FILE, Workspace
 
@@ -87,7 +88,7 @@ def backup_workspace(ws: Workspace, out: Path) -> BackupResult:
                 tar.add(path, arcname=name, recursive=False)
         os.replace(partial, out)
     digest = sha256_file(out)
-    ws.journal.append("workspace.backup", {"archive": out.name, "sha256": digest, "files": len(members)})
+    ws.journal.append(WorkspaceBackup(archive=out.name, sha256=digest, files=len(members)))
     return BackupResult(out, len(members), digest, str(index["database"]))
 
 
@@ -144,7 +145,7 @@ def restore_workspace(archive: Path, target: Path) -> Path:
     ws = Workspace.open(target)
     try:
         digest = sha256_file(archive)
-        ws.journal.append("workspace.restore", {"archive": archive.name, "sha256": digest})
+        ws.journal.append(WorkspaceRestore(archive=archive.name, sha256=digest))
     finally:
         ws.close()
     return target

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from ceremony.errors import ConfigError, InputError, StateError
 from ceremony.model.algorithms import CAPublicKey, key_algorithm_of
 from ceremony.model.der import key_size_bits
+from ceremony.model.events import Event
 
 #: Schema migrations, applied in order; SQLite's PRAGMA user_version (PostgreSQL: table schema_version)
 #: records how many ran. Written for SQLite; ``_ddl`` adapts them to PostgreSQL.
@@ -586,7 +587,7 @@ class Inventory:
             db._execute(
                 "UPDATE ceremonies SET sealed_at = ?, entries = ?, deviations = ?, seal_words = ?, "
                 "transcript_sha256 = ? WHERE ceremony_id = ?",
-                (seal["time"], len(entries), sum(e["event"] == "deviation" for e in entries), seal["words"],
+                (seal["time"], len(entries), sum(e["event"] == Event.DEVIATION for e in entries), seal["words"],
                  transcript_sha256, ceremony_id),
             )  # fmt: skip
             db._executemany(
@@ -687,7 +688,14 @@ def pem_certificate(der: bytes) -> bytes:
 
 
 def key_row(
-    token: str, label: str, key: CAPublicKey, *, key_store: str, purpose: str, origin: str, ceremony_id: str | None,
+    token: str,
+    label: str,
+    key: CAPublicKey,
+    *,
+    key_store: str,
+    purpose: str,
+    origin: str,
+    ceremony_id: str | None,
     created_at: datetime,
 ) -> dict[str, Any]:
     """The key inventory's row for a key pair now on ``token``."""

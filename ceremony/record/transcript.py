@@ -22,6 +22,7 @@ from typing import Any
 
 from ceremony.clock import Clock, current
 from ceremony.errors import StateError
+from ceremony.model.events import CeremonyStart, Deviation, Event, Record, Seal, Step
 
 GENESIS = "0" * 64
 #: How far the clock may read behind a log's last entry (an NTP step) before an append is refused.
@@ -123,9 +124,11 @@ class Journal:
         entry = json.loads(last)
         return int(entry["seq"]), str(entry["hash"]), entry.get("time")
 
-    def append(self, event: str, fields: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
-        """Append one entry and fsync it; returns the entry as written. With the real clock (no ``now``),
-        a clock that reads earlier than the last entry is refused: the log's order is its time order."""
+    def append(self, record: Record, *, now: datetime | None = None) -> dict[str, Any]:
+        """Append one event (a :mod:`ceremony.model.events` record) and fsync it; returns the entry as
+        written. Without ``now`` (the log's own clock), a clock that reads earlier than the last entry is
+        refused: the log's order is its time order."""
+        event, fields = str(record.EVENT), record.entry_fields()
         with self._locked():
             seq, prev, last = self._tail()
             when = (now or self.clock.now()).astimezone(timezone.utc)
@@ -199,7 +202,7 @@ class Transcript(Journal):
 
     def start(self, ceremony_id: str, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
         self.ensure_new()
-        return self.append("ceremony.start", {"ceremony_id": ceremony_id, "type": kind, **fields})
+        return self.append(CeremonyStart(ceremony_id=ceremony_id, type=kind, extra=fields))
 
     def step(
         self,
@@ -214,21 +217,20 @@ class Transcript(Journal):
     ) -> dict[str, Any]:
         """One scripted step; ``inputs``/``outputs`` map names to SHA-256 hex digests."""
         return self.append(
-            "step",
-            {
-                "step": step,
-                "action": action,
-                "actors": actors,
-                "inputs": inputs or {},
-                "outputs": outputs or {},
-                "result": result,
-                **({"details": details} if details else {}),
-            },
+            Step(
+                step=step,
+                action=action,
+                actors=actors,
+                inputs=inputs or {},
+                outputs=outputs or {},
+                result=result,
+                extra={"details": details} if details else {},
+            )
         )
 
     def deviation(self, what: str, why: str, acknowledged_by: list[str]) -> dict[str, Any]:
         """A departure from the script, on record with who acknowledged it."""
-        return self.append("deviation", {"what": what, "why": why, "acknowledged_by": acknowledged_by})
+        return self.append(Deviation(what=what, why=why, acknowledged_by=acknowledged_by))
 
     def seal(self, key: Any, *, key_label: str) -> dict[str, Any]:
         """Sign the chain head with the ceremony's CA key and close the transcript."""
@@ -247,15 +249,14 @@ class Transcript(Journal):
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         entry = self.append(
-            "seal",
-            {
-                "sealed_hash": status.head,
-                "entries": status.entries,
-                "key_label": key_label,
-                "public_key": spki.hex(),
-                "signature": signature.hex(),
-                "words": read_aloud(head),
-            },
+            Seal(
+                sealed_hash=status.head,
+                entries=status.entries,
+                key_label=key_label,
+                public_key=spki.hex(),
+                signature=signature.hex(),
+                words=read_aloud(head),
+            )
         )
         seal = {
             "transcript": self.path.name,
@@ -281,7 +282,7 @@ class TranscriptReport:
 
 
 def _last_step(entries: list[dict[str, Any]]) -> str:
-    steps = [str(e["step"]) for e in entries if e.get("event") == "step"]
+    steps = [str(e["step"]) for e in entries if e.get("event") == Event.STEP]
     return steps[-1] if steps else "none (no step was recorded)"
 
 
@@ -297,7 +298,7 @@ def verify_transcript(path: Path) -> TranscriptReport:
     if not status.ok:
         return TranscriptReport(False, f"{path}: {status.error}", status.entries)
     entries = read_entries(path)
-    seals = [i for i, e in enumerate(entries) if e.get("event") == "seal"]
+    seals = [i for i, e in enumerate(entries) if e.get("event") == Event.SEAL]
     if seals and seals[0] != len(entries) - 1:
         return TranscriptReport(False, f"{path}: line {seals[0] + 2}: entries after the seal", len(entries))
     sidecar = Transcript(path).seal_path

@@ -17,6 +17,7 @@ from ceremony.clock import PIN_VARIABLE, SYSTEM, Clock, pinned
 from ceremony.errors import ConfigError, InputError, StateError, TokenError
 from ceremony.keys.store import KeyStore
 from ceremony.model.config import Strict, load_model
+from ceremony.model.events import Event, KeyUseRefused, WorkspaceInit
 from ceremony.record.inventory import Inventory
 from ceremony.record.transcript import Journal
 
@@ -215,7 +216,7 @@ class Workspace:
         return {
             (e.get("token_label"), str(e["key_label"])): e
             for e in self.journal.entries()
-            if e.get("event") == "key.destroyed"
+            if e.get("event") == Event.KEY_DESTROYED
         }
 
     def refuse_destroyed(self, key_label: str, token_label: str | None = None) -> None:
@@ -224,7 +225,7 @@ class Workspace:
         entry = self.destroyed_keys.get((token, key_label))
         if entry is None:
             return
-        self.journal.append("key.use_refused", {"key_label": key_label, "token_label": token})
+        self.journal.append(KeyUseRefused(key_label=key_label, token_label=token))
         raise StateError(
             f"key {key_label!r} on token {token!r} was destroyed in ceremony {entry.get('ceremony_id')} "
             f"({str(entry['time'])[:10]}); this use is refused and flagged in the journal"
@@ -249,7 +250,7 @@ def _refuse_changed_purpose(root: Path, purpose: Purpose) -> None:
         entry = json.loads(first)
     except ValueError:
         entry = None
-    is_init = isinstance(entry, dict) and entry.get("event") == "workspace.init"
+    is_init = isinstance(entry, dict) and entry.get("event") == Event.WORKSPACE_INIT
     recorded = entry.get("purpose", "live") if is_init else None  # type: ignore[union-attr]
     if recorded != purpose:
         raise ConfigError(
@@ -343,8 +344,7 @@ def init_workspace(
     ws = Workspace.open(root, clock=clock)
     ws.inventory.count()  # creates the database and runs the migrations
     ws.journal.append(
-        "workspace.init",
-        {"key_store": kind, "token_label": token_label, "token_initialised": initialise_token, "purpose": purpose},
+        WorkspaceInit(key_store=kind, token_label=token_label, token_initialised=initialise_token, purpose=purpose),
     )
     return ws
 

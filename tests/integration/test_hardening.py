@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from ceremony.issue.batch import read_device_list, validate_row
 from ceremony.model.ceremony_file import load_ceremony
 from ceremony.record.transcript import Journal, verify_transcript
 from tests.support.ceremony_files import CEREMONIES, device_list
+from tests.support.events import note
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 EXAMPLE = (CEREMONIES / "root-ca.yaml").read_bytes()
@@ -92,12 +93,12 @@ def test_outputs_named_out_of_the_workspace_are_refused(tmp_path: Path) -> None:
 
 def test_a_clock_behind_the_log_is_refused_and_writes_nothing(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.jsonl")
-    journal.append("first", {}, now=datetime.now(timezone.utc) + timedelta(hours=1))  # written by a clock ahead
+    journal.append(note("first"), now=journal.clock.now() + timedelta(hours=1))  # written by a clock ahead
     before = journal.path.read_bytes()
     with pytest.raises(StateError, match="before the last entry of journal.jsonl"):
-        journal.append("second", {})
+        journal.append(note("second"))
     assert journal.path.read_bytes() == before
-    journal.append("third", {}, now=datetime.now(timezone.utc) + timedelta(hours=2))  # explicit times are the caller's
+    journal.append(note("third"), now=journal.clock.now() + timedelta(hours=2))  # explicit times are the caller's
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +175,7 @@ def test_issuance_with_a_clock_behind_the_journal_is_refused_before_signing(ca_w
     from ceremony.issue.batch import issue_batch
     from ceremony.issue.crl import publish_crl
 
-    ca_workspace.journal.append("clock.ahead", {}, now=datetime.now(timezone.utc) + timedelta(hours=1))
+    ca_workspace.journal.append(note("clock ahead"), now=ca_workspace.clock.now() + timedelta(hours=1))
     artifacts = sorted(p for p in (ca_workspace.root / "artifacts").rglob("*") if p.is_file())
     count = ca_workspace.inventory.count()
     with pytest.raises(StateError, match="before the last entry of journal.jsonl"):

@@ -15,6 +15,7 @@ from ceremony import procedures
 from ceremony.cli.main import main
 from ceremony.errors import ConfigError, InputError, StateError
 from ceremony.keys.custody import CustodyError, read_share_card
+from ceremony.model.events import Step
 from ceremony.procedures.consoles import Attended
 from ceremony.record.transcript import Journal, diff_transcripts, read_entries, verify_transcript
 from ceremony.record.workspace import Workspace
@@ -144,7 +145,8 @@ def test_tampering_with_a_real_sealed_transcript_is_detected(tmp_path: Path, tam
     elif tamper == "truncate-middle":
         lines = lines[:4]
     if tamper == "append":  # a well-formed entry chained on after the seal
-        Journal(path).append("step", {"step": "key.export", "action": "after the fact"})
+        Journal(path).append(Step(step="key.export", action="after the fact", actors=[], inputs={}, outputs={},
+                                  result="ok"))  # fmt: skip
     else:
         _rewrite(path, lines)
     report = verify_transcript(path)

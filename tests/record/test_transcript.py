@@ -10,12 +10,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.cli.main import main
 from ceremony.record.transcript import GENESIS, Journal, Transcript, read_aloud, verify_chain, verify_transcript
+from tests.support.events import note
 
 
 def _journal(tmp_path: Path, n: int = 3) -> Journal:
     journal = Journal(tmp_path / "journal.jsonl")
     for i in range(n):
-        journal.append("test.event", {"n": i})
+        journal.append(note(i))
     return journal
 
 
@@ -49,7 +50,7 @@ def test_removed_line_is_named(tmp_path: Path) -> None:
 def test_append_continues_after_reopen(tmp_path: Path) -> None:
     _journal(tmp_path, 2)
     again = Journal(tmp_path / "journal.jsonl")
-    again.append("later", {})
+    again.append(note("later"))
     assert again.verify().ok and again.verify().entries == 3
 
 

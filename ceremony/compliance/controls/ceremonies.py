@@ -10,6 +10,7 @@ import pandas as pd
 from ceremony.compliance.controls.seats import person_key, seats_of
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence, parse_time
+from ceremony.model.events import Action, Event
 from ceremony.record.symmetric_keys import custody
 
 
@@ -22,7 +23,7 @@ def scripts_approved(ev: Evidence, c: Checker) -> None:
         approvers = {
             e["by"]
             for e in ev.journal
-            if e.get("event") == "ceremony.approve"
+            if e.get("event") == Event.CEREMONY_APPROVE
             and e.get("sha256") == sha
             and begun is not None
             and parse_time(e["time"]) < begun
@@ -108,7 +109,7 @@ def quorum_honoured(ev: Evidence, c: Checker) -> None:
                 )
         for entry in cer.entries:
             details = entry.get("details") or {}
-            if entry.get("event") != "step" or "shares_presented" not in details:
+            if entry.get("event") != Event.STEP or "shares_presented" not in details:
                 continue
             uses += 1
             purpose = f"{details['token']}.user-pin" if "token" in details else str(details.get("purpose", ""))
@@ -169,7 +170,7 @@ def deviations_acknowledged(ev: Evidence, c: Checker) -> None:
     for cer in ev.ceremonies:
         seated = {pid for _, pid in seats_of(cer)}
         for e in cer.entries:
-            if e.get("event") != "deviation":
+            if e.get("event") != Event.DEVIATION:
                 continue
             count += 1
             acked = set(e.get("acknowledged_by") or [])
@@ -203,7 +204,7 @@ def ca_certificate_as_named(ev: Evidence, c: Checker) -> None:
         if cer.type not in ("root-ca", "issuing-ca"):
             continue
         spec = cer.start.get("ceremony", {})
-        issued = cer.steps("certificate.issue")
+        issued = cer.steps(Action.CERTIFICATE_ISSUE)
         name = spec.get("ca")
         if not issued or name not in cas.index:
             c.fail(f"ceremony {cer.ceremony_id}", "no-certificate", f"no certificate for CA {name} on record")
@@ -219,7 +220,7 @@ def ca_certificate_as_named(ev: Evidence, c: Checker) -> None:
             )
         if f"CN={spec.get('naming', {}).get('common_name')}" not in str(details.get("subject")):
             c.fail(f"CA {name}", "name", f"subject {details.get('subject')} does not carry the naming document's CN")
-        checks = (cer.steps("naming.check") or [{}])[-1].get("details", {}).get("checks", {})
+        checks = (cer.steps(Action.NAMING_CHECK) or [{}])[-1].get("details", {}).get("checks", {})
         if not checks or not all(checks.values()):
             c.fail(f"CA {name}", "naming-check", f"the naming check in {cer.ceremony_id} did not pass: {checks}")
     c.checked("CA ceremonies' certificates against their naming documents")

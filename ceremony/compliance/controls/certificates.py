@@ -12,6 +12,7 @@ import pandas as pd
 
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence
+from ceremony.model.events import Event
 
 
 # --- certificates ----------------------------------------------------------------------------
@@ -120,9 +121,7 @@ def key_identifiers(ev: Evidence, c: Checker) -> None:
     # A self-signed root may omit its AKI (RFC 5280 4.2.1.1); every other certificate carries its issuer's SKI.
     self_signed_root = own["aki"].isna() & (own["ski"].astype(str) == expected)
     bad_aki = own[(own["aki"].astype(str) != expected) & ~self_signed_root]
-    listed(
-        c, bad_aki, "aki", lambda r: f"AKI {r.aki} is not issuer {r.issuer_ca}'s SKI {ski_of.get(str(r.issuer_ca))}"
-    )
+    listed(c, bad_aki, "aki", lambda r: f"AKI {r.aki} is not issuer {r.issuer_ca}'s SKI {ski_of.get(str(r.issuer_ca))}")
     c.checked(f"{len(own)} certificates' key identifiers")
 
 
@@ -202,8 +201,10 @@ def issuance_authorised(ev: Evidence, c: Checker) -> None:
     }
     unauthorised = own[~own["approved_by"].astype(str).isin(allowed)]
     listed(c, unauthorised, "approver", lambda r: f"approved by {r.approved_by}, who may not approve issuance")
-    fingerprints = {e.get("fingerprint") for e in ev.journal if e.get("event") in ("ca.create", "certificate.issue")}
-    batches = {e.get("batch_id") for e in ev.journal if e.get("event") == "batch.start"}
+    fingerprints = {
+        e.get("fingerprint") for e in ev.journal if e.get("event") in (Event.CA_CREATE, Event.CERTIFICATE_ISSUE)
+    }
+    batches = {e.get("batch_id") for e in ev.journal if e.get("event") == Event.BATCH_START}
     covered = own["fingerprint"].astype(str).isin(fingerprints) | own["batch_id"].astype(str).isin(batches)
     listed(c, own[~covered.to_numpy()], "unlogged", lambda r: "no approved request for it in the journal")
     c.checked(f"{len(own)} certificates against {len(fingerprints)} logged issuances and {len(batches)} batches")

@@ -9,12 +9,15 @@ import pandas as pd
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence
 from ceremony.errors import CeremonyError
+from ceremony.model.events import Action, Event
 from ceremony.record.symmetric_keys import custody
 
 
 # --- keys ------------------------------------------------------------------------------------
 def _generation_steps(ev: Evidence) -> dict[str, dict[str, Any]]:
-    return {s["details"]["key_label"]: s["details"] for cer in ev.all_ceremonies for s in cer.steps("key.generate")}
+    return {
+        s["details"]["key_label"]: s["details"] for cer in ev.all_ceremonies for s in cer.steps(Action.KEY_GENERATE)
+    }
 
 
 def keys_in_hsm(ev: Evidence, c: Checker) -> None:
@@ -141,7 +144,7 @@ def activation_data(ev: Evidence, c: Checker) -> None:
             initialised.add(cer.start.get("ceremony", {}).get("token", {}).get("label"))
     used = 0
     for cer in ev.ceremonies:
-        for step in cer.steps("token.activate"):
+        for step in cer.steps(Action.TOKEN_ACTIVATE):
             used += 1
             token = step["details"].get("token")
             if token not in initialised:
@@ -195,7 +198,7 @@ def rotation(ev: Evidence, c: Checker) -> None:
 
 def destruction(ev: Evidence, c: Checker) -> None:
     sealed = {x.ceremony_id for x in ev.all_ceremonies if x.type == "key-destruction" and x.sealed}
-    events = [e for e in ev.journal if e.get("event") == "key.destroyed" and not e.get("rehearsal")]
+    events = [e for e in ev.journal if e.get("event") == Event.KEY_DESTROYED and not e.get("rehearsal")]
     for e in events:
         if e.get("ceremony_id") not in sealed:
             c.fail(

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence, parse_time
+from ceremony.model.events import Event
 
 
 # --- logging ---------------------------------------------------------------------------------
@@ -26,7 +27,7 @@ def journal_intact(ev: Evidence, c: Checker) -> None:
 
 
 def retention(ev: Evidence, c: Checker) -> None:
-    if not ev.journal or ev.journal[0].get("event") != "workspace.init":
+    if not ev.journal or ev.journal[0].get("event") != Event.WORKSPACE_INIT:
         c.fail("journal", "pruned", "the journal does not begin with the workspace's creation: records were removed")
     for recorded in ev.ws.inventory.ceremonies():
         if not (ev.ws.root / recorded.transcript).is_file():

@@ -26,6 +26,7 @@ from ceremony.issue.batch.devices import (
 from ceremony.issue.batch.plan import BatchPlan, build_templates, ca_point, issuer_of_certificate, prove_exemplar
 from ceremony.issue.batch.runner import CHUNK, check_rows, progress_bar, signing
 from ceremony.issue.signing import issuer_of
+from ceremony.model.events import BatchRefused, BatchResume, BatchStart
 from ceremony.model.people import check_person, operator
 from ceremony.model.profiles import get_profile
 from ceremony.model.template import batch_time, utc_time
@@ -200,23 +201,23 @@ def _open(
                 db, batch_id=result.batch_id, issuer_ca=ca_name, profile=profile_name, list_sha256=device_list.sha256,
                 approved_by=approved_by, rekey=rekey, requested=result.requested, created_at=now,
             )  # fmt: skip
+        opened = BatchStart if batch is None else BatchResume
         ws.journal.append(
-            "batch.start" if batch is None else "batch.resume",
-            {
-                "batch_id": result.batch_id,
-                "actor": operator(),
-                "approved_by": approved_by,
-                "ca": ca_name,
-                "profile": profile_name,
-                "devices": str(device_list.path),
-                "list_sha256": device_list.sha256,
-                "requested": result.requested,
-                "already_issued": result.issued_before,
-                "rejected": len(result.rejected),
-                "rejects_file": str(skip_rejected) if skip_rejected else None,
-                "rekey": rekey,
-                "jobs": jobs,
-            },
+            opened(
+                batch_id=result.batch_id,
+                actor=operator(),
+                approved_by=approved_by,
+                ca=ca_name,
+                profile=profile_name,
+                devices=str(device_list.path),
+                list_sha256=device_list.sha256,
+                requested=result.requested,
+                already_issued=result.issued_before,
+                rejected=len(result.rejected),
+                rejects_file=str(skip_rejected) if skip_rejected else None,
+                rekey=rekey,
+                jobs=jobs,
+            )
         )
 
 
@@ -236,7 +237,7 @@ def _issue(
     with signing(plan, accepted, jobs=jobs, chunk=chunk) as out, progress_bar(len(accepted), "issue", progress) as bar:
         for signed in out:
             if isinstance(signed, str):
-                ws.journal.append("batch.refused", {"batch_id": result.batch_id, "reason": signed})
+                ws.journal.append(BatchRefused(batch_id=result.batch_id, reason=signed))
                 raise StateError(f"batch {result.batch_id}: {signed}; this chunk was discarded, nothing of it recorded")
             issued_at = ws.clock.now().isoformat(timespec="microseconds")
             with ws.inventory.transaction() as db:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ceremony.errors import StateError
 from ceremony.issue.batch.devices import Reject
+from ceremony.model.events import BatchComplete
 from ceremony.record import batches
 from ceremony.record.inventory import pem_certificate
 from ceremony.record.workspace import Workspace
@@ -101,15 +102,14 @@ def complete(ws: Workspace, result: BatchResult, ca_name: str) -> BatchResult:
             completed_at=ws.clock.now().isoformat(),
         )  # fmt: skip
         ws.journal.append(
-            "batch.complete",
-            {
-                "batch_id": result.batch_id,
-                "ca": ca_name,
-                "count": result.issued,
-                "first_serial": result.first_serial,
-                "last_serial": result.last_serial,
-                "serials_sha256": result.serials_sha256,
-                "outputs": {relative: result.bundle_sha256},
-            },
+            BatchComplete(
+                batch_id=result.batch_id,
+                ca=ca_name,
+                count=result.issued,
+                first_serial=result.first_serial,
+                last_serial=result.last_serial,
+                serials_sha256=result.serials_sha256,
+                outputs={relative: result.bundle_sha256},
+            ),
         )
     return result
