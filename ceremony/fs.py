@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 from ceremony.errors import InputError, StateError
 
@@ -27,18 +30,33 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _create(path: Path, mode: int, what: str) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return os.open(path, _CREATE, mode)
+    except FileExistsError as exc:
+        raise StateError(f"{path} already exists; {what} are write-once") from exc
+    except OSError as exc:  # ELOOP: a symlink stands where the file would be
+        raise StateError(f"{path} cannot be created ({exc.strerror}); a link is never followed") from exc
+
+
+@contextmanager
+def create(path: Path, *, mode: int = 0o644, what: str = "files", text: bool = False) -> Iterator[IO[Any]]:
+    """A new file at ``path`` to stream into (as :func:`write_once`: exclusive, never through a link),
+    fsynced when the block ends; ``text`` opens it for UTF-8 text (newlines untranslated, as csv wants)."""
+    fd = _create(path, mode, what)
+    with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8", "newline": ""} if text else {})) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def write_once(path: Path, data: bytes, *, mode: int = 0o644, what: str = "artifacts") -> str:
     """Create ``path`` with ``data``, refusing an existing file or a symlink; returns its SHA-256 hex.
 
     The parent directories are created as needed; the file is fsynced before this returns.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, _CREATE, mode)
-    except FileExistsError as exc:
-        raise StateError(f"{path} already exists; {what} are write-once") from exc
-    except OSError as exc:  # ELOOP: a symlink stands where the file would be
-        raise StateError(f"{path} cannot be created ({exc.strerror}); a link is never followed") from exc
+    fd = _create(path, mode, what)
     try:
         view = memoryview(data)
         while view:

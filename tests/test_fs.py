@@ -57,3 +57,18 @@ def test_read_regular_refuses_what_is_not_a_small_regular_file(tmp_path: Path, k
         read_regular(path, 10, "input file")
     (tmp_path / "ok").write_bytes(b"0123456789")
     assert read_regular(tmp_path / "ok", 10, "input file") == b"0123456789"
+
+
+def test_create_streams_into_a_new_file_only(tmp_path: Path) -> None:
+    from ceremony.fs import create
+
+    with create(tmp_path / "out" / "rows.csv", text=True) as fh:
+        fh.write("a,b\r\n")
+    assert (tmp_path / "out" / "rows.csv").read_bytes() == b"a,b\r\n"  # newlines untranslated
+    with pytest.raises(StateError, match="write-once"), create(tmp_path / "out" / "rows.csv"):
+        pass
+    (tmp_path / "target").write_bytes(b"keep")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(StateError, match="never followed"), create(tmp_path / "link"):
+        pass
+    assert (tmp_path / "target").read_bytes() == b"keep"

@@ -10,7 +10,8 @@ from typing import Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ceremony.errors import InputError, TokenError
+from ceremony.errors import InputError, StateError, TokenError
+from ceremony.fs import write_once
 from ceremony.keys.store import KeyAttributes
 from ceremony.model.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 
@@ -139,13 +140,9 @@ class SoftwareKeyStore:
         )
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            fd = os.open(self._path(label), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError as exc:
+            write_once(self._path(label), pem, mode=0o600, what="keys")
+        except StateError as exc:
             raise TokenError(f"the software store already holds a key labelled {label!r}") from exc
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def destroy(self, label: str) -> None:
         """Delete the key file (a software store cannot wipe: the file system may keep copies)."""
@@ -207,9 +204,7 @@ class SoftwareKeyStore:
             "wrapped": wrap(self._store_kek(salt), value).hex(),
         }
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record, fh)
+        write_once(path, json.dumps(record).encode(), mode=0o600, what="keys")
         return kcv(value)
 
     def _read_secret(self, label: str) -> tuple[bytearray, dict[str, object]]:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ceremony.errors import CeremonyError, ConfigError, InputError, StateError
 from ceremony.faults import crash_point
-from ceremony.fs import sha256_file
+from ceremony.fs import sha256_file, write_text_once
 from ceremony.keys.custody import (
     CustodyError,
     Share,
@@ -201,12 +201,12 @@ class Procedure:
         since = self.ws.clock.now().isoformat(timespec="seconds")
         owner = {"ceremony_id": self.spec.ceremony_id, "type": self.TYPE, "pid": os.getpid(),
                  "host": socket.gethostname(), "since": since}  # fmt: skip
+        if path.exists() or path.is_symlink():
+            raise StateError(_lock_holder(path))
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+            write_text_once(path, json.dumps(owner), what="ceremony locks")
+        except StateError:  # taken between the look and the create
             raise StateError(_lock_holder(path)) from None
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(owner, fh)
         self.locked = path
 
     def _unlock(self) -> None:

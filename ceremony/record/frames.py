@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ceremony.clock import current
+from ceremony.fs import create
 from ceremony.record.workspace import Workspace
 
 _CERTIFICATE_COLUMNS = (
@@ -356,6 +357,6 @@ def export_parquet(ws: Workspace, out: Path, filters: Mapping[str, str] | None =
 
     cursor = ws.inventory.export_rows(filters)
     frame = _typed(pd.DataFrame.from_records(cursor.fetchall(), columns=list(EXPORT_COLUMNS)), "certificates")
-    with out.open("xb") as fh:
+    with create(out, what="exports") as fh:
         frame.to_parquet(fh, index=False)
     return len(frame)

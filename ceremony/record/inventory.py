@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
 from ceremony.errors import ConfigError, InputError, StateError
+from ceremony.fs import create
 from ceremony.model.algorithms import CAPublicKey, key_algorithm_of
 from ceremony.model.der import key_size_bits
 from ceremony.model.events import Event
@@ -657,7 +658,7 @@ class Inventory:
         """One row per certificate (every column but the DER), streamed; returns the row count.
         ``filters``: certificate column -> the value it must equal (none: every certificate)."""
         count = 0
-        with out.open("x", newline="", encoding="utf-8") as fh:
+        with create(out, what="exports", text=True) as fh:
             writer = csv.writer(fh)
             writer.writerow(EXPORT_COLUMNS)
             for row in self.export_rows(filters):
@@ -671,7 +672,7 @@ class Inventory:
         where, params = certificate_filter(filters)
         sql = "SELECT der FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
         count = 0
-        with out.open("xb") as fh:
+        with create(out, what="exports") as fh:
             for (der,) in self._execute(sql + " ORDER BY issued_at, serial", params):
                 fh.write(pem_certificate(bytes(der)))
                 count += 1

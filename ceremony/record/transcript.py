@@ -22,6 +22,7 @@ from typing import Any
 
 from ceremony.clock import Clock, current
 from ceremony.errors import StateError
+from ceremony.fs import write_text_once
 from ceremony.model.events import CeremonyStart, Deviation, Event, Record, Seal, Step
 
 GENESIS = "0" * 64
@@ -265,9 +266,7 @@ class Transcript(Journal):
             "sealed_hash": status.head,
             "words": entry["words"],
         }
-        fd = os.open(self.seal_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(seal, fh, indent=2)
+        write_text_once(self.seal_path, json.dumps(seal, indent=2), what="seals")
         return entry
 
 

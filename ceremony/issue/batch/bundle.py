@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ceremony.errors import StateError
+from ceremony.fs import create
 from ceremony.issue.batch.devices import Reject
 from ceremony.model.events import BatchComplete
 from ceremony.record import batches
@@ -78,15 +79,12 @@ def complete(ws: Workspace, result: BatchResult, ca_name: str) -> BatchResult:
     path = ws.root / relative
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)  # left by a run killed while writing the bundle
-    partial.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    with partial.open("xb") as fh:
+    with create(partial, what="bundles") as fh:
         for der in batches.issued_certificates(ws.inventory, result.batch_id):
             pem = pem_certificate(der)
             digest.update(pem)
             fh.write(pem)
-        fh.flush()
-        os.fsync(fh.fileno())
     if path.exists():
         # A run killed between writing the bundle and closing the batch: the bundle must be this one.
         if hashlib.sha256(path.read_bytes()).hexdigest() != digest.hexdigest():

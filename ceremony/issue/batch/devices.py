@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.errors import InputError
+from ceremony.fs import create
 from ceremony.model.csr import MAX_CSR_BYTES, csr_der
 from ceremony.model.template import ECDSA_WITH_SHA256, P256_SPKI_PREFIX
 
@@ -294,7 +295,7 @@ def select_requests(
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:
     """The rejects as CSV in a new file the operator named (``--skip-rejected``)."""
-    with path.open("x", newline="", encoding="utf-8") as fh:
+    with create(path, what="rejects files", text=True) as fh:
         writer = csv.writer(fh)
         writer.writerow(["row", "eui64", "usage", "csr", "reason"])
         for r in rejects:
