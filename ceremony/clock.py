@@ -60,9 +60,10 @@ class PinnedClock:
         try:
             when = datetime.fromisoformat(at)
             since = float(anchor)
-        except ValueError:
+            datetime.fromtimestamp(since, timezone.utc)  # an instant a clock can read (not NaN, inf, 1e300)
+        except (ValueError, OverflowError, OSError):
             when, since = None, 0.0
-        if not sep or when is None or when.tzinfo is None or since != since:  # noqa: PLR0124 - NaN
+        if not sep or when is None or when.tzinfo is None:
             raise ConfigError(f"{PIN_VARIABLE} must be <ISO-8601 instant with offset>@<Unix seconds>, got {text!r}")
         return cls(when.astimezone(timezone.utc), since)
 

@@ -9,13 +9,13 @@ from typing import Any
 
 from ceremony.compliance.sources import Evidence
 from ceremony.model.catalogue import Control
-from ceremony.model.policy import Outcome
+from ceremony.model.policy import ControlOutcome
 
 
 @dataclass(frozen=True)
 class ControlFinding:
     control: str
-    outcome: Outcome
+    outcome: ControlOutcome
     #: What the finding is about ("" for the control as a whole), e.g. "transcript root-ca-2026-12".
     subject: str
     #: A short code, stable across runs, that with control and subject makes the finding's id.
@@ -45,7 +45,7 @@ class Checker:
         self.findings: list[ControlFinding] = []
         self.looked_at: list[str] = []
 
-    def _add(self, outcome: Outcome, subject: str, code: str, message: str, evidence: Iterable[str]) -> None:
+    def _add(self, outcome: ControlOutcome, subject: str, code: str, message: str, evidence: Iterable[str]) -> None:
         self.findings.append(
             ControlFinding(self.control.id, outcome, subject, code, message, tuple(evidence), self.control.severity)
         )

@@ -33,13 +33,13 @@ class RevocationPolicy(Strict):
     two_person_reasons: list[RevocationReason] = Field(default_factory=list)
 
 
-Outcome = Literal["pass", "fail", "not-applicable", "indeterminate", "fatal"]
+ControlOutcome = Literal["pass", "fail", "not-applicable", "indeterminate", "fatal"]
 ControlSeverity = Literal["critical", "major", "minor"]
 Verdict = Literal["approved", "approved with caveats", "not approved"]
 
 
 class VerdictCondition(Strict):
-    outcome: list[Outcome] = Field(default_factory=list)
+    outcome: list[ControlOutcome] = Field(default_factory=list)
     severity: list[ControlSeverity] = Field(default_factory=list)
 
 

@@ -24,7 +24,7 @@ from ceremony.record.batches import SignedInBatch
 CHUNK = 1024
 _ECDSA = ec.ECDSA(hashes.SHA256())
 T = TypeVar("T")
-Outcome = list[SignedInBatch] | str  # a chunk signed and verified, or why it was refused
+ChunkResult = list[SignedInBatch] | str  # a chunk signed and verified, or why it was refused
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[tuple[int, list[T]]]:
@@ -58,7 +58,7 @@ def progress_bar(total: int, desc: str, enabled: bool | None) -> Any:
     return tqdm(total=total, desc=desc, unit="cert", disable=None if enabled is None else not enabled, leave=False)
 
 
-def issue_chunk(plan: BatchPlan, start: int, items: list[bytes]) -> Outcome:
+def issue_chunk(plan: BatchPlan, start: int, items: list[bytes]) -> ChunkResult:
     """Sign one chunk: fill the template, sign, assemble, verify each; full checks on the sample.
 
     ``start`` is the index of the chunk's first request among the run's ``plan.total``.
@@ -101,7 +101,7 @@ def _enter_worker(plan: BatchPlan, pool_maker: int) -> None:
     _WORKER[:] = [plan]
 
 
-def _issue_in_worker(work: tuple[int, list[bytes]]) -> Outcome:
+def _issue_in_worker(work: tuple[int, list[bytes]]) -> ChunkResult:
     start, items = work
     return issue_chunk(_WORKER[0], start, items)
 
@@ -139,7 +139,7 @@ def check_rows(
 
 
 @contextmanager
-def signing(plan: BatchPlan, accepted: list[bytes], *, jobs: int, chunk: int) -> Iterator[Iterator[Outcome]]:
+def signing(plan: BatchPlan, accepted: list[bytes], *, jobs: int, chunk: int) -> Iterator[Iterator[ChunkResult]]:
     """Each chunk of ``accepted`` signed, in order: in this process, or by ``jobs`` forked workers given ``plan``."""
     work = chunks(accepted, chunk)
     with _pool(jobs if accepted else 1, plan) as pool:

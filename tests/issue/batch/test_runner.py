@@ -21,7 +21,7 @@ from ceremony.model.template import batch_time, utc_time
 from ceremony.record.workspace import Workspace
 from tests.support.ceremony_files import device_list
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCANNED = sorted((REPO / "ceremony/issue/batch").glob("*.py")) + [REPO / "ceremony/record/batches.py"]
 #: The one module value written at run time, and by whom: a pool worker's plan, set by the pool's initializer
 #: inside the worker only (see ``runner._WORKER``).
