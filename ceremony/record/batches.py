@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +17,7 @@ from ceremony.errors import StateError
 from ceremony.model.der import serial_hex
 from ceremony.model.profiles import ResolvedProfile
 from ceremony.model.tbs import key_identifier
-from ceremony.record.inventory import Inventory
+from ceremony.record.inventory import CertificateRecord, Inventory
 
 _BATCH_COLUMNS = (
     "batch_id, issuer_ca, profile, list_sha256, approved_by, rekey, requested, status, bundle, bundle_sha256, "
@@ -43,37 +44,12 @@ class BatchRecord:
     completed_at: str | None
 
 
-class BatchCertificateRow(NamedTuple):
-    """A certificate of a batch as the inventory stores it: a tuple, so that thousands go to the driver
-    as they are, with a name for every position (``INSERT_BATCH_CERTIFICATE`` names its columns by them)."""
-
-    serial: str
-    issuer_ca: str
-    issuer: str
-    subject: str
-    eui64: str | None
-    role: str | None
-    usage: str | None
-    name: str | None
-    profile: str
-    not_before: str
-    not_after: str
-    key_algorithm: str
-    signature_algorithm: str
-    policy_oids: str
-    ski: str
-    aki: str | None
-    fingerprint: str
-    status: str
-    approved_by: str
-    csr_sha256: str | None
-    key_store: str | None
-    batch_id: str | None
-    ceremony_id: str | None
-    issued_at: str
-    artifact: str | None
-    der: bytes
-    key_size: int | None
+#: A certificate of a batch as the inventory stores it: a tuple, so that thousands go to the driver as they
+#: are, with a name for every position: CertificateRecord's fields, in its order (``INSERT_BATCH_CERTIFICATE``
+#: names its columns by them).
+BatchCertificateRow = NamedTuple(  # type: ignore[misc]
+    "BatchCertificateRow", [(f.name, f.type) for f in dataclasses.fields(CertificateRecord)]
+)
 
 
 INSERT_BATCH_CERTIFICATE = (

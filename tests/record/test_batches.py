@@ -19,20 +19,14 @@ from ceremony.model.profiles import get_profile
 from ceremony.record import batches
 from ceremony.record.batches import BatchCertificateRow, BatchRecord, SignedInBatch
 from ceremony.record.inventory import CARecord, CertificateRecord, Inventory
-from tests.support.postgres import ENGINES, database_for
 
 CREATED = "2026-12-01T10:00:00.000000+00:00"
 RECORD_COLUMNS = tuple(f.name for f in fields(CertificateRecord))
 
 
-@pytest.fixture(params=ENGINES)
-def database(request: pytest.FixtureRequest) -> str | None:
-    return database_for(request)
-
-
 @pytest.fixture
-def store(tmp_path: Path, database: str | None) -> Iterator[Inventory]:
-    inv = Inventory(database or tmp_path / "inv.sqlite")
+def store(tmp_path: Path, engine_database: str | None) -> Iterator[Inventory]:
+    inv = Inventory(engine_database or tmp_path / "inv.sqlite")
     with inv.transaction() as db:
         inv.add_ca(db, CARecord("issuing", "issuing", "ss1spca-issuing", "software", "ca-issuing", None, "01", CREATED))
     yield inv

@@ -9,18 +9,14 @@ import sqlalchemy as sa
 
 from ceremony.record.crls import CRLRecord, LastCRL, add_crl, crls, last_crl
 from ceremony.record.inventory import Inventory
-from tests.support.postgres import ENGINES, database_for
-from tests.support.records import add_ca
-
-
-@pytest.fixture(params=ENGINES)
-def database(request: pytest.FixtureRequest) -> str | None:
-    return database_for(request)
+from tests.support.records import (
+    add_ca,
+)
 
 
 @pytest.fixture
-def store(tmp_path: Path, database: str | None) -> Inventory:
-    inv = Inventory(database or tmp_path / "inv.sqlite")
+def store(tmp_path: Path, engine_database: str | None) -> Inventory:
+    inv = Inventory(engine_database or tmp_path / "inv.sqlite")
     add_ca(inv, "root", role="root", issuer_ca=None)
     add_ca(inv, "issuing")
     yield inv  # type: ignore[misc]

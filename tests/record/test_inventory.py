@@ -19,20 +19,7 @@ from ceremony.record.inventory import (
     certificate_filter,
 )
 from ceremony.record.workspace import Workspace
-from tests.support.postgres import ENGINES, database_for
 from tests.support.records import add_certificates, certificate
-
-
-@pytest.fixture(params=ENGINES)
-def database(request: pytest.FixtureRequest) -> str | None:
-    return database_for(request)
-
-
-@pytest.fixture
-def store(tmp_path: Path, database: str | None) -> Inventory:
-    inv = Inventory(database or tmp_path / "inv.sqlite")
-    yield inv  # type: ignore[misc]
-    inv.close()
 
 
 def test_every_migration_runs_and_is_recorded(store: Inventory) -> None:

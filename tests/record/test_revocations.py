@@ -18,18 +18,15 @@ from ceremony.record.revocations import (
     revocation_count,
     revocations,
 )
-from tests.support.postgres import ENGINES, database_for
-from tests.support.records import add_certificates, certificate
-
-
-@pytest.fixture(params=ENGINES)
-def database(request: pytest.FixtureRequest) -> str | None:
-    return database_for(request)
+from tests.support.records import (
+    add_certificates,
+    certificate,
+)
 
 
 @pytest.fixture
-def store(tmp_path: Path, database: str | None) -> Inventory:
-    inv = Inventory(database or tmp_path / "inv.sqlite")
+def store(tmp_path: Path, engine_database: str | None) -> Inventory:
+    inv = Inventory(engine_database or tmp_path / "inv.sqlite")
     add_certificates(inv, certificate(1), certificate(2), certificate(3), certificate(1, issuer_ca="other"))
     yield inv  # type: ignore[misc]
     inv.close()

@@ -4,9 +4,6 @@ lineage written and read back as typed records."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
-
-import pytest
 
 from ceremony.record.inventory import Inventory
 from ceremony.record.symmetric_keys import (
@@ -21,20 +18,7 @@ from ceremony.record.symmetric_keys import (
     symmetric_key,
     symmetric_keys,
 )
-from tests.support.postgres import ENGINES, database_for
 from tests.support.records import symmetric_key as key_record
-
-
-@pytest.fixture(params=ENGINES)
-def database(request: pytest.FixtureRequest) -> str | None:
-    return database_for(request)
-
-
-@pytest.fixture
-def store(tmp_path: Path, database: str | None) -> Inventory:
-    inv = Inventory(database or tmp_path / "inv.sqlite")
-    yield inv  # type: ignore[misc]
-    inv.close()
 
 
 def test_a_key_reads_back_as_written(store: Inventory) -> None:
