@@ -124,7 +124,7 @@ def crl_publish_seconds(workspace: Path) -> tuple[int, float]:
     ws = Workspace.open(workspace)
     try:
         with ws.inventory.transaction() as db:
-            db.execute(
+            db._execute(
                 "INSERT INTO revocations SELECT issuer_ca, serial, 'keyCompromise', issued_at, 'bench', 'bench2' "
                 "FROM certificates WHERE batch_id IS NOT NULL"
             )

@@ -60,7 +60,7 @@ def make_inventory(root: Path, rows: int, *, seed: int = 7, purpose: Purpose = "
                 revocations.append(("issuing", serial, rng.choice(REASONS), when, "synthetic", "synthetic2"))
         with ws.inventory.transaction() as db:
             ws.inventory.add_certificate_rows(db, chunk)
-            db.executemany("INSERT INTO revocations VALUES (?, ?, ?, ?, ?, ?)", revocations)
+            db._executemany("INSERT INTO revocations VALUES (?, ?, ?, ?, ?, ?)", revocations)
         made += len(chunk)
     ws.close()
     return root

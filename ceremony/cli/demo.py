@@ -26,6 +26,9 @@ from ceremony.model.policy import load_policy
 from ceremony.model.profiles import get_profile
 from ceremony.model.tbs import Identity, Usage, subject_name
 from ceremony.procedures.attestation import key_fingerprint, load_attestation_key, participants, sign_transcript
+from ceremony.record.batches import batches
+from ceremony.record.crls import crls
+from ceremony.record.symmetric_keys import symmetric_keys
 from ceremony.record.transcript import read_entries
 from ceremony.record.workspace import Workspace, init_workspace
 from ceremony.reporting.notebooks import notebooks_dir, run_notebook
@@ -146,7 +149,8 @@ def run_ceremonies(ws: Workspace, register: Register, reports: Path) -> tuple[li
 
 def _issued_ca(ws: Workspace, name: str) -> Issued:
     ca = ws.inventory.ca(name)
-    record = next(r for r in ws.inventory.certificates("serial = ?", (ca.serial,)))
+    record = ws.inventory.certificate(ca.issuer_ca or ca.name, ca.serial)
+    assert record is not None, f"CA {name}'s certificate is on record"
     cert = x509.load_der_x509_certificate(ws.inventory.ca_certificate_der(name))
     return Issued(cert, record, ws.root / (record.artifact or f"artifacts/cas/{name}.pem"))
 
@@ -184,10 +188,7 @@ def run_demo(
         ws = Workspace.open(ws.root)  # issuance activates the token from the shares deposited for unattended runs
         result.cas = [(name, ws.inventory.ca(name).role, _issued_ca(ws, name)) for name in (ROOT, ISSUING)]
         result.symmetric_keys = [
-            {"label": label, "kcv": kcv, "purpose": purpose}
-            for label, kcv, purpose in ws.inventory.execute(
-                "SELECT label, kcv, purpose FROM symmetric_keys ORDER BY created_at, label"
-            )
+            {"label": key.label, "kcv": key.kcv, "purpose": key.purpose} for key in symmetric_keys(ws.inventory)
         ]
         organisation = get_profile("ss1sp-organisation", ws.config.oids)
         for usage in USAGES:
@@ -274,11 +275,9 @@ def _fleet(ws: Workspace, result: DemoResult, devices: int, reports: Path) -> No
             notebooks_dir() / "30-issue-certificates.ipynb", params, reports_dir=reports, progress=False
         ).executed
     )
-    batch_id, bundle = ws.inventory.execute(
-        "SELECT batch_id, bundle FROM batches WHERE status = 'complete' ORDER BY created_at DESC"
-    ).fetchone()
-    records = ws.inventory.certificates("batch_id = ?", (batch_id,))
-    result.batches.append({"id": batch_id, "count": len(records), "bundle": str(ws.root / bundle)})
+    batch = [b for b in batches(ws.inventory) if b.status == "complete"][-1]
+    records = ws.inventory.certificates_of_batch(batch.batch_id)
+    result.batches.append({"id": batch.batch_id, "count": len(records), "bundle": str(ws.root / str(batch.bundle))})
     for record in {r.serial: r for r in (records[0], records[-1])}.values():
         path = ws.root / "exports" / "sample" / f"{record.serial}.pem"
         cert = x509.load_der_x509_certificate(record.der)
@@ -297,7 +296,7 @@ def _fleet(ws: Workspace, result: DemoResult, devices: int, reports: Path) -> No
             notebooks_dir() / "40-revoke-and-publish-crl.ipynb", revoke, reports_dir=reports, progress=False
         ).executed
     )
-    result.crls = [ws.root / row[0] for row in ws.inventory.execute("SELECT artifact FROM crls ORDER BY rowid")]
+    result.crls = [ws.root / crl.artifact for crl in crls(ws.inventory)]
 
 
 def write_device_fleet(directory: Path, devices: int, *, first: int = 1) -> Path:

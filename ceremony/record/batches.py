@@ -94,6 +94,12 @@ def find_batch(inventory: Inventory, batch_id: str) -> BatchRecord | None:
     return BatchRecord(**{**values, "rekey": bool(values["rekey"])})
 
 
+def batches(inventory: Inventory) -> list[BatchRecord]:
+    """Every batch, in the order opened."""
+    rows = inventory._execute(f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY created_at, batch_id")  # noqa: S608
+    return [BatchRecord(**{**r._mapping, "rekey": bool(r._mapping["rekey"])}) for r in rows]
+
+
 def open_batch(
     db: Inventory,
     *,

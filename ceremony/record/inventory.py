@@ -468,17 +468,6 @@ class Inventory:
         if rows:  # the rows go to the driver as they are (batch issuance passes thousands of tuples)
             self._db.exec_driver_sql(self._sql(sql), rows if isinstance(rows, list) else list(rows))
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Transitional: ``ceremony/cli/demo.py`` still passes its own SQL until it moves to named queries;
-        ``tests/record/test_layering.py`` allows no other module outside the record layer. Inside it, and in
-        the tests, ``_execute`` is the door. Remove this (and ``executemany``) once demo.py has moved and the
-        remaining callers (record/batches.py, bench/, some tests) use ``_execute``."""
-        return self._execute(sql, params)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Transitional, as ``execute``."""
-        self._executemany(sql, rows)
-
     # --- certificates -----------------------------------------------------------------
     def serial_exists(self, issuer_ca: str, serial: str) -> bool:
         row = self._execute(
@@ -515,10 +504,9 @@ class Inventory:
         rows = self._execute(f"{_SELECT_CERTIFICATES} {tail}", params)
         return [CertificateRecord(**_plain(r._mapping)) for r in rows]
 
-    def certificates(self, where: str = "", params: tuple[Any, ...] = ()) -> list[CertificateRecord]:
-        """Certificates in the order issued. Transitional: ``where`` is a clause ``ceremony/cli/demo.py`` and
-        the tests still write; the other layers call the named look-ups below."""
-        return self._certificates((f"WHERE {where} " if where else "") + "ORDER BY issued_at, serial", params)
+    def certificates_of_batch(self, batch_id: str) -> list[CertificateRecord]:
+        """A batch's certificates, in the order issued."""
+        return self._certificates("WHERE batch_id = ? ORDER BY issued_at, serial", (batch_id,))
 
     def certificate(self, issuer_ca: str, serial: str) -> CertificateRecord | None:
         """The certificate ``serial`` (32 hex digits) of ``issuer_ca``, or None."""

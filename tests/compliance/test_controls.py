@@ -225,13 +225,13 @@ class Case:
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> None:
         with self.ws.inventory.transaction() as db:
-            db.execute(statement, params)
+            db._execute(statement, params)
 
     def add_certificate(self, like: str, **changes: Any) -> str:
         """Record a copy of certificate ``like`` as another certificate (its own serial and fingerprint), with
         ``changes``: a row the workbench's pipeline would never write, as an import or a hand edit could."""
         query = "SELECT * FROM certificates WHERE issuer_ca = ? AND serial = ?"
-        row = dict(self.ws.inventory.execute(query, (ISSUING, like)).fetchone()._mapping)
+        row = dict(self.ws.inventory._execute(query, (ISSUING, like)).fetchone()._mapping)
         row.pop("rowid", None)
         row |= {"serial": secrets.token_hex(16).upper(), "fingerprint": secrets.token_hex(32)} | changes
         columns, marks = ", ".join(row), ", ".join("?" for _ in row)
@@ -239,7 +239,7 @@ class Case:
         return str(row["serial"])
 
     def serial(self, profile: str, usage: str, status: str = "valid") -> str:
-        row = self.ws.inventory.execute(
+        row = self.ws.inventory._execute(
             "SELECT serial FROM certificates WHERE issuer_ca = ? AND profile = ? AND usage = ? AND status = ?",
             (ISSUING, profile, usage, status),
         ).fetchone()
@@ -446,7 +446,7 @@ def _component_missing(case: Case) -> Expected:
 
 def _rotation_overdue(case: Case) -> Expected:
     """The same workspace assessed a day after the device master keys were due for rotation (300 days)."""
-    due = case.ws.inventory.execute("SELECT MAX(rotation_due) FROM symmetric_keys WHERE label LIKE 's1sp-dmk-%'")
+    due = case.ws.inventory._execute("SELECT MAX(rotation_due) FROM symmetric_keys WHERE label LIKE 's1sp-dmk-%'")
     case.as_of = parse_time(due.fetchone()[0]) + timedelta(days=1)
     return [("key s1sp-dmk-1", "rotation-due"), ("key s1sp-dmk-2", "rotation-due")]
 
@@ -514,7 +514,8 @@ def _approved_by_custodian(case: Case) -> Expected:
 def _signature_broken(case: Case) -> Expected:
     """A certificate's bytes on record no longer verify under its issuer (one signature octet changed)."""
     serial = case.serial("ss1sp-organisation", "ka")
-    der = bytearray(case.ws.inventory.execute("SELECT der FROM certificates WHERE serial = ?", (serial,)).fetchone()[0])
+    query = "SELECT der FROM certificates WHERE serial = ?"
+    der = bytearray(case.ws.inventory._execute(query, (serial,)).fetchone()[0])
     der[-1] ^= 0x01
     case.sql("UPDATE certificates SET der = ? WHERE serial = ?", (bytes(der), serial))
     return [(_certificate(serial), "signature")]
@@ -522,7 +523,7 @@ def _signature_broken(case: Case) -> Expected:
 
 def _crl_stale(case: Case) -> Expected:
     """The same workspace assessed an hour after its only CRL's nextUpdate: no newer CRL was published."""
-    next_update = case.ws.inventory.execute("SELECT next_update FROM crls WHERE issuer_ca = ?", (ISSUING,))
+    next_update = case.ws.inventory._execute("SELECT next_update FROM crls WHERE issuer_ca = ?", (ISSUING,))
     case.as_of = parse_time(next_update.fetchone()[0]) + timedelta(hours=1)
     return [(f"crl {ISSUING}", "stale")]
 

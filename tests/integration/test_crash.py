@@ -65,7 +65,7 @@ def test_crl_publication_killed_at_every_point_stays_consistent_and_resumes(
         _killed_at(point, _PUBLISH, str(root))
         trials += 1
         ws = Workspace.open(root)
-        rows = ws.inventory.execute("SELECT number, artifact, sha256 FROM crls WHERE issuer_ca = 'issuing'").fetchall()
+        rows = ws.inventory._execute("SELECT number, artifact, sha256 FROM crls WHERE issuer_ca = 'issuing'").fetchall()
         for _number, artifact, digest in rows:  # every recorded CRL is there, byte for byte
             assert hashlib.sha256((root / artifact).read_bytes()).hexdigest() == digest
         on_disk = {p.name for p in (root / "artifacts" / "crls").glob("issuing-*.crl")}
@@ -74,7 +74,8 @@ def test_crl_publication_killed_at_every_point_stays_consistent_and_resumes(
         ws.close()
     ws = Workspace.open(root)
     done = publish_crl(ws, "issuing")  # the resume
-    numbers = [r[0] for r in ws.inventory.execute("SELECT number FROM crls WHERE issuer_ca = 'issuing' ORDER BY rowid")]
+    query = "SELECT number FROM crls WHERE issuer_ca = 'issuing' ORDER BY rowid"
+    numbers = [r[0] for r in ws.inventory._execute(query)]
     # Every CRL a killed run wrote was recovered into the inventory: none was lost, none is on disk alone.
     assert numbers == list(range(1, len(numbers) + 1)) and done.number == max(numbers) == 7
     on_disk = sorted(int(p.stem.split("-")[-1]) for p in (root / "artifacts" / "crls").glob("issuing-*.crl"))
@@ -106,14 +107,14 @@ def test_a_ceremony_killed_after_any_step_leaves_records_that_agree(tmp_path: Pa
     assert f"interrupted after step {_STEP_EVENTS[killed_after]}" in report.message
     done = steps[: steps.index(killed_after) + 1]
     opened = Workspace.open(ws)
-    keys = opened.inventory.execute("SELECT label FROM asymmetric_keys WHERE purpose = 'ca'").fetchall()
+    keys = opened.inventory._execute("SELECT label FROM asymmetric_keys WHERE purpose = 'ca'").fetchall()
     assert [k[0] for k in keys] == (["ca-s1sp-root"] if "generate-key" in done else [])
-    certificates = opened.inventory.execute("SELECT artifact FROM certificates").fetchall()
+    certificates = opened.inventory._execute("SELECT artifact FROM certificates").fetchall()
     assert len(certificates) == (1 if "issue-certificate" in done else 0)
     for (artifact,) in certificates:
         assert (ws / artifact).is_file()
     assert sorted((ws / "artifacts").rglob("*.pem")) == sorted(ws / a for (a,) in certificates)
-    (sealed,) = opened.inventory.execute("SELECT sealed_at FROM ceremonies WHERE ceremony_id = 'root-ca-2026-12'")
+    (sealed,) = opened.inventory._execute("SELECT sealed_at FROM ceremonies WHERE ceremony_id = 'root-ca-2026-12'")
     assert sealed[0] is None and opened.journal.verify().ok
     opened.close()
 
@@ -142,6 +143,6 @@ def test_a_ceremony_killed_mid_step_leaves_an_interrupted_transcript_and_can_be_
     outcome = procedures.run(again, ws)
     assert verify_transcript(outcome.transcript).ok
     opened = Workspace.open(ws)
-    rows = opened.inventory.execute("SELECT ceremony_id, sealed_at FROM ceremonies WHERE type = 'root-ca'").fetchall()
+    rows = opened.inventory._execute("SELECT ceremony_id, sealed_at FROM ceremonies WHERE type = 'root-ca'").fetchall()
     assert {r[0]: r[1] is not None for r in rows} == {"root-ca-2026-12": False, "root-ca-2026-12-rerun": True}
     opened.close()

@@ -79,7 +79,7 @@ def _bundle_certificates(path: Path) -> list[x509.Certificate]:
 
 def _check_batch(ws: Workspace, batch_id: str, expected: int) -> list[x509.Certificate]:
     """Inventory and bundle agree; no duplicate serial or identity; every certificate verifies and is clean."""
-    rows = ws.inventory.execute(
+    rows = ws.inventory._execute(
         "SELECT serial, eui64, usage, der FROM certificates WHERE batch_id = ?", (batch_id,)
     ).fetchall()
     assert len(rows) == expected
@@ -188,7 +188,7 @@ def test_a_batch_with_rejects_issues_nothing_and_names_every_row(
         "ceremony: 8 of 12 rows rejected; nothing issued (fix the list, or --skip-rejected FILE to issue the rest)"
     )
     ws = Workspace.open(ca_workspace.root)
-    assert ws.inventory.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 0
+    assert ws.inventory._execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 0
     assert ws.journal.entries()[-1]["event"] == "ca.create"
     ws.close()
     rejects = tmp_path / "rejects.csv"
@@ -198,7 +198,7 @@ def test_a_batch_with_rejects_issues_nothing_and_names_every_row(
         rows = list(csv.DictReader(fh))
     assert [r["row"] for r in rows] == [str(n) for n in range(6, 14)]
     ws = Workspace.open(ca_workspace.root)
-    assert ws.inventory.execute("SELECT COUNT(*) FROM certificates WHERE batch_id IS NOT NULL").fetchone()[0] == 4
+    assert ws.inventory._execute("SELECT COUNT(*) FROM certificates WHERE batch_id IS NOT NULL").fetchone()[0] == 4
     ws.close()
 
 
@@ -265,9 +265,9 @@ def test_concurrent_issuers_never_duplicate_a_serial(ca_workspace: Workspace, tm
         batch_id, issued_now, _before = out.split()
         assert issued_now == "80"
         _check_batch(ws, batch_id, 80)
-    serials = ws.inventory.execute("SELECT serial FROM certificates WHERE issuer_ca = 'issuing'").fetchall()
+    serials = ws.inventory._execute("SELECT serial FROM certificates WHERE issuer_ca = 'issuing'").fetchall()
     assert len(serials) == len({s[0] for s in serials}) == 240  # the issuing CA's own certificate is under root
-    complete = ws.inventory.execute("SELECT COUNT(*) FROM batches WHERE status = 'complete'").scalar_one()
+    complete = ws.inventory._execute("SELECT COUNT(*) FROM batches WHERE status = 'complete'").scalar_one()
     assert complete == 3
     ws.close()
 
@@ -329,7 +329,7 @@ def test_a_run_killed_after_writing_the_bundle_finishes_the_batch(ca_workspace: 
     written = result.bundle.read_bytes()
     # As if killed after the rename but before the batch was closed, with a stale partial file left too.
     with ca_workspace.inventory.transaction() as db:
-        db.execute("UPDATE batches SET status = 'open', bundle = NULL WHERE batch_id = ?", (result.batch_id,))
+        db._execute("UPDATE batches SET status = 'open', bundle = NULL WHERE batch_id = ?", (result.batch_id,))
     result.bundle.with_name(result.bundle.name + ".partial").write_bytes(b"half")
     again = issue_batch(ca_workspace, progress=False, **kw)  # type: ignore[arg-type]
     assert (again.issued_now, again.issued_before, again.bundle) == (0, 6, result.bundle)

@@ -117,7 +117,7 @@ def test_crl_and_arl_verify_with_openssl_and_revoked_certificates_fail_the_crl_c
         pems.append(x509.load_der_x509_crl(published.path.read_bytes()).public_bytes(serialization.Encoding.PEM))
     bundle.write_bytes(b"".join(pems))
     for serial, expected in ((good, 0), (bad, 2)):
-        der = ca_workspace.inventory.execute(
+        der = ca_workspace.inventory._execute(
             "SELECT der FROM certificates WHERE issuer_ca = 'issuing' AND serial = ?", (serial,)
         ).fetchone()[0]
         leaf = tmp_path / f"{serial}.pem"

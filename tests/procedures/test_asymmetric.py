@@ -82,18 +82,18 @@ def test_every_example_ceremony_runs_seals_and_verifies(tmp_path: Path, key_stor
 def _check_ceremonies_on_record(root: Path, done: dict[str, procedures.Outcome]) -> None:
     """The store holds each sealed ceremony and its transcript entries, hash for hash."""
     ws = Workspace.open(root)
-    rows = {r.ceremony_id: r for r in ws.inventory.execute("SELECT * FROM ceremonies")}
+    rows = {r.ceremony_id: r for r in ws.inventory._execute("SELECT * FROM ceremonies")}
     assert set(rows) == {o.ceremony_id for o in done.values()}
     for outcome in done.values():
         row, entries = rows[outcome.ceremony_id], read_entries(outcome.transcript)
         assert (row.type, row.entries, row.seal_words) == (outcome.type, len(entries), outcome.words)
         assert row.transcript_sha256 == hashlib.sha256(outcome.transcript.read_bytes()).hexdigest()
-        stored = ws.inventory.execute(
+        stored = ws.inventory._execute(
             "SELECT seq, event, hash FROM transcript_entries WHERE ceremony_id = ? ORDER BY seq", (outcome.ceremony_id,)
         ).fetchall()
         assert [tuple(r) for r in stored] == [(e["seq"], e["event"], e["hash"]) for e in entries]
     # The key inventory tells the same story: generated, restored onto the test token, destroyed there.
-    keys = ws.inventory.execute("SELECT token, label, purpose, origin, state, ceremony_id FROM asymmetric_keys")
+    keys = ws.inventory._execute("SELECT token, label, purpose, origin, state, ceremony_id FROM asymmetric_keys")
     assert sorted(tuple(r) for r in keys) == sorted([
         ("s1sp-ca-token", "ceremony-seal", "seal", "generated", "active", "token-init-2026-12"),
         ("s1sp-ca-token", "ca-s1sp-root", "ca", "generated", "active", "root-ca-2026-12"),
@@ -161,7 +161,7 @@ def test_an_interrupted_ceremony_is_intact_but_not_sealed(tmp_path: Path, capsys
     ceremony = procedures.begin(CEREMONIES / "root-ca.yaml", ws)
     ceremony.step("activate")
     ceremony.step("generate-key")
-    (row,) = ceremony.ws.inventory.execute("SELECT ceremony_id, sealed_at FROM ceremonies WHERE type = 'root-ca'")
+    (row,) = ceremony.ws.inventory._execute("SELECT ceremony_id, sealed_at FROM ceremonies WHERE type = 'root-ca'")
     assert row.sealed_at is None  # on record as started, never sealed
     ceremony.ws.close()  # the power goes
     path = ceremony.transcript.path

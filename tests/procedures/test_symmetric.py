@@ -22,11 +22,11 @@ def test_a_symmetric_key_ceremony_creates_checked_keys_and_records_custody(tmp_p
     outcome = run(ws, FILE)
     assert verify_transcript(outcome.transcript).ok
     opened = Workspace.open(ws)
-    keys = {r[0]: r for r in opened.inventory.execute("SELECT label, kcv, origin, state, purpose FROM symmetric_keys")}
+    keys = {r[0]: r for r in opened.inventory._execute("SELECT label, kcv, origin, state, purpose FROM symmetric_keys")}
     assert set(keys) == {"s1sp-tkek-1", "s1sp-dmk-1", "s1sp-dmk-2"}
     assert keys["s1sp-tkek-1"][2] == "components" and keys["s1sp-dmk-1"][2] == "token"
     assert keys["s1sp-tkek-1"][1] == opened.key_store.secret_kcv("s1sp-tkek-1")  # ECB KCV, recomputed by the store
-    rows = opened.inventory.execute("SELECT key_label, component, custodian FROM key_custody ORDER BY 1, 2")
+    rows = opened.inventory._execute("SELECT key_label, component, custodian FROM key_custody ORDER BY 1, 2")
     custody = [tuple(r) for r in rows]
     assert custody == [
         ("s1sp-dmk-2", 1, "carol"), ("s1sp-dmk-2", 2, "erin"),
@@ -105,7 +105,7 @@ def test_export_and_import_under_the_transport_kek_check_kcvs(
     assert "KCV" in capsys.readouterr().out
     opened = Workspace.open(ws)
     assert opened.key_store.secret_kcv("dmk-2-copy") == opened.key_store.secret_kcv("s1sp-dmk-2")
-    lineage = [tuple(r) for r in opened.inventory.execute("SELECT key_label, kek_label, direction FROM key_wraps")]
+    lineage = [tuple(r) for r in opened.inventory._execute("SELECT key_label, kek_label, direction FROM key_wraps")]
     assert lineage == [("s1sp-dmk-2", "s1sp-tkek-1", "export"), ("dmk-2-copy", "s1sp-tkek-1", "import")]
     opened.close()
     # A file whose KCV does not match what unwraps: refused, nothing imported.
@@ -165,13 +165,13 @@ def test_a_rotation_ceremony_rewraps_dependants_and_retires_the_old_key(tmp_path
     assert verify_transcript(outcome.transcript).ok
     assert sorted(outcome.outputs) == ["s1sp-dmk-1 under s1sp-tkek-2", "s1sp-dmk-2 under s1sp-tkek-2"]
     opened = Workspace.open(ws)
-    states = dict(tuple(r) for r in opened.inventory.execute("SELECT label, state FROM symmetric_keys"))
+    states = dict(tuple(r) for r in opened.inventory._execute("SELECT label, state FROM symmetric_keys"))
     assert states["s1sp-tkek-1"] == "deactivated" and states["s1sp-tkek-2"] == "active"
-    predecessor = opened.inventory.execute(
+    predecessor = opened.inventory._execute(
         "SELECT predecessor FROM symmetric_keys WHERE label = 's1sp-tkek-2'"
     ).fetchone()[0]
     assert predecessor == "s1sp-tkek-1"
-    rewraps = [tuple(r) for r in opened.inventory.execute(
+    rewraps = [tuple(r) for r in opened.inventory._execute(
         "SELECT key_label, kek_label FROM key_wraps WHERE direction = 'rewrap' ORDER BY key_label"
     )]  # fmt: skip
     assert rewraps == [("s1sp-dmk-1", "s1sp-tkek-2"), ("s1sp-dmk-2", "s1sp-tkek-2")]

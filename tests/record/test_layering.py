@@ -8,15 +8,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[2] / "ceremony"
-#: Modules that still pass their own SQL, each with who moves it and where; nothing else may join them.
-PENDING = {
-    "ceremony/cli/demo.py": "being edited elsewhere; its three queries move to named ones afterwards",
-}
 SQL_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|WITH|PRAGMA)\b", re.IGNORECASE)
-#: The inventory's doors to SQL: public (transitional) and private.
+#: The inventory's doors to SQL (private: only the record layer and the tests use them).
 DOORS = frozenset({"execute", "executemany", "_execute", "_executemany", "exec_driver_sql"})
 #: Names that hold an inventory by this package's convention (``with ws.inventory.transaction() as db``).
 INVENTORY_NAMES = frozenset({"inventory", "_inventory", "db"})
@@ -112,19 +106,9 @@ def test_no_module_outside_record_speaks_sql() -> None:
     found = [
         str(v)
         for path in _modules_outside_record()
-        if _relative(path) not in PENDING
         for v in sql_violations(path.read_text(encoding="utf-8"), _relative(path))
     ]
     assert found == [], "SQL outside ceremony/record/ (add a named query there instead):\n" + "\n".join(found)
-
-
-@pytest.mark.parametrize("pending", sorted(PENDING))
-def test_a_pending_module_still_needs_its_exception(pending: str) -> None:
-    path = PACKAGE.parent / pending
-    assert path.is_file(), f"{pending} is gone: remove it from PENDING in {Path(__file__).name}"
-    assert sql_violations(path.read_text(encoding="utf-8"), pending), (
-        f"{pending} no longer speaks SQL: remove it from PENDING in {Path(__file__).name}"
-    )
 
 
 PLANTED = '''\

@@ -138,19 +138,19 @@ def test_a_workspace_seeded_with_violations_gets_the_findings_and_the_verdict(de
     root_ca = db.ca("s1sp-root")
     with db.transaction():
         # A CA whose key is in the software store.
-        db.execute("UPDATE cas SET key_store = 'software' WHERE name = 's1sp-issuing'")
+        db._execute("UPDATE cas SET key_store = 'software' WHERE name = 's1sp-issuing'")
         # A CRL past its nextUpdate.
-        db.execute("UPDATE crls SET next_update = '2026-01-01T00:00:00+00:00' WHERE issuer_ca = 's1sp-issuing'")
+        db._execute("UPDATE crls SET next_update = '2026-01-01T00:00:00+00:00' WHERE issuer_ca = 's1sp-issuing'")
         # A duplicate EUI-64 and usage: a second valid certificate for a device's DS.
-        row = db.execute("SELECT * FROM certificates WHERE profile = 'ss1sp-device' AND usage = 'ds' AND "
+        row = db._execute("SELECT * FROM certificates WHERE profile = 'ss1sp-device' AND usage = 'ds' AND "
                          "status = 'valid' LIMIT 1").fetchone()._mapping  # fmt: skip
         copy = {k: v for k, v in row.items() if k != "rowid"} | {"serial": "7" * 32, "fingerprint": "f" * 64}
-        db.execute(f"INSERT INTO certificates ({', '.join(copy)}) VALUES ({', '.join('?' for _ in copy)})",  # noqa: S608
+        db._execute(f"INSERT INTO certificates ({', '.join(copy)}) VALUES ({', '.join('?' for _ in copy)})",  # noqa: S608
                    tuple(copy.values()))  # fmt: skip
         # An orphan key, and a restored CA key no restore ceremony accounts for.
         for label, token, origin in (("ca-forgotten", "s1sp-ca-token", "generated"),
                                      (root_ca.key_label, "s1sp-spare-token", "unwrapped")):  # fmt: skip
-            db.execute(
+            db._execute(
                 "INSERT INTO asymmetric_keys (token, label, key_store, purpose, algorithm, key_size, spki_sha256, "
                 "origin, state, created_at) VALUES (?, ?, 'pkcs11', 'ca', 'ec-p256', 256, ?, ?, 'active', ?)",
                 (token, label, "0" * 64, origin, "2026-11-30T00:00:00+00:00"),
