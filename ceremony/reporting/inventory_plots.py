@@ -1,0 +1,214 @@
+"""The inventory explorer's (notebook 70) inputs, figures and exports: each figure drawn once to a write-once PNG."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ceremony.errors import InputError
+from ceremony.fs import write_once
+from ceremony.record import frames as fr
+from ceremony.reporting.cells import Shown
+from ceremony.reporting.parameters import open_workspace
+
+EXPORT_FORMATS = ("parquet", "csv")
+DPI = 110
+_WHAT = "plots and exports"
+
+
+def export_formats(export: str | None) -> frozenset[str]:
+    """The ``export`` parameter (``''``, ``'parquet'``, ``'csv'`` or ``'parquet,csv'``) as a set of formats."""
+    formats = frozenset(x.strip() for x in (export or "").split(",") if x.strip())
+    unknown = sorted(formats - set(EXPORT_FORMATS))
+    if unknown:
+        raise InputError(f"export: {', '.join(unknown)} is not one of {', '.join(EXPORT_FORMATS)} (got {export!r})")
+    return formats
+
+
+def parse_as_of(as_of: str | date | None, now: datetime) -> datetime:
+    """The ``as_of`` parameter (``YYYY-MM-DD``: the start of that day in UTC; an ISO 8601 time is taken as
+    it says, UTC when it names no offset), or ``now`` when it is unset."""
+    if as_of is None or (isinstance(as_of, str) and not as_of.strip()):
+        return now
+    if isinstance(as_of, datetime):
+        when = as_of
+    elif isinstance(as_of, date):
+        when = datetime.combine(as_of, time.min)
+    else:
+        try:
+            when = datetime.fromisoformat(str(as_of).strip())
+        except ValueError:
+            raise InputError(f"as_of: {as_of!r} is not a date (YYYY-MM-DD)") from None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
+def output_dir(out_dir: str | Path | None, now: datetime) -> Path:
+    """``out_dir``, or ``reports/inventory-<UTC stamp>`` stamped by the workspace's clock; created if missing."""
+    out = Path(out_dir) if out_dir else Path("reports") / f"inventory-{now.astimezone(timezone.utc):%Y%m%dT%H%M%S.%fZ}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@dataclass(frozen=True)
+class Explorer:
+    """What notebook 70 works on: the inventory frames, the date its views are for, where its files go."""
+
+    frames: fr.Frames
+    as_of: datetime
+    out: Path
+    formats: frozenset[str]
+
+
+def explore(
+    workspace: str | Path | None,
+    *,
+    as_of: str | date | None = None,
+    out_dir: str | Path | None = None,
+    export: str = "",
+) -> Explorer:
+    """Check the parameters (before anything is read or written), then read the workspace's frames.
+
+    ``as_of`` and the default output directory come from the workspace's clock, so a pinned clock is honoured.
+    """
+    formats = export_formats(export)
+    ws = open_workspace(workspace)
+    try:
+        now = ws.clock.now()
+        when = parse_as_of(as_of, now)
+        frames = fr.frames(ws)
+    finally:
+        ws.close()
+    return Explorer(frames, when, output_dir(out_dir, now), formats)
+
+
+def headline(x: Explorer) -> str:
+    f = x.frames
+    return (
+        f"{len(f.certificates):,} certificates, {len(f.cas)} CAs, {len(f.symmetric_keys)} symmetric keys, "
+        f"{len(f.asymmetric_keys)} key pairs, {len(f.crls)} CRLs, {len(f.ceremonies)} ceremonies; "
+        f"as of {x.as_of:%Y-%m-%d}; output {x.out}"
+    )
+
+
+# --- figures ---------------------------------------------------------------------------------
+def new_figure(width: float, height: float) -> tuple[Any, Any]:
+    """A figure and its axes without pyplot: no global figure state, no GUI backend."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def save_png(fig: Any, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (write-once: an existing file is refused, a link never followed)."""
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    write_once(path, buffer.getvalue(), what=_WHAT)
+    return path
+
+
+def expiry_table(f: fr.Frames, when: datetime) -> pd.DataFrame:
+    """Valid certificates per expiry bucket (rows) and profile (columns)."""
+    return fr.expiry_buckets(f, when).pivot_table(
+        index="bucket", columns="profile", values="certificates", aggfunc="sum", fill_value=0, observed=False
+    )
+
+
+def expiry_png(table: pd.DataFrame, path: Path, *, title: str, height: float = 3.5) -> Path:
+    fig, ax = new_figure(8, height)
+    if table.size:
+        table.plot.barh(stacked=True, ax=ax, title=title)
+    else:
+        ax.set_title(title)
+    ax.set_xlabel("certificates")
+    return save_png(fig, path)
+
+
+def keys_table(f: fr.Frames, when: datetime) -> pd.DataFrame:
+    return fr.keys_by_state(f, when)
+
+
+def keys_png(keys: pd.DataFrame, path: Path, *, height: float = 2.5) -> Path:
+    by_state = keys.pivot_table(
+        index=["kind", "purpose"], columns="state", values="keys", aggfunc="sum", fill_value=0, observed=False
+    )
+    fig, ax = new_figure(8, height)
+    by_state.plot.barh(stacked=True, ax=ax, title="Keys by kind, purpose and state")
+    return save_png(fig, path)
+
+
+def draw_expiry(x: Explorer) -> Shown:
+    """``expiry.png``: valid certificates by time to expiry, as of the explorer's date; with its table."""
+    table = expiry_table(x.frames, x.as_of)
+    title = f"Valid certificates by time to expiry, as of {x.as_of:%Y-%m-%d}"
+    return Shown((expiry_png(table, x.out / "expiry.png", title=title), table))
+
+
+def draw_issuance(x: Explorer) -> Shown:
+    """``issuance.png``: certificates issued per month, stacked by profile on a time axis; with its table."""
+    import matplotlib.dates
+
+    issued = fr.issuance_per_month(x.frames).pivot_table(
+        index="month", columns="profile", values="certificates", aggfunc="sum", fill_value=0
+    )
+    fig, ax = new_figure(8, 3.5)
+    if len(issued):
+        months = pd.PeriodIndex(issued.index, freq="M").to_timestamp()
+        bottoms = issued.cumsum(axis=1) - issued  # stacked bars on a time axis, one per month
+        for profile in issued.columns:
+            ax.bar(months, issued[profile], width=25, bottom=bottoms[profile], align="edge", label=profile)
+        ax.set_xlim(months.min() - pd.DateOffset(months=1), months.max() + pd.DateOffset(months=2))
+        locator = matplotlib.dates.AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call,unused-ignore]
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(matplotlib.dates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call,unused-ignore]
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    ax.set_title("Certificates issued per month")
+    ax.set_ylabel("certificates")
+    return Shown((save_png(fig, x.out / "issuance.png"), issued))
+
+
+def draw_revocations(x: Explorer) -> Shown:
+    """``revocations.png`` (only when anything was revoked): revocations by CA and reason; with its table."""
+    revoked = fr.revocations_by_reason(x.frames)
+    if not len(revoked):
+        return Shown((revoked,))
+    fig, ax = new_figure(8, 2.5)
+    revoked.set_index(["issuer_ca", "revocation_reason"])["revoked"].plot.barh(ax=ax, title="Revocations by reason")
+    return Shown((save_png(fig, x.out / "revocations.png"), revoked))
+
+
+def draw_keys(x: Explorer) -> Shown:
+    """``keys.png`` (only when the inventory holds keys): keys by kind, purpose and state; with its table."""
+    keys = keys_table(x.frames, x.as_of)
+    if not len(keys):
+        return Shown((keys,))
+    return Shown((keys_png(keys, x.out / "keys.png"), keys))
+
+
+def missing_usage(x: Explorer, *, rows: int = 20) -> Shown:
+    """Devices with a valid certificate for one usage only: how many, and the first ``rows`` of them."""
+    missing = fr.devices_missing_usage(x.frames)
+    return Shown((f"{len(missing)} device(s) with a valid certificate for one usage only", missing.head(rows)))
+
+
+def ceremonies(x: Explorer) -> pd.DataFrame:
+    """The ceremonies on record (without the transcript path column)."""
+    return x.frames.ceremonies.drop(columns=["transcript"], errors="ignore")
+
+
+def export_certificates(x: Explorer) -> list[str]:
+    """Write the certificates in each asked-for format (write-once); returns the names in the output directory."""
+    certificates = x.frames.certificates
+    if "parquet" in x.formats:
+        buffer = io.BytesIO()
+        certificates.to_parquet(buffer, index=False)
+        write_once(x.out / "certificates.parquet", buffer.getvalue(), what=_WHAT)
+    if "csv" in x.formats:
+        write_once(x.out / "certificates.csv", certificates.to_csv(index=False).encode("utf-8"), what=_WHAT)
+    return sorted(p.name for p in x.out.iterdir())
