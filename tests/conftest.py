@@ -15,8 +15,13 @@ from tests.support import postgres
 from tests.support.processes import run_forked
 
 REPO = Path(__file__).resolve().parents[1]
-#: The time every test runs at: the first day the shipped ceremony files name (data/ceremonies/*.yaml).
+#: The time the suite starts at: the first day the shipped ceremony files name (data/ceremonies/*.yaml).
 SUITE_TIME = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc)
+#: Pinned once for the whole session, before any fixture runs (module- and session-scoped ones too), so that
+#: the suite's clock only moves forward: it reads SUITE_TIME when the session starts, whatever the machine's
+#: date, and reaches notebook kernels, pool workers and forked tests through the environment.
+_SESSION_PIN = pin(SUITE_TIME).to_environment()
+os.environ[PIN_VARIABLE] = _SESSION_PIN
 SHARED_VECTORS = REPO.parent / "shared" / "vectors" / "smki-test"
 
 
@@ -116,9 +121,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pyte
     # No test may see a developer's PIN, workspace or SoftHSM configuration.
     for name in ("CEREMONY_TOKEN_PIN", "CEREMONY_SOFTWARE_PASSPHRASE", "CEREMONY_WORKSPACE", "SOFTHSM2_CONF"):
         monkeypatch.delenv(name, raising=False)
-    # Every test runs at the suite's time, whatever the machine's date: the pin reaches notebook kernels and
-    # pool workers through the environment, and the tests' workspaces (purpose "test") honour it.
-    monkeypatch.setenv(PIN_VARIABLE, pin(SUITE_TIME).to_environment())
+    # Every test runs on the suite's clock (pinned once, at the session's start), whatever it changed.
+    monkeypatch.setenv(PIN_VARIABLE, _SESSION_PIN)
     monkeypatch.chdir(tmp_path)
     yield
     # After every test: no secret outside secrets/ and share-cards/ of any workspace it left behind.

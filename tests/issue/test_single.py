@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
 
 import pytest
 from cryptography import x509
@@ -98,7 +97,7 @@ def test_signature_by_the_wrong_key_is_caught_after_signing(ca_workspace: Worksp
         get_profile("ss1sp-device"),
         Issuer(issuing.subject, key_identifier(issuing.public_key()), issuing.not_valid_after_utc),  # type: ignore[arg-type]
         2**125 + 7,
-        datetime.now(timezone.utc),
+        ca_workspace.clock.now(),
     )
     impostor = ec.generate_private_key(ec.SECP256R1())
     discarded: list[tuple[int, str]] = []

@@ -130,7 +130,7 @@ def json_kcv(document: str) -> str:
 
 
 def test_keys_past_their_rotation_date_or_crypto_period_are_flagged(tmp_path: Path) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
 
     from ceremony.issue.key_transfer import overdue
 
@@ -138,12 +138,12 @@ def test_keys_past_their_rotation_date_or_crypto_period_are_flagged(tmp_path: Pa
     run_examples(ws, "token-init")
     run(ws, FILE)
     opened = Workspace.open(ws)
-    later = datetime.now(timezone.utc) + timedelta(days=320)
+    later = opened.clock.now() + timedelta(days=320)
     assert {(k.label, why.split(" since")[0]) for k, why in overdue(opened, later)} == {
         ("s1sp-dmk-1", "rotation due"),
         ("s1sp-dmk-2", "rotation due"),
     }
-    much_later = datetime.now(timezone.utc) + timedelta(days=400)
+    much_later = opened.clock.now() + timedelta(days=400)
     assert {k.label: why.split(" (")[0] for k, why in overdue(opened, much_later)} == {
         "s1sp-dmk-1": "past its crypto-period",
         "s1sp-dmk-2": "past its crypto-period",
