@@ -23,48 +23,11 @@ from ceremony.model.der import serial_hex
 from ceremony.model.profiles import get_profile
 from ceremony.model.tbs import Identity, Issuer, build_tbs, key_identifier
 from ceremony.record.workspace import Workspace, init_workspace
+from tests.support.material import CountingKey
 from tests.support.shapes import assert_is_device_cert
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
 DEVICE = get_profile("ss1sp-device")
-
-
-class CountingKey(ec.EllipticCurvePrivateKey):
-    """A CA key that counts its signatures (a non-native key, as a token's is)."""
-
-    def __init__(self, inner: ec.EllipticCurvePrivateKey) -> None:
-        self._inner = inner
-        self.signatures = 0
-
-    def sign(self, data: Any, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
-        self.signatures += 1
-        return self._inner.sign(data, signature_algorithm)
-
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self._inner.public_key()
-
-    @property
-    def curve(self) -> ec.EllipticCurve:
-        return self._inner.curve
-
-    @property
-    def key_size(self) -> int:
-        return self._inner.key_size
-
-    def exchange(self, *args: Any) -> bytes:
-        raise NotImplementedError
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        raise NotImplementedError
-
-    def private_bytes(self, *args: Any) -> bytes:
-        raise NotImplementedError
-
-    def __copy__(self) -> CountingKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> CountingKey:
-        return self
 
 
 @pytest.fixture(scope="module")

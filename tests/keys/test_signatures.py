@@ -10,44 +10,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from ceremony.keys.signatures import sign, verifies
+from tests.support.material import CountingKey
 
 DATA = b'{"event":"seal","sha256":"00"}'
-
-
-class _Delegating(ec.EllipticCurvePrivateKey):
-    """A non-native EC key, the way a token's key is one (ceremony.keys.pkcs11.TokenECPrivateKey)."""
-
-    def __init__(self, inner: ec.EllipticCurvePrivateKey) -> None:
-        self._inner = inner
-
-    def sign(self, data: Any, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
-        return self._inner.sign(data, signature_algorithm)
-
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self._inner.public_key()
-
-    @property
-    def curve(self) -> ec.EllipticCurve:
-        return self._inner.curve
-
-    @property
-    def key_size(self) -> int:
-        return self._inner.key_size
-
-    def exchange(self, *args: Any) -> bytes:
-        raise NotImplementedError
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        raise NotImplementedError
-
-    def private_bytes(self, *args: Any) -> bytes:
-        raise NotImplementedError
-
-    def __copy__(self) -> _Delegating:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> _Delegating:
-        return self
 
 
 def _keys() -> dict[str, Any]:
@@ -97,7 +62,7 @@ def test_ed25519_keys_sign_the_bytes() -> None:
 
 
 def test_a_key_held_elsewhere_signs_through_its_own_sign_method() -> None:
-    key = _Delegating(ec.generate_private_key(ec.SECP256R1()))
+    key = CountingKey(ec.generate_private_key(ec.SECP256R1()))
     assert verifies(key.public_key(), sign(key, DATA), DATA)
 
 
