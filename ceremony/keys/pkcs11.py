@@ -24,7 +24,7 @@ from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from ceremony.errors import InputError, TokenError
-from ceremony.keys.store import KeyAttributes
+from ceremony.keys.store import WRAP_MECHANISM_NAMES, KeyAttributes
 from ceremony.model.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 
 _FIND_ATTEMPTS = 5
@@ -397,7 +397,10 @@ class Pkcs11KeyStore:
                 kek_object.wrap_key(self._object(label, ObjectClass.PRIVATE_KEY), mechanism=Mechanism(mechanism))
             )
         except pkcs11.KeyUnextractable as exc:
-            raise TokenError(f"key {label!r} was generated without a backup allowance; it cannot be wrapped") from exc
+            raise TokenError(
+                f"key {label!r} is not EXTRACTABLE (generated without a backup allowance, or export forbidden after "
+                "its restore test); it cannot be wrapped"
+            ) from exc
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"wrap key {label!r}")
         finally:
@@ -564,9 +567,42 @@ class Pkcs11KeyStore:
                 always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
                 never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]),
                 wrap_with_trusted=bool(key[Attribute.WRAP_WITH_TRUSTED]),
+                modifiable=bool(key[Attribute.MODIFIABLE]),
+                key_id=bytes(key[Attribute.ID]).hex(),
             )
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"read the attributes of {label!r}")
+
+    def forbid_export(self, label: str) -> KeyAttributes:
+        """Clear EXTRACTABLE on the private key ``label``, for good (True -> False is the one change PKCS#11
+        allows; SoftHSM2 makes it while the key is MODIFIABLE), and read its attributes back.
+
+        Raises:
+            TokenError: No such key, or the token refused (a key that is not MODIFIABLE).
+        """
+        key = self._object(label, ObjectClass.PRIVATE_KEY)
+        try:
+            if key[Attribute.EXTRACTABLE]:
+                key[Attribute.EXTRACTABLE] = False
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"clear EXTRACTABLE on {label!r}")
+        attributes = self.attributes(label)
+        if attributes.extractable:
+            raise TokenError(f"token {self.token_label!r} still reports {label!r} EXTRACTABLE after clearing it")
+        return attributes
+
+    def wrap_mechanisms(self) -> frozenset[int]:
+        """The AES key-wrap mechanisms the token's slot lists (C_GetMechanismList) with the wrap flag."""
+        wanted = {m for m in Mechanism if m.value in WRAP_MECHANISM_NAMES}
+        try:
+            slot = self._session().token.slot
+            offered = set()
+            for mechanism in slot.get_mechanisms():
+                if mechanism in wanted and slot.get_mechanism_info(mechanism).flags & pkcs11.MechanismFlag.WRAP:
+                    offered.add(int(mechanism))
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, "list its mechanisms")
+        return frozenset(offered)
 
     # --- symmetric keys (symmetric.py decides what they are; the token keeps them) ------------
     def _secret_template(self, label: str, *, purpose: str, extractable: bool) -> dict[Attribute, Any]:

@@ -149,6 +149,22 @@ class SoftwareKeyStore:
         self._path(label).unlink(missing_ok=True)
         self._backup_marker(label).unlink(missing_ok=True)
 
+    def forbid_export(self, label: str) -> KeyAttributes:
+        """Withdraw the key's backup allowance, so ``wrap`` refuses it from now on. A software store cannot make a
+        key unextractable: the key file stays on disk, readable by whoever has the passphrase, and the attributes
+        returned say so (EXTRACTABLE stays true).
+
+        Raises:
+            TokenError: No such key, or the passphrase is wrong.
+        """
+        attributes = self.attributes(label)
+        self._backup_marker(label).unlink(missing_ok=True)
+        return attributes
+
+    def wrap_mechanisms(self) -> None:
+        """None: a software backup is PBES2-encrypted PKCS#8, not a PKCS#11 key wrap."""
+        return None
+
     def load(self, label: str) -> CAPrivateKey:
         """Decrypt and return the key labelled ``label``.
 

@@ -8,8 +8,9 @@ builders sign with them directly and the private key never leaves the store.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
+from ceremony.errors import TokenError
 from ceremony.model.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 
 
@@ -24,6 +25,10 @@ class KeyAttributes:
     always_sensitive: bool
     never_extractable: bool
     wrap_with_trusted: bool = False
+    #: CKA_MODIFIABLE (None: the store has no such notion).
+    modifiable: bool | None = None
+    #: CKA_ID in hex (None: the store has no object ids).
+    key_id: str | None = None
 
     def record(self) -> dict[str, bool]:
         """The attributes as a transcript records them (PKCS#11 names)."""
@@ -35,6 +40,63 @@ class KeyAttributes:
             "NEVER_EXTRACTABLE": self.never_extractable,
             "WRAP_WITH_TRUSTED": self.wrap_with_trusted,
         }
+
+    def readback(self) -> dict[str, bool | str | None]:
+        """What a transcript records after changing a key's protection: ``record()``, MODIFIABLE, and the
+        object's LABEL and ID (which the checks compare with the inventory and the token)."""
+        return {**self.record(), "MODIFIABLE": self.modifiable, "LABEL": self.label, "ID": self.key_id}
+
+
+# PKCS#11 AES key-wrap mechanisms a CA-key backup may use.
+CKM_AES_KEY_WRAP = 0x2109
+#: SoftHSM2's vendor number for RFC 5649 AES key wrap with padding (softhsm/SoftHSMv2#726).
+CKM_AES_KEY_WRAP_PAD = 0x210A
+#: PKCS#11 3.0's number for RFC 5649 AES key wrap with padding (KWP).
+CKM_AES_KEY_WRAP_KWP = 0x210B
+WRAP_MECHANISM_NAMES: dict[int, str] = {
+    CKM_AES_KEY_WRAP: "CKM_AES_KEY_WRAP (RFC 3394)",
+    CKM_AES_KEY_WRAP_PAD: "CKM_AES_KEY_WRAP_PAD (SoftHSM2's RFC 5649)",
+    CKM_AES_KEY_WRAP_KWP: "CKM_AES_KEY_WRAP_KWP (PKCS#11 3.0, RFC 5649)",
+}
+#: What each mechanism does to the key encoding before it is wrapped, as the backup metadata records it.
+WRAP_PADDING: dict[int, str] = {
+    CKM_AES_KEY_WRAP: (
+        "SoftHSM2 zero-pads the PKCS#8 encoding to a multiple of 8 octets before RFC 3394 wrapping (which has no "
+        "length indicator); the unwrapped octets are the DER PrivateKeyInfo followed by fewer than 8 zero octets"
+    ),
+    CKM_AES_KEY_WRAP_PAD: (
+        "SoftHSM2 zero-pads the PKCS#8 encoding to a multiple of 8 octets before RFC 5649 wrapping, so the RFC 5649 "
+        "length indicator counts the padding; the unwrapped octets are the DER PrivateKeyInfo followed by fewer than "
+        "8 zero octets, to be trimmed by the DER length"
+    ),
+    CKM_AES_KEY_WRAP_KWP: "RFC 5649 padding only: the length indicator is the PKCS#8 encoding's exact length",
+}
+
+
+#: The multiple of octets the key encoding is zero-padded to before wrapping (1: not padded beyond RFC 5649's own).
+WRAP_PADDED_TO: dict[int, int] = {CKM_AES_KEY_WRAP: 8, CKM_AES_KEY_WRAP_PAD: 8, CKM_AES_KEY_WRAP_KWP: 1}
+
+
+def wrap_mechanism_name(mechanism: int) -> str:
+    """The mechanism's PKCS#11 name, or its number in hex when it is none of the AES key wraps."""
+    return WRAP_MECHANISM_NAMES.get(mechanism, f"0x{mechanism:04X}")
+
+
+def choose_wrap_mechanism(offered: frozenset[int], requested: int | None, *, token: str) -> int:
+    """The wrap mechanism for a CA-key backup on a token that offers ``offered``: ``requested`` (a ceremony file's
+    choice) if the token has it, else KWP (0x210B) where offered, SoftHSM's 0x210A otherwise.
+
+    Raises:
+        TokenError: The token lacks the requested mechanism, or offers neither RFC 5649 mechanism.
+    """
+    if requested is not None:
+        if requested not in offered:
+            raise TokenError(f"token {token!r} does not offer wrap mechanism {wrap_mechanism_name(requested)}")
+        return requested
+    for mechanism in (CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD):
+        if mechanism in offered:
+            return mechanism
+    raise TokenError(f"token {token!r} offers no RFC 5649 key wrap (neither 0x210B nor 0x210A)")
 
 
 class KeyStore(Protocol):
@@ -104,3 +166,30 @@ class KeyStore(Protocol):
     def close(self) -> None:
         """Log out and release the session."""
         ...
+
+
+@runtime_checkable
+class ExportControl(Protocol):
+    """What the backup and restore ceremonies need of a store beyond ``KeyStore``: the wrap mechanisms it offers,
+    and clearing EXTRACTABLE once a backup is restore-tested. Both stores keep it; a store used only for daily
+    signing (an activation agent) need not."""
+
+    def forbid_export(self, label: str) -> KeyAttributes:
+        """Clear EXTRACTABLE on the private key ``label`` (its backup is restore-tested) and read the attributes
+        back; a store that cannot make a key unextractable withdraws what it can and says so in them."""
+        ...
+
+    def wrap_mechanisms(self) -> frozenset[int] | None:
+        """The AES key-wrap mechanisms the store offers (None: the store does not wrap with PKCS#11 mechanisms)."""
+        ...
+
+
+def export_control(store: object) -> ExportControl:
+    """``store`` as an ``ExportControl``.
+
+    Raises:
+        TokenError: The store cannot list wrap mechanisms or clear EXTRACTABLE.
+    """
+    if not isinstance(store, ExportControl):
+        raise TokenError(f"key store {type(store).__name__} cannot take part in a key backup or restore ceremony")
+    return store

@@ -43,15 +43,17 @@ class Token(Strict):
     #: "softhsm" finds the installed SoftHSM2 module; otherwise the PKCS#11 module path.
     module: str
     label: str
-    #: RFC 5649 AES key wrap with padding: SoftHSM numbers it 0x210A, PKCS#11 3.x HSMs 0x210B.
-    wrap_mechanism: Literal["0x210A", "0x210B", "0x2109"]
+    #: RFC 5649 AES key wrap with padding: SoftHSM numbers it 0x210A, PKCS#11 3.x HSMs 0x210B. "auto": a backup
+    #: uses KWP (0x210B) where the token offers it, 0x210A otherwise; a named one must be on the token's list.
+    #: A restore uses the mechanism its backup's metadata names (a named one here must be that one).
+    wrap_mechanism: Literal["auto", "0x210A", "0x210B", "0x2109"]
 
 
 class KeySpec(Strict):
     label: str
     algorithm: KeyAlgorithm
-    #: A wrapped backup allowed: the key is SENSITIVE and EXTRACTABLE (only ever exported wrapped);
-    #: otherwise SENSITIVE and never extractable.
+    #: A wrapped backup allowed: the key is SENSITIVE and EXTRACTABLE (only ever exported wrapped) until the
+    #: backup's restore test clears EXTRACTABLE; otherwise SENSITIVE and never extractable.
     backup: bool
 
 
@@ -378,7 +380,7 @@ def record_approval(journal: Any, ceremony: CeremonyFile, by: str, register: Reg
     journal.append(
         CeremonyApprove(
             ceremony_id=ceremony.spec.ceremony_id,
-            type=getattr(ceremony.spec, "type", None),
+            type=str(getattr(ceremony.spec, "type", "")),
             file=str(ceremony.path),
             sha256=ceremony.sha256,
             by=by,

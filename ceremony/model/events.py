@@ -42,6 +42,8 @@ class Event(StrEnum):
     KEY_DESTROYED = "key.destroyed"
     KEY_USE_REFUSED = "key.use_refused"
     SYMMETRIC_CREATE = "symmetric.create"
+    TOKEN_ACTIVATED = "token.activated"  # noqa: S105 - an event name
+    TOKEN_ACTIVATION_ENDED = "token.activation_ended"  # noqa: S105 - an event name
     # a ceremony transcript
     CEREMONY_START = "ceremony.start"
     STEP = "step"
@@ -68,6 +70,7 @@ class Action(StrEnum):
     CUSTODY_COMBINE = "custody.combine"
     KEY_UNWRAP = "key.unwrap"
     KEY_PROVE = "key.prove"
+    KEY_FORBID_EXPORT = "key.forbid_export"
     KEY_IDENTIFY = "key.identify"
     KEY_DESTROY = "key.destroy"
     COMPONENTS_GENERATE = "components.generate"
@@ -311,6 +314,32 @@ class SymmetricCreate(Record):
     keys: list[Any]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TokenActivated(Record):
+    """Custodians opened the token for daily work: a bounded session held by one process (ceremony.keys.agent)."""
+
+    EVENT = Event.TOKEN_ACTIVATED
+    session: str
+    token_label: str
+    custodians: list[str]
+    shares_presented: Mapping[str, str]
+    quorum_m: int
+    expires: str
+    max_operations: int
+    pid: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenActivationEnded(Record):
+    """The activation session ended: expired, its operations used up, ended by an officer, or found gone."""
+
+    EVENT = Event.TOKEN_ACTIVATION_ENDED
+    session: str
+    token_label: str
+    reason: str
+    operations: int | None
+
+
 # --- a ceremony transcript ------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class CeremonyStart(Record):
@@ -368,3 +397,7 @@ class Attest(Record):
     participant: bool
     public_key: str
     signature: str
+    #: ``token`` (the person's own PKCS#11 token) or ``file`` (a key file, for trying the tool only).
+    key_kind: str
+    #: The token's label, or ``file``.
+    key_origin: str

@@ -33,6 +33,20 @@ class RevocationPolicy(Strict):
     two_person_reasons: list[RevocationReason] = Field(default_factory=list)
 
 
+class ActivationPolicy(Strict):
+    """How long, and for how many signatures, custodians' shares open the token for daily work."""
+
+    default_minutes: int = Field(ge=1)
+    max_minutes: int = Field(ge=1)
+    default_operations: int = Field(ge=1)
+    max_operations: int = Field(ge=1)
+
+
+class KeyPolicy(Strict):
+    #: KEY-01: a CA key may stay EXTRACTABLE (for its wrapped backup) at most this many days after generation.
+    extractable_max_days: int = Field(ge=1)
+
+
 ControlOutcome = Literal["pass", "fail", "not-applicable", "indeterminate", "fatal"]
 ControlSeverity = Literal["critical", "major", "minor"]
 Verdict = Literal["approved", "approved with caveats", "not approved"]
@@ -66,6 +80,8 @@ class PolicyParameters(Strict):
     version: str
     ceremony: CeremonyPolicy
     revocation: RevocationPolicy
+    activation: ActivationPolicy
+    keys: KeyPolicy
     compliance: CompliancePolicy
 
 

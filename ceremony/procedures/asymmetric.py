@@ -25,6 +25,14 @@ from ceremony.keys.custody import (
     new_secret,
 )
 from ceremony.keys.signatures import sign, verifies
+from ceremony.keys.store import (
+    WRAP_PADDED_TO,
+    WRAP_PADDING,
+    KeyStore,
+    choose_wrap_mechanism,
+    export_control,
+    wrap_mechanism_name,
+)
 from ceremony.model.ceremony_file import (
     IssuingCeremony,
     KeyBackupCeremony,
@@ -169,6 +177,7 @@ class RootCA(Procedure):
         path = self.ws.root / self.expected_outputs()["fingerprint_statement"]
         text = (
             ("REHEARSAL - NOT FOR PUBLICATION\n" if self.rehearsal else "")
+            + (f"{self.trial_mark} - NOT FOR PUBLICATION\n" if self.trial_mark and not self.rehearsal else "")
             + f"Fingerprint statement: CA certificate {self.spec.ca}\n"
             f"Subject:    {cert.subject.rfc4514_string()}\n"
             f"Serial:     {cert.serial_number:X}\n"
@@ -197,8 +206,30 @@ class IssuingCA(RootCA):
 
 
 # --- backup, restore, destruction -------------------------------------------------------------
-def _mechanism(token: Token) -> int:
-    return int(token.wrap_mechanism, 16)
+def _requested(token: Token) -> int | None:
+    """The wrap mechanism a ceremony file names (None: "auto", the token's list decides)."""
+    return None if token.wrap_mechanism == "auto" else int(token.wrap_mechanism, 16)
+
+
+def _hex(mechanism: int) -> str:
+    return f"0x{mechanism:04X}"
+
+
+def _mechanism_record(mechanism: int | None) -> dict[str, Any]:
+    """What a backup's metadata and transcript say of how the key was wrapped (None: the software store)."""
+    if mechanism is None:
+        return {
+            "wrap_mechanism": None,
+            "wrap_mechanism_name": "none: PBES2 (AES-256-CBC) encrypted PKCS#8 from the software key store",
+            "padding": "not applicable",
+            "padded_to_multiple_of": None,
+        }
+    return {
+        "wrap_mechanism": _hex(mechanism),
+        "wrap_mechanism_name": wrap_mechanism_name(mechanism),
+        "padding": WRAP_PADDING.get(mechanism, "unknown"),
+        "padded_to_multiple_of": WRAP_PADDED_TO.get(mechanism),
+    }
 
 
 class KeyBackup(Procedure):
@@ -234,6 +265,10 @@ class KeyBackup(Procedure):
         )
         if not attributes.extractable:
             raise TokenError(f"key {spec.key_label!r} was generated without a backup allowance; it cannot be wrapped")
+        offered = export_control(store).wrap_mechanisms()
+        self.mechanism = (
+            None if offered is None else choose_wrap_mechanism(offered, _requested(self.token), token=self.token.label)
+        )
         return entry
 
     def do_split_kek(self) -> dict[str, Any]:
@@ -257,7 +292,7 @@ class KeyBackup(Procedure):
     def do_wrap(self) -> dict[str, Any]:
         spec: KeyBackupCeremony = self.spec
         gate = self._gate("wrap", f"wrap key {spec.key_label!r} under the backup key", self.operators)
-        wrapped = self._key_store().wrap(spec.key_label, self.kek, _mechanism(self.token))
+        wrapped = self._key_store().wrap(spec.key_label, self.kek, self.mechanism or 0)
         del self.kek
         path = self.ws.root / self.expected_outputs()["backup"]
         write_once(path, wrapped, mode=0o600)
@@ -270,7 +305,7 @@ class KeyBackup(Procedure):
             "key_label": spec.key_label,
             "token": self.token.label,
             "key_store": self.ws.config.key_store.kind,
-            "wrap_mechanism": self.token.wrap_mechanism,
+            **_mechanism_record(self.mechanism),
             "kek_purpose": f"{spec.key_label}.kek",
             "kcv": self.kek_kcv,
             "quorum": {"m": self.quorum.m, "n": self.quorum.n},
@@ -280,13 +315,18 @@ class KeyBackup(Procedure):
         }
         meta_path = path.with_name(path.name + ".json")
         write_once(meta_path, json.dumps(meta, indent=2).encode())
+        how = _mechanism_record(self.mechanism)
         return self._record(
             Action.KEY_WRAP,
-            f"key {spec.key_label!r} wrapped under the backup key ({self.token.wrap_mechanism})",
+            f"key {spec.key_label!r} wrapped under the backup key ({how['wrap_mechanism_name']})",
             self.operators,
             outputs={**self._output("backup", path), **self._output("backup_metadata", meta_path)},
-            details={"key_label": spec.key_label, "attributes": self._key_store().attributes(spec.key_label).record()}
-            | gate,
+            details={
+                "key_label": spec.key_label,
+                "attributes": self._key_store().attributes(spec.key_label).record(),
+                **how,
+                **gate,
+            },
         )
 
 
@@ -297,7 +337,16 @@ class KeyRestore(Procedure):
         ("rebuild-kek", "custodians present their backup-key shares; the backup key is rebuilt"),
         ("unwrap", "unwrap the CA key into the fresh token; read its attributes back"),
         ("prove", "sign a test message with the restored key; verify it under the CA certificate"),
+        ("forbid-export", "custodians activate the live token; the CA key there is made non-extractable for good"),
     )
+
+    def check(self) -> None:
+        super().check()
+        if not self.ws.token_label:
+            raise ConfigError(
+                f"{self.ceremony.path}: the workspace names no live token (workspace.yaml key_store.token_label), "
+                "whose CA key the restore test makes non-extractable"
+            )
 
     def do_initialise(self) -> dict[str, Any]:
         record = self._new_token(self.token.label)
@@ -342,8 +391,9 @@ class KeyRestore(Procedure):
         cert = x509.load_der_x509_certificate(self.ws.inventory.ca_certificate_der(spec.ca))
         if cert.public_key() != public:
             raise InputError(f"{spec.backup}: the backup is not of CA {spec.ca}'s key")
+        mechanism = self._backup_mechanism(store)
         gate = self._gate("unwrap", f"unwrap key {spec.key_label!r} into {self.token.label!r}", self.operators)
-        store.unwrap(spec.key_label, self.backup, self.kek, _mechanism(self.token), public)  # type: ignore[arg-type]
+        store.unwrap(spec.key_label, self.backup, self.kek, mechanism or 0, public)  # type: ignore[arg-type]
         del self.kek
         self._key_on_record(spec.key_label, public, purpose="ca", origin="unwrapped")
         attributes = store.attributes(spec.key_label)
@@ -361,6 +411,7 @@ class KeyRestore(Procedure):
                 "protection_check": ("ok" if protected else "failed")
                 if applicable
                 else "not applicable: a software store cannot keep a key sensitive",
+                **_mechanism_record(mechanism),
                 **gate,
             },
             result="ok" if protected or not applicable else "failed: the restored key is not SENSITIVE/non-extractable",
@@ -368,6 +419,24 @@ class KeyRestore(Procedure):
         if applicable and not protected:
             raise TokenError(f"the restored key {spec.key_label!r} is not SENSITIVE and non-extractable")
         return entry
+
+    def _backup_mechanism(self, store: KeyStore) -> int | None:
+        """The mechanism the backup's metadata names, which the restore token must offer (None: software)."""
+        spec: KeyRestoreCeremony = self.spec
+        named = self.meta.get("wrap_mechanism")
+        offered = export_control(store).wrap_mechanisms()
+        if offered is None:
+            return None
+        if not isinstance(named, str) or not named.lower().startswith("0x"):
+            raise InputError(f"{spec.backup}: its metadata names no PKCS#11 wrap mechanism (got {named!r})")
+        mechanism = int(named, 16)
+        requested = _requested(self.token)
+        if requested is not None and requested != mechanism:
+            raise InputError(
+                f"{self.ceremony.path}: token.wrap_mechanism: {self.token.wrap_mechanism} is not the mechanism the "
+                f"backup was wrapped with ({_hex(mechanism)}); use auto or {_hex(mechanism)}"
+            )
+        return choose_wrap_mechanism(offered, mechanism, token=self.token.label)
 
     def do_prove(self) -> dict[str, Any]:
         spec: KeyRestoreCeremony = self.spec
@@ -383,6 +452,55 @@ class KeyRestore(Procedure):
         )
         if not ok:
             raise TokenError("the restored key's signature does not verify under the CA certificate")
+        return entry
+
+    def do_forbid_export(self) -> dict[str, Any]:
+        """The backup is restore-tested: the live CA key's EXTRACTABLE is cleared (PKCS#11 allows True -> False
+        only, so this is for good), and its attributes are read back. The live token is activated by the
+        custodians' PIN shares, as every ceremony activates it."""
+        spec: KeyRestoreCeremony = self.spec
+        live = str(self.ws.token_label)
+        self._activate(live)
+        store = self._key_store()
+        if self.rehearsal and spec.key_label not in store.labels():
+            return self._record(
+                Action.KEY_FORBID_EXPORT,
+                f"rehearsal: the throwaway token {live!r} holds no key {spec.key_label!r}; nothing to make "
+                "non-extractable",
+                [*self.operators, *self.spec.participants.witnesses],
+                details={"key_label": spec.key_label, "token": live, "export_check": "not applicable: rehearsal"},
+            )
+        if store.load(spec.key_label).public_key() != self.certificate.public_key():
+            raise TokenError(f"key {spec.key_label!r} on token {live!r} is not CA {spec.ca}'s key")
+        gate = self._gate(
+            "forbid-export", f"make key {spec.key_label!r} on {live!r} non-extractable, for good", self.operators
+        )
+        before = store.attributes(spec.key_label)
+        after = export_control(store).forbid_export(spec.key_label)
+        applicable = store.kind == "pkcs11"
+        locked = after.sensitive and not after.extractable
+        entry = self._record(
+            Action.KEY_FORBID_EXPORT,
+            f"key {spec.key_label!r} on the live token {live!r} made non-extractable after its restore test"
+            if applicable
+            else f"key {spec.key_label!r}: backup allowance withdrawn (a software store cannot make a key "
+            "non-extractable)",
+            [*self.operators, *self.spec.participants.witnesses],
+            details={
+                "key_label": spec.key_label,
+                "token": live,
+                "before": before.record(),
+                "attributes": after.readback(),
+                "export_check": ("ok" if locked else "failed")
+                if applicable
+                else "not applicable: a software key stays on disk, readable with the store passphrase; only "
+                "wrap() now refuses it",
+                **gate,
+            },
+            result="ok" if locked or not applicable else "failed: the live key is still EXTRACTABLE",
+        )
+        if applicable and not locked:
+            raise TokenError(f"key {spec.key_label!r} on token {live!r} is still EXTRACTABLE")
         return entry
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pkcs11
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from pkcs11 import Attribute, ObjectClass
 
 from ceremony.errors import TokenError
 from ceremony.keys.custody import CustodyError, combine, every_quorum, new_secret, split
@@ -80,3 +82,36 @@ def test_destroyed_key_cannot_be_used(open_store: Callable[[str], Pkcs11KeyStore
     assert "ca-old" not in store.labels()
     with pytest.raises(TokenError, match="no private key labelled 'ca-old'"):
         store.load("ca-old")
+
+
+def test_forbidding_export_clears_extractable_for_good(open_store: Callable[[str], Pkcs11KeyStore]) -> None:
+    store = open_store("t")
+    store.generate("ca-root", "ec-p256", extractable=True)
+    store.wrap("ca-root", new_secret(32), SOFTHSM_KWP)
+    before = store.attributes("ca-root")
+    assert (before.extractable, before.modifiable) == (True, True)
+    after = store.forbid_export("ca-root")
+    assert after.readback() == {
+        "SENSITIVE": True,
+        "EXTRACTABLE": False,
+        "LOCAL": True,
+        "ALWAYS_SENSITIVE": True,
+        "NEVER_EXTRACTABLE": False,  # it was extractable once: PKCS#11 keeps that on record
+        "WRAP_WITH_TRUSTED": False,
+        "MODIFIABLE": True,
+        "LABEL": "ca-root",
+        "ID": before.key_id,
+    }
+    with pytest.raises(TokenError, match="is not EXTRACTABLE .*; it cannot be wrapped"):
+        store.wrap("ca-root", new_secret(32), SOFTHSM_KWP)
+    assert store.forbid_export("ca-root") == after  # again: nothing to change
+    # PKCS#11 allows EXTRACTABLE True -> False only: the token refuses to set it back.
+    key = store._object("ca-root", ObjectClass.PRIVATE_KEY)
+    with pytest.raises(pkcs11.PKCS11Error):
+        key[Attribute.EXTRACTABLE] = True
+    assert not store.attributes("ca-root").extractable
+
+
+def test_the_token_lists_its_aes_key_wraps(open_store: Callable[[str], Pkcs11KeyStore]) -> None:
+    # SoftHSM2 2.6: RFC 3394 and its own RFC 5649 number, no KWP (softhsm/SoftHSMv2#726).
+    assert open_store("t").wrap_mechanisms() == frozenset({0x2109, 0x210A})

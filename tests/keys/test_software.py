@@ -104,3 +104,16 @@ def test_wrapped_backup_needs_the_backup_allowance_and_the_right_key(tmp_path: P
     assert target.labels() == []
     with pytest.raises(TokenError, match="no key labelled 'ca-backup'"):
         target.load("ca-backup")
+
+
+def test_forbidding_export_withdraws_the_backup_allowance_and_says_the_key_stays_extractable(tmp_path: Path) -> None:
+    store = SoftwareKeyStore(tmp_path, PASSPHRASE)
+    store.generate("ca-backup", "ec-p256", extractable=True)
+    store.wrap("ca-backup", bytes(32), 0x210A)
+    attributes = store.forbid_export("ca-backup")
+    # Honest: a software key is a file on disk; it cannot be made unextractable, only refused to wrap().
+    assert (attributes.sensitive, attributes.extractable) == (False, True)
+    assert attributes.readback()["EXTRACTABLE"] is True and attributes.readback()["LABEL"] == "ca-backup"
+    with pytest.raises(TokenError, match="generated without a backup allowance"):
+        store.wrap("ca-backup", bytes(32), 0x210A)
+    assert store.wrap_mechanisms() is None

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from ceremony.errors import TokenError
 from ceremony.keys.pkcs11 import Pkcs11KeyStore
 from ceremony.keys.software import SoftwareKeyStore
-from ceremony.keys.store import KeyAttributes, KeyStore
+from ceremony.keys.store import (
+    ExportControl,
+    KeyAttributes,
+    KeyStore,
+    choose_wrap_mechanism,
+    export_control,
+    wrap_mechanism_name,
+)
 
 PKCS11_NAMES = ["SENSITIVE", "EXTRACTABLE", "LOCAL", "ALWAYS_SENSITIVE", "NEVER_EXTRACTABLE", "WRAP_WITH_TRUSTED"]
 
@@ -84,3 +92,49 @@ def test_both_stores_keep_the_protocol_s_signatures(
         got = [(p.name, p.kind) for p in inspect.signature(getattr(implementation, name)).parameters.values()]
         assert got == wanted, f"{implementation.__name__}.{name}"
     assert implementation.kind in ("pkcs11", "software")
+
+
+def test_readback_adds_modifiable_label_and_id() -> None:
+    attrs = KeyAttributes("ca-root", True, False, True, True, False, modifiable=True, key_id="00ff")
+    assert attrs.readback() == {**attrs.record(), "MODIFIABLE": True, "LABEL": "ca-root", "ID": "00ff"}
+
+
+@pytest.mark.parametrize(
+    "offered, requested, chosen",
+    [
+        ({0x2109, 0x210A, 0x210B}, None, 0x210B),  # a PKCS#11 3.0 HSM: KWP
+        ({0x2109, 0x210A}, None, 0x210A),  # SoftHSM2: its own RFC 5649 number
+        ({0x2109, 0x210A, 0x210B}, 0x210A, 0x210A),  # a ceremony file's choice, on the token's list
+        ({0x2109, 0x210A}, 0x2109, 0x2109),
+    ],
+)
+def test_the_wrap_mechanism_comes_from_the_token_s_list(offered: set[int], requested: int | None, chosen: int) -> None:
+    assert choose_wrap_mechanism(frozenset(offered), requested, token="t") == chosen
+
+
+def test_a_mechanism_the_token_lacks_is_refused_in_one_line_naming_it() -> None:
+    with pytest.raises(TokenError) as err:
+        choose_wrap_mechanism(frozenset({0x2109, 0x210A}), 0x210B, token="hsm-a")
+    assert (
+        err.value.message == "token 'hsm-a' does not offer wrap mechanism CKM_AES_KEY_WRAP_KWP (PKCS#11 3.0, RFC 5649)"
+    )
+    with pytest.raises(TokenError, match=r"^token 'hsm-a' offers no RFC 5649 key wrap \(neither 0x210B nor 0x210A\)$"):
+        choose_wrap_mechanism(frozenset({0x2109}), None, token="hsm-a")
+    assert wrap_mechanism_name(0x1234) == "0x1234"
+
+
+@pytest.mark.parametrize("implementation", [SoftwareKeyStore, Pkcs11KeyStore])
+def test_both_stores_keep_the_export_control_protocol(
+    implementation: type[SoftwareKeyStore] | type[Pkcs11KeyStore],
+) -> None:
+    for name in ("forbid_export", "wrap_mechanisms"):
+        wanted = [(p.name, p.kind) for p in inspect.signature(getattr(ExportControl, name)).parameters.values()]
+        got = [(p.name, p.kind) for p in inspect.signature(getattr(implementation, name)).parameters.values()]
+        assert got == wanted, f"{implementation.__name__}.{name}"
+
+
+def test_a_store_without_export_control_is_refused_in_one_line(tmp_path: Path) -> None:
+    store = SoftwareKeyStore(tmp_path, b"test-passphrase-not-secret")
+    assert export_control(store) is store
+    with pytest.raises(TokenError, match="^key store object cannot take part in a key backup or restore ceremony$"):
+        export_control(object())

@@ -75,8 +75,48 @@ def test_every_example_ceremony_runs_seals_and_verifies(tmp_path: Path, key_stor
         assert restored["protection_check"].startswith("not applicable")  # type: ignore[index,union-attr]
     proof = _steps(done["key-restore"].transcript)["key.prove"]
     assert proof["result"] == "ok" and proof["details"]["verified"] is True  # type: ignore[index]
+    _check_export_forbidden_after_the_restore_test(ws, done, key_store_kind)
     statement = done["root-ca"].outputs["fingerprint_statement"].read_text()
     assert "SHA-256:" in statement and "Read aloud:" in statement and "REHEARSAL" not in statement
+
+
+def _check_export_forbidden_after_the_restore_test(
+    ws: Path, done: dict[str, procedures.Outcome], key_store_kind: str
+) -> None:
+    """The issuing key (no backup) is generated never extractable; the root key is EXTRACTABLE until its
+    restore test, whose last step activates the live token and clears it there, for good."""
+    issuing = _steps(done["issuing-ca"].transcript)["key.generate"]["details"]
+    assert issuing["backup_allowed"] is False  # type: ignore[index]
+    meta = json.loads((ws / "artifacts/backups/ca-s1sp-root.wrapped.json").read_text())
+    restore = read_entries(done["key-restore"].transcript)
+    steps = [e["step"] for e in restore if e.get("event") == "step"]
+    assert steps[-2:] == ["token.activate", "key.forbid_export"]
+    activation = _steps(done["key-restore"].transcript)["token.activate"]["details"]
+    assert activation["token"] == "s1sp-ca-token"  # type: ignore[index]
+    forbidden = _steps(done["key-restore"].transcript)["key.forbid_export"]
+    details: dict[str, object] = forbidden["details"]  # type: ignore[assignment]
+    assert forbidden["result"] == "ok" and details["token"] == "s1sp-ca-token"
+    attributes: dict[str, object] = details["attributes"]  # type: ignore[assignment]
+    assert attributes["LABEL"] == "ca-s1sp-root"
+    unwrap = _steps(done["key-restore"].transcript)["key.unwrap"]["details"]
+    opened = Workspace.open(ws)
+    try:
+        live = opened.key_store.attributes("ca-s1sp-root")
+        if key_store_kind == "pkcs11":
+            assert issuing["attributes"]["EXTRACTABLE"] is False  # type: ignore[index]
+            assert issuing["attributes"]["NEVER_EXTRACTABLE"] is True  # type: ignore[index]
+            assert details["before"]["EXTRACTABLE"] is True  # type: ignore[index]
+            assert (attributes["EXTRACTABLE"], attributes["SENSITIVE"], attributes["MODIFIABLE"]) == (False, True, True)
+            assert attributes["ID"] == live.key_id and not live.extractable
+            assert details["export_check"] == "ok"
+            assert meta["wrap_mechanism"] == unwrap["wrap_mechanism"] == "0x210A"  # type: ignore[index]
+            assert meta["padded_to_multiple_of"] == 8
+        else:  # honest: a software key cannot be made non-extractable
+            assert attributes["EXTRACTABLE"] is True and live.extractable
+            assert str(details["export_check"]).startswith("not applicable: a software key stays on disk")
+            assert meta["wrap_mechanism"] is None and meta["padding"] == "not applicable"
+    finally:
+        opened.close()
 
 
 def _check_ceremonies_on_record(root: Path, done: dict[str, procedures.Outcome]) -> None:
@@ -412,8 +452,20 @@ def test_a_ca_ceremony_on_another_token_than_the_workspaces_is_refused(
 ) -> None:
     ws = tmp_path / "ws"
     assert (
-        main(["--workspace", str(ws), "init", "--key-store", "software", "--no-token", "--token-label", "other",
-              "--purpose", "test"])  # fmt: skip
+        main(
+            [
+                "--workspace",
+                str(ws),
+                "init",
+                "--key-store",
+                "software",
+                "--no-token",
+                "--token-label",
+                "other",
+                "--purpose",
+                "test",
+            ]
+        )  # fmt: skip
         == 0
     )
     assert "token 'other' awaits its token-initialisation ceremony" in capsys.readouterr().out

@@ -20,10 +20,48 @@ def _generation_steps(ev: Evidence) -> dict[str, dict[str, Any]]:
     }
 
 
+def _generated_at(ev: Evidence) -> dict[str, pd.Timestamp]:
+    """When each key label's generation step ran (the earliest, if a label was generated twice)."""
+    out: dict[str, pd.Timestamp] = {}
+    for cer in ev.all_ceremonies:
+        for s in cer.steps(Action.KEY_GENERATE):
+            if "time" in s:
+                when = pd.Timestamp(s["time"])
+                label = str(s["details"]["key_label"])
+                out[label] = min(out.get(label, when), when)
+    return out
+
+
+def _restore_tests(ev: Evidence) -> dict[str, pd.Timestamp]:
+    """CA name -> when a sealed restore ceremony proved a backup of its key (the earliest)."""
+    out: dict[str, pd.Timestamp] = {}
+    for cer in ev.all_ceremonies:
+        if cer.type != "key-restore" or not cer.sealed:
+            continue
+        ca = str(cer.start.get("ceremony", {}).get("ca"))
+        for s in cer.steps(Action.KEY_PROVE):
+            if s.get("result") == "ok" and "time" in s:
+                when = pd.Timestamp(s["time"])
+                out[ca] = min(out.get(ca, when), when)
+    return out
+
+
+def _export_forbidden(ev: Evidence) -> dict[tuple[str, str], dict[str, Any]]:
+    """(token, key label) -> what the last step that made the key non-extractable read back."""
+    return {
+        (str(s["details"].get("token")), str(s["details"].get("key_label"))): s["details"]
+        for cer in ev.all_ceremonies
+        for s in cer.steps(Action.KEY_FORBID_EXPORT)
+    }
+
+
 def keys_in_hsm(ev: Evidence, c: Checker) -> None:
     f, min_level = ev.frames, ev.policy.compliance.hsm_min_fips_level
+    max_days = ev.policy.keys.extractable_max_days
     hsms = {label: h for h in ev.registers["hsms"].hsms for label in h.token_labels}
     generated = _generation_steps(ev)
+    generated_at, tested, forbidden = _generated_at(ev), _restore_tests(ev), _export_forbidden(ev)
+    now = pd.Timestamp(ev.as_of)
     tokens = set()
     for ca in f.cas.itertuples():
         if ca.key_store != "pkcs11":
@@ -33,7 +71,8 @@ def keys_in_hsm(ev: Evidence, c: Checker) -> None:
         tokens.add(token)
         step = generated.get(ca.key_label)
         try:  # the attributes as the token holds them now, not as a transcript once recorded them
-            attrs = ev.ws.key_store.attributes(ca.key_label).record()
+            held = ev.ws.key_store.attributes(ca.key_label)
+            attrs = held.record()
         except CeremonyError as exc:
             c.indeterminate(
                 f"CA {ca.name}",
@@ -50,6 +89,32 @@ def keys_in_hsm(ev: Evidence, c: Checker) -> None:
                 "extractable",
                 f"{ca.key_label} is EXTRACTABLE though no generation ceremony declared a backup",
             )
+        elif attrs.get("EXTRACTABLE") and ca.name in tested:
+            c.fail(
+                f"CA {ca.name}",
+                "extractable-after-restore",
+                f"{ca.key_label} on {token} is still EXTRACTABLE after its backup's restore test "
+                f"({tested[ca.name]:%Y-%m-%d}): anyone with the PIN can wrap it out",
+            )
+        elif attrs.get("EXTRACTABLE") and ca.key_label in generated_at:
+            age = now - generated_at[ca.key_label]
+            if age > pd.Timedelta(days=max_days):
+                c.fail(
+                    f"CA {ca.name}",
+                    "extractable-too-long",
+                    f"{ca.key_label} on {token} is still EXTRACTABLE {age.days} days after generation "
+                    f"(policy: at most {max_days}, until its backup is restore-tested)",
+                )
+        record = forbidden.get((token, str(ca.key_label)))
+        if record is not None:
+            seen = record.get("attributes", {})
+            if seen.get("LABEL") != ca.key_label or (held.key_id is not None and seen.get("ID") != held.key_id):
+                c.fail(
+                    f"CA {ca.name}",
+                    "export-forbidden-elsewhere",
+                    f"the object made non-extractable on {token} (LABEL {seen.get('LABEL')!r}, ID {seen.get('ID')}) "
+                    f"is not the CA key on record ({ca.key_label!r}, ID {held.key_id})",
+                )
     for token in sorted(tokens):
         hsm = hsms.get(token)
         if hsm is None:
@@ -61,7 +126,10 @@ def keys_in_hsm(ev: Evidence, c: Checker) -> None:
                 f"token {token} is on {hsm.model} (FIPS level {hsm.fips_level or 'none'}"
                 f"); policy needs level {min_level}",
             )
-    c.checked(f"{len(f.cas)} CA keys and {len(tokens)} token(s)")
+    c.checked(
+        f"{len(f.cas)} CA keys and {len(tokens)} token(s); EXTRACTABLE only until the restore test, "
+        f"at most {max_days} days"
+    )
 
 
 def _windows(ev: Evidence) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
