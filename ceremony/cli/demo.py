@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ceremony.errors import InputError
 from ceremony.fs import write_once
 from ceremony.issue.single import Issued, issue
+from ceremony.keys.personal import FILE_KEY_NOTE, load_file_key
 from ceremony.lint.certificate import check_certificate
 from ceremony.lint.findings import Finding, failing
 from ceremony.model.ceremony_file import load_ceremony, record_approval
@@ -25,7 +26,7 @@ from ceremony.model.people import Register, load_register
 from ceremony.model.policy import load_policy
 from ceremony.model.profiles import get_profile
 from ceremony.model.tbs import Identity, Usage, subject_name
-from ceremony.procedures.attestation import key_fingerprint, load_attestation_key, participants, sign_transcript
+from ceremony.procedures.attestation import key_fingerprint, participants, sign_transcript
 from ceremony.record.batches import batches
 from ceremony.record.crls import crls
 from ceremony.record.symmetric_keys import symmetric_keys
@@ -103,7 +104,9 @@ CEREMONY_RUNS: tuple[tuple[str, dict[str, str]], ...] = (
 
 
 def demo_register(ws: Workspace) -> Register:
-    """The example register with an attestation key for each person (private keys in secrets/, 0600)."""
+    """The example register with an attestation key for each person: file keys, for trying the tool only
+    (private keys in secrets/attestation/, 0600; a live register enrols each person's own token instead,
+    ``ceremony people enrol``)."""
     data = load_yaml(data_dir() / "people.yaml")
     keys = ws.secrets_dir / "attestation"
     keys.mkdir(mode=0o700)
@@ -116,8 +119,9 @@ def demo_register(ws: Workspace) -> Register:
         person["attestation_key"] = key_fingerprint(key.public_key())
     path = ws.root / "people.yaml"
     path.write_text(
-        "# Demo register: data/people.yaml with an attestation key per person (keys in secrets/attestation/).\n"
-        + yaml.safe_dump(data, sort_keys=False),
+        f"# Demo register: data/people.yaml with an attestation key per person: each a {FILE_KEY_NOTE}\n"
+        "# in secrets/attestation/ (one person holding this workspace could attest as everyone; a live\n"
+        "# register enrols each person's own token: ceremony people enrol).\n" + yaml.safe_dump(data, sort_keys=False),
         encoding="utf-8",
     )
     return load_register(path)
@@ -142,7 +146,8 @@ def run_ceremonies(ws: Workspace, register: Register, reports: Path) -> tuple[li
     )
     for transcript in transcripts:
         for pid in participants(read_entries(transcript)[0]):
-            key = load_attestation_key(ws.secrets_dir / "attestation" / f"{pid}.key")
+            # The demo's keys are files (for trying the tool only); the attestation log records them so.
+            key = load_file_key(ws.secrets_dir / "attestation" / f"{pid}.key")
             sign_transcript(transcript, pid, key, register)
     return transcripts, runs
 

@@ -26,12 +26,30 @@ class Person(Strict):
     training_expires: IsoDate
     #: SHA-256 of the DER SubjectPublicKeyInfo of the key this person attests with (key file or own token).
     attestation_key: str | None = None
+    #: The self-signed certificate of that key (PEM), relative to the register's folder (set by enrolment).
+    attestation_certificate: str | None = None
+    #: The label of the person's own token that holds the key (set by enrolment; none for a file key).
+    attestation_token: str | None = None
 
     @field_validator("attestation_key")
     @classmethod
     def _fingerprint(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^sha256:[0-9a-f]{64}$", value):
             raise ValueError("must be sha256:<64 lower-case hex digits> of the public key's DER SPKI")
+        return value
+
+    @field_validator("attestation_certificate")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is not None and (not value or value.startswith("/") or ".." in value.split("/")):
+            raise ValueError("must be a path inside the register's folder, e.g. people/<id>.pem")
+        return value
+
+    @field_validator("attestation_token")
+    @classmethod
+    def _label(cls, value: str | None) -> str | None:
+        if value is not None and not 0 < len(value.encode("utf-8")) <= 32:
+            raise ValueError("must be a token label of 1 to 32 bytes")
         return value
 
 
@@ -75,3 +93,50 @@ def check_person(value: str | None, what: str) -> str:
 def operator() -> str:
     """Who runs the command: CEREMONY_OPERATOR, else the login name."""
     return os.environ.get("CEREMONY_OPERATOR") or getpass.getuser()
+
+
+#: The register fields enrolment writes, in the order it writes them.
+KEY_FIELDS = ("attestation_key", "attestation_certificate", "attestation_token")
+
+
+def _scalar(value: str) -> str:
+    """A YAML double-quoted scalar (enrolment's values: fingerprints, relative paths, token labels)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def with_key_fields(text: str, person: str, values: dict[str, str]) -> str | None:
+    """The register text with ``person``'s key fields set to ``values`` (``KEY_FIELDS`` only), everything else
+    (other people, comments, order) as it was; None when the entry is not laid out as a block this can edit
+    (the caller then rewrites the whole register)."""
+    if set(values) - set(KEY_FIELDS):
+        raise ValueError(f"only {', '.join(KEY_FIELDS)} are set here")
+    lines = text.splitlines(keepends=True)
+    people = next((i for i, line in enumerate(lines) if re.match(r"^people:\s*(#.*)?$", line)), None)
+    if people is None:
+        return None
+    head = re.compile(rf"^(\s+){re.escape(person)}:\s*(#.*)?$")
+    start = next((i for i in range(people + 1, len(lines)) if head.match(lines[i])), None)
+    if start is None:
+        return None
+    indent = len(head.match(lines[start]).group(1))  # type: ignore[union-attr]
+    end = start + 1
+    while end < len(lines):
+        line = lines[end]
+        if line.strip() and not line.lstrip().startswith("#") and len(line) - len(line.lstrip()) <= indent:
+            break
+        end += 1
+    body = lines[start + 1 : end]
+    fields = [line for line in body if line.strip() and not line.lstrip().startswith("#")]
+    if not fields:
+        return None
+    field_indent = len(fields[0]) - len(fields[0].lstrip())
+    own = re.compile(rf"^ {{{field_indent}}}({'|'.join(KEY_FIELDS)}):")
+    kept = [line for line in body if not own.match(line)]
+    last = max((i for i, line in enumerate(kept) if line.strip() and not line.lstrip().startswith("#")), default=-1)
+    if last < 0:
+        return None
+    entry, after = kept[: last + 1], kept[last + 1 :]  # blank lines and comments after the entry stay after it
+    if not entry[-1].endswith("\n"):
+        entry[-1] += "\n"
+    added = [f"{' ' * field_indent}{name}: {_scalar(values[name])}\n" for name in KEY_FIELDS if name in values]
+    return "".join(lines[: start + 1] + entry + added + after + lines[end:])

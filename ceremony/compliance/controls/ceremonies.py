@@ -10,7 +10,15 @@ import pandas as pd
 from ceremony.compliance.controls.seats import person_key, seats_of
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence, parse_time
+from ceremony.errors import CeremonyError
 from ceremony.model.events import Action, Event
+from ceremony.procedures.attestation import (
+    FILE_KEY_NOTE,
+    attestation_entries,
+    key_fingerprint,
+    key_kind,
+    load_attestation_key,
+)
 from ceremony.record.symmetric_keys import custody
 
 
@@ -77,6 +85,45 @@ def transcripts_attested(ev: Evidence, c: Checker) -> None:
                 cer.path.name,
             )
     c.checked(f"attestations of {len(ev.ceremonies)} transcripts")
+
+
+def _workspace_key_files(ev: Evidence) -> dict[str, str]:
+    """Fingerprint -> file name of every private key file kept in the workspace's ``secrets/attestation/``
+    (a key file there is anyone's who holds the workspace; one it cannot open is left out)."""
+    folder = ev.ws.secrets_dir / "attestation"
+    found: dict[str, str] = {}
+    for path in sorted(folder.glob("*.key")) if folder.is_dir() else []:
+        try:
+            found[key_fingerprint(load_attestation_key(path).public_key())] = path.name
+        except CeremonyError:
+            continue
+    return found
+
+
+def attested_with_own_keys(ev: Evidence, c: Checker) -> None:
+    in_workspace = _workspace_key_files(ev)
+    count = own = 0
+    for cer in ev.ceremonies:
+        if not cer.sealed:
+            continue
+        weak: list[str] = []
+        for entry in attestation_entries(cer.path):
+            count += 1
+            fingerprint = "sha256:" + hashlib.sha256(bytes.fromhex(str(entry.get("public_key", "")))).hexdigest()
+            if key_kind(entry) == "token" and fingerprint not in in_workspace:
+                own += 1
+            else:
+                weak.append(str(entry.get("person")))
+        if weak:
+            where = " kept in this workspace's secrets/attestation/" if in_workspace else ""
+            c.fail(
+                f"ceremony {cer.ceremony_id}",
+                "file-keys",
+                f"attested with a {FILE_KEY_NOTE}{where} by {', '.join(weak)}: whoever holds those files can "
+                "attest as them; each participant attests with the key on their own token (ceremony people enrol)",
+                cer.path.name,
+            )
+    c.checked(f"{count} attestations of {len(ev.ceremonies)} transcripts, {own} with the participants' own tokens")
 
 
 def witnessed(ev: Evidence, c: Checker) -> None:
