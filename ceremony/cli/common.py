@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,15 +41,21 @@ def register_path(args: argparse.Namespace) -> Path:
 
 
 @contextmanager
-def opened(args: argparse.Namespace) -> Iterator[Workspace]:
-    """The workspace the command names, closed (token logged out, database closed) whatever happens."""
+def opened(args: argparse.Namespace, *, assessing: bool = False) -> Iterator[Workspace]:
+    """The workspace the command names, closed (token logged out, database closed) whatever happens.
+
+    A demo, rehearsal or test workspace says so on stderr after the command's output, so that no output of
+    it passes for a live PKI's (a refused command prints only its one-line error). ``assessing``: an
+    assessment opens a workspace whose mark was changed, to report it (GOV-05)."""
     from ceremony.record.workspace import Workspace
 
-    ws = Workspace.open(workspace_dir(args))
+    ws = Workspace.open(workspace_dir(args), assessing=assessing)
     try:
         yield ws
     finally:
         ws.close()
+    if ws.mark is not None:  # after the command's own output; a refused command prints its one line only
+        print(f"{ws.mark}: {ws.root}", file=sys.stderr)
 
 
 def print_json(obj: Any) -> None:

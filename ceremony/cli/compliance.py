@@ -31,7 +31,7 @@ def cmd_checks_run(args: argparse.Namespace) -> int:
     from ceremony.reporting.evidence import parse_period
 
     since, until = parse_period(args.period)
-    with opened(args) as ws:
+    with opened(args, assessing=True) as ws:
         ev = Evidence(ws, since=since, until=until)
         if until is not None:
             ev.as_of = until
@@ -39,29 +39,34 @@ def cmd_checks_run(args: argparse.Namespace) -> int:
         result = verdict(findings, ev.policy.compliance.verdict)
     shown = [f for f in findings if args.all or f.outcome not in ("pass", "not-applicable")]
     if args.json:
-        print(json.dumps({"verdict": result.verdict, "because": result.because, "counted": result.counted,
+        print(json.dumps({"workspace_purpose": ws.config.purpose, "verdict": result.verdict, "because": result.because,
+                          "counted": result.counted,
                           "findings": [f.to_json() for f in shown]}, indent=1))  # fmt: skip
     else:
         for f in shown:
             waived = " (waived)" if f.waived else ""
             print(f"{f.id}  {f.outcome}{waived}  {f.subject + ': ' if f.subject else ''}{f.message}")
         counted = ", ".join(f"{k} {n}" for k, n in sorted(result.counted.items()))
-        print(f"verdict: {result.verdict} ({result.because}); {counted}")
+        mark = "" if ws.live else f" - {ws.mark}"
+        print(f"verdict: {result.verdict}{mark} ({result.because}); {counted}")
     return 0 if result.verdict == "approved" else 1
 
 
 def cmd_evidence_build(args: argparse.Namespace) -> int:
     from ceremony.cli.common import opened
+    from ceremony.keys.personal import token_ref
     from ceremony.reporting.evidence import build_pack
 
-    with opened(args) as ws:
+    with opened(args, assessing=True) as ws:
+        token = token_ref(args.token, args.module, args.softhsm_conf) if args.token is not None else None
         result = build_pack(ws, reports=Path(args.reports), period=args.period, person=args.as_person,
-                            key_path=Path(args.key) if args.key else None, pdf=not args.no_pdf)  # fmt: skip
+                            key_path=Path(args.key) if args.key else None, token=token,
+                            pdf=not args.no_pdf)  # fmt: skip
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
         print(f"evidence pack {result.directory}")
-        print(f"verdict: {result.verdict} ({result.findings} findings)")
+        print(f"verdict: {result.shown_verdict} ({result.findings} findings)")
         print(f"manifest signed by {result.signer}; SHA-256 {result.fingerprint}")
         print(f"read aloud: {result.words}")
     return 0
@@ -94,7 +99,13 @@ def add_parsers(sub: Any) -> None:
     e = evidence.add_parser("build", help="checks, report PDF and signed manifest in reports/evidence/<UTC>/")
     e.add_argument("--period", metavar="FROM..TO", help="assess events in these dates (inclusive)")
     e.add_argument("--as", dest="as_person", metavar="PERSON", help="the compliance officer who signs (register id)")
-    e.add_argument("--key", help="their private key (default: <workspace>/secrets/attestation/PERSON.key)")
+    signing = e.add_mutually_exclusive_group()
+    signing.add_argument(
+        "--key", help="their private key file, for trying the tool (default: <workspace>/secrets/attestation/ID.key)"
+    )
+    signing.add_argument("--token", metavar="LABEL", help="sign with the key on their own PKCS#11 token")
+    e.add_argument("--module", help="the PKCS#11 module of the token --token names (default: SoftHSM2)")
+    e.add_argument("--softhsm-conf", help="the softhsm2.conf of the SoftHSM2 token --token names")
     e.add_argument("--reports", default="reports", help="reports directory (default: ./reports)")
     e.add_argument("--no-pdf", action="store_true", help="skip the PDFs (the report notebook still runs)")
     e.add_argument("--json", action="store_true")

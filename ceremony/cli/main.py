@@ -23,7 +23,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         workspace_dir(args),
         key_store=args.key_store,
         token_label=args.token_label,
-        initialise_token=not args.no_token,
+        initialise_token=False if args.no_token else None,
         database=args.database,
         purpose=args.purpose,
     )
@@ -31,7 +31,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(
         f"workspace {ws.root} created with the {kind} key store"
         + ("" if kind == "pkcs11" else " (SOFTWARE: for trying the tool only; not a token)")
-        + (f"; token {args.token_label!r} awaits its token-initialisation ceremony" if args.no_token else "")
+        + (
+            f"; token {args.token_label!r} awaits its token-initialisation ceremony"
+            if args.no_token or ws.live
+            else ""
+        )
+        + ("" if ws.live else f"; {ws.mark}")
     )
     ws.close()
     return 0
@@ -42,6 +47,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     target = Path(args.workspace) if args.workspace else demo_workspace_dir(Path.cwd(), current().now())
     result = run_demo(target, devices=args.devices, database=args.database)
+    print(f"DEMO WORKSPACE (not a live PKI): {result.workspace}", file=sys.stderr)
     if args.json:
         print_json(result.to_json())
     else:
@@ -50,8 +56,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for path in result.runs:
             print(f"{'ceremony run:':<18}{path}")
         print(
-            f"{'transcripts:':<18}{len(result.transcripts)} sealed, attested by every participant, in "
-            f"{result.workspace / 'transcripts'}"
+            f"{'transcripts:':<18}{len(result.transcripts)} sealed, attested by every participant with file keys "
+            f"(for trying the tool only), in {result.workspace / 'transcripts'}"
         )
         for name, role, issued in result.cas:
             print(f"{role + ' CA:':<18}{name} serial {issued.record.serial} -> {issued.artifact}")
@@ -64,7 +70,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "sample), all clean"
         )
         print(f"inventory export: {result.inventory_export}")
-        print(f"{'evidence pack:':<18}{result.evidence_pack} (verdict: {result.verdict})")
+        verdict = f"{result.verdict} - DEMO WORKSPACE, not a live PKI"
+        print(f"{'evidence pack:':<18}{result.evidence_pack} (verdict: {verdict})")
         for pdf in result.pdfs[:1]:
             print(f"{'report PDF:':<18}{pdf}")
     return 0
@@ -338,17 +345,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_transcript(args: argparse.Namespace) -> int:
     from ceremony.model.people import load_register
-    from ceremony.procedures.attestation import attestation_status, load_attestation_key, sign_transcript
+    from ceremony.procedures.attestation import attestation_status, require_registered, sign_transcript, signing_key
     from ceremony.record.transcript import diff_transcripts, verify_transcript
 
     if args.transcript_command == "sign":
-        key_path = (
-            Path(args.key) if args.key else workspace_dir(args) / "secrets" / "attestation" / f"{args.person}.key"
-        )
-        entry = sign_transcript(
-            Path(args.file), args.person, load_attestation_key(key_path), load_register(register_path(args))
-        )
-        print(f"{args.person} attested {args.file} (seal {entry['seal_hash'][:16]}…)")
+        from ceremony.keys.personal import person_pin, token_ref
+
+        register = load_register(register_path(args))
+        registered = register.people.get(args.person)
+        # A person enrolled on their own token signs with it unless a key file is named.
+        label = args.token
+        if label is None and not args.key and registered is not None:
+            label = registered.attestation_token
+        if label is not None:
+            if args.key:
+                raise InputError("--token and --key: sign with one key, your token's or a key file")
+            token = token_ref(label, args.module, args.softhsm_conf)
+            require_registered(args.person, register)  # before the PIN is asked for
+            key = signing_key(args.person, register, token=token, pin=person_pin(args.person, token.token_label))
+        else:
+            if args.module or args.softhsm_conf:
+                raise InputError("--module and --softhsm-conf go with --token")
+            key_path = (
+                Path(args.key) if args.key else workspace_dir(args) / "secrets" / "attestation" / f"{args.person}.key"
+            )
+            key = signing_key(args.person, register, key_file=key_path)
+        entry = sign_transcript(Path(args.file), args.person, key, register)
+        print(f"{args.person} attested {args.file} (seal {entry['seal_hash'][:16]}…) with {key.description}")
         return 0
     if args.transcript_command == "diff":
         for path in (Path(args.a), Path(args.b)):
@@ -382,9 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database", metavar="URL", help=DATABASE_HELP)
     p.add_argument(
         "--purpose",
-        choices=["live", "test"],
+        choices=["live", "demo", "rehearsal", "test"],
         default="live",
-        help="live (default) runs the PKI; test is a throwaway workspace that honours CEREMONY_PINNED_CLOCK",
+        help="live (default) runs the PKI: its token awaits an attended token-init ceremony and no PIN is written; "
+        "demo, rehearsal and test are throwaway workspaces (PIN files, deposited shares, CEREMONY_PINNED_CLOCK)",
     )
     p.set_defaults(func=cmd_init)
 
@@ -459,11 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="files or directories")
     p.set_defaults(func=cmd_lint)
 
+    from ceremony.cli import activation as cli_activation
     from ceremony.cli import compliance as cli_compliance
+    from ceremony.cli import people as cli_people
     from ceremony.cli import workspace as cli_workspace
 
     cli_compliance.add_parsers(sub)
     cli_workspace.add_parsers(sub)
+    cli_activation.add_parsers(sub)
+    cli_people.add_parsers(sub)
 
     p = sub.add_parser("approve", help="record an approval of a ceremony file (by its SHA-256)")
     p.add_argument("file", help="ceremony file (YAML)")
@@ -491,7 +519,17 @@ def build_parser() -> argparse.ArgumentParser:
     t = tsub.add_parser("sign", help="attest a sealed transcript with your registered key")
     t.add_argument("file")
     t.add_argument("--as", dest="person", required=True, help="your person id")
-    t.add_argument("--key", help="your private key (PEM; default <workspace>/secrets/attestation/<id>.key)")
+    t.add_argument(
+        "--key", help="a key file, for trying the tool only (PEM; default <workspace>/secrets/attestation/<id>.key)"
+    )
+    t.add_argument(
+        "--token",
+        metavar="LABEL",
+        help="sign with the key on your own token (default: the register's attestation_token; PIN: prompt or "
+        "$CEREMONY_PERSON_PIN)",
+    )
+    t.add_argument("--module", metavar="PATH", help="your token's PKCS#11 module (default: SoftHSM2)")
+    t.add_argument("--softhsm-conf", metavar="PATH", help="SoftHSM2 only: the configuration your token lives under")
     t.add_argument("--register", help="participant register")
     t = tsub.add_parser("diff", help="differences that matter between two transcripts (not times, digests, keys)")
     t.add_argument("a")

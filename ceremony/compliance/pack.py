@@ -39,6 +39,10 @@ def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
     listed = parse_file_list(data)
     if isinstance(listed, str):
         return PackCheck(False, False, f"{MANIFEST}: {listed}")
+    # The signature first: nothing a changed manifest lists is believed (or named) before it verifies.
+    signature = (directory / SIGNATURE).read_bytes() if (directory / SIGNATURE).is_file() else b""
+    if trusted is not None and not verifies(trusted, signature, data):
+        return PackCheck(False, False, f"{SIGNATURE}: the manifest's signature does not verify under the trusted key")
     for rel, entry in listed.items():
         path = directory / rel
         if not path.is_file():
@@ -49,17 +53,12 @@ def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
         rel = path.relative_to(directory).as_posix()
         if rel not in listed and rel not in (MANIFEST, SIGNATURE):
             return PackCheck(False, False, f"{rel}: not in the manifest (added after signing)")
-    signature = (directory / SIGNATURE).read_bytes() if (directory / SIGNATURE).is_file() else b""
     try:
         carried = serialization.load_pem_public_key((directory / SIGNER).read_bytes()) if SIGNER in listed else None
     except ValueError:
         return PackCheck(False, False, f"{SIGNER}: not a PEM public key")
     words = fingerprint_words(data)
     if trusted is not None:
-        if not verifies(trusted, signature, data):
-            return PackCheck(
-                False, False, f"{SIGNATURE}: the manifest's signature does not verify under the trusted key"
-            )
         return PackCheck(
             True,
             True,

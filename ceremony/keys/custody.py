@@ -111,14 +111,17 @@ def write_share_card(
     n: int,
     bag: str | None,
     rehearsal: bool = False,
+    trial: str | None = None,
 ) -> Path:
-    """A share card for one custodian: mode 0600, to be printed, sealed in its bag, then deleted."""
+    """A share card for one custodian: mode 0600, to be printed, sealed in its bag, then deleted. ``trial``
+    names a demo or test workspace, whose cards say so as a rehearsal's do."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / f"{ceremony_id}.{purpose}.{share.custodian}.txt"
     words = share.words.split()
     numbered = "\n".join(f"  {i:2d}. {w}" for i, w in enumerate(words, start=1))
     text = (
-        ("REHEARSAL - NOT A LIVE SHARE\n" if rehearsal else "") + f"SHARE CARD - {purpose} - ceremony {ceremony_id}\n"
+        ("REHEARSAL - NOT A LIVE SHARE\n" if rehearsal else f"{trial} - NOT A LIVE SHARE\n" if trial else "")
+        + f"SHARE CARD - {purpose} - ceremony {ceremony_id}\n"
         f"custodian: {share.custodian}   share {share.index} of {n} ({m} needed)\n"
         f"tamper-evident bag: {bag or '(none recorded)'}\n"
         f"fingerprint: {share.fingerprint}\n\n{numbered}\n\n"

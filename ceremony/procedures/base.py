@@ -138,8 +138,20 @@ class Procedure:
         self.outputs: dict[str, Path] = {}
         self.store: KeyStore | None = None
         self.seal_with: tuple[KeyStore, str] | None = None
+        #: The purpose of the split being handed out (its cards' names).
+        self._splitting = ""
 
     # --- bookkeeping ------------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        """A live workspace's ceremony: attended only, and no share, component or PIN left at rest."""
+        return self.ws.config.purpose == "live"
+
+    @property
+    def trial_mark(self) -> str | None:
+        """What every output of a demo, rehearsal or test workspace says it is (None: live)."""
+        return None if self.live else f"{self.ws.config.purpose.upper()} WORKSPACE"
+
     @property
     def custodians(self) -> list[str]:
         return list(self.spec.participants.custodians)
@@ -177,6 +189,12 @@ class Procedure:
     def check(self) -> None:
         """Refuse, before anything is written, a file this workspace cannot run as written: a token
         module that is not the workspace's, or outputs other than what this procedure writes."""
+        if self.live and not self.console.attended:
+            raise ConfigError(
+                f"{self.ceremony.path}: {self.ws.root} is a live workspace: its ceremonies are run attended "
+                "(JupyterLab or a terminal), with the custodians presenting their shares; unattended runs are for "
+                "demo, rehearsal and test workspaces"
+            )
         if getattr(self.spec, "token", None) is not None:
             self._module()
         expected = self.expected_outputs()
@@ -233,6 +251,7 @@ class Procedure:
                 "attended": self.console.attended,
                 "ceremony": spec.model_dump(),
                 "key_store": kind,
+                "workspace_purpose": self.ws.config.purpose,
                 "script": [step for step, _ in self.SCRIPT],
                 "run_by": operator(),
             },
@@ -288,8 +307,9 @@ class Procedure:
     def describe(self) -> str:
         """What is about to happen, for the administrator to read out before the first step."""
         spec, seats = self.spec, self.spec.participants
+        mark = "" if self.trial_mark is None or self.rehearsal else f"{self.trial_mark} (not a live PKI): "
         lines = [
-            f"{'REHEARSAL of ' if self.rehearsal else ''}{self.TYPE} ceremony {spec.ceremony_id} ({spec.date})",
+            f"{mark}{'REHEARSAL of ' if self.rehearsal else ''}{self.TYPE} ceremony {spec.ceremony_id} ({spec.date})",
             f"file {self.ceremony.path.name} sha256 {self.ceremony.sha256}",
             f"approved by: {', '.join(self.approved_by) or 'nobody'}",
             f"administrator {seats.administrator}; operators {', '.join(seats.operators)}; "
@@ -362,23 +382,27 @@ class Procedure:
         return user, so
 
     def _split(self, purpose: str, secret: bytes) -> tuple[list[Share], dict[str, Path]]:
-        """Split ``secret`` m-of-n among the custodians and write one share card each."""
-        q = self.quorum
-        shares = split(secret, q.m, self.custodians)
-        cards = {
-            s.custodian: write_share_card(
-                self.ws.share_cards_dir,
-                ceremony_id=self.spec.ceremony_id,
-                purpose=purpose,
-                share=s,
-                m=q.m,
-                n=q.n,
-                bag=self.spec.bags.share_cards.get(s.custodian),
-                rehearsal=self.rehearsal,
-            )
-            for s in shares
-        }
+        """Split ``secret`` m-of-n among the custodians. In a trial workspace every share card is written at
+        once; in a live one none is yet: :meth:`_distribute` writes each card in turn and removes it once its
+        custodian has typed it back, so that no two cards (never a quorum) rest on the disk together."""
+        shares = split(secret, self.quorum.m, self.custodians)
+        self._splitting = purpose
+        cards = {} if self.live else {s.custodian: self._card(purpose, s) for s in shares}
         return shares, cards
+
+    def _card(self, purpose: str, share: Share) -> Path:
+        q = self.quorum
+        return write_share_card(
+            self.ws.share_cards_dir,
+            ceremony_id=self.spec.ceremony_id,
+            purpose=purpose,
+            share=share,
+            m=q.m,
+            n=q.n,
+            bag=self.spec.bags.share_cards.get(share.custodian),
+            rehearsal=self.rehearsal,
+            trial=None if self.rehearsal else self.trial_mark,
+        )
 
     def _split_record(self, purpose: str, shares: list[Share]) -> dict[str, Any]:
         return {
@@ -393,9 +417,14 @@ class Procedure:
         """Each custodian types their share back in; it must match the fingerprint on record."""
         acknowledged: dict[str, str] = {}
         for share in shares:
-            entered = self.console.reenter_share(share.custodian, cards[share.custodian])
-            if not confirm(entered, share.fingerprint):
-                raise CustodyError(f"{share.custodian}'s share as typed back does not match its fingerprint")
+            card = cards.get(share.custodian) or self._card(self._splitting, share)
+            try:
+                entered = self.console.reenter_share(share.custodian, card)
+                if not confirm(entered, share.fingerprint):
+                    raise CustodyError(f"{share.custodian}'s share as typed back does not match its fingerprint")
+            finally:
+                if self.live:
+                    card.unlink(missing_ok=True)  # printed and typed back: the paper card is the share now
             acknowledged[share.custodian] = "re-entered and confirmed" if self.console.attended else "card read back"
         return acknowledged
 
@@ -403,6 +432,8 @@ class Procedure:
         """Unattended runs only: rest m shares in ``secrets/`` so later unattended runs can use them."""
         if self.console.attended:
             return {"deposited": None}
+        if self.live:
+            raise StateError(f"{self.ws.root} is a live workspace: shares are never deposited in it")
         chosen = shares[: self.quorum.m]
         directory = self.ws.shares_dir(purpose)
         deposit(directory, chosen)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -90,6 +92,18 @@ class Unattended:
         print(text)
 
 
+def _hidden(prompt: str) -> str:
+    """A secret typed at the console, never echoed. In JupyterLab the kernel's password box answers; at a
+    terminal, getpass; with standard input piped (a scripted rehearsal), the line as given, without
+    getpass's warning that it cannot hide what nobody sees."""
+    if getpass.getpass.__module__ == "getpass" and not sys.stdin.isatty():
+        print(prompt, file=sys.stderr, flush=True)
+        return sys.stdin.readline().rstrip("\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", getpass.GetPassWarning)
+        return getpass.getpass(prompt)
+
+
 class Attended:
     """JupyterLab or a terminal: every gate waits for a person to confirm by typing their id."""
 
@@ -109,17 +123,17 @@ class Attended:
             if who not in custodians or who in [c for c, _ in presented]:
                 print(f"  {who!r} is not a custodian of this ceremony, or has already presented a share")
                 continue
-            presented.append((who, getpass.getpass(f"  {who}, type your share words (not shown): ")))
+            presented.append((who, _hidden(f"  {who}, type your share words (not shown): ")))
         return presented
 
     def reenter_share(self, custodian: str, card: Path) -> str:
-        return getpass.getpass(f"  {custodian}, type your share back in from your card (not shown): ")
+        return _hidden(f"  {custodian}, type your share back in from your card (not shown): ")
 
     def reenter_component(self, custodian: str, card: Path) -> str:
-        return getpass.getpass(f"  {custodian}, type your component back in from your card (not shown): ")
+        return _hidden(f"  {custodian}, type your component back in from your card (not shown): ")
 
     def present_component(self, key_label: str, custodian: str) -> str:
-        return getpass.getpass(f"[{key_label}] {custodian}, type your component (hex, not shown): ")
+        return _hidden(f"[{key_label}] {custodian}, type your component (hex, not shown): ")
 
     def show(self, text: str) -> None:
         print(text)

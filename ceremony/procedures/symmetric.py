@@ -7,6 +7,7 @@ hash-chained transcript sealed with the token's ceremony-seal key.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 from ceremony.errors import InputError, StateError, TokenError
@@ -60,19 +61,26 @@ class SymmetricKeys(Procedure):
                 components = split(key, spec.custodians, spec.kcv_method)
             finally:
                 wipe(key)
-            cards = {
-                c.custodian: write_component_card(
-                    self.ws.share_cards_dir, ceremony_id=self.spec.ceremony_id, key_label=spec.label, component=c,
-                    of=spec.components, bag=self.spec.bags.share_cards.get(c.custodian),
-                )
-                for c in components
-            }  # fmt: skip
+
+            def card(c: Any, label: str = spec.label, of: int = spec.components) -> Path:
+                return write_component_card(
+                    self.ws.share_cards_dir, ceremony_id=self.spec.ceremony_id, key_label=label, component=c,
+                    of=of, bag=self.spec.bags.share_cards.get(c.custodian),
+                )  # fmt: skip
+
+            # A live workspace writes each card in turn and removes it once typed back: never all at rest.
+            cards = {} if self.live else {c.custodian: card(c) for c in components}
             for c in components:
-                entered = parse_component(self.console.reenter_component(c.custodian, cards[c.custodian]))
-                if kcv(entered, spec.kcv_method) != c.kcv:
-                    raise CustodyError(
-                        f"{c.custodian}'s component of {spec.label} as typed back does not match its KCV"
-                    )
+                path = cards.get(c.custodian) or card(c)
+                try:
+                    entered = parse_component(self.console.reenter_component(c.custodian, path))
+                    if kcv(entered, spec.kcv_method) != c.kcv:
+                        raise CustodyError(
+                            f"{c.custodian}'s component of {spec.label} as typed back does not match its KCV"
+                        )
+                finally:
+                    if self.live:
+                        path.unlink(missing_ok=True)
                 if not self.console.attended:
                     # Unattended runs: the component rests in secrets/ for the combine step to read.
                     directory = self.ws.secrets_dir / "components" / spec.label

@@ -59,11 +59,13 @@ class WorkspaceConfig(Strict):
     oids: dict[str, str] = {}
 
 
-def _read_secret_file(path: Path, what: str) -> str:
+def _read_secret_file(path: Path, what: str, variable: str) -> str:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError as exc:
-        raise TokenError(f"no {what}: set the environment variable or create {path} (mode 0600)") from exc
+        raise TokenError(
+            f"no {what}: activate the token (`ceremony activate`), set {variable}, or create {path} (mode 0600)"
+        ) from exc
     if stat.S_IMODE(mode) & 0o077:
         raise TokenError(f"{path} must be readable by its owner only (chmod 600)")
     return path.read_text(encoding="utf-8").strip()
@@ -87,17 +89,40 @@ class Workspace:
     clock: Clock = SYSTEM
 
     @classmethod
-    def open(cls, root: Path, *, clock: Clock | None = None) -> Workspace:
+    def open(cls, root: Path, *, clock: Clock | None = None, assessing: bool = False) -> Workspace:
         """Open the workspace at ``root``. Without ``clock``, a clock pinned in the environment is honoured
-        by a demo, rehearsal or test workspace and refused by a live one; otherwise the system clock."""
+        by a demo, rehearsal or test workspace and refused by a live one; otherwise the system clock.
+
+        A workspace whose workspace.yaml names another purpose than its journal recorded at init (a mark
+        removed or forged) is refused, except to an assessment (``assessing``), which reports it (GOV-05) and
+        treats the workspace as live when either says so."""
         root = root.resolve()
         cfg = root / WORKSPACE_FILE
         if not cfg.exists():
             raise InputError(f"{root} is not a workspace (no {WORKSPACE_FILE}); run `ceremony init` or `ceremony demo`")
         config = load_model(WorkspaceConfig, cfg)
-        if config.purpose != "live":
-            _refuse_changed_purpose(root, config.purpose)
+        recorded = recorded_purpose(root)
+        if recorded is not None and recorded != config.purpose:
+            if not assessing:
+                raise ConfigError(
+                    f"{root / WORKSPACE_FILE}: purpose is {config.purpose!r}, but the journal recorded {recorded!r} "
+                    "at init; a workspace's purpose never changes"
+                )
+            if "live" in (recorded, config.purpose):
+                config = config.model_copy(update={"purpose": "live"})
+            # A pinned clock is honoured only by a workspace whose mark is intact.
+            return cls(root, config, clock or SYSTEM)
         return cls(root, config, clock or _environment_clock(config.purpose, root))
+
+    @property
+    def live(self) -> bool:
+        """A live workspace: custodians activate its token, and no PIN or quorum of shares ever rests in it."""
+        return self.config.purpose == "live"
+
+    @property
+    def mark(self) -> str | None:
+        """What every output of a demo, rehearsal or test workspace says it is; None for a live one."""
+        return None if self.live else f"{self.config.purpose.upper()} WORKSPACE (not a live PKI)"
 
     # --- paths ----------------------------------------------------------------------
     @property
@@ -158,14 +183,29 @@ class Workspace:
 
     @cached_property
     def key_store(self) -> KeyStore:
-        """The workspace's token (or software store), activated from the environment, a PIN file,
-        or the m custodian shares deposited for unattended runs."""
+        """The workspace's token for daily work: its activation session (``ceremony activate``: m custodians'
+        shares, the PIN held by one process, never on disk) when one is running. A live workspace has no
+        other way. A demo, rehearsal or test workspace may also open it from the environment, a PIN file, or
+        the m custodian shares deposited for its unattended runs."""
+        from ceremony.keys import agent
+
         ks = self.config.key_store
+        if ks.kind == "pkcs11" and (not ks.module or not ks.token_label):
+            raise ConfigError(
+                f"{self.root / WORKSPACE_FILE}: key_store.module and key_store.token_label are required for pkcs11"
+            )
+        session = agent.socket_path(self.root)
+        if ks.kind == "pkcs11" and agent.status(session) is not None:
+            assert ks.token_label is not None
+            return agent.AgentKeyStore(session, ks.token_label)
+        if self.live:
+            raise TokenError(
+                f"token {ks.token_label!r} is not activated: its custodians activate it with "
+                f"`ceremony --workspace {self.root} activate` (a live workspace keeps no PIN; {PIN_ENV} and PIN "
+                "files are for demo, rehearsal and test workspaces)"
+            )
         if ks.kind == "pkcs11":
-            if not ks.module or not ks.token_label:
-                raise ConfigError(
-                    f"{self.root / WORKSPACE_FILE}: key_store.module and key_store.token_label are required for pkcs11"
-                )
+            assert ks.token_label is not None
             return self.token_store(ks.token_label, self._secret(PIN_ENV, "token.pin", "token PIN"))
         passphrase = self._secret(PASSPHRASE_ENV, "software-store.passphrase", "software store passphrase")
         return self.token_store(ks.token_label, passphrase)
@@ -207,7 +247,7 @@ class Workspace:
                 from ceremony.keys.custody import activation_secret
 
                 return activation_secret(shares)
-        return _read_secret_file(self.secrets_dir / filename, what)
+        return _read_secret_file(self.secrets_dir / filename, what, env)
 
     # --- destroyed keys -------------------------------------------------------------
     @cached_property
@@ -238,25 +278,22 @@ class Workspace:
             self.inventory.close()
 
 
-def _refuse_changed_purpose(root: Path, purpose: Purpose) -> None:
-    """A workspace's purpose is what its journal recorded at init: a live workspace edited into a test one
-    (to honour a pinned clock) is refused."""
+def recorded_purpose(root: Path) -> str | None:
+    """The purpose the journal's first entry (``workspace.init``) recorded: what the workspace is, whatever
+    its workspace.yaml says now. None while the workspace is being initialised (no journal yet); "unknown"
+    when the first entry is not an init entry (the journal was cut or forged: GOV-05 and LOG-01 report it)."""
     journal = root / "journal.jsonl"
     if not journal.exists():
-        return  # being initialised
+        return None
     with journal.open("rb") as fh:
         first = fh.readline(65536)
     try:
         entry = json.loads(first)
     except ValueError:
         entry = None
-    is_init = isinstance(entry, dict) and entry.get("event") == Event.WORKSPACE_INIT
-    recorded = entry.get("purpose", "live") if is_init else None  # type: ignore[union-attr]
-    if recorded != purpose:
-        raise ConfigError(
-            f"{root / WORKSPACE_FILE}: purpose is {purpose!r}, but the journal recorded {recorded!r} at init; "
-            "a workspace's purpose never changes"
-        )
+    if not isinstance(entry, dict) or entry.get("event") != Event.WORKSPACE_INIT:
+        return "unknown"
+    return str(entry.get("purpose", "live"))
 
 
 def _environment_clock(purpose: Purpose, root: Path) -> Clock:
@@ -276,7 +313,7 @@ def init_workspace(
     *,
     key_store: Literal["auto", "pkcs11", "software"] = "auto",
     token_label: str = "s1spki-workbench",  # noqa: S107 - a label, not a password
-    initialise_token: bool = True,
+    initialise_token: bool | None = None,
     database: str | None = None,
     purpose: Purpose = "live",
     clock: Clock | None = None,
@@ -285,8 +322,11 @@ def init_workspace(
 
     ``auto`` uses SoftHSM2 when its module is installed and the software store otherwise.
     With ``initialise_token`` False the token (or store) is left to a token-initialisation
-    ceremony, whose custodians then hold its PIN in shares. Refuses a directory that exists
-    and is not empty. ``database`` is a ``postgresql://`` URL for an inventory shared by several
+    ceremony, whose custodians then hold its PIN in shares. A live workspace is always so (its PINs are
+    never written: ``initialise_token`` True is refused, None means False), and never uses the software
+    store; a demo, rehearsal or test workspace initialises its token here by default (None means True),
+    with its PINs in ``secrets/`` (0600) unless ``CEREMONY_TOKEN_PIN`` gives the user PIN. Refuses a
+    directory that exists and is not empty. ``database`` is a ``postgresql://`` URL for an inventory shared by several
     operators (checked, and its schema brought up to date, before anything is created); by default
     the inventory is a SQLite file in the workspace.
     """
@@ -304,6 +344,20 @@ def init_workspace(
     if key_store == "pkcs11" and module is None:
         raise TokenError("SoftHSM2 is not installed (apt-get install softhsm2); use the software store")
     kind: Literal["pkcs11", "software"] = "pkcs11" if key_store != "software" and module else "software"
+    if purpose == "live":
+        if kind == "software":
+            raise InputError(
+                "a live workspace keeps its CA keys on a PKCS#11 token (install softhsm2, or name the HSM's module); "
+                "the software key store is for trying the tool: --purpose test"
+            )
+        if initialise_token:
+            raise InputError(
+                "a live workspace's token is initialised in an attended token-init ceremony, whose custodians hold "
+                "its PINs in shares; init writes no PIN (leave the token: --no-token)"
+            )
+        initialise_token = False
+    elif initialise_token is None:
+        initialise_token = True
     root.mkdir(parents=True, exist_ok=True)
     for sub in ("artifacts", "transcripts"):
         (root / sub).mkdir()

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ceremony.compliance.pack import MANIFEST, SIGNATURE, SIGNER, fingerprint_words
 from ceremony.errors import CeremonyError, InputError
-from ceremony.keys.signatures import sign
-from ceremony.procedures.attestation import AttestationKey, key_fingerprint, load_attestation_key
+from ceremony.keys.personal import PersonalKey, TokenRef, person_pin
+from ceremony.procedures.attestation import key_fingerprint, signing_key
 from ceremony.record.manifest import file_list
 from ceremony.record.workspace import Workspace
 
@@ -70,7 +70,11 @@ def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
     return since, until
 
 
-def _signer(ws: Workspace, person: str | None, key_path: Path | None) -> tuple[str, AttestationKey]:
+def _signer(
+    ws: Workspace, person: str | None, key_path: Path | None, token: TokenRef | None = None
+) -> tuple[str, PersonalKey]:
+    """The compliance officer and their key: on their own token (``token``; its PIN from
+    :func:`ceremony.keys.personal.person_pin`), else a key file (for trying the tool only)."""
     from ceremony.model.people import default_register, load_register
 
     register = load_register(default_register(ws.root))
@@ -84,10 +88,12 @@ def _signer(ws: Workspace, person: str | None, key_path: Path | None) -> tuple[s
     registered = register.people.get(person)
     if registered is None or "compliance-officer" not in registered.roles:
         raise InputError(f"--as: {person} is not registered as a compliance officer")
-    key = load_attestation_key(key_path or ws.secrets_dir / "attestation" / f"{person}.key")
-    if registered.attestation_key != key_fingerprint(key.public_key()):
-        raise InputError(f"--key: this is not the key the register names for {person}")
-    return person, key
+    if token is not None:
+        return person, signing_key(person, register, token=token, pin=person_pin(person, token.token_label))
+    key_file = key_path or ws.secrets_dir / "attestation" / f"{person}.key"
+    if not key_file.is_file():
+        raise InputError(f"--key: no key file {key_file}; sign with your own token (--token LABEL) or --key FILE")
+    return person, signing_key(person, register, key_file=key_file)
 
 
 @dataclass
@@ -100,10 +106,20 @@ class PackResult:
     words: str
     pdfs: list[Path] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)
+    #: live, or what a demo, rehearsal or test workspace is (its pack says so wherever the verdict stands)
+    workspace_purpose: str = "live"
+
+    @property
+    def shown_verdict(self) -> str:
+        """The verdict as printed: a trial workspace's says what the workspace is."""
+        if self.workspace_purpose == "live":
+            return self.verdict
+        return f"{self.verdict} - {self.workspace_purpose.upper()} WORKSPACE, not a live PKI"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "evidence_pack": str(self.directory),
+            "workspace_purpose": self.workspace_purpose,
             "verdict": self.verdict,
             "findings": self.findings,
             "signer": self.signer,
@@ -120,6 +136,7 @@ EVIDENCE_IN_PACK = {
     "journal": "journal.jsonl", "inventory": "inventory/*.parquet", "people": "registers/people.yaml",
     "crls": "artifacts/crls/", "artifacts": "artifacts/", "token": "token-keys.json",
     "policy": "policy-parameters.yaml",
+    "workspace": "findings.json (secrets/ and share-cards/ as found, by name only)",
 }  # fmt: skip
 
 
@@ -174,10 +191,12 @@ def build_pack(
     period: str | None = None,
     person: str | None = None,
     key_path: Path | None = None,
+    token: TokenRef | None = None,
     pdf: bool = True,
     now: datetime | None = None,
 ) -> PackResult:
-    """Build ``<reports>/evidence/<UTC>/`` (see the module docstring)."""
+    """Build ``<reports>/evidence/<UTC>/`` (see the module docstring). The compliance officer signs with the key
+    on their own token (``token``), or with a key file (``key_path``; for trying the tool only)."""
     import time as stopwatch
 
     from ceremony.compliance.assessment import compare, control_table, run_checks, verdict
@@ -188,7 +207,7 @@ def build_pack(
     from ceremony.reporting.notebooks import notebooks_dir, run_notebook
 
     since, until = parse_period(period)
-    signer, key = _signer(ws, person, key_path)  # refused before anything is written
+    signer, key = _signer(ws, person, key_path, token)  # refused before anything is written
     now = now or ws.clock.now()
     root = reports / "evidence"
     out = root.resolve() / now.strftime("%Y%m%dT%H%M%S.%fZ")
@@ -218,6 +237,7 @@ def build_pack(
                 "as_of": ev.as_of.isoformat(),
                 "period": {"from": since.isoformat() if since else None, "to": until.isoformat() if until else None},
                 "scope": sorted(ev.scope),
+                "workspace_purpose": ws.config.purpose,
                 "verdict": {
                     "verdict": result.verdict,
                     "because": result.because,
@@ -315,7 +335,7 @@ def build_pack(
 
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     (out / SIGNER).write_bytes(public)
-    (out / "README.md").write_text(_readme(signer, key_fingerprint(key.public_key())), encoding="utf-8")
+    (out / "README.md").write_text(_readme(signer, key_fingerprint(key.public_key()), ws.mark), encoding="utf-8")
     files = file_list(out, skip=(MANIFEST, SIGNATURE, "SHA256SUMS"))
     (out / "SHA256SUMS").write_text("".join(f"{e['sha256']}  {e['path']}\n" for e in files), encoding="utf-8")
     files = file_list(out, skip=(MANIFEST, SIGNATURE))
@@ -323,15 +343,17 @@ def build_pack(
         "format": "s1spki-evidence-pack/1",
         "created": now.isoformat(),
         "workspace": str(ws.root),
+        "workspace_purpose": ws.config.purpose,
         "period": period or "all",
         "verdict": result.verdict,
-        "signer": {"person": signer, "key": key_fingerprint(key.public_key())},
+        "signer": {"person": signer, "key": key_fingerprint(key.public_key()), "key_kind": key.kind,
+                   "key_origin": key.origin},
         "evidence_manifest_sha256": hashlib.sha256(evidence_digest).hexdigest(),
         "files": files,
     }
     data = json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
     (out / MANIFEST).write_bytes(data)
-    (out / SIGNATURE).write_bytes(sign(key, data))
+    (out / SIGNATURE).write_bytes(key.sign(data))
     stage("manifest and signature")
     return PackResult(
         out,
@@ -342,6 +364,7 @@ def build_pack(
         fingerprint_words(data),
         pdfs,
         stages,
+        ws.config.purpose,
     )
 
 
@@ -375,10 +398,11 @@ def _versions() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(), "packages": packages}
 
 
-def _readme(signer: str, fingerprint: str) -> str:
+def _readme(signer: str, fingerprint: str, mark: str | None = None) -> str:
+    heading = "" if mark is None else f"**{mark}: nothing in this pack is a live PKI's evidence.**\n\n"
     return f"""# S1SPKM evidence pack
 
-Signed by {signer}, key {fingerprint} (SHA-256 of the DER SubjectPublicKeyInfo).
+{heading}Signed by {signer}, key {fingerprint} (SHA-256 of the DER SubjectPublicKeyInfo).
 Compare that fingerprint with the one the compliance officer published before relying on the pack.
 
 ## Verify without the workbench

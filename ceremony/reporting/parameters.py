@@ -9,8 +9,13 @@ from ceremony.record.workspace import Workspace, default_workspace
 
 
 def open_workspace(workspace: str | Path | None) -> Workspace:
-    """The workspace a notebook's ``workspace`` parameter names (None: $CEREMONY_WORKSPACE or ./workspace)."""
-    return Workspace.open(Path(workspace) if workspace else default_workspace())
+    """The workspace a notebook's ``workspace`` parameter names (None: $CEREMONY_WORKSPACE or ./workspace).
+
+    A demo, rehearsal or test workspace says so in the notebook's output, first thing."""
+    ws = Workspace.open(Path(workspace) if workspace else default_workspace())
+    if ws.mark is not None:
+        print(f"{ws.mark}: {ws.root}")
+    return ws
 
 
 def required_path(name: str, value: str | Path | None, what: str) -> Path:

@@ -26,14 +26,24 @@ from ceremony.compliance.sources import Evidence, parse_time
 from ceremony.issue.crl import publish_crl
 from ceremony.issue.revocation import revoke
 from ceremony.issue.single import issue
-from ceremony.keys.pkcs11 import find_softhsm_module
+from ceremony.keys.personal import TokenKey, load_file_key, token_ref
+from ceremony.keys.pkcs11 import find_softhsm_module, init_softhsm_token
 from ceremony.model.catalogue import load_catalogue
+from ceremony.model.people import load_register
 from ceremony.model.profiles import get_profile
 from ceremony.model.tbs import Identity, Usage, subject_name
-from ceremony.procedures.attestation import attestations_path, load_attestation_key, participants, sign_transcript
+from ceremony.procedures.attestation import (
+    attestations_path,
+    enrol_person,
+    key_fingerprint,
+    load_attestation_key,
+    participants,
+    sign_transcript,
+)
 from ceremony.record.transcript import GENESIS, canonical, entry_hash, read_entries
 from ceremony.record.workspace import PASSPHRASE_ENV, PIN_ENV, Workspace, init_workspace
 from tests.support.ceremony_files import CEREMONIES, ORDER, run
+from tests.support.material import SO_PIN
 from tests.support.processes import in_child
 
 Store = Literal["software", "pkcs11"]
@@ -196,7 +206,7 @@ def _copy(source: Path, target: Path) -> Path:
 
 
 def _assess(root: Path, control: str, as_of: datetime) -> list[ControlFinding]:
-    ws = Workspace.open(root)
+    ws = Workspace.open(root, assessing=True)
     try:
         return run_control(CATALOGUE[control], Evidence(ws, as_of=as_of))
     finally:
@@ -414,6 +424,36 @@ def _token_below_level(case: Case) -> Expected:
     return [(f"token {TOKEN}", "fips-level")]
 
 
+def _root_key_left_extractable(case: Case) -> None:
+    """The root key on the CA token as if no restore test had ever cleared its EXTRACTABLE: generated afresh, for
+    backup, under the same label (and so the same ID)."""
+    # _copy leaves out every *.lock, SoftHSM2's object lock files too; destroying an object needs its own.
+    for path in (case.root / "token").rglob("*.object"):
+        path.with_suffix(".lock").touch()
+    store = case.ws.key_store
+    store.destroy("ca-s1sp-root")
+    store.generate("ca-s1sp-root", "ec-p256", extractable=True)
+
+
+def _extractable_after_restore(case: Case) -> Expected:
+    """The root key is still EXTRACTABLE though its backup's restore test is on record."""
+    _root_key_left_extractable(case)
+    return [(f"CA {ROOT}", "extractable-after-restore")]
+
+
+def _extractable_too_long(case: Case) -> Expected:
+    """The restore ceremony stopped after the unwrap (no proof, no export forbidden), the root key is still
+    EXTRACTABLE, and the workspace is assessed 31 days after the key was generated (policy: at most 30)."""
+
+    def stop_before_the_proof(entries: list[dict[str, Any]]) -> None:
+        del entries[next(i for i, e in enumerate(entries) if e.get("step") == "key.prove") :]
+
+    _rewrite(case.transcript("key-restore-2026-12"), stop_before_the_proof, rechain=False)
+    _root_key_left_extractable(case)
+    case.as_of = CEREMONIES_AT + timedelta(days=31)
+    return [(f"CA {ROOT}", "extractable-too-long")]
+
+
 def _root_arl_outside_ceremony(case: Case) -> Expected:
     """The root CA signs an ARL after its ceremonies are over."""
     publish_crl(case.ws, ROOT)
@@ -433,9 +473,10 @@ def _backup_unsealed(case: Case) -> Expected:
 
 
 def _token_init_unsealed(case: Case) -> Expected:
-    """The token-initialisation ceremony stopped before its seal, yet four ceremonies activated the token."""
+    """The token-initialisation ceremony stopped before its seal, yet five ceremonies activated the token (the
+    restore test among them, to make the root key non-extractable)."""
     _unseal(case.transcript("token-init-2026-12"))
-    return [(f"token {TOKEN}", "uninitialised")] * 4
+    return [(f"token {TOKEN}", "uninitialised")] * 5
 
 
 def _component_missing(case: Case) -> Expected:
@@ -586,7 +627,83 @@ def _revocation_self_approved(case: Case) -> Expected:
     return [(f"revocation {done.serial}", "self-approved")]
 
 
+# --- CER-10: attestations made with the participants' own keys ---------------------------------
+OWN_TOKEN_PIN = "own-token-pin-4417"  # test-only
+
+
+def _reattest(root: Path, key_of: Callable[[str], Any]) -> None:
+    """Every participant attests every transcript afresh (the old attestation logs are gone)."""
+    register = load_register(root / "people.yaml")
+    for transcript in _transcripts(root):
+        attestations_path(transcript).unlink(missing_ok=True)
+        for pid in participants(read_entries(transcript)[0]):
+            sign_transcript(transcript, pid, key_of(pid), register)
+
+
+def _attest_with_own_tokens(root: Path) -> None:
+    """The golden build attests with the workspace's file keys (demo_register). Here each person enrols a
+    SoftHSM2 token of their own (each under its own configuration, initialised in a process of its own; the
+    token keys then sign from processes of their own), and every transcript is re-attested with them."""
+    module = find_softhsm_module()
+    if module is None:
+        pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
+    keys = {}
+    for pid in yaml.safe_load((root / "people.yaml").read_text(encoding="utf-8"))["people"]:
+        where = root.parent / "own-tokens" / pid
+        in_child(init_softhsm_token, where / "tokens", where / "softhsm2.conf", f"{pid}-card", SO_PIN, OWN_TOKEN_PIN)
+        ref = token_ref(f"{pid}-card", module, where / "softhsm2.conf")
+        enrol_person(root / "people.yaml", pid, ref, OWN_TOKEN_PIN, now=DEFECTS_AT)
+        keys[pid] = TokenKey.open(ref, OWN_TOKEN_PIN)
+    _reattest(root, keys.__getitem__)
+
+
+def _attested_with_the_workspaces_key_files(case: Case) -> Expected:
+    """An insider holding the workspace attests as everyone with its key files (secrets/attestation/): the
+    register is pointed back at them and every transcript re-attested; the root ceremony's log, rewritten and
+    rechained, even claims each key was on a token."""
+    keys = {path.stem: load_file_key(path) for path in (case.root / "secrets" / "attestation").glob("*.key")}
+
+    def point_back(data: dict[str, Any]) -> None:
+        for pid, key in keys.items():
+            data["people"][pid].update(attestation_key=key_fingerprint(key.public_key()), attestation_token=None)
+
+    def claim_tokens(entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            entry.update(key_kind="token", key_origin=f"{entry['person']}-card")
+
+    case.edit_yaml("people.yaml", point_back)
+    _reattest(case.root, keys.__getitem__)
+    _rewrite(attestations_path(case.transcript("root-ca-2026-12")), claim_tokens)
+    return [(f"ceremony {read_entries(t)[0]['ceremony_id']}", "file-keys") for t in _transcripts(case.root)]
+
+
 # --- the golden table ---------------------------------------------------------------------------
+def _nothing_at_rest(root: Path) -> None:
+    """What a live workspace holds of its secrets: nothing. The golden workspace's unattended runs left their
+    shares deposited and their cards unprinted; here they are gone (the custodians carry them on paper)."""
+    shutil.rmtree(root / "secrets" / "shares", ignore_errors=True)
+    for card in (root / "share-cards").iterdir():
+        card.unlink()
+
+
+def _quorum_left_at_rest(case: Case) -> Expected:
+    """A PIN file and two of the three user-PIN shares (two rebuild it) left in the workspace."""
+    shares = case.root / "secrets" / "shares" / f"{TOKEN}.user-pin"
+    shares.mkdir(parents=True)
+    for path in (case.root / "secrets" / "token.pin", shares / "carol.share", shares / "dave.share"):
+        path.write_text("left here\n")
+        path.chmod(0o600)
+    return [("secrets/token.pin", "pin-at-rest"), (f"{TOKEN}.user-pin", "quorum-at-rest")]
+
+
+def _mark_removed(case: Case) -> Expected:
+    """The test workspace's mark is edited to say live: its unattended ceremonies betray it too."""
+    config = case.root / "workspace.yaml"
+    config.write_text(config.read_text().replace("purpose: test", "purpose: live"))
+    ids = [str(read_entries(t)[0]["ceremony_id"]) for t in _transcripts(case.root)]
+    return [("workspace.yaml", "mark-changed")] + [(i, "trial-evidence") for i in ids]
+
+
 @dataclass(frozen=True)
 class Golden:
     """A control's golden pair: what its check examines on the clean workspace (the pass finding's message),
@@ -608,16 +725,20 @@ GOLDEN: dict[str, Golden] = {
     "CER-02": Golden("7 transcripts: chain, seal and recorded hash", _transcript_tampered),
     "CER-03": Golden("attestations of 7 transcripts", _attestation_missing),
     "CER-04": Golden("7 ceremonies' witnesses", _no_witness),
-    "CER-05": Golden("6 activations and rebuilds against their m-of-n", _one_share),
+    "CER-05": Golden("7 activations and rebuilds against their m-of-n", _one_share),
     "CER-06": Golden("3 splits and 2 component sets", _one_person_two_ids),
     "CER-07": Golden("10 deviations", _deviation_unacknowledged),
     "CER-08": Golden("7 ceremonies' recordings", _no_recording, prepare=_hash_recordings),
     "CER-09": Golden("CA ceremonies' certificates against their naming documents", _ca_certificate_swapped),
-    "KEY-01": Golden("2 CA keys and 1 token(s)", _token_below_level, store="pkcs11"),
+    "KEY-01": Golden(
+        "2 CA keys and 1 token(s); EXTRACTABLE only until the restore test, at most 30 days",
+        _token_below_level,
+        store="pkcs11",
+    ),
     "KEY-02": Golden("2 certificates and 0 CRLs signed by root CAs", _root_arl_outside_ceremony),
     "KEY-03": Golden("2 CAs, 4 active key pairs, 3 token objects", _unknown_token_key, store="pkcs11"),
     "KEY-04": Golden("1 backed-up keys, 1 restored copies", _backup_unsealed, store="pkcs11"),
-    "KEY-05": Golden("5 token activations, component bags", _token_init_unsealed),
+    "KEY-05": Golden("6 token activations, component bags", _token_init_unsealed),
     "KEY-06": Golden("2 keys built from components", _component_missing),
     "KEY-07": Golden("3 active symmetric keys", _rotation_overdue),
     "KEY-08": Golden("1 destructions", _destruction_unsealed),
@@ -640,6 +761,16 @@ GOLDEN: dict[str, Golden] = {
     ),
     "PER-01": Golden("48 seats at 7 ceremonies", _training_lapsed),
     "PER-02": Golden("revocations, ceremony seats and approvals", _revocation_self_approved),
+    "GOV-05": Golden("marked 'test' at init; 7 ceremonies' runs", _mark_removed),
+    "KEY-09": Golden(
+        "secrets/ and share-cards/ against 3 splits and 2 component sets", _quorum_left_at_rest,
+        prepare=_nothing_at_rest,
+    ),  # fmt: skip
+    "CER-10": Golden(
+        "48 attestations of 7 transcripts, 48 with the participants' own tokens",
+        _attested_with_the_workspaces_key_files,
+        prepare=_attest_with_own_tokens,
+    ),
 }
 
 
@@ -709,9 +840,33 @@ def _parametrised(test: Callable[..., None]) -> set[str]:
 
 def test_every_control_in_the_catalogue_has_a_passing_and_a_failing_golden_case() -> None:
     catalogue = set(CATALOGUE)
-    assert len(catalogue) == 38
+    assert len(catalogue) == 41  # + GOV-05, KEY-09 (issue I), + CER-10 (participants' own keys)
     assert _parametrised(test_control_passes) == catalogue
     assert _parametrised(test_control_fails) == catalogue
+
+
+#: KEY-01's defects beyond its golden one: a CA key left EXTRACTABLE.
+KEY_01_EXTRACTABLE = {"after-restore": _extractable_after_restore, "too-long": _extractable_too_long}
+
+
+def _key_01_failing(defect: Callable[[Case], Expected], source: Path, tmp_path: Path) -> Any:
+    root = _copy(source, tmp_path / "ws")
+    case = Case(root)
+    try:
+        expected = defect(case)
+    finally:
+        case.close()
+    return _assess(root, "KEY-01", case.as_of), expected
+
+
+@pytest.mark.hsm
+@pytest.mark.parametrize("defect", list(KEY_01_EXTRACTABLE))
+def test_key_01_fails_on_a_ca_key_left_extractable(defect: str, golden_pkcs11: Path, tmp_path: Path) -> None:
+    # A copy of the SoftHSM2 workspace is another token configuration: its work runs in a process of its own.
+    findings, expected = in_child(_key_01_failing, KEY_01_EXTRACTABLE[defect], golden_pkcs11, tmp_path)
+    assert sorted((f.outcome, f.subject, f.code) for f in findings) == sorted(("fail", *e) for e in expected), [
+        f.to_json() for f in findings
+    ]
 
 
 @pytest.mark.xfail(
@@ -731,3 +886,19 @@ def test_a_certificate_row_changed_in_place_is_assessed_as_changed(golden_softwa
     finally:
         case.close()
     assert [(f.outcome, f.code) for f in _assess(root, "CRT-02", AS_OF)] == [("fail", "aki")]
+
+
+def test_a_forged_live_mark_is_still_a_finding(
+    golden_software: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An insider rewrites both marks, workspace.yaml and the journal's init entry (re-chained), to pass a test
+    workspace off as live: GOV-05 still fails every ceremony its unattended, trial runs left on record."""
+    monkeypatch.delenv(clock.PIN_VARIABLE)  # it now passes for live, which keeps the system clock
+    root = _copy(golden_software, tmp_path / "ws")
+    config = root / "workspace.yaml"
+    config.write_text(config.read_text().replace("purpose: test", "purpose: live"))
+    _rewrite(root / "journal.jsonl", lambda entries: entries[0].update(purpose="live"))
+    ids = sorted(str(read_entries(t)[0]["ceremony_id"]) for t in _transcripts(root))
+    findings = _assess(root, "GOV-05", AS_OF)
+    assert sorted((f.outcome, f.subject, f.code) for f in findings) == [("fail", i, "trial-evidence") for i in ids]
+    assert all("was run unattended and was run in a test workspace" in f.message for f in findings)

@@ -9,6 +9,7 @@ import pytest
 
 from ceremony.clock import PIN_VARIABLE
 from ceremony.errors import ConfigError
+from ceremony.keys.pkcs11 import find_softhsm_module
 from ceremony.record.transcript import read_entries
 from ceremony.record.workspace import Workspace, init_workspace
 from tests.support.ceremony_files import CEREMONIES, live_workspace, run, variant
@@ -33,21 +34,28 @@ def test_a_ceremony_on_another_day_records_both_dates(tmp_path: Path, suite_cloc
     assert _date_deviations(outcome.transcript) == [f"run on {today}; the ceremony file is dated {later}"]
 
 
+#: A live workspace keeps its keys on a PKCS#11 token; init leaves the token to its ceremony (no library loaded).
+LIVE_STORE = "pkcs11"
+needs_softhsm = pytest.mark.skipif(find_softhsm_module() is None, reason="SoftHSM2 is not installed")
+
+
+@needs_softhsm
 def test_a_live_workspace_refuses_a_pinned_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pinned = __import__("os").environ[PIN_VARIABLE]
     monkeypatch.delenv(PIN_VARIABLE)
-    init_workspace(tmp_path / "live", key_store="software").close()
+    init_workspace(tmp_path / "live", key_store=LIVE_STORE).close()
     monkeypatch.setenv(PIN_VARIABLE, pinned)
     with pytest.raises(ConfigError, match=f"{PIN_VARIABLE} is set, but .* is a live workspace"):
         Workspace.open(tmp_path / "live")
     with pytest.raises(ConfigError, match="is a live workspace"):
-        init_workspace(tmp_path / "live2", key_store="software")
+        init_workspace(tmp_path / "live2", key_store=LIVE_STORE)
     assert not (tmp_path / "live2").exists()
 
 
+@needs_softhsm
 def test_a_live_workspace_edited_into_a_test_one_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PIN_VARIABLE)
-    init_workspace(tmp_path / "live", key_store="software").close()
+    init_workspace(tmp_path / "live", key_store=LIVE_STORE).close()
     config = tmp_path / "live" / "workspace.yaml"
     config.write_text(config.read_text().replace("purpose: live", "purpose: test"))
     with pytest.raises(ConfigError, match="purpose is 'test', but the journal recorded 'live' at init"):

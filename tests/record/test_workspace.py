@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ceremony.errors import InputError, TokenError
+from ceremony.errors import ConfigError, InputError, TokenError
 from ceremony.record.workspace import Workspace, init_workspace
 
 
@@ -48,3 +48,60 @@ def test_a_world_readable_secret_file_is_refused(tmp_path: Path) -> None:
     secret.chmod(0o644)
     with pytest.raises(TokenError, match="readable by its owner only"):
         Workspace.open(tmp_path / "ws").key_store  # noqa: B018 - opening the store reads the secret
+
+
+# --- what a live workspace never holds, and the mark of one that is not live -------------------------------
+needs_softhsm = pytest.mark.skipif(
+    __import__("ceremony.keys.pkcs11", fromlist=["x"]).find_softhsm_module() is None, reason="SoftHSM2 is not installed"
+)
+
+
+@pytest.fixture
+def system_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A live workspace refuses the suite's pinned clock.
+    from ceremony.clock import PIN_VARIABLE
+
+    monkeypatch.delenv(PIN_VARIABLE)
+
+
+@needs_softhsm
+def test_a_live_workspace_is_created_without_any_pin_and_its_token_left_to_its_ceremony(
+    tmp_path: Path, system_clock: None
+) -> None:
+    ws = init_workspace(tmp_path / "ws", key_store="pkcs11")
+    assert ws.live and ws.mark is None
+    assert list((ws.root / "secrets").iterdir()) == []
+    assert ws.journal.entries()[0]["token_initialised"] is False
+    with pytest.raises(TokenError, match=r"is not activated: its custodians activate it with `ceremony --workspace"):
+        ws.key_store  # noqa: B018
+    ws.close()
+
+
+@needs_softhsm
+def test_a_live_workspace_refuses_a_pin_written_at_init_and_the_software_store(
+    tmp_path: Path, system_clock: None
+) -> None:
+    with pytest.raises(InputError, match="init writes no PIN"):
+        init_workspace(tmp_path / "a", key_store="pkcs11", initialise_token=True)
+    with pytest.raises(InputError, match="the software key store is for trying the tool: --purpose test"):
+        init_workspace(tmp_path / "b", key_store="software")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_removed_mark_is_refused_and_an_assessment_opens_it_as_live(tmp_path: Path) -> None:
+    init_workspace(tmp_path / "ws", key_store="software", purpose="demo").close()
+    config = tmp_path / "ws" / "workspace.yaml"
+    config.write_text(config.read_text().replace("purpose: demo\n", ""))
+    with pytest.raises(ConfigError, match="purpose is 'live', but the journal recorded 'demo' at init"):
+        Workspace.open(tmp_path / "ws")
+    ws = Workspace.open(tmp_path / "ws", assessing=True)
+    assert ws.live  # the stricter of the two; and the suite's pinned clock is not honoured
+    assert ws.clock is __import__("ceremony.clock", fromlist=["x"]).SYSTEM
+    ws.close()
+
+
+def test_a_trial_workspace_names_its_pin_variable_when_no_pin_is_found(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws", key_store="software", purpose="test", initialise_token=False)
+    with pytest.raises(TokenError, match=r"activate the token \(`ceremony activate`\), set CEREMONY_SOFTWARE_PASS"):
+        ws.key_store  # noqa: B018
+    ws.close()
