@@ -846,7 +846,22 @@ def test_every_control_in_the_catalogue_has_a_passing_and_a_failing_golden_case(
 
 
 #: KEY-01's defects beyond its golden one: a CA key left EXTRACTABLE.
-KEY_01_EXTRACTABLE = {"after-restore": _extractable_after_restore, "too-long": _extractable_too_long}
+def _export_forbidden_on_another_object(case: Case) -> Expected:
+    """The restore ceremony's record says export was forbidden on an object whose ID is not the root key's (a
+    re-chained edit, or a step run on another object): KEY-01 does not take the record's word for it."""
+
+    def elsewhere(entries: list[dict[str, Any]]) -> None:
+        _step(entries, "key.forbid_export")["details"]["attributes"]["ID"] = "00" * 16
+
+    _rewrite(case.transcript("key-restore-2026-12"), elsewhere)
+    return [(f"CA {ROOT}", "export-forbidden-elsewhere")]
+
+
+KEY_01_EXTRACTABLE = {
+    "after-restore": _extractable_after_restore,
+    "too-long": _extractable_too_long,
+    "forbidden-elsewhere": _export_forbidden_on_another_object,
+}
 
 
 def _key_01_failing(defect: Callable[[Case], Expected], source: Path, tmp_path: Path) -> Any:
