@@ -248,6 +248,13 @@ class _Connection:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.pid = os.getpid()
+        try:
+            info = os.lstat(path.parent)
+        except OSError:
+            raise TokenError(f"no activation session answers at {path}") from None
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            # Another user's (or a shared) directory: whatever listens there is not this user's session.
+            raise TokenError(f"{path.parent} is not a private directory of this user's; its socket is not trusted")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(_CONNECT_TIMEOUT)
         try:

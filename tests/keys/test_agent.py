@@ -157,3 +157,12 @@ def test_a_long_workspace_path_listens_in_the_runtime_directory(tmp_path: Path) 
     path = agent.socket_path(deep)
     assert len(str(path)) <= 108 and path.parent.name == f"ceremony-{os.getuid()}"
     assert agent.socket_path(tmp_path) == tmp_path / "run" / "token.sock"
+
+
+def test_a_socket_in_a_directory_others_can_write_is_not_trusted(tmp_path: Path) -> None:
+    shared = tmp_path / "run"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(TokenError, match="is not a private directory of this user's"):
+        agent.AgentKeyStore(shared / "token.sock", "t")
+    assert agent.status(shared / "token.sock") is None
