@@ -390,8 +390,13 @@ def init_workspace(
     if database:
         config = config.model_copy(update={"database": database})
     text = (
-        "# S1SPKI workbench workspace. Secrets are never stored here: PINs and passphrases\n"
-        f"# come from {PIN_ENV} / {PASSPHRASE_ENV} or files in secrets/ (0600).\n"
+        "# S1SPKI workbench workspace. Secrets are never stored in this file.\n"
+        + (
+            "# A live workspace holds no PIN at all: its custodians activate the token (`ceremony activate`).\n"
+            if purpose == "live"
+            else f"# A {purpose} workspace (not a live PKI): PINs come from {PIN_ENV} / {PASSPHRASE_ENV}, files in\n"
+            "# secrets/ (0600) or the shares its unattended runs deposit.\n"
+        )
     )
     text += yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
     (root / WORKSPACE_FILE).write_text(text, encoding="utf-8")
