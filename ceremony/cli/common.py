@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ceremony.errors import InputError
+
 if TYPE_CHECKING:
     from ceremony.record.workspace import Workspace
 
@@ -52,10 +54,27 @@ def opened(args: argparse.Namespace, *, assessing: bool = False) -> Iterator[Wor
     ws = Workspace.open(workspace_dir(args), assessing=assessing)
     try:
         yield ws
+    except OSError as exc:
+        refused_output(args, exc)
+        raise
     finally:
         ws.close()
     if ws.mark is not None:  # after the command's own output; a refused command prints its one line only
         print(f"{ws.mark}: {ws.root}", file=sys.stderr)
+
+
+def refused_output(args: argparse.Namespace, exc: OSError) -> None:
+    """Turn the OSError of writing the file the user named (``--out``) into one line (exit 2): a file or a
+    (dangling) symlink already there, a directory that is not one. Any other OSError is left as it is."""
+    out = getattr(args, "out", None)
+    if not isinstance(out, str) or exc.filename is None:
+        return
+    if os.path.abspath(os.fsdecode(exc.filename)) != os.path.abspath(out):
+        return
+    link = " (a symbolic link stands there)" if os.path.islink(out) else ""
+    raise InputError(
+        f"--out: {out} cannot be written ({exc.strerror}){link}; outputs are new files, never written through a link"
+    ) from exc
 
 
 def print_json(obj: Any) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
 from ceremony.errors import InputError
-from ceremony.fs import sha256_file
+from ceremony.fs import read_regular, sha256_file
 from ceremony.keys.signatures import verifies
 from ceremony.procedures.attestation import key_fingerprint
 from ceremony.record.manifest import parse_file_list
@@ -25,8 +27,28 @@ class PackCheck:
     words: str = ""
 
 
+#: The largest manifest (or signature, or signer key) a pack may carry.
+MANIFEST_LIMIT = 64 << 20
+
+
+def _links(directory: Path) -> str | None:
+    """The first symbolic link in the pack (relative), if any: a pack holds regular files and directories
+    only, so that nothing it lists is read from outside it (DESIGN.md principle 9)."""
+    for parent, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted((*dirs, *files)):
+            if os.path.islink(os.path.join(parent, name)):
+                return Path(parent, name).relative_to(directory).as_posix()
+    return None
+
+
+def _read(path: Path, what: str) -> bytes:
+    return read_regular(path, MANIFEST_LIMIT, what)
+
+
 def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
-    """Every listed file present with its size and SHA-256, nothing added, and the signature valid."""
+    """Every listed file present with its size and SHA-256, nothing added, no symbolic link anywhere, and the
+    signature valid."""
     if not (directory / MANIFEST).is_file():
         raise InputError(f"{directory}: not an evidence pack (no {MANIFEST})")
     trusted = None
@@ -35,26 +57,37 @@ def verify_pack(directory: Path, trust: Path | None = None) -> PackCheck:
             trusted = serialization.load_pem_public_key(trust.read_bytes())
         except (OSError, ValueError) as exc:
             raise InputError(f"--trust: {trust} is not a PEM public key ({exc.__class__.__name__})") from None
-    data = (directory / MANIFEST).read_bytes()
+    link = _links(directory)
+    if link is not None:
+        return PackCheck(False, False, f"{link}: a symbolic link in the pack (a pack holds no links; none is followed)")
+    data = _read(directory / MANIFEST, "manifest")
     listed = parse_file_list(data)
     if isinstance(listed, str):
         return PackCheck(False, False, f"{MANIFEST}: {listed}")
     # The signature first: nothing a changed manifest lists is believed (or named) before it verifies.
-    signature = (directory / SIGNATURE).read_bytes() if (directory / SIGNATURE).is_file() else b""
+    signature = _read(directory / SIGNATURE, "signature") if (directory / SIGNATURE).is_file() else b""
     if trusted is not None and not verifies(trusted, signature, data):
         return PackCheck(False, False, f"{SIGNATURE}: the manifest's signature does not verify under the trusted key")
     for rel, entry in listed.items():
         path = directory / rel
-        if not path.is_file():
+        try:
+            status = os.lstat(path)
+        except FileNotFoundError:
             return PackCheck(False, False, f"{rel}: listed in the manifest but missing")
-        if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
+        except OSError as exc:  # ENAMETOOLONG, ENOTDIR: a name no file of the pack can have
+            return PackCheck(False, False, f"{MANIFEST}: lists {rel[:60]!r}, which cannot be a file ({exc.strerror})")
+        if not stat.S_ISREG(status.st_mode):
+            return PackCheck(False, False, f"{rel}: listed in the manifest but missing (not a regular file)")
+        if status.st_size != entry["size"] or sha256_file(path, follow=False) != entry["sha256"]:
             return PackCheck(False, False, f"{rel}: does not match the manifest (changed since it was signed)")
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         rel = path.relative_to(directory).as_posix()
         if rel not in listed and rel not in (MANIFEST, SIGNATURE):
             return PackCheck(False, False, f"{rel}: not in the manifest (added after signing)")
     try:
-        carried = serialization.load_pem_public_key((directory / SIGNER).read_bytes()) if SIGNER in listed else None
+        carried = (
+            serialization.load_pem_public_key(_read(directory / SIGNER, "signer key")) if SIGNER in listed else None
+        )
     except ValueError:
         return PackCheck(False, False, f"{SIGNER}: not a PEM public key")
     words = fingerprint_words(data)

@@ -18,7 +18,7 @@ from shamir_mnemonic.share import Share as _Slip39Share
 from shamir_mnemonic.wordlist import WORD_INDEX_MAP
 
 from ceremony.errors import CeremonyError
-from ceremony.fs import write_private
+from ceremony.fs import make_dirs, write_private
 
 
 class CustodyError(CeremonyError):
@@ -115,7 +115,7 @@ def write_share_card(
 ) -> Path:
     """A share card for one custodian: mode 0600, to be printed, sealed in its bag, then deleted. ``trial``
     names a demo or test workspace, whose cards say so as a rehearsal's do."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dirs(directory, private=True)
     path = directory / f"{ceremony_id}.{purpose}.{share.custodian}.txt"
     words = share.words.split()
     numbered = "\n".join(f"  {i:2d}. {w}" for i, w in enumerate(words, start=1))
@@ -147,8 +147,7 @@ _SHARE_SUFFIX = ".share"
 
 def deposit(directory: Path, shares: list[Share]) -> list[Path]:
     """Rest ``shares`` in ``directory`` (0700; files 0600) for unattended runs to read."""
-    for parent in reversed([directory, *directory.parents][:2]):
-        parent.mkdir(mode=0o700, exist_ok=True)
+    make_dirs(directory, private=True)
     paths = []
     for share in shares:
         paths.append(write_private(directory / f"{share.custodian}{_SHARE_SUFFIX}", share.words + "\n"))

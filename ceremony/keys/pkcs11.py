@@ -205,13 +205,18 @@ def _lib(module: str, conf: Path | str | None) -> Any:
 def write_softhsm_conf(token_dir: Path, conf_path: Path) -> None:
     """A project-local softhsm2.conf whose token directory is ``token_dir`` (the environment is not touched:
     the store that opens the token hands it to the library)."""
+    from ceremony.fs import make_dirs, write_text_once
+
     token_dir = token_dir.resolve()
-    token_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not conf_path.exists():
-        conf_path.write_text(
+    make_dirs(token_dir, private=True)  # 0700 and never through a link, whatever the umask
+    if not os.path.lexists(conf_path):
+        # 0644 whatever the umask: whoever can write it chooses the token directory the workbench signs with.
+        write_text_once(
+            conf_path,
             f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\n"
             "slots.removable = false\n",
-            encoding="utf-8",
+            mode=0o644,
+            what="token configurations",
         )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ceremony.errors import InputError, StateError, TokenError
-from ceremony.fs import write_private
+from ceremony.fs import make_dirs, write_private
 from ceremony.keys.custody import CustodyError
 from ceremony.model.events import Action, KeyRotate, SymmetricCreate
 from ceremony.procedures.base import SEAL_KEY, Procedure
@@ -84,7 +84,7 @@ class SymmetricKeys(Procedure):
                 if not self.console.attended:
                     # Unattended runs: the component rests in secrets/ for the combine step to read.
                     directory = self.ws.secrets_dir / "components" / spec.label
-                    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    make_dirs(directory, private=True)
                     write_private(directory / f"{c.custodian}.component", c.value.hex())
             self.expected[spec.label] = (key_kcv, ecb, {c.custodian: c.kcv for c in components})
             holders.update(spec.custodians)
@@ -262,7 +262,7 @@ class KeyRotation(Procedure):
         outputs: dict[str, str] = {}
         for label in dependants:
             out = self.ws.artifacts_dir / "keys" / f"{label}.under.{self.spec.successor_label}.json"
-            out.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(out.parent)
             export_key(
                 self.ws, label, self.spec.successor_label, out, direction="rewrap", ceremony_id=self.spec.ceremony_id
             )

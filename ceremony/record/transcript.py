@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -21,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ceremony.clock import Clock, current
-from ceremony.errors import StateError
-from ceremony.fs import write_text_once
+from ceremony.errors import CeremonyError, StateError
+from ceremony.fs import open_append, open_regular, write_text_once
 from ceremony.model.events import CeremonyStart, Deviation, Event, Record, Seal, Step
 
 GENESIS = "0" * 64
@@ -51,11 +52,11 @@ class ChainStatus:
 
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
     entries = []
     try:
-        with path.open("r", encoding="utf-8") as fh:
+        with open_regular(path, "log") as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
             for number, line in enumerate(fh, start=1):
                 if line.strip():
                     entry = json.loads(line)
@@ -71,7 +72,13 @@ def verify_chain(path: Path) -> ChainStatus:
     """Recompute the chain; report the first broken line (1-based) if any."""
     prev, seq = GENESIS, 0
     try:
-        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        if os.path.lexists(path):
+            with open_regular(path, "log") as fh:  # a link is never followed (DESIGN.md principle 9)
+                lines = fh.read().decode("utf-8").splitlines()
+        else:
+            lines = []
+    except CeremonyError as exc:
+        return ChainStatus(0, GENESIS, exc.message)
     except OSError as exc:
         return ChainStatus(0, GENESIS, f"cannot read {path} ({exc.strerror})")
     except UnicodeDecodeError as exc:
@@ -103,8 +110,8 @@ class Journal:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_suffix(self.path.suffix + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+        # Neither the lock nor the log is reached through a link (fs.open_append checks every parent).
+        fd = open_append(self.path.with_suffix(self.path.suffix + ".lock"), lock=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -131,21 +138,21 @@ class Journal:
         refused: the log's order is its time order."""
         event, fields = str(record.EVENT), record.entry_fields()
         with self._locked():
-            seq, prev, last = self._tail()
-            when = (now or self.clock.now()).astimezone(timezone.utc)
-            if now is None:
-                self._refuse_clock_behind(when, last)
-            entry: dict[str, Any] = {
-                "seq": seq + 1,
-                "time": when.isoformat(timespec="microseconds"),
-                "prev": prev,
-                "event": event,
-                **fields,
-            }
-            entry["hash"] = entry_hash(entry)
-            line = canonical(entry) + b"\n"
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+            fd = open_append(self.path)  # first: a log reached through a link is refused before it is read
             try:
+                seq, prev, last = self._tail()
+                when = (now or self.clock.now()).astimezone(timezone.utc)
+                if now is None:
+                    self._refuse_clock_behind(when, last)
+                entry: dict[str, Any] = {
+                    "seq": seq + 1,
+                    "time": when.isoformat(timespec="microseconds"),
+                    "prev": prev,
+                    "event": event,
+                    **fields,
+                }
+                entry["hash"] = entry_hash(entry)
+                line = canonical(entry) + b"\n"
                 if os.write(fd, line) != len(line):
                     raise StateError(f"short write to {self.path}")
                 os.fsync(fd)

@@ -9,12 +9,20 @@ import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
 from ceremony.clock import PIN_VARIABLE, SYSTEM, Clock, pinned
-from ceremony.errors import ConfigError, InputError, StateError, TokenError
+from ceremony.errors import CeremonyError, ConfigError, InputError, StateError, TokenError
+from ceremony.fs import (
+    check_not_writable_by_others,
+    check_private_dir,
+    make_dirs,
+    open_regular,
+    write_private,
+    write_text_once,
+)
 from ceremony.keys.store import KeyStore
 from ceremony.model.config import Strict, load_model
 from ceremony.model.events import Event, KeyUseRefused, WorkspaceInit
@@ -26,6 +34,8 @@ PIN_ENV = "CEREMONY_TOKEN_PIN"
 PASSPHRASE_ENV = "CEREMONY_SOFTWARE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 #: SoftHSM numbers RFC 5649 AES key wrap with padding 0x210A; PKCS#11 3.x HSMs use 0x210B.
 SOFTHSM_WRAP_MECHANISM = "0x210A"
+#: A PIN or passphrase file is a line; anything longer is not one.
+SECRET_FILE_LIMIT = 4096
 
 
 def activation_purpose(token_label: str) -> str:
@@ -49,6 +59,9 @@ Purpose = Literal["live", "demo", "rehearsal", "test"]
 
 
 class WorkspaceConfig(Strict):
+    #: A workspace description is a few lines; a bigger file is not one (docs/security.md "Bounded input").
+    max_file_bytes: ClassVar[int] = 64 << 10
+    file_kind: ClassVar[str] = "workspace file"
     schema_version: Literal[1]
     created: str
     purpose: Purpose = "live"
@@ -59,24 +72,52 @@ class WorkspaceConfig(Strict):
     oids: dict[str, str] = {}
 
 
-def _read_secret_file(path: Path, what: str, variable: str) -> str:
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError as exc:
+def _read_secret_file(path: Path, what: str, variable: str, root: Path | None = None) -> str:
+    """A secret file's text: a regular file (never a link) only its owner may read."""
+    if not os.path.lexists(path):
         raise TokenError(
             f"no {what}: activate the token (`ceremony activate`), set {variable}, or create {path} (mode 0600)"
-        ) from exc
+        )
+    try:
+        with open_regular(path, what, root=root, limit=SECRET_FILE_LIMIT) as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            data = fh.read(SECRET_FILE_LIMIT + 1)
+    except CeremonyError as exc:
+        raise TokenError(f"{path}: the {what} must be a regular file, never a link (replace it)") from exc
     if stat.S_IMODE(mode) & 0o077:
-        raise TokenError(f"{path} must be readable by its owner only (chmod 600)")
-    return path.read_text(encoding="utf-8").strip()
+        raise TokenError(f"{path} must be readable by its owner only (chmod 600 {path})")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise TokenError(f"{path}: the {what} is not UTF-8 text") from None
 
 
-def write_secret(path: Path, value: str) -> None:
-    """Write a secret file with mode 0600, refusing to overwrite one."""
-    from ceremony.fs import write_private
+def write_secret(path: Path, value: str, *, root: Path | None = None) -> None:
+    """Write a secret file with mode 0600 (in 0700 directories), refusing to overwrite one."""
+    write_private(path, value + "\n", root=root)
 
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_private(path, value + "\n")
+
+def check_workspace_files(root: Path) -> None:
+    """Refuse a workspace another local user could turn against the tool (DESIGN.md principle 9): its
+    directory writable by group or others, a symlink among its entries, ``workspace.yaml`` or the token's
+    configuration writable by them, or a ``secrets/``, ``share-cards/`` or ``token/`` they may enter
+    (and, in the first two, any symlink or any file they may read)."""
+    check_not_writable_by_others(root, "workspace directory")
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        raise StateError(f"{root}: cannot list the workspace ({exc.strerror})") from exc
+    for entry in entries:
+        if entry.is_symlink():
+            raise StateError(
+                f"{root / entry.name} is a symbolic link; a workspace holds no links (none is followed): "
+                "replace it with the real file or directory"
+            )
+    check_not_writable_by_others(root / WORKSPACE_FILE, WORKSPACE_FILE)
+    for sub in ("secrets", "share-cards"):
+        check_private_dir(root / sub, f"{sub}/ directory", error=TokenError)
+    check_private_dir(root / "token", "token/ directory", error=TokenError, files=False)
+    check_not_writable_by_others(root / "token" / "softhsm2.conf", "SoftHSM2 configuration")
 
 
 @dataclass
@@ -98,9 +139,12 @@ class Workspace:
         treats the workspace as live when either says so."""
         root = root.resolve()
         cfg = root / WORKSPACE_FILE
-        if not cfg.exists():
+        if not os.path.lexists(cfg):
             raise InputError(f"{root} is not a workspace (no {WORKSPACE_FILE}); run `ceremony init` or `ceremony demo`")
+        check_workspace_files(root)
         config = load_model(WorkspaceConfig, cfg)
+        if config.key_store.softhsm_conf:  # whoever can write it chooses the token directory signed with
+            check_not_writable_by_others(root / config.key_store.softhsm_conf, "SoftHSM2 configuration")
         recorded = recorded_purpose(root)
         if recorded is not None and recorded != config.purpose:
             if not assessing:
@@ -247,7 +291,7 @@ class Workspace:
                 from ceremony.keys.custody import activation_secret
 
                 return activation_secret(shares)
-        return _read_secret_file(self.secrets_dir / filename, what, env)
+        return _read_secret_file(self.secrets_dir / filename, what, env, self.root)
 
     # --- destroyed keys -------------------------------------------------------------
     @cached_property
@@ -285,7 +329,7 @@ def recorded_purpose(root: Path) -> str | None:
     journal = root / "journal.jsonl"
     if not journal.exists():
         return None
-    with journal.open("rb") as fh:
+    with open_regular(journal, "journal", root=root) as fh:
         first = fh.readline(65536)
     try:
         entry = json.loads(first)
@@ -358,20 +402,22 @@ def init_workspace(
         initialise_token = False
     elif initialise_token is None:
         initialise_token = True
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists():
+        check_not_writable_by_others(root, "workspace directory", error=InputError)
+    make_dirs(root)  # every directory with an explicit mode, whatever the umask
     for sub in ("artifacts", "transcripts"):
-        (root / sub).mkdir()
+        make_dirs(root / sub, root=root)
     for sub in ("secrets", "share-cards"):
-        (root / sub).mkdir(mode=0o700)
+        make_dirs(root / sub, root=root, private=True)
     when = clock.now().isoformat(timespec="seconds")
     if kind == "pkcs11":
         assert module is not None
         if initialise_token:
             pin = os.environ.get(PIN_ENV) or secrets.token_urlsafe(18)
             if not os.environ.get(PIN_ENV):
-                write_secret(root / "secrets" / "token.pin", pin)
+                write_secret(root / "secrets" / "token.pin", pin, root=root)
             so_pin = secrets.token_urlsafe(18)
-            write_secret(root / "secrets" / "so.pin", so_pin)
+            write_secret(root / "secrets" / "so.pin", so_pin, root=root)
             init_softhsm_token(root / "token", root / "token" / "softhsm2.conf", token_label, so_pin, pin)
         else:
             write_softhsm_conf(root / "token", root / "token" / "softhsm2.conf")
@@ -384,22 +430,19 @@ def init_workspace(
         )
     else:
         if initialise_token and not os.environ.get(PASSPHRASE_ENV):
-            write_secret(root / "secrets" / "software-store.passphrase", secrets.token_urlsafe(24))
+            write_secret(root / "secrets" / "software-store.passphrase", secrets.token_urlsafe(24), root=root)
         store = KeyStoreConfig(kind="software", token_label=token_label)
     config = WorkspaceConfig(schema_version=1, created=when, purpose=purpose, key_store=store)
     if database:
         config = config.model_copy(update={"database": database})
-    text = (
-        "# S1SPKI workbench workspace. Secrets are never stored in this file.\n"
-        + (
-            "# A live workspace holds no PIN at all: its custodians activate the token (`ceremony activate`).\n"
-            if purpose == "live"
-            else f"# A {purpose} workspace (not a live PKI): PINs come from {PIN_ENV} / {PASSPHRASE_ENV}, files in\n"
-            "# secrets/ (0600) or the shares its unattended runs deposit.\n"
-        )
+    text = "# S1SPKI workbench workspace. Secrets are never stored in this file.\n" + (
+        "# A live workspace holds no PIN at all: its custodians activate the token (`ceremony activate`).\n"
+        if purpose == "live"
+        else f"# A {purpose} workspace (not a live PKI): PINs come from {PIN_ENV} / {PASSPHRASE_ENV}, files in\n"
+        "# secrets/ (0600) or the shares its unattended runs deposit.\n"
     )
     text += yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
-    (root / WORKSPACE_FILE).write_text(text, encoding="utf-8")
+    write_text_once(root / WORKSPACE_FILE, text, mode=0o644, what="workspace files", root=root)
     ws = Workspace.open(root, clock=clock)
     ws.inventory.count()  # creates the database and runs the migrations
     ws.journal.append(
