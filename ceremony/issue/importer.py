@@ -97,6 +97,9 @@ def _one(item: tuple[str, bytes]) -> tuple[dict[str, Any], str, list[tuple[str, 
 
 def import_certificates(ws: Workspace, paths: list[Path], *, jobs: int = 1) -> ImportResult:
     """Parse, classify and store every certificate under ``paths``; CRLs are counted and left out."""
+    for path in paths:  # a FIFO or device named here is refused, never read (the reader skips such files)
+        if path.exists() and not (path.is_dir() or path.is_file()):
+            raise InputError(f"{path}: not a regular file or a directory; nothing imported")
     documents: list[tuple[str, bytes]] = []
     result = ImportResult(by_profile={})
     for path in _files(paths):

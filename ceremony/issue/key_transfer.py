@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ceremony.errors import InputError, StateError, TokenError
-from ceremony.fs import write_once
+from ceremony.fs import read_regular, write_once
 from ceremony.model.events import KeyExport, KeyImport
 from ceremony.model.people import operator
 from ceremony.record.symmetric_keys import (
@@ -31,6 +31,10 @@ from ceremony.record.workspace import Workspace
 
 #: RFC 5649 AES key wrap with padding, as the workspace's token numbers it.
 _FORMAT = "s1spki-wrapped-key/1"
+#: The largest wrapped-key file read: an export is a ~500-byte JSON object (a wrapped AES-256 key is 40 bytes).
+MAX_WRAPPED_KEY_BYTES = 16 << 10
+#: The fields an import reads, each a string (nothing nested: the file is one flat object).
+_WRAPPED_FIELDS = ("format", "label", "algorithm", "purpose", "kcv", "kek_kcv", "wrapped")
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,19 @@ def export_key(
 def import_key(ws: Workspace, path: Path, *, kek_label: str, serves: str, crypto_period_days: int,
                rotation_days: int, label: str | None = None) -> str:  # fmt: skip
     """Unwrap an exported key under the local copy of its transport KEK; the KCVs must match. Returns the KCV."""
+    raw = read_regular(path, MAX_WRAPPED_KEY_BYTES, "wrapped-key file")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"{path}: not a wrapped-key file ({type(exc).__name__})") from None
     if not isinstance(document, dict) or document.get("format") != _FORMAT:
         raise InputError(f"{path}: not a {_FORMAT} file")
+    missing = [name for name in _WRAPPED_FIELDS if not isinstance(document.get(name), str)]
+    if missing:
+        raise InputError(f"{path}: {', '.join(missing)} must be given as text in a {_FORMAT} file")
+    long = [name for name in _WRAPPED_FIELDS if name != "wrapped" and len(document[name]) > 64]
+    if long:
+        raise InputError(f"{path}: {', '.join(long)} over 64 characters; not a {_FORMAT} file")
     label = label or str(document["label"])
     kek = _key(ws, kek_label)
     store = ws.key_store
@@ -141,7 +152,7 @@ def import_key(ws: Workspace, path: Path, *, kek_label: str, serves: str, crypto
         store.destroy_secret(label)
         raise InputError(f"{path}: the unwrapped key's KCV {kcv} is not the file's {document['kcv']}; nothing imported")
     now = ws.clock.now().replace(microsecond=0)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256(raw).hexdigest()  # the bytes imported, not the file as it may be now
     with ws.inventory.transaction() as db:
         add_symmetric_key(
             db,

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ceremony.errors import ConfigError, InputError
-from ceremony.model.config import IsoDate, Strict, load_yaml, parse_model
+from ceremony.model.config import IsoDate, Strict, parse_model, parse_yaml, read_yaml_bytes
 from ceremony.model.events import CeremonyApprove, Event
 from ceremony.model.people import Register
 from ceremony.model.policy import PolicyParameters
@@ -259,14 +259,24 @@ class CeremonyFile:
     spec: CeremonyBase
 
 
+#: The largest ceremony file read (the shipped examples are under 4 KiB): refused before it is parsed.
+MAX_CEREMONY_FILE_BYTES = 1 << 20
+
+
 def load_ceremony(path: Path) -> CeremonyFile:
-    """Read a ceremony file strictly, choosing the model by its ``type``."""
-    data: Any = load_yaml(path)
+    """Read a ceremony file strictly, choosing the model by its ``type``; the hash is of the bytes parsed.
+
+    The file must be a regular file (not a link, FIFO or device) of at most ``MAX_CEREMONY_FILE_BYTES``.
+    """
+    raw = read_yaml_bytes(path, MAX_CEREMONY_FILE_BYTES, "ceremony file")
+    data: Any = parse_yaml(raw, str(path))
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind not in CEREMONY_TYPES:
-        raise ConfigError(f"{path}: type must be one of {', '.join(CEREMONY_TYPES)} (got {kind!r})")
+    if not isinstance(kind, str) or kind not in CEREMONY_TYPES:
+        short = kind is None or isinstance(kind, str | int) and len(repr(kind)) <= 40
+        shown = repr(kind) if short else f"a {type(kind).__name__}"
+        raise ConfigError(f"{path}: type must be one of {', '.join(CEREMONY_TYPES)} (got {shown})")
     spec = parse_model(CEREMONY_TYPES[kind], data, str(path))
-    return CeremonyFile(path, hashlib.sha256(path.read_bytes()).hexdigest(), spec)
+    return CeremonyFile(path, hashlib.sha256(raw).hexdigest(), spec)
 
 
 # --- pre-flight ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -11,9 +12,22 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
-from ceremony.errors import ConfigError
+from ceremony.errors import ConfigError, InputError
+from ceremony.fs import read_regular
 
 M = TypeVar("M", bound=BaseModel)
+
+#: The largest YAML file read (ceremony files, registers, profiles, policy, parameters): the shipped ones are
+#: a few KiB; a bigger file is refused before it is parsed.
+MAX_YAML_BYTES = 1 << 20
+#: The deepest nesting of mappings and sequences a YAML file may have (the shipped files go 5 deep); checked
+#: while composing, so a 50,000-deep file is refused before Python's recursion limit is near.
+MAX_YAML_DEPTH = 64
+#: The most values (scalars, mappings, sequences) a YAML file may hold, an alias counting as everything it
+#: stands for: the shipped catalogue has about 2,000; a "billion laughs" document is refused at this count.
+MAX_YAML_NODES = 100_000
+#: How much of a rejected value an error message shows (it is the operator's own file, but one short line).
+_SHOWN = 60
 
 
 def iso_date(value: str) -> str:
@@ -35,7 +49,50 @@ class Strict(BaseModel):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without timestamp resolution (dates stay strings) and with duplicate-key errors."""
+    """SafeLoader without timestamp resolution (dates stay strings), with duplicate-key errors, and bounded:
+    at most ``MAX_YAML_DEPTH`` levels of nesting and ``MAX_YAML_NODES`` values, aliases counted at the size of
+    what they stand for.
+
+    Both are counted as nodes are composed, before anything is constructed: a "billion laughs" document costs
+    no more than its own text to refuse (its expansion would happen later, in validation and error messages),
+    and a 50,000-deep one is refused long before Python's recursion limit.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0  # collections enclosing the node being composed, itself included
+        self._deepest = 0  # the deepest level reached in the subtree being composed
+        self._nodes = 0  # values composed so far, aliases counted in full
+        self._measured: dict[int, tuple[int, int]] = {}  # id(anchored node) -> (values, levels)
+
+    def _count(self, values: int, levels: int, mark: Any) -> None:
+        self._nodes += values
+        if self._nodes > MAX_YAML_NODES:
+            raise ConfigError(f"line {mark.line + 1}: more than {MAX_YAML_NODES} values (aliases counted in full)")
+        if self._depth + levels > MAX_YAML_DEPTH:
+            raise ConfigError(f"line {mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep")
+        self._deepest = max(self._deepest, self._depth + levels)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        node: yaml.Node | None
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._count(*self._measured.get(id(node), (1, 0)), event.start_mark)
+            return node
+        levels = 1 if isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent) else 0
+        self._count(1, levels, event.start_mark)
+        before, outer = self._nodes - 1, self._deepest
+        self._depth += levels
+        self._deepest = self._depth
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= levels
+        height, self._deepest = self._deepest - self._depth, max(outer, self._deepest)
+        if getattr(event, "anchor", None) is not None:
+            self._measured[id(node)] = (self._nodes - before, height)
+        return node
 
 
 _StrictLoader.yaml_implicit_resolvers = {
@@ -62,39 +119,79 @@ def data_dir() -> Path:
     return Path(os.environ.get("CEREMONY_DATA", Path(__file__).resolve().parents[2] / "data"))
 
 
-def load_yaml(path: Path) -> Any:
-    """Read one YAML document strictly; an empty or unreadable document is an error."""
+def read_yaml_bytes(path: Path, limit: int = MAX_YAML_BYTES, what: str = "YAML file") -> bytes:
+    """The bytes of a YAML file: a regular file (not a link, FIFO or device) of at most ``limit`` bytes."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+        return read_regular(path, limit, what)
+    except InputError as exc:
+        raise ConfigError(exc.message) from exc
+
+
+def parse_yaml(data: bytes, source: str) -> Any:
+    """One YAML document from ``data``, strictly (see ``_StrictLoader``); errors name ``source``, the line
+    and the problem, never the text around it."""
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - strict safe loader
+        result = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - strict safe loader
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc.message}") from exc
+        raise ConfigError(f"{source}: {exc.message}") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = (exc.problem or exc.context or "malformed").splitlines()[0][:_SHOWN]
+        raise ConfigError(f"{source}: not valid YAML{where} ({problem})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if data is None:
-        raise ConfigError(f"{path}: empty document")
-    return data
+        raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0][:_SHOWN]})") from exc
+    if result is None:
+        raise ConfigError(f"{source}: empty document")
+    return result
+
+
+def load_yaml(path: Path, limit: int = MAX_YAML_BYTES) -> Any:
+    """Read one YAML document strictly; an empty, unreadable, oversized or non-regular file is an error."""
+    return parse_yaml(read_yaml_bytes(path, limit), str(path))
+
+
+def _shown(value: Any) -> str:
+    """A rejected value for a one-line message: as written when short; a long one abridged (a few items of a
+    few levels) and cut at ``_SHOWN`` characters, so that no value, however big, is expanded into the message."""
+    abridged = reprlib.Repr()  # bounded: a few items of a few levels, however big the value
+    abridged.maxlevel, abridged.maxstring, abridged.maxother = 3, _SHOWN + 2, _SHOWN
+    abridged.maxdict = abridged.maxlist = abridged.maxtuple = abridged.maxset = 4
+    text = abridged.repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+
+
+def _name(part: Any) -> str:
+    """One step of a field path: a key that looks like a name is shown, anything else only described."""
+    text = str(part)
+    return text if _NAME.match(text) else "(a key that is not a field name)"
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
 
 
 def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "(document)"
+    where = ".".join(_name(p) for p in error["loc"]) or "(document)"
     kind = error["type"]
     got = error.get("input")
     if kind == "extra_forbidden":
         return f"{where} is not an allowed key"
     if kind == "missing":
         return f"{where} is required"
+    if not error["loc"] and kind in ("model_type", "dict_type", "model_attributes_type"):
+        # The whole document is the wrong kind of thing (a list, a scalar: perhaps not the file meant): say
+        # what it is, never what it says.
+        return f"(document) must be a mapping (got {type(got).__name__})"
     if kind in ("literal_error", "enum"):
         allowed = error.get("ctx", {}).get("expected", "")
-        return f"{where} must be one of {allowed.replace(' or ', ', ')} (got {got!r})"
+        return f"{where} must be one of {allowed.replace(' or ', ', ')} (got {_shown(got)})"
     message = str(error["msg"]).removeprefix("Value error, ")
     # A validator's own message names the value when it matters; pydantic's generic ones get it appended.
-    return f"{where}: {message}" if "(got " in message else f"{where}: {message} (got {got!r})"
+    return f"{where}: {message}" if "(got " in message else f"{where}: {message} (got {_shown(got)})"
 
 
 def parse_model(model: type[M], data: Any, source: str) -> M:
@@ -108,6 +205,12 @@ def parse_model(model: type[M], data: Any, source: str) -> M:
         raise ConfigError(f"{source}: {_describe(dict(first))}{tail}") from exc
 
 
-def load_model(model: type[M], path: Path) -> M:
-    """Read ``path`` strictly and validate it against ``model``."""
-    return parse_model(model, load_yaml(path), str(path))
+def load_model(model: type[M], path: Path, limit: int | None = None) -> M:
+    """Read ``path`` strictly and validate it against ``model``.
+
+    ``limit`` (bytes) defaults to the model's ``max_file_bytes`` when it declares one (a ``ClassVar``), else
+    ``MAX_YAML_BYTES``; the file's kind in messages is the model's ``file_kind``, else "YAML file".
+    """
+    cap = limit if limit is not None else int(getattr(model, "max_file_bytes", MAX_YAML_BYTES))
+    what = str(getattr(model, "file_kind", "YAML file"))
+    return parse_model(model, parse_yaml(read_yaml_bytes(path, cap, what), str(path)), str(path))

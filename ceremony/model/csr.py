@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import re
 import stat
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ def normalise_role(text: str) -> str:
 def read_csr(path: Path) -> bytes:
     """The bytes of a CSR file, refused before reading when it is over ``MAX_CSR_BYTES``.
 
+    The file must be a regular file: a FIFO or a device is refused without blocking on it (it is opened
+    non-blocking and checked again once open, so nothing swapped in after the first look is read either).
+
     Raises:
         InputError: the file is missing, unreadable, not a regular file or too large.
     """
@@ -125,8 +129,14 @@ def read_csr(path: Path) -> bytes:
             raise InputError(f"{path}: not a regular file")
         if status.st_size > MAX_CSR_BYTES:
             raise InputError(f"{path}: CSR file is {status.st_size} bytes; the limit is {MAX_CSR_BYTES} (1 MiB)")
-        with path.open("rb") as fh:
-            data = fh.read(MAX_CSR_BYTES + 1)  # bounded: the file may have grown since stat
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise InputError(f"{path}: not a regular file")
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = fh.read(MAX_CSR_BYTES + 1)  # bounded: the file may have grown since stat
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise InputError(f"{path}: cannot read CSR ({exc.strerror or type(exc).__name__})") from exc
     if len(data) > MAX_CSR_BYTES:

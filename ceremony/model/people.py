@@ -6,12 +6,15 @@ import getpass
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from ceremony.errors import InputError
+from ceremony.errors import ConfigError, InputError
 from ceremony.model.config import IsoDate, Strict, data_dir, load_model
+
+#: The largest participant register read (the example is 2 KiB; a register of a thousand people is ~300 KiB).
+MAX_REGISTER_BYTES = 1 << 20
 
 TrustedRole = Literal[
     "administrator", "operator", "custodian", "witness", "auditor", "approver", "ra-officer", "compliance-officer"
@@ -54,6 +57,9 @@ class Person(Strict):
 
 
 class Register(Strict):
+    max_file_bytes: ClassVar[int] = MAX_REGISTER_BYTES
+    file_kind: ClassVar[str] = "participant register"
+
     schema_version: Literal[1]
     people: dict[str, Person]
 
@@ -67,18 +73,35 @@ class Register(Strict):
 
 
 def load_register(path: Path) -> Register:
-    """Read the participant register strictly."""
+    """Read the participant register strictly (a regular file of at most ``MAX_REGISTER_BYTES``)."""
     return load_model(Register, path)
 
 
+#: A workspace's own participant register, in its root.
+REGISTER_FILE = "people.yaml"
+
+
 def default_register(workspace: Path | None = None) -> Path:
-    """``CEREMONY_REGISTER``, else the workspace's own ``people.yaml``, else the example in data/."""
+    """``CEREMONY_REGISTER``, else the workspace's own ``people.yaml``; outside a workspace, the example in data/.
+
+    A workspace never falls back to the example register: the people it names are not the workspace's.
+
+    Raises:
+        ConfigError: ``workspace`` is given and holds no ``people.yaml`` (nor is ``CEREMONY_REGISTER`` set).
+    """
     env = os.environ.get("CEREMONY_REGISTER")
     if env:
         return Path(env)
-    if workspace is not None and (workspace / "people.yaml").is_file():
-        return workspace / "people.yaml"
-    return data_dir() / "people.yaml"
+    if workspace is None:
+        return data_dir() / REGISTER_FILE
+    path = workspace / REGISTER_FILE
+    if not os.path.lexists(path):  # anything else that stands there is refused when it is read
+        raise ConfigError(
+            f"{path}: no participant register in this workspace",
+            hint=f"copy {data_dir() / REGISTER_FILE} there and edit it, or name one with --register or "
+            "CEREMONY_REGISTER",
+        )
+    return path
 
 
 _PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from ceremony.model.catalogue import ControlId
 from ceremony.model.config import IsoDate, Strict, data_dir, load_model
+
+#: The largest register file read (documents, assessments, incidents, HSMs, waivers): refused before parsing.
+MAX_REGISTER_FILE_BYTES = 1 << 20
+
+
+class _RegisterFile(Strict):
+    """A register file's top level: bounded in size when read (``load_model`` reads these class values)."""
+
+    max_file_bytes: ClassVar[int] = MAX_REGISTER_FILE_BYTES
+    file_kind: ClassVar[str] = "register"
 
 
 def _aware_time(value: str) -> str:
@@ -45,7 +55,7 @@ class Document(Strict):
     implements: str | None = None
 
 
-class DocumentRegister(Strict):
+class DocumentRegister(_RegisterFile):
     schema_version: Literal[1]
     documents: list[Document] = Field(min_length=1)
 
@@ -68,7 +78,7 @@ class Assessment(Strict):
     findings: list[AssessmentFinding] = Field(default_factory=list)
 
 
-class AssessmentRegister(Strict):
+class AssessmentRegister(_RegisterFile):
     schema_version: Literal[1]
     assessments: list[Assessment] = Field(default_factory=list)
 
@@ -88,7 +98,7 @@ class Incident(Strict):
         return None if value is None else _aware_time(value)
 
 
-class IncidentRegister(Strict):
+class IncidentRegister(_RegisterFile):
     schema_version: Literal[1]
     incidents: list[Incident] = Field(default_factory=list)
 
@@ -105,7 +115,7 @@ class Hsm(Strict):
     token_labels: list[str] = Field(min_length=1)
 
 
-class HsmInventory(Strict):
+class HsmInventory(_RegisterFile):
     schema_version: Literal[1]
     hsms: list[Hsm] = Field(default_factory=list)
 
@@ -119,7 +129,7 @@ class Waiver(Strict):
     expires: IsoDate
 
 
-class Waivers(Strict):
+class Waivers(_RegisterFile):
     schema_version: Literal[1]
     waivers: list[Waiver] = Field(default_factory=list)
 

@@ -155,6 +155,7 @@ def test_live_run_needs_approvals_and_a_rehearsal_says_so(tmp_path: Path) -> Non
 def test_approve_records_the_hash_in_the_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = init_workspace(tmp_path / "ws", key_store="software", purpose="test")
     ws.close()
+    shutil.copy(DATA / "people.yaml", tmp_path / "ws" / "people.yaml")  # the workspace's own register
     path = tmp_path / "root-ca.yaml"
     shutil.copy(DATA / "ceremonies" / "root-ca.yaml", path)
     base = ["--workspace", str(tmp_path / "ws"), "approve", str(path)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ceremony.errors import ConfigError
-from ceremony.model.config import load_model, load_yaml
+from ceremony.model.config import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, load_model, load_yaml
 from ceremony.record.workspace import WorkspaceConfig
 
 
@@ -43,3 +43,78 @@ def test_wrong_value_names_allowed_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_model(WorkspaceConfig, path)
     assert err.value.message == f"{path}: key_store.kind must be one of 'pkcs11', 'software' (got 'hsm')"
+
+
+# --- bounded input (DESIGN principle 9) ------------------------------------------------------------------------
+def test_aliases_are_allowed_but_counted_in_full(tmp_path: Path) -> None:
+    assert load_yaml(_write(tmp_path, "a: &x [1, 2]\nb: *x\n")) == {"a": [1, 2], "b": [1, 2]}
+    laughs = "l0: &l0 [a, a, a, a, a, a, a, a, a, a]\n" + "".join(
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 7)
+    )
+    path = _write(tmp_path, laughs)
+    with pytest.raises(ConfigError) as err:
+        load_yaml(path)
+    assert err.value.message == f"{path}: line 5: more than {MAX_YAML_NODES} values (aliases counted in full)"
+
+
+def test_nesting_is_bounded_before_construction(tmp_path: Path) -> None:
+    assert load_yaml(_write(tmp_path, "a: " + "[" * 63 + "]" * 63 + "\n"))  # 64 levels with the top mapping
+    for text in ("a: " + "[" * 64 + "]" * 64 + "\n", "[" * 50_000 + "]" * 50_000, "{a: " * 50_000 + "}" * 50_000):
+        path = _write(tmp_path, text)
+        with pytest.raises(ConfigError) as err:
+            load_yaml(path)
+        assert err.value.message == f"{path}: line 1: nested more than {MAX_YAML_DEPTH} levels deep"
+
+
+def test_an_alias_cannot_nest_deeper_than_the_bound(tmp_path: Path) -> None:
+    text = "a: &x " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 30 + "*x" + "]" * 30 + "\n"
+    with pytest.raises(ConfigError, match="line 2: nested more than 64 levels deep"):
+        load_yaml(_write(tmp_path, text))
+
+
+def test_a_file_over_the_cap_or_not_regular_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as fh:
+        fh.truncate(MAX_YAML_BYTES + 1)
+    with pytest.raises(ConfigError, match=rf"big\.yaml: the YAML file is {MAX_YAML_BYTES + 1} bytes; the limit is"):
+        load_yaml(big)
+    with pytest.raises(ConfigError, match="the YAML file must be a regular file"):
+        load_yaml(Path("/dev/zero"))
+    with pytest.raises(ConfigError, match=r"f\.yaml: the YAML file is 8 bytes; the limit is 4"):
+        load_yaml(_write(tmp_path, "a: 1\n# \n"), limit=4)
+
+
+def test_a_model_declares_its_own_cap_and_kind(tmp_path: Path) -> None:
+    from typing import ClassVar
+
+    from ceremony.model.config import Strict
+
+    class Small(Strict):
+        max_file_bytes: ClassVar[int] = 8
+        file_kind: ClassVar[str] = "small file"
+        a: int
+
+    assert load_model(Small, _write(tmp_path, "a: 1\n")).a == 1
+    with pytest.raises(ConfigError, match="the small file is 12 bytes; the limit is 8"):
+        load_model(Small, _write(tmp_path, "a: 12345678\n"))
+
+
+def test_not_utf8_and_syntax_errors_name_the_place_not_the_text(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_bytes("a: 1\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0 cannot be decoded\)"):
+        load_yaml(path)
+    with pytest.raises(ConfigError) as err:
+        load_yaml(_write(tmp_path, "a: 1\nsecret-looking: [unclosed\n"))
+    assert "not valid YAML at line 3" in err.value.message and "unclosed" not in err.value.message
+
+
+def test_a_rejected_value_is_abridged_not_expanded(tmp_path: Path) -> None:
+    path = _write(tmp_path, "schema_version: 1\ncreated: x\nkey_store: {kind: " + "h" * 5000 + "}\n")
+    with pytest.raises(ConfigError) as err:
+        load_model(WorkspaceConfig, path)
+    assert len(err.value.message) < len(str(path)) + 160 and err.value.message.endswith("...)")
+    path = _write(tmp_path, "- " + "\n- ".join(["x"] * 1000) + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_model(WorkspaceConfig, path)
+    assert err.value.message == f"{path}: (document) must be a mapping (got list)"

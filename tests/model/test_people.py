@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ceremony.errors import ConfigError
-from ceremony.model.people import load_register
+from ceremony.model.people import MAX_REGISTER_BYTES, default_register, load_register
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -49,3 +49,30 @@ def test_bad_register_entries_name_the_field(tmp_path: Path, person: dict[str, o
     with pytest.raises(ConfigError) as err:
         load_register(_register(tmp_path, person, pid))
     assert message in err.value.message
+
+
+def test_a_workspace_without_a_register_is_an_error_never_the_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CEREMONY_REGISTER", raising=False)
+    with pytest.raises(ConfigError) as err:
+        default_register(tmp_path)
+    assert err.value.message == f"{tmp_path / 'people.yaml'}: no participant register in this workspace"
+    assert err.value.hint is not None and str(DATA / "people.yaml") in err.value.hint and "--register" in err.value.hint
+    (tmp_path / "people.yaml").write_text("schema_version: 1\npeople: {}\n")
+    assert default_register(tmp_path) == tmp_path / "people.yaml"
+    assert default_register(None) == DATA / "people.yaml"  # outside any workspace: the example
+    monkeypatch.setenv("CEREMONY_REGISTER", str(tmp_path / "elsewhere.yaml"))
+    assert default_register(tmp_path) == tmp_path / "elsewhere.yaml"
+
+
+def test_whatever_stands_at_the_register_path_is_refused_when_read(tmp_path: Path) -> None:
+    path = tmp_path / "people.yaml"
+    path.symlink_to(DATA / "people.yaml")
+    with pytest.raises(ConfigError, match="cannot read the participant register"):
+        load_register(path)
+    path.unlink()
+    with path.open("wb") as fh:
+        fh.truncate(MAX_REGISTER_BYTES + 1)
+    with pytest.raises(ConfigError, match=f"the participant register is {MAX_REGISTER_BYTES + 1} bytes"):
+        load_register(path)

@@ -34,9 +34,18 @@ def variant(directory: Path, name: str, change: dict[str, Any], *, as_name: str 
 
 
 def live_workspace(root: Path, kind: str) -> Path:
-    """A new workspace whose token is left to the token-initialisation ceremony."""
+    """A new workspace whose token is left to the token-initialisation ceremony, with the example people as
+    its own register (a workspace never falls back to data/people.yaml)."""
     init_workspace(root, key_store=kind, token_label="s1sp-ca-token", initialise_token=False, purpose="test").close()  # type: ignore[arg-type]
+    write_register(root)
     return root
+
+
+def write_register(root: Path) -> Path:
+    """``root``/people.yaml: a copy of the example register (for tests whose workspace needs one)."""
+    path = root / "people.yaml"
+    path.write_bytes((DATA / "people.yaml").read_bytes())
+    return path
 
 
 def approve(ws_root: Path, path: Path, by: tuple[str, ...] = ("alice", "victor")) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +47,25 @@ class Reject:
         return f"row {self.row} ({self.eui64 or '-'} {self.usage or '-'}, {self.csr or '-'}): {self.reason}"
 
 
+#: The largest device list read (a million devices, two rows each, is about 100 MiB): a bigger file, or
+#: anything but a regular file, is refused before its first byte is read.
+MAX_DEVICE_LIST_BYTES = 512 << 20
+#: The longest line of a device list, in bytes without its line ending (an EUI-64, a usage, a CSR path and a
+#: few more columns need well under 1 KiB): a longer line is refused when the reader reaches it, unbuffered.
+MAX_DEVICE_LINE_BYTES = 8 << 10
+#: The longest field of any row, in characters, a quoted field spanning lines included (``csv.field_size_limit``
+#: is process-wide state, so the cap is applied here, row by row).
+MAX_DEVICE_FIELD_CHARS = 4096
+_READ_BLOCK = 1 << 20
+
+
 @dataclass(frozen=True)
 class DeviceList:
     """The list as read once (its bytes are what was approved); rows are parsed on each pass, not kept."""
 
     path: Path
     sha256: str
-    text: str
+    data: bytes
     count: int
 
     @property
@@ -59,31 +73,102 @@ class DeviceList:
         """The folder the CSR paths are relative to."""
         return str(self.path.parent)
 
+    def _lines(self) -> Iterator[str]:
+        # Decoded a block at a time, each block ending at a line end (never inside a UTF-8 sequence), so the
+        # list is never decoded whole; lines split as str.splitlines splits, so a lone CR still ends a record.
+        # Line lengths were checked when the list was read: a block always reaches a line end.
+        data, start = self.data, 0
+        while start < len(data):
+            end = data.find(b"\n", min(start + _READ_BLOCK, len(data)) - 1)
+            end = len(data) if end < 0 else end + 1
+            text = data[start:end].decode("utf-8", errors="replace")
+            yield from (text.removeprefix("\ufeff") if start == 0 else text).splitlines()
+            start = end
+
+    def records(self) -> Iterator[list[str]]:
+        """Every CSV record, the header first, each field bounded (``MAX_DEVICE_FIELD_CHARS``).
+
+        Raises:
+            InputError: the CSV is malformed or a field is too long (naming the line, never quoting it).
+        """
+        reader = csv.reader(self._lines())
+        try:
+            for record in reader:
+                if max(map(len, record), default=0) > MAX_DEVICE_FIELD_CHARS:
+                    raise InputError(
+                        f"{self.path}: line {reader.line_num} has a field over {MAX_DEVICE_FIELD_CHARS} characters"
+                    )
+                yield record
+        except csv.Error as exc:
+            reason = str(exc).split(" - ")[0]  # csv's own words name the fault, never the text
+            raise InputError(f"{self.path}: line {reader.line_num} is not valid CSV ({reason})") from exc
+
     def rows(self) -> Iterator[Row]:
-        reader = csv.reader(self.text.splitlines())
-        next(reader, None)
-        for number, row in enumerate(reader, start=2):
+        records = self.records()
+        next(records, None)
+        for number, row in enumerate(records, start=2):
             if not row or not any(cell.strip() for cell in row):
                 continue
             cells = [c.strip() for c in row] + [""] * 3
             yield number, cells[0], cells[1].lower(), cells[2]
 
 
-def read_device_list(path: Path) -> DeviceList:
-    """The CSV as written: header ``eui64,usage,csr``; rows numbered from 2 (the header is row 1)."""
+def _read_list(path: Path) -> bytes:
+    """The bytes of a device list: a regular file (not a link, FIFO or device) within the caps, read in blocks
+    with each line's length checked as it arrives (a 300 MB line is refused at its first 8 KiB)."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        why = "a link is not followed; name the file itself" if exc.errno == errno.ELOOP else exc.strerror
+        raise InputError(f"--devices: cannot read {path} ({why})") from None
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise InputError(f"--devices: {path} is not a regular file")
+        if status.st_size > MAX_DEVICE_LIST_BYTES:
+            raise InputError(f"--devices: {path} is {status.st_size} bytes; the limit is {MAX_DEVICE_LIST_BYTES}")
+        blocks: list[bytes] = []
+        total = 0
+        line, number = 0, 1  # bytes of the line being read so far, and its number
+        while block := os.read(fd, _READ_BLOCK):
+            total += len(block)
+            if total > MAX_DEVICE_LIST_BYTES:
+                raise InputError(f"--devices: {path} grew past the limit of {MAX_DEVICE_LIST_BYTES} bytes")
+            parts = block.split(b"\n")  # the first continues the line before; the last may go on
+            lengths = [line + len(parts[0]), *map(len, parts[1:])]
+            if max(lengths) > MAX_DEVICE_LINE_BYTES:
+                over = number + next(i for i, n in enumerate(lengths) if n > MAX_DEVICE_LINE_BYTES)
+                raise InputError(f"{path}: line {over} is over {MAX_DEVICE_LINE_BYTES} bytes; not a device list")
+            line, number = lengths[-1], number + len(parts) - 1
+            blocks.append(block)
     except OSError as exc:
         raise InputError(f"--devices: cannot read {path} ({exc.strerror})") from None
-    text = data.decode("utf-8-sig", errors="replace")
-    header = next(csv.reader(text.splitlines()[:1]), None)
-    if header is None or [h.strip().lower() for h in header] != list(COLUMNS):
-        raise InputError(f"{path}: the header must be {','.join(COLUMNS)} (got {','.join(header or [])!r})")
-    device_list = DeviceList(path, hashlib.sha256(data).hexdigest(), text, 0)
+    finally:
+        os.close(fd)
+    return b"".join(blocks)
+
+
+def read_device_list(path: Path) -> DeviceList:
+    """The CSV as written: header ``eui64,usage,csr``; rows numbered from 2 (the header is row 1).
+
+    Bounded: ``MAX_DEVICE_LIST_BYTES`` for the file, ``MAX_DEVICE_LINE_BYTES`` per line,
+    ``MAX_DEVICE_FIELD_CHARS`` per field. Errors name the line and what is wrong, never its content (the file
+    may not be the one meant).
+    """
+    data = _read_list(path)
+    device_list = DeviceList(path, hashlib.sha256(data).hexdigest(), data, 0)
+    header = next(device_list.records(), None)
+    if header is None:
+        raise InputError(f"{path}: the device list is empty (no header line {','.join(COLUMNS)})")
+    names = [h.strip().lower() for h in header]
+    if names != list(COLUMNS):
+        wrong = next((i for i, (got, want) in enumerate(zip(names, COLUMNS, strict=False)) if got != want), None)
+        why = f"column {wrong + 1} is not {COLUMNS[wrong]}" if wrong is not None else f"it has {len(names)} columns"
+        raise InputError(f"{path}: the header must be {','.join(COLUMNS)} ({why})")
     count = sum(1 for _ in device_list.rows())
     if not count:
         raise InputError(f"{path}: the device list has no rows")
-    return DeviceList(path, device_list.sha256, text, count)
+    return DeviceList(path, device_list.sha256, data, count)
 
 
 def batched(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -202,7 +287,9 @@ def _read(path: str) -> bytes:
     except OSError as exc:
         raise InputError(f"{path}: cannot read CSR ({exc.strerror})") from None
     try:
-        data = os.read(fd, MAX_CSR_BYTES + 1)  # a directory or an empty FIFO fails here (EISDIR, EAGAIN)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: CSR is not a regular file")
+        data = os.read(fd, MAX_CSR_BYTES + 1)
     except OSError as exc:
         raise InputError(f"{path}: cannot read CSR ({exc.strerror})") from None
     finally:

@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from ceremony.errors import InputError
 from ceremony.issue.batch import Reject, read_device_list, validate_row
-from ceremony.issue.batch.devices import _split_csr, check_device_csr
+from ceremony.issue.batch.devices import (
+    MAX_DEVICE_FIELD_CHARS,
+    MAX_DEVICE_LINE_BYTES,
+    _split_csr,
+    check_device_csr,
+)
 from ceremony.model.csr import parse_csr
 from ceremony.model.der import hardware_module_name
 from ceremony.model.profiles import get_profile
@@ -306,3 +311,80 @@ def test_a_csr_for_the_cas_own_key_is_refused(tmp_path: Path) -> None:
 def test_validate_row_takes_the_ca_key_as_a_parameter() -> None:
     with pytest.raises(TypeError, match="ca_point"):
         validate_row("/nowhere", (2, "00DB123400000001", "ds", "a.der"))  # type: ignore[call-arg]
+
+
+# --- bounded reading (DESIGN principle 9) ------------------------------------------------------------------------
+def test_the_list_is_read_through_no_link_and_only_as_a_regular_file(tmp_path: Path) -> None:
+    real = _list(tmp_path, ["00DB123400000001,ds,a.der"], {})
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    with pytest.raises(InputError, match="a link is not followed"):
+        read_device_list(link)
+    with pytest.raises(InputError, match="is not a regular file"):
+        read_device_list(tmp_path)
+    with pytest.raises(InputError, match="is not a regular file"):
+        read_device_list(Path("/dev/zero"))
+
+
+def test_the_size_cap_is_checked_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from ceremony.issue.batch import devices
+
+    path = _list(tmp_path, ["00DB123400000001,ds,a.der"], {})
+    monkeypatch.setattr(devices, "MAX_DEVICE_LIST_BYTES", 16)
+    monkeypatch.setattr(os, "read", lambda *_: pytest.fail("read a list over the cap"))
+    with pytest.raises(InputError, match=r"devices\.csv is 42 bytes; the limit is 16$"):
+        read_device_list(path)
+
+
+@pytest.mark.parametrize("length, ok", [(MAX_DEVICE_LINE_BYTES, True), (MAX_DEVICE_LINE_BYTES + 1, False)])
+def test_a_line_is_bounded_and_named_not_quoted(tmp_path: Path, length: int, ok: bool) -> None:
+    row = "00DB123400000001,ds,a.der"
+    while len(row) < length:  # the rest of the line in further columns, each within the field cap
+        row += "," + "q" * min(1000, length - len(row) - 1)
+    assert len(row) == length
+    path = _list(tmp_path, [row], {})
+    if ok:
+        (parsed,) = read_device_list(path).rows()
+        assert parsed[:3] == (2, "00DB123400000001", "ds")
+        return
+    with pytest.raises(InputError) as err:
+        read_device_list(path)
+    assert err.value.message == f"{path}: line 2 is over {MAX_DEVICE_LINE_BYTES} bytes; not a device list"
+
+
+def test_a_field_is_bounded_across_lines(tmp_path: Path) -> None:
+    path = _list(tmp_path, ['00DB123400000001,ds,"' + "w" * 3000 + "\n" + "w" * 3000 + '"'], {})
+    with pytest.raises(InputError) as err:
+        read_device_list(path)
+    assert err.value.message == f"{path}: line 3 has a field over {MAX_DEVICE_FIELD_CHARS} characters"
+
+
+def test_the_header_is_refused_by_column_never_quoted(tmp_path: Path) -> None:
+    path = tmp_path / "devices.csv"
+    path.write_text("root:$6$hidden:19000,usage,csr\n00DB123400000001,ds,a.der\n")
+    with pytest.raises(InputError) as err:
+        read_device_list(path)
+    assert err.value.message == f"{path}: the header must be eui64,usage,csr (column 1 is not eui64)"
+    path.write_text("eui64,usage\n")
+    with pytest.raises(InputError, match=r"\(it has 2 columns\)"):
+        read_device_list(path)
+
+
+def test_line_endings_and_a_bom_read_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "devices.csv"
+    path.write_bytes(b"\xef\xbb\xbfeui64,usage,csr\r\n00DB123400000001,DS,a.der\r00DB123400000002,ka,b.der\n")
+    listing = read_device_list(path)
+    assert listing.count == 2
+    assert list(listing.rows()) == [(2, "00DB123400000001", "ds", "a.der"), (3, "00DB123400000002", "ka", "b.der")]
+    assert listing.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_csr_path_that_is_not_a_regular_file_is_a_reject(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "a.der")
+    (row,) = read_device_list(_list(tmp_path, ["00DB123400000001,ds,a.der"], {})).rows()
+    outcome = validate_row(str(tmp_path), row, ca_point=None)
+    assert isinstance(outcome, Reject) and outcome.reason == "CSR is not a regular file"
