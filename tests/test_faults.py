@@ -47,3 +47,13 @@ def test_named_the_process_dies_by_sigkill_at_that_point() -> None:
     done = _run({"CEREMONY_CRASH_AT": "crl.signed"})
     assert done.returncode == -signal.SIGKILL
     assert done.stdout == "before\n"
+
+
+def test_every_crash_point_in_the_package_is_declared() -> None:
+    import re
+
+    from ceremony.faults import POINTS
+
+    used = {m for path in (REPO / "ceremony").rglob("*.py")
+            for m in re.findall(r'crash_point\("([^"]+)"\)', path.read_text(encoding="utf-8"))}  # fmt: skip
+    assert used == set(POINTS)

@@ -10,11 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ceremony.errors import InputError, StateError
+from ceremony.faults import crash_point
+from ceremony.issue.recovery import recover
 from ceremony.model.csr import normalise_eui64
 from ceremony.model.events import CertificateRevoke
 from ceremony.model.people import check_person, operator
 from ceremony.model.policy import load_policy
-from ceremony.record.revocations import RevocationRecord, add_revocation
+from ceremony.record.revocations import (
+    RevocationRecord,
+    add_revocation,
+    claim_valid,
+)
 from ceremony.record.workspace import Workspace
 
 #: RFC 5280 5.3.1 CRLReason codes.
@@ -61,6 +67,7 @@ def revoke(
     if reason not in allowed.reasons:
         raise InputError(f"--reason must be one of {', '.join(allowed.reasons)} (got {reason!r})")
     ws.inventory.ca(ca_name)  # an unknown CA is refused, naming the known ones
+    recover(ws, ca_name)
     if (serial is None) == (eui64 is None):
         raise InputError("give a SERIAL or --eui64, not both")
     if usage is not None and eui64 is None:
@@ -90,8 +97,11 @@ def revoke(
             raise InputError(f"{what} needs two people: --requested-by and --approved-by must differ")
     when = (now or ws.clock.now()).astimezone(timezone.utc).replace(microsecond=0).isoformat()
     done = [Revoked(ca_name, r.serial, r.profile, r.eui64, r.usage, reason, when) for r in rows]
+    crash_point("revoke.checked")
     with ws.inventory.transaction() as db:
+        ws.inventory.lock_ca(db, ca_name)
         for item in done:
+            claim_valid(db, ca_name, item.serial)
             add_revocation(db, RevocationRecord(ca_name, item.serial, reason, when, requested_by, approved_by))
         ws.journal.append(
             CertificateRevoke(
@@ -105,4 +115,6 @@ def revoke(
                 revoked_at=when,
             ),
         )
+        crash_point("revoke.journaled")
+    crash_point("revoke.recorded")
     return done

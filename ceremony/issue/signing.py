@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ceremony.errors import CeremonyError, InputError, StateError
+from ceremony.errors import CeremonyError, InputError
 from ceremony.lint.certificate import check_certificate
 from ceremony.lint.findings import failing
-from ceremony.model.algorithms import CAPrivateKey, signature_hash
-from ceremony.model.der import serial_hex
+from ceremony.model.algorithms import CAPrivateKey, key_algorithm_of, signature_hash
+from ceremony.model.der import key_size_bits, serial_hex, signature_name
 from ceremony.model.profiles import ResolvedProfile
-from ceremony.record.inventory import CARecord
+from ceremony.model.tbs import Identity
+from ceremony.record.inventory import CertificateRecord
 from ceremony.record.workspace import Workspace
 
 
@@ -107,12 +109,57 @@ def _post_signing_problem(
     return None
 
 
-def issuer_of(ws: Workspace, ca_name: str) -> tuple[CARecord, x509.Certificate, CAPrivateKey]:
-    ca = ws.inventory.ca(ca_name)
-    cert = x509.load_der_x509_certificate(ws.inventory.ca_certificate_der(ca_name))
-    if ca.key_store != ws.config.key_store.kind:
-        raise StateError(
-            f"CA {ca_name!r} key is in a {ca.key_store} store; this workspace uses {ws.config.key_store.kind}"
-        )
-    ws.refuse_destroyed(ca.key_label)
-    return ca, cert, ws.key_store.load(ca.key_label)
+def certificates_dir(ca_name: str) -> str:
+    """Where single issuance writes a CA's certificates, relative to the workspace (then ``<serial>.pem``)."""
+    return f"artifacts/certificates/{ca_name}/"
+
+
+def certificate_record(
+    cert: x509.Certificate,
+    *,
+    issuer_ca: str,
+    profile: str,
+    identity: Identity,
+    approved_by: str,
+    csr_sha256: str | None,
+    key_store: str | None,
+    artifact: str,
+    now: datetime,
+) -> CertificateRecord:
+    """The inventory row of a certificate the workbench signed (parsed once, at issue time)."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        aki = None
+    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    return CertificateRecord(
+        serial=serial_hex(cert.serial_number),
+        issuer_ca=issuer_ca,
+        issuer=cert.issuer.rfc4514_string(),
+        subject=cert.subject.rfc4514_string(),
+        eui64=identity.eui64,
+        role=identity.role,
+        usage=identity.usage,
+        name=identity.name,
+        profile=profile,
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        key_algorithm=key_algorithm_of(cert.public_key()),  # type: ignore[arg-type]
+        signature_algorithm=signature_name(cert.signature_algorithm_oid.dotted_string),
+        policy_oids=" ".join(p.policy_identifier.dotted_string for p in policies),
+        ski=ski.hex().upper(),
+        aki=aki.hex().upper() if aki else None,
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+        status="valid",
+        approved_by=approved_by,
+        csr_sha256=csr_sha256,
+        key_store=key_store,
+        batch_id=None,
+        ceremony_id=None,
+        issued_at=now.isoformat(timespec="microseconds"),
+        artifact=artifact,
+        der=der,
+        key_size=key_size_bits(key_algorithm_of(cert.public_key())),  # type: ignore[arg-type]
+    )

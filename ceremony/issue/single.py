@@ -12,11 +12,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from ceremony.errors import InputError, StateError
+from ceremony.faults import crash_point
 from ceremony.fs import write_once
-from ceremony.issue.signing import Discard, issuer_of, new_serial, sign_checked
-from ceremony.model.algorithms import CAPrivateKey, KeyAlgorithm, key_algorithm_of
+from ceremony.issue.recovery import issuer_of
+from ceremony.issue.signing import Discard, certificate_record, certificates_dir, new_serial, sign_checked
+from ceremony.model.algorithms import CAPrivateKey, KeyAlgorithm
 from ceremony.model.csr import CertificationRequest, check_identity, parse_csr
-from ceremony.model.der import key_size_bits, serial_hex, signature_name
+from ceremony.model.der import serial_hex
 from ceremony.model.events import CaCreate, CertificateDiscarded, CertificateStored
 from ceremony.model.people import check_person, operator
 from ceremony.model.profiles import ResolvedProfile, get_profile
@@ -51,54 +53,7 @@ def _discarder(ws: Workspace, ca: str, profile: str, approved_by: str) -> Discar
     return record
 
 
-def _record(
-    cert: x509.Certificate,
-    *,
-    issuer_ca: str,
-    profile: str,
-    identity: Identity,
-    approved_by: str,
-    csr_sha256: str | None,
-    key_store: str | None,
-    artifact: str,
-    now: datetime,
-) -> CertificateRecord:
-    der = cert.public_bytes(serialization.Encoding.DER)
-    try:
-        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-    except x509.ExtensionNotFound:
-        aki = None
-    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
-    return CertificateRecord(
-        serial=serial_hex(cert.serial_number),
-        issuer_ca=issuer_ca,
-        issuer=cert.issuer.rfc4514_string(),
-        subject=cert.subject.rfc4514_string(),
-        eui64=identity.eui64,
-        role=identity.role,
-        usage=identity.usage,
-        name=identity.name,
-        profile=profile,
-        not_before=cert.not_valid_before_utc.isoformat(),
-        not_after=cert.not_valid_after_utc.isoformat(),
-        key_algorithm=key_algorithm_of(cert.public_key()),  # type: ignore[arg-type]
-        signature_algorithm=signature_name(cert.signature_algorithm_oid.dotted_string),
-        policy_oids=" ".join(p.policy_identifier.dotted_string for p in policies),
-        ski=ski.hex().upper(),
-        aki=aki.hex().upper() if aki else None,
-        fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
-        status="valid",
-        approved_by=approved_by,
-        csr_sha256=csr_sha256,
-        key_store=key_store,
-        batch_id=None,
-        ceremony_id=None,
-        issued_at=now.isoformat(timespec="microseconds"),
-        artifact=artifact,
-        der=der,
-        key_size=key_size_bits(key_algorithm_of(cert.public_key())),  # type: ignore[arg-type]
-    )
+_record = certificate_record
 
 
 def _store(
@@ -291,7 +246,8 @@ def issue(
     cert = sign_checked(
         builder, profile, signer, issuer_cert, on_discard=_discarder(ws, ca_name, profile_name, approved_by)
     )
-    artifact = f"artifacts/certificates/{ca_name}/{serial_hex(serial)}.pem"
+    crash_point("issue.signed")
+    artifact = f"{certificates_dir(ca_name)}{serial_hex(serial)}.pem"
     record = _record(
         cert,
         issuer_ca=ca_name,
@@ -303,8 +259,43 @@ def issue(
         artifact=artifact,
         now=now,
     )
-    path = _store(ws, cert, record, stored=CertificateStored, extra={"csr": csr_source})
+    path = _store_issued(ws, cert, record, extra={"csr": csr_source})
     return Issued(cert, record, path)
+
+
+def _store_issued(
+    ws: Workspace, cert: x509.Certificate, record: CertificateRecord, *, extra: dict[str, object]
+) -> Path:
+    """Row, write-once artifact and journal line of an end-entity certificate, in one transaction under the
+    CA's lock. The row goes in first: the one-valid-certificate-per-identity claim refuses a run that lost a
+    race before its file exists. A process killed after the file is written and before the commit leaves a
+    file without a row, which the next command of this CA recovers (:func:`~ceremony.issue.signing.issuer_of`)."""
+    assert record.artifact is not None
+    path = ws.root / record.artifact
+    with ws.inventory.transaction() as db:
+        ws.inventory.lock_ca(db, record.issuer_ca)
+        ws.inventory.add_certificate(db, record, claim="first")
+        digest = write_once(path, cert.public_bytes(serialization.Encoding.PEM))
+        crash_point("issue.written")
+        ws.journal.append(
+            CertificateStored(
+                actor=operator(),
+                approved_by=record.approved_by,
+                ca=record.issuer_ca,
+                profile=record.profile,
+                serial=record.serial,
+                eui64=record.eui64,
+                usage=record.usage,
+                role=record.role,
+                csr_sha256=record.csr_sha256,
+                fingerprint=record.fingerprint,
+                outputs={record.artifact: digest},
+                extra=extra,
+            )
+        )
+        crash_point("issue.journaled")
+    crash_point("issue.recorded")
+    return path
 
 
 def _check_identity_shape(profile: ResolvedProfile, identity: Identity) -> None:

@@ -35,6 +35,8 @@ class Event(StrEnum):
     BATCH_COMPLETE = "batch.complete"
     CRL_PUBLISH = "crl.publish"
     CRL_RECOVER = "crl.recover"
+    CERTIFICATE_RECOVER = "certificate.recover"
+    REVOCATION_RECOVER = "revocation.recover"
     INVENTORY_IMPORT = "inventory.import"
     KEY_EXPORT = "key.export"
     KEY_IMPORT = "key.import"
@@ -44,6 +46,8 @@ class Event(StrEnum):
     SYMMETRIC_CREATE = "symmetric.create"
     TOKEN_ACTIVATED = "token.activated"  # noqa: S105 - an event name
     TOKEN_ACTIVATION_ENDED = "token.activation_ended"  # noqa: S105 - an event name
+    JOURNAL_CHECKPOINT = "journal.checkpoint"
+    REGISTER_RECORD = "register.record"
     # a ceremony transcript
     CEREMONY_START = "ceremony.start"
     STEP = "step"
@@ -250,6 +254,40 @@ class CrlRecover(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CertificateRecover(Record):
+    """A certificate file an interrupted issuance wrote but never recorded, verified under its CA and recorded
+    now (``approved_by``, ``profile`` and ``csr_sha256`` from the interrupted run's journal line when it has one;
+    otherwise ``approved_by`` is ``unrecorded`` and the profile the one the certificate passes)."""
+
+    EVENT = Event.CERTIFICATE_RECOVER
+    actor: str
+    ca: str
+    serial: str
+    fingerprint: str
+    profile: str
+    eui64: str | None
+    usage: str | None
+    approved_by: str
+    why: str
+    outputs: Mapping[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevocationRecover(Record):
+    """A journalled revocation whose inventory commit an interrupted process never made, applied now."""
+
+    EVENT = Event.REVOCATION_RECOVER
+    actor: str
+    ca: str
+    serials: list[str]
+    reason: str
+    revoked_at: str
+    #: The ``seq`` of the ``certificate.revoke`` entry this one completes.
+    revoke_seq: int
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class InventoryImport(Record):
     EVENT = Event.INVENTORY_IMPORT
     actor: str
@@ -338,6 +376,39 @@ class TokenActivationEnded(Record):
     token_label: str
     reason: str
     operations: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JournalCheckpoint(Record):
+    """The journal's head (its first ``entries`` entries, ending in ``head``) signed with a token key, at a
+    ceremony's seal, a CRL's publication or a batch's completion. ``anchors`` names what else the
+    checkpoint vouches for (a sealed transcript's head, a CRL's hash). Kept in the journal and, line for
+    line, in ``checkpoints.jsonl`` beside it."""
+
+    EVENT = Event.JOURNAL_CHECKPOINT
+    checkpoint: int
+    workspace: str
+    entries: int
+    head: str
+    reason: str
+    anchors: Mapping[str, str]
+    signed_at: str
+    key_label: str
+    public_key: str
+    signature: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterRecord(Record):
+    """A register file (people.yaml, registers/*.yaml) as it now reads, put on record by the person
+    answerable for the change; ``people`` lists the participant register's ids (people.yaml only)."""
+
+    EVENT = Event.REGISTER_RECORD
+    register: str
+    sha256: str
+    by: str
+    reason: str
+    people: list[str] | None
 
 
 # --- a ceremony transcript ------------------------------------------------------------------------------

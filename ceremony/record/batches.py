@@ -17,7 +17,14 @@ from ceremony.errors import StateError
 from ceremony.model.der import serial_hex
 from ceremony.model.profiles import ResolvedProfile
 from ceremony.model.tbs import key_identifier
-from ceremony.record.inventory import CertificateRecord, Inventory
+from ceremony.record.inventory import (
+    CLAIM_FIRST,
+    CLAIM_NEXT,
+    CertificateRecord,
+    Inventory,
+    identity_claim,
+    identity_taken,
+)
 
 _BATCH_COLUMNS = (
     "batch_id, issuer_ca, profile, list_sha256, approved_by, rekey, requested, status, bundle, bundle_sha256, "
@@ -111,13 +118,29 @@ def open_batch(
     rekey: bool,
     requested: int,
     created_at: str,
+    batch_key: str | None = None,
 ) -> None:
-    """A new batch, open until its bundle is written (``db``: the inventory inside a transaction)."""
+    """A new batch, open until its bundle is written (``db``: the inventory inside a transaction).
+    ``batch_key``: what makes two runs the same batch (``find_batch_by_key``; default: the batch id)."""
     db._execute(
         "INSERT INTO batches (batch_id, issuer_ca, profile, list_sha256, approved_by, rekey, requested, "
-        "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-        (batch_id, issuer_ca, profile, list_sha256, approved_by, int(rekey), requested, created_at),
+        "status, created_at, batch_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+        (batch_id, issuer_ca, profile, list_sha256, approved_by, int(rekey), requested, created_at,
+         batch_key or batch_id),
+    )  # fmt: skip
+
+
+def find_batch_by_key(inventory: Inventory, batch_key: str) -> BatchRecord | None:
+    """The batch an earlier run of the same list opened (``batch_key``): the open one, else the latest."""
+    sql = (
+        f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_key = ? "  # noqa: S608 - our column names
+        "ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END, created_at DESC, rowid DESC"
     )
+    row = inventory._execute(sql, (batch_key,)).fetchone()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    return BatchRecord(**{**values, "rekey": bool(values["rekey"])})
 
 
 def complete_batch(db: Inventory, batch_id: str, *, bundle: str, bundle_sha256: str, completed_at: str) -> None:
@@ -198,13 +221,42 @@ def certificate_rows(
     return row
 
 
-def record_signed(db: Inventory, rows: list[BatchCertificateRow]) -> None:
+class IdentityTaken(StateError):
+    """A chunk of a batch holds an identity that another run gave a valid certificate meanwhile."""
+
+
+def record_signed(db: Inventory, rows: list[BatchCertificateRow], *, rekey: bool = False) -> None:
     """Insert a chunk of a batch's certificates at once (``db``: the inventory inside a transaction).
 
+    Each claims its identity's generation 0 (``ceremony.record.inventory.IDENTITY_CLAIMS``); a re-key's the
+    next one of its identity, in the same transaction, so the old certificate stays valid beside it.
+
     Raises:
+        IdentityTaken: an identity of the chunk already has a valid certificate from this CA key.
         StateError: one of them is already in the inventory (a serial or a fingerprint seen before).
     """
     try:
         db._executemany(INSERT_BATCH_CERTIFICATE, rows)
+        claims = [identity_claim(row, rekey=rekey) for row in rows]
+        db._executemany(CLAIM_NEXT if rekey else CLAIM_FIRST, [c for c in claims if c is not None])
     except sa.exc.IntegrityError as exc:
+        if identity_taken(exc):
+            raise IdentityTaken("an identity of this chunk already has a valid certificate") from exc
         raise StateError(f"a certificate of this batch is already in the inventory ({_first_line(exc)})") from exc
+
+
+def first_taken(inventory: Inventory, rows: list[BatchCertificateRow]) -> str:
+    """``EUI-64 usage`` of the first row whose identity holds a valid certificate outside the row's batch."""
+    names: tuple[str, ...] = BatchCertificateRow._fields
+    at = {name: i for i, name in enumerate(names)}
+    for row in rows:
+        eui64: str = row[at["eui64"]]
+        usage: str = row[at["usage"]]
+        found = inventory._execute(
+            "SELECT 1 FROM certificates WHERE aki = ? AND eui64 = ? AND usage = ? AND status = 'valid' "
+            "AND (batch_id IS NULL OR batch_id <> ?)",
+            (row[at["aki"]], eui64, usage, row[at["batch_id"]]),
+        ).fetchone()
+        if found is not None:
+            return f"{eui64} {usage}"
+    return "of this chunk"

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
+import secrets
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -210,7 +213,70 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (ceremony_id, seq)
     );
     """,
+    # One valid certificate per identity (see ``IDENTITY_CLAIMS``): the valid certificates already on record
+    # claim their identities, numbered in the order recorded (a re-key from before this migration still opens).
+    """
+    CREATE TABLE valid_identities (
+        aki TEXT NOT NULL,
+        eui64 TEXT NOT NULL,
+        usage TEXT NOT NULL,
+        role TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        issuer_ca TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        PRIMARY KEY (aki, eui64, usage, role, generation),
+        UNIQUE (issuer_ca, serial)
+    );
+    INSERT INTO valid_identities (aki, eui64, usage, role, generation, issuer_ca, serial)
+    SELECT aki, eui64, usage, COALESCE(role, ''), (
+        SELECT COUNT(*) FROM certificates AS older
+        WHERE older.aki = c.aki AND older.eui64 = c.eui64 AND older.usage = c.usage
+        AND COALESCE(older.role, '') = COALESCE(c.role, '') AND older.status = 'valid' AND older.rowid < c.rowid
+    ), issuer_ca, serial FROM certificates AS c
+    WHERE status = 'valid' AND eui64 IS NOT NULL AND usage IS NOT NULL AND aki IS NOT NULL
+        AND substr(issuer_ca, 1, 4) <> 'ext:';
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        acquired_at TEXT NOT NULL
+    );
+    ALTER TABLE batches ADD COLUMN batch_key TEXT;
+    UPDATE batches SET batch_key = batch_id;
+    CREATE INDEX batches_key ON batches (batch_key)
+    """,
 )
+
+#: The rule the inventory enforces itself (CRT-06; DOMAIN.md: "(EUI, role, keyUsage) has at most one valid
+#: certificate"): a valid certificate the workbench issued to an identity claims it with a row of
+#: ``valid_identities``, whose primary key is (issuing CA key, EUI-64, usage, role, generation), inserted in the
+#: transaction that records the certificate and deleted in the one that revokes it. A first certificate claims
+#: generation 0; an approved re-key (``--rekey``) claims one more than the identity's highest valid generation,
+#: so that the old certificate stays valid (the re-key's roll-over) while two runs racing for the same slot (two
+#: first issuances, or two re-keys) collide on the key: one commits, the other gets a one-line StateError. A
+#: table rather than a partial index over ``certificates``: the certificate row stays exactly the analyst's
+#: CertificateRecord (the importer and the batch fast path write it column for column), and the same DDL works on
+#: SQLite and PostgreSQL. CA certificates and imported foreign certificates claim nothing.
+IDENTITY_CLAIMS = "valid_identities"
+_CLAIM_COLUMNS = "aki, eui64, usage, role, generation, issuer_ca, serial"
+#: A claim of generation 0: (aki, eui64, usage, role, issuer_ca, serial).
+CLAIM_FIRST = f"INSERT INTO valid_identities ({_CLAIM_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, ?)"  # noqa: S608
+#: A claim of the identity's next generation: (aki, eui64, usage, role, issuer_ca, serial, aki, eui64, usage, role).
+CLAIM_NEXT = (
+    f"INSERT INTO valid_identities ({_CLAIM_COLUMNS}) "  # noqa: S608
+    "SELECT ?, ?, ?, ?, COALESCE(MAX(generation) + 1, 0), ?, ? FROM valid_identities "
+    "WHERE aki = ? AND eui64 = ? AND usage = ? AND role = ?"
+)
+
+
+def identity_claim(record: Any, *, rekey: bool) -> tuple[Any, ...] | None:
+    """The parameters of ``record``'s claim (CLAIM_NEXT's when ``rekey``), or None: it claims no identity."""
+    if record.eui64 is None or record.usage is None or record.aki is None:
+        return None
+    key = (record.aki, record.eui64, record.usage, record.role or "")
+    return (*key, record.issuer_ca, record.serial, *key) if rekey else (*key, record.issuer_ca, record.serial)
+
 
 #: Certificate columns in table order (the fast path inserts tuples in this order).
 CERTIFICATE_COLUMNS: tuple[str, ...] = (
@@ -339,11 +405,21 @@ def _first_line(exc: BaseException) -> str:
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
 
 
+def identity_taken(exc: BaseException) -> bool:
+    """Whether a driver's IntegrityError is the one-valid-certificate-per-identity claim refusing a row."""
+    return IDENTITY_CLAIMS in str(getattr(exc, "orig", None) or exc)
+
+
 def database_url(location: Path | str) -> sa.URL:
     """The SQLAlchemy URL of a store: a path is a SQLite file; ``postgresql://`` uses psycopg.
 
     A password never sits in ``workspace.yaml``: libpq reads it from ~/.pgpass or PGPASSWORD."""
     if isinstance(location, Path) or "://" not in location:
+        # SQLite opens whatever stands at the path: a link would be written through, and a device or FIFO
+        # read as a database (a traceback, or a hang). Only a regular file, or nothing yet, is an inventory.
+        path = Path(location)
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise ConfigError(f"database: {path} is not a regular file (a SQLite inventory is a plain file)")
         return sa.URL.create("sqlite", database=str(location))
     try:
         url = sa.make_url(location)
@@ -485,10 +561,26 @@ class Inventory:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def add_certificate(self, db: Inventory, record: CertificateRecord) -> None:
+    def add_certificate(self, db: Inventory, record: CertificateRecord, *, claim: str | None = None) -> None:
+        """Insert one certificate (``db``: inside a transaction). ``claim``: ``"first"`` claims its identity's
+        generation 0 (``IDENTITY_CLAIMS``), ``"next"`` the identity's next one (a re-key, a recovered
+        certificate), None nothing (a CA's certificate).
+
+        Raises:
+            StateError: the serial or the fingerprint is already on record, or the identity already has a valid
+                certificate from this CA key (a run that raced this one won).
+        """
         try:
             db._execute(INSERT_CERTIFICATE, tuple(asdict(record).values()))
+            params = identity_claim(record, rekey=claim == "next") if claim else None
+            if params is not None:
+                db._execute(CLAIM_NEXT if claim == "next" else CLAIM_FIRST, params)
         except sa.exc.IntegrityError as exc:
+            if identity_taken(exc):
+                raise StateError(
+                    f"EUI-64 {record.eui64} already has a valid {record.usage} certificate from {record.issuer_ca}"
+                    " (recorded by another run meanwhile); nothing was recorded for this one"
+                ) from exc
             raise StateError(
                 f"certificate {record.serial} from {record.issuer_ca} is already in the inventory"
             ) from exc
@@ -557,6 +649,61 @@ class Inventory:
             "INSERT INTO findings (fingerprint, severity, code, message) VALUES (?, ?, ?, ?)",
             [(f.fingerprint, f.severity, f.code, f.message) for f in findings],
         )
+
+    def lock_ca(self, db: Inventory, ca_name: str) -> None:
+        """Serialise, until ``db``'s transaction ends, what records a CA's certificates and revocations: an
+        issuance writes its file inside this lock, so a file with no row is one whose process died, never one
+        in flight (SQLite: the transaction's write lock is this lock; PostgreSQL: an advisory lock per CA)."""
+        if self.postgres:
+            key = int.from_bytes(hashlib.sha256(f"ca:{ca_name}".encode()).digest()[:8], "big", signed=True)
+            db._execute("SELECT pg_advisory_xact_lock(CAST(? AS BIGINT))", (key,))
+
+    def recorded_artifacts(self, issuer_ca: str, prefix: str) -> set[str]:
+        """The ``artifact`` of every certificate of ``issuer_ca`` whose artifact starts with ``prefix``."""
+        rows = self._execute(
+            "SELECT artifact FROM certificates WHERE issuer_ca = ? AND substr(artifact, 1, ?) = ?",
+            (issuer_ca, len(prefix), prefix),
+        )
+        return {r[0] for r in rows}
+
+    # --- leases -------------------------------------------------------------------------
+    @contextmanager
+    def lease(self, name: str, *, what: str, now: str) -> Iterator[None]:
+        """Hold the lease ``name`` while the block runs: a second holder is refused at once, in one line.
+
+        SQLite (one machine): a row of ``leases`` naming the holder's process; a row whose process is gone from
+        this host (killed) is stale and taken over. PostgreSQL (a shared inventory, several machines): a
+        session-level advisory lock on this store's connection, which the server drops with the connection,
+        so a killed holder never leaves it behind; the row is written too, to say who holds it.
+
+        Raises:
+            StateError: another live process holds the lease.
+        """
+        holder = secrets.token_hex(8)
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        if self.postgres and not self._execute("SELECT pg_try_advisory_lock(CAST(? AS BIGINT))", (key,)).scalar_one():
+            held = self._execute("SELECT pid, host, acquired_at FROM leases WHERE name = ?", (name,)).fetchone()
+            raise StateError(f"{what} is running in another process{_holder(held)}; wait for it to end, then run again")
+        try:
+            with self.transaction() as db:
+                held = db._execute("SELECT pid, host, acquired_at FROM leases WHERE name = ?", (name,)).fetchone()
+                if held is not None and not self.postgres and _alive(int(held[0]), str(held[1])):
+                    raise StateError(
+                        f"{what} is running in another process{_holder(held)}; wait for it to end, then run again"
+                    )
+                db._execute("DELETE FROM leases WHERE name = ?", (name,))
+                db._execute(
+                    "INSERT INTO leases (name, holder, pid, host, acquired_at) VALUES (?, ?, ?, ?, ?)",
+                    (name, holder, os.getpid(), socket.gethostname(), now),
+                )
+            try:
+                yield
+            finally:
+                with self.transaction() as db:
+                    db._execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+        finally:
+            if self.postgres:
+                self._execute("SELECT pg_advisory_unlock(CAST(? AS BIGINT))", (key,))
 
     # --- ceremonies ---------------------------------------------------------------------
     def record_ceremony_start(self, start: dict[str, Any], *, file: str, transcript: str) -> None:
@@ -665,6 +812,23 @@ class Inventory:
                 fh.write(pem_certificate(bytes(der)))
                 count += 1
         return count
+
+
+def _alive(pid: int, host: str) -> bool:
+    """Whether the lease holder's process still runs (one on another host is taken to)."""
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holder(held: Any) -> str:
+    return "" if held is None else f" (process {held[0]} on {held[1]}, since {held[2]})"
 
 
 def pem_certificate(der: bytes) -> bytes:

@@ -146,3 +146,114 @@ def test_a_ceremony_killed_mid_step_leaves_an_interrupted_transcript_and_can_be_
     rows = opened.inventory._execute("SELECT ceremony_id, sealed_at FROM ceremonies WHERE type = 'root-ca'").fetchall()
     assert {r[0]: r[1] is not None for r in rows} == {"root-ca-2026-12": False, "root-ca-2026-12-rerun": True}
     opened.close()
+
+
+ISSUE_POINTS = ("issue.signed", "issue.written", "issue.journaled", "issue.recorded")
+REVOKE_POINTS = ("revoke.checked", "revoke.journaled", "revoke.recorded")
+_ISSUE = """
+import sys
+from pathlib import Path
+from ceremony.issue.single import issue
+from ceremony.model.tbs import Identity
+from ceremony.record.workspace import Workspace
+issue(Workspace.open(Path(sys.argv[1])), ca_name="issuing", profile_name="ss1sp-device",
+      csr=Path(sys.argv[3]).read_bytes(), csr_source=sys.argv[3], identity=Identity(eui64=sys.argv[2], usage="ds"),
+      approved_by="bob")
+"""
+_CLI = "import sys; from ceremony.cli.main import main; sys.exit(main(sys.argv[1:]))"
+_REVOKE = """
+import sys
+from pathlib import Path
+from ceremony.issue.revocation import revoke
+from ceremony.record.workspace import Workspace
+revoke(Workspace.open(Path(sys.argv[1])), ca_name="issuing", serial=sys.argv[2], reason="keyCompromise",
+       requested_by="bob", approved_by="alice")
+"""
+
+
+def _unrecorded(ws: Workspace) -> list[str]:
+    """Certificate files under artifacts/certificates without their row, and journal revocations the
+    inventory does not hold (empty: the records agree)."""
+    recorded = {r[0] for r in ws.inventory._execute("SELECT artifact FROM certificates")}
+    files = [str(p.relative_to(ws.root)) for p in (ws.root / "artifacts" / "certificates").rglob("*.pem")]
+    revoked = {(r[0], r[1]) for r in ws.inventory._execute("SELECT issuer_ca, serial FROM revocations")}
+    journalled = {
+        (e["ca"], s) for e in ws.journal.entries() if e["event"] == "certificate.revoke" for s in e["serials"]
+    }
+    return sorted(f for f in files if f not in recorded) + sorted(f"{c} {s}" for c, s in journalled - revoked)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ISSUE_POINTS)
+def test_single_issuance_killed_at_every_point_is_recovered_by_the_next_command(
+    ca_workspace: Workspace, tmp_path: Path, point: str
+) -> None:
+    root = ca_workspace.root
+    ca_workspace.close()
+    csrs = device_list(tmp_path / "list", 2, pem=True).parent / "csr"
+    _killed_at(point, _ISSUE, str(root), "00DB123400000001", str(csrs / "00DB123400000001-ds.pem"))
+    ws = Workspace.open(root)
+    written = point != "issue.signed"
+    assert len(list((root / "artifacts" / "certificates").rglob("*.pem"))) == int(written)
+    publish_crl(ws, "issuing")  # the next command that touches the CA
+    assert _unrecorded(ws) == []
+    rows = ws.inventory.valid_certificates_of_device("issuing", "00DB123400000001", "ds")
+    assert len(rows) == int(written)
+    recovered = [e for e in ws.journal.entries() if e["event"] == "certificate.recover"]
+    if point in ("issue.written", "issue.journaled"):
+        # Recorded now, verified under the CA; the approval comes from the dead run's journal line when it wrote one.
+        assert [e["serial"] for e in recovered] == [rows[0].serial]
+        assert rows[0].approved_by == ("bob" if point == "issue.journaled" else "unrecorded")
+        assert rows[0].eui64 == "00DB123400000001" and rows[0].usage == "ds" and rows[0].profile == "ss1sp-device"
+    else:
+        assert recovered == []
+    ws.close()
+    # Running the issuance again never gives the identity a second valid certificate.
+    again = subprocess.run([sys.executable, "-c", _CLI, "--workspace", str(root), "issue", "--ca",
+                            "issuing", "--profile", "ss1sp-device", "--eui64", "00DB123400000001", "--usage", "ds",
+                            "--approved-by", "bob", str(csrs / "00DB123400000001-ds.pem")],
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)  # fmt: skip
+    if written:
+        assert again.returncode == 2 and "already has a valid ds certificate" in again.stderr, again.stderr
+    else:
+        assert again.returncode == 0, again.stderr
+    ws = Workspace.open(root)
+    assert len(ws.inventory.valid_certificates_of_device("issuing", "00DB123400000001", "ds")) == 1
+    assert _unrecorded(ws) == [] and ws.journal.verify().ok
+    ws.close()
+
+
+@pytest.mark.slow
+def test_a_planted_file_is_not_recorded_but_reported(ca_workspace: Workspace, tmp_path: Path) -> None:
+    folder = ca_workspace.root / "artifacts" / "certificates" / "issuing"
+    folder.mkdir(parents=True)
+    root_pem = (ca_workspace.root / "artifacts" / "cas" / "root.pem").read_bytes()
+    (folder / "0123.pem").write_bytes(root_pem)  # a real certificate, but not one the issuing CA signed
+    with pytest.raises(StateError, match="is not recorded and is not a certificate of CA issuing: check it by hand"):
+        publish_crl(ca_workspace, "issuing")
+    assert ca_workspace.inventory.count() == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", REVOKE_POINTS)
+def test_revocation_killed_at_every_point_is_reconciled_by_the_next_command(
+    ca_workspace: Workspace, tmp_path: Path, point: str
+) -> None:
+    from ceremony.issue.batch import issue_batch
+
+    issue_batch(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", approved_by="bob", progress=False,
+                devices=device_list(tmp_path / "list", 2))  # fmt: skip
+    serial = ca_workspace.inventory.valid_certificates_of_device("issuing", "00DB123400000001", "ds")[0].serial
+    root = ca_workspace.root
+    ca_workspace.close()
+    _killed_at(point, _REVOKE, str(root), serial)
+    ws = Workspace.open(root)
+    published = publish_crl(ws, "issuing")  # the next command that touches the CA
+    assert _unrecorded(ws) == []
+    journalled = point != "revoke.checked"
+    assert ws.inventory.certificate("issuing", serial).status == ("revoked" if journalled else "valid")  # type: ignore[union-attr]
+    assert published.entries == int(journalled)
+    recovered = [e for e in ws.journal.entries() if e["event"] == "revocation.recover"]
+    assert [e["serials"] for e in recovered] == ([[serial]] if point == "revoke.journaled" else [])
+    assert ws.journal.verify().ok
+    ws.close()

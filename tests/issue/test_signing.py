@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ceremony.errors import InputError, StateError
-from ceremony.issue.signing import IssuanceError, issuer_of, new_serial, sign_checked
+from ceremony.issue.recovery import issuer_of
+from ceremony.issue.signing import IssuanceError, new_serial, sign_checked
 from ceremony.issue.single import create_ca
 from ceremony.lint.certificate import check_certificate
 from ceremony.lint.findings import Finding, Severity

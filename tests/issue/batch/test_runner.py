@@ -15,7 +15,7 @@ from cryptography import x509
 from ceremony.issue.batch import BatchPlan, read_device_list, runner
 from ceremony.issue.batch.plan import build_templates, ca_point, issuer_of_certificate
 from ceremony.issue.batch.runner import check_rows, signing
-from ceremony.issue.signing import issuer_of
+from ceremony.issue.recovery import issuer_of
 from ceremony.model.profiles import get_profile
 from ceremony.model.template import batch_time, utc_time
 from ceremony.record.workspace import Workspace
