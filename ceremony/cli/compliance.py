@@ -32,7 +32,7 @@ def cmd_checks_run(args: argparse.Namespace) -> int:
 
     since, until = parse_period(args.period)
     with opened(args, assessing=True) as ws:
-        ev = Evidence(ws, since=since, until=until)
+        ev = Evidence(ws, since=since, until=until, pack_folders=(Path(args.reports) / "evidence",))
         if until is not None:
             ev.as_of = until
         findings = run_checks(load_catalogue(), ev)
@@ -79,7 +79,13 @@ def cmd_evidence_verify(args: argparse.Namespace) -> int:
     print(report.message)
     if report.words:
         print(f"manifest read aloud: {report.words}")
-    return 0 if report.ok and report.signer_established else 1
+    contradicted = None
+    if args.against is not None and report.ok:
+        from ceremony.compliance.anchors import pack_against_journal
+
+        contradicted = pack_against_journal(Path(args.directory), Path(args.against))
+        print(contradicted or f"the journal of {args.against} extends the journal this pack carries")
+    return 0 if report.ok and report.signer_established and contradicted is None else 1
 
 
 def add_parsers(sub: Any) -> None:
@@ -91,6 +97,7 @@ def add_parsers(sub: Any) -> None:
     c = checks.add_parser("run", help="run every check on the workspace; exit 1 unless the verdict is approved")
     c.add_argument("--period", metavar="FROM..TO", help="assess events in these dates (inclusive)")
     c.add_argument("--all", action="store_true", help="show passes and not-applicable findings too")
+    c.add_argument("--reports", default="reports", help="reports directory whose earlier packs the journal must extend")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_checks_run)
 
@@ -113,4 +120,5 @@ def add_parsers(sub: Any) -> None:
     e = evidence.add_parser("verify", help="check every hash and the signature; exit 1 naming the first mismatch")
     e.add_argument("directory")
     e.add_argument("--trust", metavar="PUBKEY", help="the officer's published public key (PEM)")
+    e.add_argument("--against", metavar="WORKSPACE", help="also check that this workspace's journal extends the pack's")
     e.set_defaults(func=cmd_evidence_verify)

@@ -29,12 +29,14 @@ from ceremony.model.tbs import Identity, Usage, subject_name
 from ceremony.procedures.attestation import key_fingerprint, participants, sign_transcript
 from ceremony.record.batches import batches
 from ceremony.record.crls import crls
+from ceremony.record.registers import record_registers
 from ceremony.record.symmetric_keys import symmetric_keys
 from ceremony.record.transcript import read_entries
 from ceremony.record.workspace import Workspace, init_workspace
 from ceremony.reporting.notebooks import notebooks_dir, run_notebook
 
 DEMO_APPROVER = "bob"  # the register's RA officer
+DEMO_ADMINISTRATOR = "alice"  # the register's administrator, who puts register changes on record
 DEMO_OFFICER = "victor"  # the register's compliance officer, who signs the evidence pack
 ROOT, ISSUING = "s1sp-root", "s1sp-issuing"  # as named in data/ceremonies/{root,issuing}-ca.yaml
 TOKEN_LABEL = "s1sp-ca-token"  # noqa: S105 - a label; as named in data/ceremonies/token-init.yaml
@@ -173,9 +175,7 @@ def run_demo(
     batch (notebook 30) → one device revoked, CRL and ARL published (notebook 40) → lint → export."""
     if devices < 0 or devices > 10_000:
         raise InputError(f"--devices must be between 0 and 10000 (got {devices})")
-    ws = init_workspace(
-        workspace, token_label=TOKEN_LABEL, initialise_token=False, database=database, purpose="demo"
-    )
+    ws = init_workspace(workspace, token_label=TOKEN_LABEL, initialise_token=False, database=database, purpose="demo")
     say = notice or (lambda text: print(text, file=sys.stderr))
     if ws.config.key_store.kind == "software":
         say(
@@ -187,6 +187,7 @@ def run_demo(
     result = DemoResult(workspace=ws.root, key_store=ws.config.key_store.kind)
     try:
         register = demo_register(ws)
+        record_registers(ws, by=DEMO_ADMINISTRATOR, reason="the demo's participant register")
         say("running the key ceremonies as notebooks: token, root CA, issuing CA, backup and restore, destruction")
         result.transcripts, result.runs = run_ceremonies(ws, register, reports or Path.cwd() / "reports")
         ws.close()
@@ -262,6 +263,7 @@ def _evidence(ws: Workspace, result: DemoResult, reports: Path, say: Any) -> Non
         shutil.copy2(data_dir() / "registers" / f"{name}.yaml", registers / f"{name}.yaml")
     (registers / "hsms.yaml").write_text(DEMO_HSMS, encoding="utf-8")
     (registers / "waivers.yaml").write_text(DEMO_WAIVERS, encoding="utf-8")
+    record_registers(ws, by=DEMO_ADMINISTRATOR, reason="the demo's registers, before its first assessment")
     pdf = bool(available_renderers())
     if not pdf:
         say("notice: neither Chromium nor WeasyPrint can render here; the evidence pack is built without PDFs")

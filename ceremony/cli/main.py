@@ -31,11 +31,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(
         f"workspace {ws.root} created with the {kind} key store"
         + ("" if kind == "pkcs11" else " (SOFTWARE: for trying the tool only; not a token)")
-        + (
-            f"; token {args.token_label!r} awaits its token-initialisation ceremony"
-            if args.no_token or ws.live
-            else ""
-        )
+        + (f"; token {args.token_label!r} awaits its token-initialisation ceremony" if args.no_token or ws.live else "")
         + ("" if ws.live else f"; {ws.mark}")
     )
     ws.close()
@@ -335,9 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         pdf = render_pdf(result.executed, result.executed.with_suffix(".pdf"))
     if args.json:
-        print_json(
-            {"run_dir": str(result.run_dir), "executed": str(result.executed), "pdf": str(pdf) if pdf else None}
-        )
+        print_json({"run_dir": str(result.run_dir), "executed": str(result.executed), "pdf": str(pdf) if pdf else None})
     else:
         print(f"executed {result.executed}" + (f"\npdf {pdf}" if pdf else ""))
     return 0
@@ -486,12 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     from ceremony.cli import activation as cli_activation
     from ceremony.cli import compliance as cli_compliance
     from ceremony.cli import people as cli_people
+    from ceremony.cli import registers as cli_registers
     from ceremony.cli import workspace as cli_workspace
 
     cli_compliance.add_parsers(sub)
     cli_workspace.add_parsers(sub)
     cli_activation.add_parsers(sub)
     cli_people.add_parsers(sub)
+    cli_registers.add_parsers(sub)
 
     p = sub.add_parser("approve", help="record an approval of a ceremony file (by its SHA-256)")
     p.add_argument("file", help="ceremony file (YAML)")

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ceremony.errors import CeremonyError
+from ceremony.errors import CeremonyError, ConfigError
 from ceremony.model.events import Event
 from ceremony.model.people import Register, default_register, load_register
 from ceremony.model.policy import PolicyParameters, load_policy
@@ -122,6 +122,9 @@ class Evidence:
     until: datetime | None = None
     #: Results several checks share (the certificate pass, parsed CRLs), computed once.
     cache: dict[str, Any] = field(default_factory=dict)
+    #: Folders holding this workspace's earlier evidence packs (``<reports>/evidence``), whose journals the
+    #: journal now must extend (LOG-03).
+    pack_folders: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if self.as_of is None:
@@ -144,7 +147,13 @@ class Evidence:
 
     @cached_property
     def register(self) -> Register:
-        return load_register(default_register(self.ws.root))
+        """The workspace's own participant register (never the example in data/): without one, the checks
+        that need it cannot decide."""
+        try:
+            path = default_register(self.ws.root)
+        except ConfigError as exc:
+            raise MissingRegister(exc.diagnostics()) from exc
+        return load_register(path)
 
     @cached_property
     def registers(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ certificates. cRLNumber strictly increases per CA; thisUpdate/nextUpdate come fr
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.errors import InputError, StateError
 from ceremony.faults import crash_point
-from ceremony.fs import write_once
+from ceremony.fs import read_regular, write_once
+from ceremony.issue.recovery import issuer_of
 from ceremony.issue.revocation import REASON_CODES
-from ceremony.issue.signing import issuer_of
 from ceremony.lint.certificate import check_crl
 from ceremony.lint.findings import failing
 from ceremony.model.events import CrlPublish, CrlRecover
@@ -31,10 +32,13 @@ from ceremony.model.people import operator
 from ceremony.model.policy import load_policy
 from ceremony.model.tbs import key_identifier
 from ceremony.model.template import ECDSA_WITH_SHA256, der_length
+from ceremony.record.checkpoints import write_checkpoint
 from ceremony.record.crls import CRLRecord, add_crl, last_crl
 from ceremony.record.revocations import crl_entries, revocation_count
 from ceremony.record.workspace import Workspace
 
+#: A CRL file found unrecorded is read up to this size (a CRL of a million entries is some 40 MB).
+CRL_FILE_LIMIT = 256 << 20
 _CRL_REASON_OID = bytes.fromhex("0603551d15")  # 2.5.29.21
 _CRL_NUMBER_OID = bytes.fromhex("0603551d14")  # 2.5.29.20
 _AKI_OID = bytes.fromhex("0603551d23")  # 2.5.29.35
@@ -157,9 +161,25 @@ class Published:
     sha256: str
 
 
+def _refuse_planted(ws: Workspace, relative: str) -> None:
+    """Refuse, before anything is signed, a symbolic link (or anything but a regular file) at the next CRL's
+    path or at a directory on the way to it: a link is never followed (DESIGN.md principle 9)."""
+    path, parts = ws.root, Path(relative).parts
+    for depth, part in enumerate(parts, start=1):
+        path = path / part
+        if os.path.islink(path):
+            what = "the next CRL" if depth == len(parts) else "a CRL directory"
+            raise StateError(
+                f"{path} is a symbolic link where {what} belongs; nothing was signed: remove the link and run "
+                "`ceremony crl` again"
+            )
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise StateError(f"{path} is not a regular file where the next CRL belongs; nothing was signed: remove it")
+
+
 def _recover(ws: Workspace, ca_name: str, kind: str, number: int, ca_cert: x509.Certificate) -> None:
     relative = f"artifacts/crls/{ca_name}-{number}.{kind}"
-    data = (ws.root / relative).read_bytes()
+    data = read_regular(ws.root / relative, CRL_FILE_LIMIT, "CRL")
     try:
         crl = x509.load_der_x509_crl(data)
         signed = crl.is_signature_valid(ca_cert.public_key())  # type: ignore[arg-type]
@@ -205,9 +225,11 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
     number = last.number + 1
     # A crash between writing a CRL and recording it leaves a signed file the inventory does not know:
     # it is recorded now (it was signed by this CA, whoever saw it), and its number stays spent.
-    while (ws.root / f"artifacts/crls/{ca_name}-{number}.{kind}").exists():
+    while os.path.lexists(ws.root / f"artifacts/crls/{ca_name}-{number}.{kind}"):
+        _refuse_planted(ws, f"artifacts/crls/{ca_name}-{number}.{kind}")
         _recover(ws, ca_name, kind, number, ca_cert)
         number += 1
+    _refuse_planted(ws, f"artifacts/crls/{ca_name}-{number}.{kind}")
     if last.this_update is not None and this_update.isoformat() < last.this_update:
         raise StateError(
             f"the clock says {this_update.isoformat()}, before the last CRL of {ca_name} ({last.this_update})"
@@ -259,4 +281,11 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
         )
         crash_point("crl.journaled")
     crash_point("crl.recorded")
+    write_checkpoint(
+        ws.journal,
+        key,
+        key_label=ca.key_label,
+        reason=f"{kind} {ca_name} #{number} published",
+        anchors={relative: digest},
+    )
     return Published(ca_name, kind, number, count, this_update, next_update, ws.root / relative, digest)

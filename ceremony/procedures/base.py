@@ -48,6 +48,7 @@ from ceremony.model.events import Action, StepFailed
 from ceremony.model.people import operator
 from ceremony.model.policy import PolicyParameters
 from ceremony.procedures.consoles import Console
+from ceremony.record.checkpoints import write_checkpoint
 from ceremony.record.inventory import key_row
 from ceremony.record.transcript import Transcript
 from ceremony.record.workspace import Workspace, activation_purpose
@@ -334,7 +335,19 @@ class Procedure:
         if missing:
             raise StateError(f"cannot seal: declared outputs not written: {', '.join(missing)}")
         store, label = self.seal_with
-        entry = self.transcript.seal(store.load(label), key_label=label)
+        key = store.load(label)
+        entry = self.transcript.seal(key, key_label=label)
+        if not self.rehearsal:  # the rehearsal area's journal is throwaway; a live seal anchors the journal
+            write_checkpoint(
+                self.ws.journal,
+                key,
+                key_label=label,
+                reason=f"ceremony {self.spec.ceremony_id} sealed",
+                anchors={
+                    "transcript": self.transcript.path.relative_to(self.ws.root).as_posix(),
+                    "sealed_hash": entry["sealed_hash"],
+                },
+            )
         self._unlock()
         self.ws.inventory.record_ceremony_seal(
             self.spec.ceremony_id,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import platform
 import shutil
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from ceremony.compliance.pack import MANIFEST, SIGNATURE, SIGNER, fingerprint_words
-from ceremony.errors import CeremonyError, InputError
+from ceremony.errors import CeremonyError, InputError, StateError
+from ceremony.fs import create, make_dirs, open_regular, write_once
 from ceremony.keys.personal import PersonalKey, TokenRef, person_pin
 from ceremony.procedures.attestation import key_fingerprint, signing_key
 from ceremony.record.manifest import file_list
@@ -152,6 +154,32 @@ def traceability(catalogue: Any, findings: list[Any]) -> list[dict[str, str]]:
     return rows
 
 
+def _journal_anchor(ws: Workspace, out: Path) -> dict[str, Any]:
+    """The journal's head and last signed checkpoint as the pack carries them (its copy of the journal and of
+    checkpoints.jsonl), for the signed manifest: a later edit of the journal contradicts this pack."""
+    from ceremony.fs import read_regular, write_once
+    from ceremony.model.events import Event
+    from ceremony.record.checkpoints import CHECKPOINTS_FILE, workspace_identity
+    from ceremony.record.transcript import read_entries, verify_chain
+
+    source = ws.root / CHECKPOINTS_FILE
+    if source.is_file():
+        write_once(out / CHECKPOINTS_FILE, read_regular(source, 1 << 30, "checkpoint log"), what="pack files")
+    status = verify_chain(out / "journal.jsonl")
+    entries = read_entries(out / "journal.jsonl")
+    checkpoints = [e for e in entries if e.get("event") == Event.JOURNAL_CHECKPOINT]
+    last = checkpoints[-1] if checkpoints else None
+    return {
+        "workspace": workspace_identity(entries),
+        "entries": len(entries),
+        "head": entries[-1]["hash"] if entries else None,
+        "chain_ok": status.ok,
+        "last_checkpoint": None
+        if last is None
+        else {k: last.get(k) for k in ("checkpoint", "entries", "head", "signed_at", "key_label", "signature")},
+    }
+
+
 def _previous_findings(evidence_root: Path, current: Path) -> tuple[str | None, list[dict[str, Any]]]:
     packs = sorted(p for p in evidence_root.iterdir() if p.is_dir() and p != current and (p / MANIFEST).is_file())
     if not packs:
@@ -208,10 +236,14 @@ def build_pack(
 
     since, until = parse_period(period)
     signer, key = _signer(ws, person, key_path, token)  # refused before anything is written
+    sources = _workspace_evidence(ws)  # a planted link is refused before anything is written too
     now = now or ws.clock.now()
     root = reports / "evidence"
+    for where in (reports, root):
+        if os.path.islink(where) and not where.exists():  # a pack is never written through a dangling link
+            raise InputError(f"--reports: {where} is a dangling symbolic link; remove it or name another directory")
     out = root.resolve() / now.strftime("%Y%m%dT%H%M%S.%fZ")
-    out.mkdir(parents=True)
+    _new_pack_dir(out)
     stages: dict[str, float] = {}
     mark = stopwatch.perf_counter()
 
@@ -221,7 +253,7 @@ def build_pack(
         mark = stopwatch.perf_counter()
 
     catalogue = load_catalogue()
-    ev = Evidence(ws, as_of=until or now, since=since, until=until)
+    ev = Evidence(ws, as_of=until or now, since=since, until=until, pack_folders=(root,))
     findings = run_checks(catalogue, ev)
     stage("checks")
     workers = ev.cache.get("certificate_pass_seconds", 0.0)
@@ -231,7 +263,9 @@ def build_pack(
     previous_name, previous = _previous_findings(root, out)
     changes = compare(findings, previous)
     titles = {c.id: c for c in catalogue.controls}
-    (out / "findings.json").write_text(
+    _write(
+        out,
+        "findings.json",
         json.dumps(
             {
                 "as_of": ev.as_of.isoformat(),
@@ -252,9 +286,8 @@ def build_pack(
             },
             indent=1,
         ),
-        encoding="utf-8",
     )
-    with (out / "findings.csv").open("w", newline="", encoding="utf-8") as fh:
+    with create(out / "findings.csv", text=True, what="pack files", root=out) as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "control", "title", "severity", "outcome", "waived", "subject", "message", "evidence"])
         for f in findings:
@@ -271,48 +304,51 @@ def build_pack(
                     " ".join(f.evidence),
                 ]
             )
-    shutil.copy2(catalogue_path(), out / "controls.yaml")
-    shutil.copy2(data_dir() / "policy" / "s1spkm-parameters.yaml", out / "policy-parameters.yaml")
-    (out / "registers").mkdir()
+    _copy_file(catalogue_path(), out, "controls.yaml")
+    _copy_file(data_dir() / "policy" / "s1spkm-parameters.yaml", out, "policy-parameters.yaml")
+    make_dirs(out / "registers", root=out)
     for name in ("documents", "assessments", "incidents", "hsms", "waivers"):
         if (ws.root / "registers" / f"{name}.yaml").is_file():  # the workspace's own; examples never stand in
-            shutil.copy2(ws.root / "registers" / f"{name}.yaml", out / "registers" / f"{name}.yaml")
+            _copy_file(ws.root / "registers" / f"{name}.yaml", out, f"registers/{name}.yaml", ws.root)
     from ceremony.model.people import default_register
 
-    shutil.copy2(default_register(ws.root), out / "registers" / "people.yaml")
+    register = default_register(ws.root)
+    _copy_file(register, out, "registers/people.yaml", ws.root if register.is_relative_to(ws.root) else None)
     stage("catalogue, policy and registers")
 
     write_parquet(ev.frames, out / "inventory")
     stage("inventory snapshot")
 
-    (out / "transcripts").mkdir()
-    for path in sorted(ws.transcripts_dir.iterdir()):
-        if path.suffix in (".jsonl", ".json") and path.is_file():
-            shutil.copy2(path, out / "transcripts" / path.name)
-    shutil.copy2(ws.journal_path, out / "journal.jsonl")
-    for sub in ("cas", "crls"):
-        if (ws.artifacts_dir / sub).is_dir():
-            shutil.copytree(ws.artifacts_dir / sub, out / "artifacts" / sub)
+    make_dirs(out / "transcripts", root=out)
+    recorded_cas = _recorded_ca_certificates(ws)
+    for source, rel in sources:  # transcripts, journal, CA certificates and CRLs: read without following a link
+        if rel in recorded_cas:  # the CA certificate on record; a file that differs is LOG-04's finding, not evidence
+            _write(out, rel, recorded_cas.pop(rel))
+        else:
+            _copy_file(source, out, rel, ws.root)
+    for rel, pem in recorded_cas.items():  # a CA certificate file gone from the artifacts: the record still travels
+        _write(out, rel, pem)
+    anchor = _journal_anchor(ws, out)
     stage("transcripts, journal and artifacts")
 
-    (out / "token-keys.json").write_text(json.dumps(_token_keys(ws), indent=1), encoding="utf-8")
-    (out / "versions.json").write_text(json.dumps(_versions(), indent=1), encoding="utf-8")
+    _write(out, "token-keys.json", json.dumps(_token_keys(ws), indent=1))
+    _write(out, "versions.json", json.dumps(_versions(), indent=1))
     stage("token attributes and versions")
 
     pdfs: list[Path] = []
     runs = _runs_for(ws, reports, since, until)
     if runs:
-        (out / "notebooks").mkdir()
+        make_dirs(out / "notebooks", root=out)
     for executed in runs:
         target = out / "notebooks" / f"{executed.parent.name}.ipynb"
-        shutil.copy2(executed, target)
+        _copy_file(executed, out, target.relative_to(out).as_posix())
         if pdf:
             pdfs.append(_pdf(target, target.with_suffix(".pdf"), hide_code=False))
     stage("ceremony notebooks and their PDFs")
 
     evidence_files = file_list(out)
-    (out / EVIDENCE_MANIFEST).write_text(json.dumps({"files": evidence_files}, indent=1), encoding="utf-8")
-    evidence_digest = (out / EVIDENCE_MANIFEST).read_bytes()
+    evidence_digest = json.dumps({"files": evidence_files}, indent=1).encode("utf-8")
+    _write(out, EVIDENCE_MANIFEST, evidence_digest)
     run = run_notebook(
         notebooks_dir() / REPORT_NOTEBOOK,
         {
@@ -325,19 +361,19 @@ def build_pack(
         reports_dir=reports,
         progress=False,
     )
-    (out / "report").mkdir(exist_ok=True)
+    make_dirs(out / "report", root=out)
     report = out / "report" / REPORT_NOTEBOOK
-    shutil.copy2(run.executed, report)
+    _copy_file(run.executed, out, f"report/{REPORT_NOTEBOOK}")
     stage("report notebook")
     if pdf:
         pdfs.insert(0, _pdf(report, out / "report.pdf", hide_code=True))
     stage("report PDF")
 
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    (out / SIGNER).write_bytes(public)
-    (out / "README.md").write_text(_readme(signer, key_fingerprint(key.public_key()), ws.mark), encoding="utf-8")
+    _write(out, SIGNER, public)
+    _write(out, "README.md", _readme(signer, key_fingerprint(key.public_key()), ws.mark))
     files = file_list(out, skip=(MANIFEST, SIGNATURE, "SHA256SUMS"))
-    (out / "SHA256SUMS").write_text("".join(f"{e['sha256']}  {e['path']}\n" for e in files), encoding="utf-8")
+    _write(out, "SHA256SUMS", "".join(f"{e['sha256']}  {e['path']}\n" for e in files))
     files = file_list(out, skip=(MANIFEST, SIGNATURE))
     manifest = {
         "format": "s1spki-evidence-pack/1",
@@ -346,14 +382,19 @@ def build_pack(
         "workspace_purpose": ws.config.purpose,
         "period": period or "all",
         "verdict": result.verdict,
-        "signer": {"person": signer, "key": key_fingerprint(key.public_key()), "key_kind": key.kind,
-                   "key_origin": key.origin},
+        "signer": {
+            "person": signer,
+            "key": key_fingerprint(key.public_key()),
+            "key_kind": key.kind,
+            "key_origin": key.origin,
+        },
         "evidence_manifest_sha256": hashlib.sha256(evidence_digest).hexdigest(),
+        "journal": anchor,
         "files": files,
     }
     data = json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
-    (out / MANIFEST).write_bytes(data)
-    (out / SIGNATURE).write_bytes(key.sign(data))
+    _write(out, MANIFEST, data)
+    _write(out, SIGNATURE, key.sign(data))
     stage("manifest and signature")
     return PackResult(
         out,
@@ -366,6 +407,78 @@ def build_pack(
         stages,
         ws.config.purpose,
     )
+
+
+def _recorded_ca_certificates(ws: Workspace) -> dict[str, bytes]:
+    """Each CA's certificate as the inventory holds it (PEM), by its path in the pack: a pack carries the
+    certificates on record, so that a forged file in artifacts/cas/ never reaches a signed pack."""
+    from ceremony.record.crossref import stored_cas
+    from ceremony.record.inventory import pem_certificate
+
+    return {f"artifacts/cas/{ca.name}.pem": pem_certificate(ws.inventory.ca_certificate_der(ca.name))
+            for ca in stored_cas(ws.inventory)}  # fmt: skip
+
+
+def _workspace_evidence(ws: Workspace) -> list[tuple[Path, str]]:
+    """The workspace files a pack carries, with their paths in it: transcripts, the journal, CA certificates and
+    CRLs. A symbolic link among them is refused, never followed: it could carry any file (a deposited share's
+    words) into the signed pack."""
+
+    def refuse(path: Path) -> None:
+        if os.path.islink(path):
+            raise StateError(
+                f"{path} is a symbolic link; an evidence pack never follows one (it could carry any file into the "
+                "signed pack): replace it with the real file"
+            )
+
+    found: list[tuple[Path, str]] = []
+    if ws.transcripts_dir.is_dir():
+        refuse(ws.transcripts_dir)
+        for path in sorted(ws.transcripts_dir.iterdir()):
+            refuse(path)
+            if path.suffix in (".jsonl", ".json") and path.is_file():
+                found.append((path, f"transcripts/{path.name}"))
+    refuse(ws.journal_path)
+    found.append((ws.journal_path, "journal.jsonl"))
+    refuse(ws.artifacts_dir)
+    for sub in ("cas", "crls"):
+        top = ws.artifacts_dir / sub
+        refuse(top)
+        if not top.is_dir():
+            continue
+        for parent, dirs, files in os.walk(top):
+            dirs.sort()
+            for name in sorted((*dirs, *files)):
+                refuse(Path(parent) / name)
+            for name in sorted(files):
+                path = Path(parent) / name
+                found.append((path, path.relative_to(ws.root).as_posix()))
+    return found
+
+
+def _new_pack_dir(out: Path) -> None:
+    """The pack's directory, new, its parents reached without following a link."""
+    make_dirs(out.parent)
+    try:
+        os.mkdir(out, 0o755)
+    except FileExistsError:
+        raise StateError(f"{out} exists; an evidence pack is written to a new directory") from None
+    os.chmod(out, 0o755, follow_symlinks=False)  # noqa: S103 - a pack is public evidence; 0755 whatever the umask
+
+
+def _write(pack: Path, rel: str, data: str | bytes) -> None:
+    """A new file of the pack (exclusive, never through a link, 0644 whatever the umask)."""
+    write_once(pack / rel, data.encode("utf-8") if isinstance(data, str) else data, what="pack files", root=pack)
+
+
+def _copy_file(source: Path, pack: Path, rel: str, source_root: Path | None = None) -> None:
+    """Copy ``source`` into the pack at ``rel``: read without following a link (nor, below ``source_root``,
+    a linked directory), written exclusively (see :mod:`ceremony.fs`)."""
+    with (
+        open_regular(source, "evidence file", root=source_root) as src,
+        create(pack / rel, what="pack files", root=pack) as dst,
+    ):
+        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def _pdf(notebook: Path, out: Path, *, hide_code: bool) -> Path:
@@ -428,5 +541,3 @@ attestations and seals), journal.jsonl, artifacts/ (CA certificates, CRLs), note
 ceremony notebooks and their PDFs), token-keys.json, versions.json, {EVIDENCE_MANIFEST} (the evidence
 the report quotes), SHA256SUMS, {MANIFEST}, {SIGNATURE}, {SIGNER}.
 """
-
-

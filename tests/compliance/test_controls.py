@@ -40,6 +40,7 @@ from ceremony.procedures.attestation import (
     participants,
     sign_transcript,
 )
+from ceremony.record.registers import record_registers
 from ceremony.record.transcript import GENESIS, canonical, entry_hash, read_entries
 from ceremony.record.workspace import PASSPHRASE_ENV, PIN_ENV, Workspace, init_workspace
 from tests.support.ceremony_files import CEREMONIES, ORDER, run
@@ -148,6 +149,7 @@ def _build(root: Path, store: Store) -> Path:
         mp.setenv(clock.PIN_VARIABLE, clock.pin(CEREMONIES_AT).to_environment())
         ws = init_workspace(root, key_store=store, token_label=TOKEN, initialise_token=False, purpose="test")
         register = demo_register(ws)
+        record_registers(ws, by="alice", reason="the golden workspace's participant register")
         ws.close()
         for kind in (*ORDER, "symmetric-key"):
             run(root, CEREMONIES / f"{kind}.yaml")
@@ -175,6 +177,11 @@ def _build(root: Path, store: Store) -> Path:
     (root / "registers").mkdir()
     for name, content in _registers().items():
         (root / "registers" / f"{name}.yaml").write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(clock.PIN_VARIABLE, clock.pin(CEREMONIES_AT + timedelta(minutes=30)).to_environment())
+        ws = Workspace.open(root)
+        record_registers(ws, by="alice", reason="the registers of a compliant S1SP")
+        ws.close()
     return root
 
 
@@ -704,6 +711,43 @@ def _mark_removed(case: Case) -> Expected:
     return [("workspace.yaml", "mark-changed")] + [(i, "trial-evidence") for i in ids]
 
 
+def _register_changed_unrecorded(case: Case) -> Expected:
+    """The HSM register is edited after its record: nobody put the change on record."""
+    case.edit_yaml("registers/hsms.yaml", lambda d: d["hsms"][0].update(firmware="9.9.9"))
+    return [("registers/hsms.yaml", "changed")]
+
+
+def _journal_rechained(case: Case) -> Expected:
+    """An issuance's approver edited in the journal and the chain recomputed: every checkpoint signed after
+    that entry names a head the journal no longer has."""
+
+    def change(entries: list[dict[str, Any]]) -> None:
+        next(e for e in entries if e["event"] == "certificate.issue").update(approved_by="alice")
+
+    _rewrite(case.root / "journal.jsonl", change)
+    entries = read_entries(case.root / "journal.jsonl")
+    edited = next(e["seq"] for e in entries if e["event"] == "certificate.issue")
+    after = [e for e in entries if e["event"] == "journal.checkpoint" and e["entries"] >= edited]
+    return [(f"checkpoint {e['checkpoint']}", "rewritten") for e in after]
+
+
+def _certificate_file_swapped(case: Case) -> Expected:
+    """One organisation certificate's file holds the other's certificate."""
+    ds, ka = case.serial("ss1sp-organisation", "ds"), case.serial("ss1sp-organisation", "ka")
+    path = lambda serial: case.root / "artifacts" / "certificates" / ISSUING / f"{serial}.pem"  # noqa: E731
+    _write(path(ds), path(ka).read_bytes())
+    return [(f"certificate {ISSUING} {ds}", "artifact")]
+
+
+def _issued_backdated(case: Case) -> Expected:
+    """A certificate's issued_at moved a year back in SQL: before its notBefore and its journal entry."""
+    serial = case.serial("ss1sp-organisation", "ds")
+    earlier = (AS_OF - timedelta(days=365)).isoformat()
+    case.sql("UPDATE certificates SET issued_at = ? WHERE issuer_ca = ? AND serial = ?", (earlier, ISSUING, serial))
+    subject = f"certificate {ISSUING} {serial}"
+    return [(subject, "issued-before-validity"), (subject, "issued-at")]
+
+
 @dataclass(frozen=True)
 class Golden:
     """A control's golden pair: what its check examines on the clean workspace (the pass finding's message),
@@ -755,15 +799,25 @@ GOLDEN: dict[str, Golden] = {
     "REV-02": Golden("1 CRL files", _crl_file_changed),
     "REV-03": Golden("1 revocations against 1 CRLs", _revoked_without_crl),
     "REV-04": Golden("1 CRL entries", _crl_lists_a_valid_certificate),
-    "LOG-01": Golden("25 journal entries", _journal_tampered),
+    "LOG-01": Golden("38 journal entries", _journal_tampered),
     "LOG-02": Golden(
         "records reach back to the workspace's creation 2026-12-01 (0 days; retention 7 years)", _transcript_deleted
     ),
     "PER-01": Golden("48 seats at 7 ceremonies", _training_lapsed),
     "PER-02": Golden("revocations, ceremony seats and approvals", _revocation_self_approved),
     "GOV-05": Golden("marked 'test' at init; 7 ceremonies' runs", _mark_removed),
+    "GOV-06": Golden("5 registers against 5 records in the journal", _register_changed_unrecorded),
+    "LOG-03": Golden("8 signed checkpoints; the journals of 0 earlier evidence packs", _journal_rechained),
+    "LOG-04": Golden(
+        "6 certificates, 0 batches, 1 CRLs and 2 CAs against 38 journal entries, the artifact files and the token",
+        _certificate_file_swapped,
+    ),
+    "LOG-05": Golden(
+        "issuance, revocation and CRL times against 38 journal entries and the CRL files", _issued_backdated
+    ),
     "KEY-09": Golden(
-        "secrets/ and share-cards/ against 3 splits and 2 component sets", _quorum_left_at_rest,
+        "secrets/ and share-cards/ against 3 splits and 2 component sets",
+        _quorum_left_at_rest,
         prepare=_nothing_at_rest,
     ),  # fmt: skip
     "CER-10": Golden(
@@ -840,7 +894,9 @@ def _parametrised(test: Callable[..., None]) -> set[str]:
 
 def test_every_control_in_the_catalogue_has_a_passing_and_a_failing_golden_case() -> None:
     catalogue = set(CATALOGUE)
-    assert len(catalogue) == 41  # + GOV-05, KEY-09 (issue I), + CER-10 (participants' own keys)
+    assert (
+        len(catalogue) == 45
+    )  # + GOV-05, KEY-09 (issue I), + CER-10 (participants' own keys), + GOV-06, LOG-03..05 (J)
     assert _parametrised(test_control_passes) == catalogue
     assert _parametrised(test_control_fails) == catalogue
 

@@ -46,9 +46,7 @@ def test_as_of_defaults_to_now_by_the_workspace_s_clock(ws: Workspace) -> None:
     finally:
         fixed.close()
     # A test workspace honours the suite's pinned clock (tests/conftest.py), not the machine's date.
-    assert (
-        timedelta(0) <= Evidence(ws).as_of - datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc) < timedelta(days=1)
-    )
+    assert timedelta(0) <= Evidence(ws).as_of - datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc) < timedelta(days=1)
 
 
 def test_an_explicit_as_of_is_kept(ws: Workspace) -> None:

@@ -25,7 +25,7 @@ from ceremony.model.events import Event
 from ceremony.procedures import activation
 from ceremony.procedures.consoles import Unattended
 from ceremony.record.workspace import PIN_ENV, Workspace, init_workspace
-from tests.support.ceremony_files import CEREMONIES, approve
+from tests.support.ceremony_files import CEREMONIES, approve, write_register
 from tests.support.csr_factory import good_org_csr
 from tests.support.custodians import Custodians
 
@@ -43,6 +43,7 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Custodi
         monkeypatch.delenv(name, raising=False)
     root = tmp_path / "ws"
     init_workspace(root, key_store="pkcs11", token_label=TOKEN).close()
+    write_register(root)  # the workspace's own register (there is no fallback to the example)
     people = Custodians()
     for kind in ("token-init", "root-ca", "issuing-ca"):
         approve(root, CEREMONIES / f"{kind}.yaml")
@@ -102,7 +103,7 @@ def test_a_live_workspace_issues_revokes_and_publishes_after_activation_and_keep
     (ended,) = _events(root, Event.TOKEN_ACTIVATION_ENDED)
     assert started["custodians"] == ["carol", "dave"] and started["quorum_m"] == 2
     assert ended["session"] == started["session"] and ended["reason"] == "ended"
-    assert ended["operations"] == 2  # the certificate and the CRL
+    assert ended["operations"] == 3  # the certificate, the CRL and the journal checkpoint signed with it
 
     # find WS: no PIN, no share, no quorum of any secret, anywhere in the workspace
     pin = pin_from_secret(combine(list(people.shares[f"{TOKEN}.user-pin"].values())[:2])).encode()

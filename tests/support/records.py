@@ -48,4 +48,3 @@ def symmetric_key(label: str, **overrides: Any) -> SymmetricKeyRecord:
         predecessor=None, serves="s1sp-dcc", wrapped_export=1, ceremony_id="sym-2026-12",
     )  # fmt: skip
     return replace(record, **overrides)
-

@@ -18,6 +18,7 @@ from ceremony.compliance.controls import (
     keys,
     logs,
     personnel,
+    records,
     revocation,
 )
 from ceremony.compliance.findings import CheckFunction
@@ -28,6 +29,7 @@ CHECKS: dict[str, CheckFunction] = {
     "GOV-03": governance.findings_remediated,
     "GOV-04": governance.incidents_notified,
     "GOV-05": custody.workspace_marked,
+    "GOV-06": records.registers_on_record,
     "CER-01": ceremonies.scripts_approved,
     "CER-02": ceremonies.transcripts_intact,
     "CER-03": ceremonies.transcripts_attested,
@@ -62,6 +64,9 @@ CHECKS: dict[str, CheckFunction] = {
     "REV-04": revocation.revoked_serials_real,
     "LOG-01": logs.journal_intact,
     "LOG-02": logs.retention,
+    "LOG-03": records.journal_anchored,
+    "LOG-04": records.records_agree,
+    "LOG-05": records.times_agree,
     "PER-01": personnel.vetted_and_trained,
     "PER-02": personnel.separation_of_duties,
 }

@@ -24,5 +24,3 @@ def person_key(ev: Evidence, pid: str) -> tuple[str, str]:
     """Who a register id is: the same name and organisation under two ids is one person."""
     person = ev.register.people.get(pid)
     return (person.name.casefold(), person.organisation.casefold()) if person else (pid, "?")
-
-

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.errors import InputError, StateError
@@ -25,13 +28,14 @@ from ceremony.issue.batch.devices import (
 )
 from ceremony.issue.batch.plan import BatchPlan, build_templates, ca_point, issuer_of_certificate, prove_exemplar
 from ceremony.issue.batch.runner import CHUNK, check_rows, progress_bar, signing
-from ceremony.issue.signing import issuer_of
+from ceremony.issue.recovery import issuer_of
 from ceremony.model.events import BatchRefused, BatchResume, BatchStart
 from ceremony.model.people import check_person, operator
-from ceremony.model.profiles import get_profile
+from ceremony.model.profiles import ResolvedProfile, get_profile
 from ceremony.model.template import batch_time, utc_time
 from ceremony.record import batches
 from ceremony.record.batches import BatchCertificateRow, SignedInBatch
+from ceremony.record.checkpoints import write_checkpoint
 from ceremony.record.workspace import Workspace
 
 __all__ = (
@@ -44,6 +48,7 @@ __all__ = (
     "Reject",
     "Row",
     "batch_id_for",
+    "check_bundle_path",
     "identity_key",
     "issue_batch",
     "read_device_list",
@@ -70,7 +75,7 @@ def issue_batch(
 
     The device list is the approved request: a CSV with the columns ``eui64,usage,csr`` (the CSR path
     relative to the list's directory, PEM or DER). Its SHA-256, the CA, the profile and the re-key
-    flag make the batch id, so running the same command again after a crash or a kill issues only
+    flag make the batch key, so running the same command again after a crash or a kill issues only
     what is missing. Each chunk of certificates is committed to the inventory in one transaction;
     the batch's bundle (one PEM file of all its certificates) is written once, from the inventory,
     when the batch completes, so the inventory and the bundle always agree.
@@ -120,11 +125,54 @@ def issue_batch(
     issuer = issuer_of_certificate(issuer_cert)
     templates = build_templates(profile, issuer)
     checked = check_rows(device_list, ca_point=ca_point(issuer_cert), jobs=jobs, progress=progress, chunk=chunk)
-    batch_id = batch_id_for(device_list, checked, ca_name, profile_name, rekey)
+    batch_key = batch_id_for(device_list, checked, ca_name, profile_name, rekey)
+    now = ws.clock.now().isoformat(timespec="microseconds")
+    with ws.inventory.lease(f"batch:{batch_key}", what=f"this batch (list {device_list.path.name}, key {batch_key})",
+                            now=now):  # fmt: skip
+        result = _run(ws, device_list, checked, batch_key, ca_name=ca_name, profile_name=profile_name,
+                      approved_by=approved_by, rekey=rekey, jobs=jobs, skip_rejected=skip_rejected,
+                      sample_rate=sample_rate, progress=progress, say=say, chunk=chunk, key=key, ca_public=ca_public,
+                      issuer_cert=issuer_cert, profile=profile, templates=templates, issuer=issuer)  # fmt: skip
+    if result.issued_now:  # a batch completed by this run anchors the journal (a re-run of a done one adds nothing)
+        write_checkpoint(ws.journal, key, key_label=ca.key_label, reason=f"batch {result.batch_id} completed",
+                         anchors={"bundle_sha256": str(result.bundle_sha256)})  # fmt: skip
+    return result
+
+
+def _run(
+    ws: Workspace,
+    device_list: DeviceList,
+    checked: list[bytes | Reject],
+    batch_key: str,
+    *,
+    ca_name: str,
+    profile_name: str,
+    approved_by: str,
+    rekey: bool,
+    jobs: int,
+    skip_rejected: Path | None,
+    sample_rate: float,
+    progress: bool | None,
+    say: Callable[[str], None],
+    chunk: int,
+    key: ec.EllipticCurvePrivateKey,
+    ca_public: ec.EllipticCurvePublicKey,
+    issuer_cert: x509.Certificate,
+    profile: ResolvedProfile,
+    templates: Any,
+    issuer: Any,
+) -> BatchResult:
+    """The batch under its lease: a second run of the same list waits for none and is refused in one line.
+
+    A batch's id is its key (what makes two runs the same batch) and a random suffix, so that nobody can
+    know the id, and plant something at its bundle's path, before the batch is opened; later runs of the
+    same list find the batch by its key and resume it."""
+    batch = batches.find_batch_by_key(ws.inventory, batch_key)
+    batch_id = batch.batch_id if batch is not None else f"{batch_key}-{secrets.token_hex(6)}"
     result = BatchResult(batch_id, device_list.count)
-    batch = batches.find_batch(ws.inventory, batch_id)
     if batch is not None and batch.status == "complete":
         return completed(ws, result, batch)
+    check_bundle_path(ws, batch_id, new=batch is None)
     accepted = _select(ws, device_list, checked, ca_name, profile_name, rekey, result)
     del checked  # a million rows: keep only what is still to issue
     if result.rejected:
@@ -137,7 +185,7 @@ def issue_batch(
             )
         write_rejects(skip_rejected, result.rejected)
     prove_exemplar(profile, issuer, templates, accepted, ws.clock.now())
-    _open(ws, result, device_list, ca_name, profile_name, approved_by, rekey, jobs, skip_rejected, batch)
+    _open(ws, result, device_list, ca_name, profile_name, approved_by, rekey, jobs, skip_rejected, batch, batch_key)
     rows = batches.certificate_rows(
         profile=profile, issuer_ca=ca_name, profile_name=profile_name, approved_by=approved_by,
         issuer_cert=issuer_cert, batch_id=batch_id,
@@ -153,8 +201,30 @@ def issue_batch(
         sample_rate=sample_rate,
         total=len(accepted),
     )
-    _issue(ws, plan, accepted, result, rows, jobs=jobs, progress=progress, chunk=chunk)
+    _issue(ws, plan, accepted, result, rows, jobs=jobs, progress=progress, chunk=chunk, rekey=rekey)
     return complete(ws, result, ca_name)
+
+
+def check_bundle_path(ws: Workspace, batch_id: str, *, new: bool) -> None:
+    """Refuse, before anything is signed, a bundle path the batch could never complete at: a link or anything
+    but a directory on the way, or (a new batch) anything at all where its bundle goes.
+
+    Raises:
+        StateError: in one line naming the path; nothing is changed.
+    """
+    relative = batches.bundle_artifact(batch_id)
+    path = ws.root / relative
+    for folder in (path.parent.parent, path.parent):
+        if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+            raise StateError(f"{folder} is a symbolic link or not a directory; nothing was issued: remove it")
+    for candidate in (path, path.with_name(path.name + ".partial")):
+        if not os.path.lexists(candidate):
+            continue
+        if new or candidate.is_symlink() or not candidate.is_file():
+            raise StateError(
+                f"{candidate} is already there{' (a symbolic link)' if candidate.is_symlink() else ''} before "
+                f"batch {batch_id} wrote it; nothing was issued: remove it and run again"
+            )
 
 
 def _select(
@@ -193,13 +263,14 @@ def _open(
     jobs: int,
     skip_rejected: Path | None,
     batch: batches.BatchRecord | None,
+    batch_key: str,
 ) -> None:
     now = ws.clock.now().isoformat(timespec="microseconds")
     with ws.inventory.transaction() as db:
         if batch is None:
             batches.open_batch(
                 db, batch_id=result.batch_id, issuer_ca=ca_name, profile=profile_name, list_sha256=device_list.sha256,
-                approved_by=approved_by, rekey=rekey, requested=result.requested, created_at=now,
+                approved_by=approved_by, rekey=rekey, requested=result.requested, created_at=now, batch_key=batch_key,
             )  # fmt: skip
         opened = BatchStart if batch is None else BatchResume
         ws.journal.append(
@@ -231,6 +302,7 @@ def _issue(
     jobs: int,
     progress: bool | None,
     chunk: int,
+    rekey: bool = False,
 ) -> None:
     """Sign what is accepted, chunk by chunk, committing each chunk to the inventory as it comes back."""
     # The workers fork before the bar exists: no tqdm thread is running when they do.
@@ -240,7 +312,16 @@ def _issue(
                 ws.journal.append(BatchRefused(batch_id=result.batch_id, reason=signed))
                 raise StateError(f"batch {result.batch_id}: {signed}; this chunk was discarded, nothing of it recorded")
             issued_at = ws.clock.now().isoformat(timespec="microseconds")
-            with ws.inventory.transaction() as db:
-                batches.record_signed(db, [rows(s, issued_at) for s in signed])
+            chunk_rows = [rows(s, issued_at) for s in signed]
+            try:
+                with ws.inventory.transaction() as db:
+                    batches.record_signed(db, chunk_rows, rekey=rekey)
+            except batches.IdentityTaken as exc:
+                taken = batches.first_taken(ws.inventory, chunk_rows)
+                reason = f"EUI-64 {taken} got a valid certificate from another run meanwhile"
+                ws.journal.append(BatchRefused(batch_id=result.batch_id, reason=reason))
+                raise StateError(
+                    f"batch {result.batch_id}: {reason}; this chunk was discarded, nothing of it recorded"
+                ) from exc
             result.issued_now += len(signed)
             bar.update(len(signed))
