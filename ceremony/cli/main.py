@@ -493,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="ceremony file (YAML)")
     p.add_argument("--by", required=True, help="approver's person id (participant register)")
     p.add_argument(
-        "--register", help="participant register (default: $CEREMONY_REGISTER, <workspace>/people.yaml, data/)"
+        "--register", help="participant register (default: $CEREMONY_REGISTER, else <workspace>/people.yaml)"
     )
     p.set_defaults(func=cmd_approve)
 

@@ -139,7 +139,9 @@ class Evidence:
     def frames(self) -> Any:
         from ceremony.record import frames
 
-        return frames.frames(self.ws)
+        # Read from the database, never the columnar snapshot: the snapshot is a file in the workspace that a
+        # writer could leave stale or forge (an assessment trusts no cache an insider can write; issue J).
+        return frames.frames(self.ws, snapshot=False)
 
     @cached_property
     def policy(self) -> PolicyParameters:

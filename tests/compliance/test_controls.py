@@ -940,14 +940,8 @@ def test_key_01_fails_on_a_ca_key_left_extractable(defect: str, golden_pkcs11: P
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ceremony/record/frames.py keys the certificate snapshot on row counts and last rowids, so a row "
-    "changed in place keeps the old snapshot and the checks that read the certificates frame (CRT-02..08, "
-    "KEY-02, KEY-08, REV-03, REV-04) assess the certificate as it was",
-)
 def test_a_certificate_row_changed_in_place_is_assessed_as_changed(golden_software: Path, tmp_path: Path) -> None:
+    """The assessment reads the database, not the columnar snapshot a writer could leave stale."""
     root = _copy(golden_software, tmp_path / "ws")
     case = Case(root)
     try:
@@ -973,3 +967,42 @@ def test_a_forged_live_mark_is_still_a_finding(
     findings = _assess(root, "GOV-05", AS_OF)
     assert sorted((f.outcome, f.subject, f.code) for f in findings) == [("fail", i, "trial-evidence") for i in ids]
     assert all("was run unattended and was run in a test workspace" in f.message for f in findings)
+
+
+def _recorded(case: Case, by: str, reason: str) -> None:
+    record_registers(case.ws, by=by, reason=reason)
+
+
+def test_a_waiver_needs_a_second_person_and_nobody_acts_before_the_register_lists_them(
+    golden_software: Path, tmp_path: Path
+) -> None:
+    """GOV-06 beyond its golden case: a waiver recorded by its own approver, or of the approver's own finding;
+    a person added to the register (and recorded) after the date they approved an issuance."""
+    root = _copy(golden_software, tmp_path / "ws")
+    case = Case(root)
+    try:
+        waivers = {"schema_version": 1, "waivers": [
+            {"control": "PER-01", "subject": "person victor", "reason": "training booked for next week",
+             "approved_by": "victor", "expires": _day(30)},
+            {"control": "KEY-02", "reason": "the ARL was signed in a later, witnessed session", "approved_by": "alice",
+             "expires": _day(30)},
+        ]}  # fmt: skip
+        (root / "registers" / "waivers.yaml").write_text(yaml.safe_dump(waivers, sort_keys=False), encoding="utf-8")
+
+        def add_mallory(d: Any) -> None:
+            d["people"]["mallory"] = dict(d["people"]["alice"], name="Mallory M")
+
+        case.edit_yaml("people.yaml", add_mallory)
+        _recorded(case, "alice", "waivers, and mallory joins")
+        case.sql("UPDATE certificates SET approved_by = 'mallory' WHERE serial = ?",
+                 (case.serial("ss1sp-organisation", "ds"),))  # fmt: skip
+        _rewrite(root / "journal.jsonl",
+                 lambda es: next(e for e in es if e["event"] == "certificate.issue").update(approved_by="mallory"))  # fmt: skip
+    finally:
+        case.close()
+    findings = _assess(root, "GOV-06", AS_OF)
+    assert sorted((f.subject, f.code) for f in findings) == [
+        ("person mallory", "listed-late"),
+        ("waiver of KEY-02", "waiver-self"),
+        ("waiver of PER-01 (person victor)", "waiver-self"),
+    ], [f.to_json() for f in findings]

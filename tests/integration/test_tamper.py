@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ceremony.keys.pkcs11 import find_softhsm_module
+from tests.support.processes import in_child
 from tests.support.tamper import first, keeping, overwrite, query, rewrite, sql
 
 pytestmark = [pytest.mark.slow]  # on SoftHSM2, in processes of their own (see ``demo``)
@@ -58,12 +59,37 @@ def _cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
                           timeout=600, cwd=cwd)  # fmt: skip
 
 
-def _assess(ws: Path, reports: Path) -> tuple[str, set[tuple[str, str]]]:
+Assessed = tuple[str, set[tuple[str, str]]]
+
+
+def _checks_run(ws: Path, reports: Path) -> Assessed:
+    """``ceremony checks run --json``: the verdict and the (control, code) of every failed or undecided finding."""
     done = _cli("--workspace", str(ws), "checks", "run", "--json", "--reports", str(reports))
     assert done.returncode in (0, 1), done.stderr[-2000:]
     report = json.loads(done.stdout)
     failed = {(f["control"], f["code"]) for f in report["findings"] if f["outcome"] in ("fail", "indeterminate")}
     return str(report["verdict"]), failed
+
+
+def _assessed_here(ws: Path, reports: Path) -> Assessed:
+    from ceremony.compliance.assessment import run_checks, verdict
+    from ceremony.compliance.sources import Evidence
+    from ceremony.model.catalogue import load_catalogue
+    from ceremony.record.workspace import Workspace
+
+    opened = Workspace.open(ws, assessing=True)
+    try:
+        ev = Evidence(opened, pack_folders=(reports / "evidence",))
+        findings = run_checks(load_catalogue(), ev)
+        result = verdict(findings, ev.policy.compliance.verdict)
+    finally:
+        opened.close()
+    return result.verdict, {(f.control, f.code) for f in findings if f.outcome in ("fail", "indeterminate")}
+
+
+def _assess(ws: Path, reports: Path) -> Assessed:
+    """What ``checks run`` finds (the same functions), in a forked child: the copy's token is opened there."""
+    return in_child(_assessed_here, ws, reports)
 
 
 def _tamper_tool(*argv: str) -> None:
@@ -318,9 +344,11 @@ def _copy(demo: Demo, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def baseline(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, set[tuple[str, str]]]:
+def baseline(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Assessed:
     ws = _copy(demo, tmp_path_factory.mktemp("baseline"))
-    return _assess(ws, demo.reports)
+    found = _checks_run(ws, demo.reports)
+    assert _assess(ws, demo.reports) == found  # the command line and the functions the campaign calls agree
+    return found
 
 
 def test_the_untampered_demo_fails_none_of_the_cross_checks(baseline: tuple[str, set[tuple[str, str]]]) -> None:

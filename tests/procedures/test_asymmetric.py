@@ -28,6 +28,7 @@ from tests.support.ceremony_files import (
     run,
     run_examples,
     variant,
+    write_register,
 )
 from tests.support.processes import in_child
 
@@ -469,6 +470,7 @@ def test_a_ca_ceremony_on_another_token_than_the_workspaces_is_refused(
         == 0
     )
     assert "token 'other' awaits its token-initialisation ceremony" in capsys.readouterr().out
+    write_register(ws)
     run(ws, CEREMONIES / "token-init.yaml")  # a second token: allowed
     approve(ws, CEREMONIES / "root-ca.yaml")
     with pytest.raises(ConfigError, match="token.label: this workspace's CA keys live on token 'other'"):

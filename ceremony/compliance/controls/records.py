@@ -11,6 +11,7 @@ a finding that names both sides; which side lies is for the assessor to establis
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -484,6 +485,9 @@ def _check_waivers(ev: Evidence, c: Checker, records: dict[str, dict[str, Any]])
         elif waiver.approved_by == recorder:
             c.fail(subject, "waiver-self", f"{subject} is approved by {recorder}, who also recorded the waivers "
                    "register: a waiver needs a second person")  # fmt: skip
+        elif waiver.subject and re.search(rf"\b{re.escape(waiver.approved_by)}\b", waiver.subject):
+            c.fail(subject, "waiver-self", f"{subject} is approved by {waiver.approved_by}, whose own finding it "
+                   "waives")  # fmt: skip
 
 
 def _check_listed_in_time(ev: Evidence, c: Checker) -> None:
