@@ -56,6 +56,26 @@ def _discarder(ws: Workspace, ca: str, profile: str, approved_by: str) -> Discar
 _record = certificate_record
 
 
+def _stored_event(
+    stored: type[CertificateStored], record: CertificateRecord, digest: str, extra: dict[str, object]
+) -> CertificateStored:
+    """The journal entry of a stored certificate (``ca.create`` or ``certificate.issue``)."""
+    return stored(
+        actor=operator(),
+        approved_by=record.approved_by,
+        ca=record.issuer_ca,
+        profile=record.profile,
+        serial=record.serial,
+        eui64=record.eui64,
+        usage=record.usage,
+        role=record.role,
+        csr_sha256=record.csr_sha256,
+        fingerprint=record.fingerprint,
+        outputs={str(record.artifact): digest},
+        extra=extra,
+    )
+
+
 def _store(
     ws: Workspace,
     cert: x509.Certificate,
@@ -75,22 +95,7 @@ def _store(
         if key is not None:
             ws.inventory.record_key(db, key)
         ws.inventory.add_certificate(db, record)
-        ws.journal.append(
-            stored(
-                actor=operator(),
-                approved_by=record.approved_by,
-                ca=record.issuer_ca,
-                profile=record.profile,
-                serial=record.serial,
-                eui64=record.eui64,
-                usage=record.usage,
-                role=record.role,
-                csr_sha256=record.csr_sha256,
-                fingerprint=record.fingerprint,
-                outputs={record.artifact: digest},
-                extra=extra,
-            )
-        )
+        ws.journal.append(_stored_event(stored, record, digest, extra))
     return path
 
 
@@ -277,22 +282,7 @@ def _store_issued(
         ws.inventory.add_certificate(db, record, claim="first")
         digest = write_once(path, cert.public_bytes(serialization.Encoding.PEM))
         crash_point("issue.written")
-        ws.journal.append(
-            CertificateStored(
-                actor=operator(),
-                approved_by=record.approved_by,
-                ca=record.issuer_ca,
-                profile=record.profile,
-                serial=record.serial,
-                eui64=record.eui64,
-                usage=record.usage,
-                role=record.role,
-                csr_sha256=record.csr_sha256,
-                fingerprint=record.fingerprint,
-                outputs={record.artifact: digest},
-                extra=extra,
-            )
-        )
+        ws.journal.append(_stored_event(CertificateStored, record, digest, extra))
         crash_point("issue.journaled")
     crash_point("issue.recorded")
     return path

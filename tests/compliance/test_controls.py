@@ -996,8 +996,11 @@ def test_a_waiver_needs_a_second_person_and_nobody_acts_before_the_register_list
         _recorded(case, "alice", "waivers, and mallory joins")
         case.sql("UPDATE certificates SET approved_by = 'mallory' WHERE serial = ?",
                  (case.serial("ss1sp-organisation", "ds"),))  # fmt: skip
-        _rewrite(root / "journal.jsonl",
-                 lambda es: next(e for e in es if e["event"] == "certificate.issue").update(approved_by="mallory"))  # fmt: skip
+
+        def approved_by_mallory(entries: list[dict[str, Any]]) -> None:
+            next(e for e in entries if e["event"] == "certificate.issue").update(approved_by="mallory")
+
+        _rewrite(root / "journal.jsonl", approved_by_mallory)
     finally:
         case.close()
     findings = _assess(root, "GOV-06", AS_OF)

@@ -197,6 +197,9 @@ def test_single_issuance_killed_at_every_point_is_recovered_by_the_next_command(
     assert len(list((root / "artifacts" / "certificates").rglob("*.pem"))) == int(written)
     publish_crl(ws, "issuing")  # the next command that touches the CA
     assert _unrecorded(ws) == []
+    catalogue = {c.id: c for c in load_catalogue().controls}
+    for control in ("LOG-03", "LOG-04", "LOG-05"):  # and the records agree, by the assessment's own checks
+        assert [f.outcome for f in run_control(catalogue[control], Evidence(ws))] == ["pass"], control
     rows = ws.inventory.valid_certificates_of_device("issuing", "00DB123400000001", "ds")
     assert len(rows) == int(written)
     recovered = [e for e in ws.journal.entries() if e["event"] == "certificate.recover"]
@@ -256,4 +259,7 @@ def test_revocation_killed_at_every_point_is_reconciled_by_the_next_command(
     recovered = [e for e in ws.journal.entries() if e["event"] == "revocation.recover"]
     assert [e["serials"] for e in recovered] == ([[serial]] if point == "revoke.journaled" else [])
     assert ws.journal.verify().ok
+    catalogue = {c.id: c for c in load_catalogue().controls}
+    for control in ("LOG-03", "LOG-04", "LOG-05"):  # and the records agree, by the assessment's own checks
+        assert [f.outcome for f in run_control(catalogue[control], Evidence(ws))] == ["pass"], control
     ws.close()

@@ -30,8 +30,9 @@ from ceremony.record.registers import RECORDERS, last_records, register_digest, 
 from ceremony.record.revocations import revocations
 from ceremony.record.transcript import read_entries
 
-#: Events that carry one issued certificate's fingerprint.
-_ISSUES = (Event.CA_CREATE, Event.CERTIFICATE_ISSUE)
+#: Events that carry one issued certificate's fingerprint (a recovery, after its run's issue line: the row's
+#: time is the recovery's).
+_ISSUES = (Event.CA_CREATE, Event.CERTIFICATE_ISSUE, Event.CERTIFICATE_RECOVER)
 #: The artifact folders whose every file the inventory must know.
 _ARTIFACTS = ("certificates", "cas", "crls", "batches")
 
@@ -136,7 +137,8 @@ def journal_anchored(ev: Evidence, c: Checker) -> None:
     for pack in packs:
         problem = journal_contradictions(ev.journal, read_entries(pack / "journal.jsonl"))
         if problem:
-            c.fail(f"evidence pack {pack.name}", "contradicted", f"evidence pack {pack.name}: {problem}", str(pack))
+            c.fail(f"evidence pack {pack.name}", "contradicted",
+                   f"the journal contradicts this earlier pack: {problem}", str(pack))  # fmt: skip
     c.checked(f"{len(checkpoints)} signed checkpoints; the journals of {len(packs)} earlier evidence packs")
 
 

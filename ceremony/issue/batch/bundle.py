@@ -93,6 +93,7 @@ def complete(ws: Workspace, result: BatchResult, ca_name: str) -> BatchResult:
     else:
         os.rename(partial, path)
     serial_digest(ws, result)
+    assert result.serials_sha256 is not None  # serial_digest always sets it
     result.bundle, result.bundle_sha256 = path, digest.hexdigest()
     with ws.inventory.transaction() as db:
         batches.complete_batch(
