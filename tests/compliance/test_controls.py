@@ -30,6 +30,7 @@ from ceremony.keys.personal import TokenKey, load_file_key, token_ref
 from ceremony.keys.pkcs11 import find_softhsm_module, init_softhsm_token
 from ceremony.model.catalogue import load_catalogue
 from ceremony.model.people import load_register
+from ceremony.model.policy import load_policy
 from ceremony.model.profiles import get_profile
 from ceremony.model.tbs import Identity, Usage, subject_name
 from ceremony.procedures.attestation import (
@@ -586,11 +587,12 @@ def _crl_file_changed(case: Case) -> Expected:
 
 
 def _revoked_without_crl(case: Case) -> Expected:
-    """A certificate is revoked and no CRL is published after it."""
+    """A certificate is revoked and no CRL is published after it within the publication window."""
     serial = case.serial("ss1sp-organisation", "ka")
     (done,) = revoke(
         case.ws, ca_name=ISSUING, reason="superseded", requested_by="bob", approved_by="alice", serial=serial
     )
+    case.as_of = DEFECTS_AT + timedelta(hours=load_policy().compliance.revocation_publication_hours + 1)
     return [(_certificate(done.serial), "unpublished")]
 
 
@@ -1009,3 +1011,44 @@ def test_a_waiver_needs_a_second_person_and_nobody_acts_before_the_register_list
         ("waiver of KEY-02", "waiver-self"),
         ("waiver of PER-01 (person victor)", "waiver-self"),
     ], [f.to_json() for f in findings]
+
+
+def test_rev01_holds_on_fifty_crls_and_finds_the_one_that_came_late(golden_software: Path, tmp_path: Path) -> None:
+    """The routine weekly CRL, 49 times over (issue K: the second CRL once crashed REV-01), then one published
+    after its predecessor's nextUpdate."""
+    root = _copy(golden_software, tmp_path / "ws")
+    for minutes in range(1, 50):
+        ws = Workspace.open(root, clock=clock.pin(DEFECTS_AT + timedelta(minutes=minutes)))
+        try:
+            publish_crl(ws, ISSUING)
+        finally:
+            ws.close()
+    assert [(f.outcome, f.message) for f in _assess(root, "REV-01", AS_OF)] == [("pass", "50 CRLs/ARLs")]
+    late = DEFECTS_AT + timedelta(days=30)
+    ws = Workspace.open(root, clock=clock.pin(late))
+    try:
+        publish_crl(ws, ISSUING)
+    finally:
+        ws.close()
+    findings = _assess(root, "REV-01", late + timedelta(hours=1))
+    assert [(f.outcome, f.subject, f.code) for f in findings] == [("fail", f"crl {ISSUING}", "gap:50")]
+
+
+def test_rev03_waits_for_the_publication_window_before_calling_a_revocation_unpublished(
+    golden_software: Path, tmp_path: Path
+) -> None:
+    """A revocation on no CRL yet is a finding only once the policy's publication window has passed."""
+    root = _copy(golden_software, tmp_path / "ws")
+    case = Case(root)
+    try:
+        serial = case.serial("ss1sp-device", "ka")
+        revoke(case.ws, ca_name=ISSUING, serial=serial, reason="superseded", requested_by="bob", approved_by="alice")
+    finally:
+        case.close()
+    window = timedelta(hours=load_policy().compliance.revocation_publication_hours)
+    soon = _assess(root, "REV-03", DEFECTS_AT + timedelta(hours=1))
+    assert [(f.outcome, f.message) for f in soon] == [
+        ("pass", "2 revocations against 1 CRLs; 1 within their window, on no CRL yet")
+    ]
+    later = _assess(root, "REV-03", DEFECTS_AT + window + timedelta(hours=1))
+    assert [(f.outcome, f.code) for f in later] == [("fail", "unpublished")]
