@@ -1052,3 +1052,19 @@ def test_rev03_waits_for_the_publication_window_before_calling_a_revocation_unpu
     ]
     later = _assess(root, "REV-03", DEFECTS_AT + window + timedelta(hours=1))
     assert [(f.outcome, f.code) for f in later] == [("fail", "unpublished")]
+
+
+def test_a_certificate_row_naming_a_file_outside_the_artifacts_is_a_finding_and_the_file_is_not_read(
+    golden_software: Path, tmp_path: Path
+) -> None:
+    """LOG-04 reads only files under artifacts/ (bounded, never through a link); an import's source is not one."""
+    root = _copy(golden_software, tmp_path / "ws")
+    case = Case(root)
+    try:
+        like = case.serial("ss1sp-organisation", "ds")
+        outside = case.add_certificate(like, artifact="/etc/hostname")
+        case.add_certificate(like, artifact="/somewhere/imported.pem", issuer_ca="ext:0123456789ab")
+    finally:
+        case.close()
+    findings = _assess(root, "LOG-04", AS_OF)
+    assert [(f.subject, f.code) for f in findings] == [(f"certificate {ISSUING} {outside}", "artifact-outside")]

@@ -339,7 +339,8 @@ def _names(expected: tuple[str, str], finding: tuple[str, str]) -> bool:
 
 def _copy(demo: Demo, tmp_path: Path) -> Path:
     target = tmp_path / "ws"
-    shutil.copytree(demo.workspace, target, symlinks=True, ignore=shutil.ignore_patterns("*.lock", "run"))
+    # The SQLite shared-memory index is rebuilt on open; it can vanish while a copy is taken.
+    shutil.copytree(demo.workspace, target, symlinks=True, ignore=shutil.ignore_patterns("*.lock", "run", "*-shm"))
     return target
 
 

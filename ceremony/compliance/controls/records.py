@@ -23,9 +23,11 @@ from cryptography.hazmat.primitives import serialization
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence, parse_time
 from ceremony.errors import CeremonyError
+from ceremony.fs import read_regular, sha256_file
 from ceremony.model.events import Event
 from ceremony.record.checkpoints import CHECKPOINTS_FILE, checkpoint_problems, workspace_identity
 from ceremony.record.crossref import StoredCertificate, stored_cas, stored_certificates
+from ceremony.record.inventory import pem_certificate
 from ceremony.record.registers import RECORDERS, last_records, register_digest, register_files
 from ceremony.record.revocations import revocations
 from ceremony.record.transcript import read_entries
@@ -33,6 +35,10 @@ from ceremony.record.transcript import read_entries
 #: Events that carry one issued certificate's fingerprint (a recovery, after its run's issue line: the row's
 #: time is the recovery's).
 _ISSUES = (Event.CA_CREATE, Event.CERTIFICATE_ISSUE, Event.CERTIFICATE_RECOVER)
+#: A certificate file is a few kB; the cross-checks read no more of one.
+_CERTIFICATE_FILE_LIMIT = 1 << 16
+#: A CRL of a national fleet's revocations (RFC 5280 entries of ~40 bytes) stays well below this.
+_CRL_FILE_LIMIT = 1 << 30
 #: The artifact folders whose every file the inventory must know.
 _ARTIFACTS = ("certificates", "cas", "crls", "batches")
 
@@ -46,6 +52,14 @@ def _certificates(ev: Evidence) -> list[StoredCertificate]:
     if "stored_certificates" not in ev.cache:
         ev.cache["stored_certificates"] = stored_certificates(ev.ws.inventory)
     return ev.cache["stored_certificates"]  # type: ignore[no-any-return]
+
+
+def _read(path: Path, limit: int) -> bytes:
+    """A file the records name, read bounded and never through a link (empty: not such a file)."""
+    try:
+        return read_regular(path, limit, "artifact")
+    except CeremonyError:
+        return b""
 
 
 def _pem_der(data: bytes) -> bytes | None:
@@ -180,11 +194,18 @@ def _check_certificates(ev: Evidence, c: Checker, index: dict[str, Any]) -> None
             c.fail(f"certificate {row.issuer_ca} {row.serial}", "approved-by",
                    f"the inventory says approved by {row.approved_by}; the journal (entry "
                    f"{(entry or start or {}).get('seq')}) says {approver}")  # fmt: skip
-        if row.artifact and not row.batch_id:  # a batch's certificates are in its bundle (below)
-            path = ev.ws.root / row.artifact
-            if path.is_symlink() or not path.is_file():
-                c.fail(f"certificate {row.issuer_ca} {row.serial}", "artifact-missing", f"{row.artifact} is gone")
-            elif _pem_der(path.read_bytes()) != row.der:
+        if not row.artifact or row.batch_id or row.issuer_ca.startswith("ext:"):
+            continue  # a batch's certificates are in its bundle (below); an import names the file it came from
+        if not row.artifact.startswith("artifacts/") or ".." in Path(row.artifact).parts:
+            c.fail(f"certificate {row.issuer_ca} {row.serial}", "artifact-outside",
+                   f"the inventory names {row.artifact[:80]} as its file, outside the workspace's "
+                   "artifacts")  # fmt: skip
+            continue
+        path = ev.ws.root / row.artifact
+        if path.is_symlink() or not path.is_file():
+            c.fail(f"certificate {row.issuer_ca} {row.serial}", "artifact-missing", f"{row.artifact} is gone")
+        else:
+            if _pem_der(_read(path, _CERTIFICATE_FILE_LIMIT)) != row.der:
                 c.fail(f"certificate {row.issuer_ca} {row.serial}", "artifact",
                        f"{row.artifact} is not the certificate the inventory holds for serial {row.serial}",
                        row.artifact)  # fmt: skip
@@ -211,20 +232,20 @@ def _check_batches(ev: Evidence, c: Checker, index: dict[str, Any]) -> None:
         if path.is_symlink() or not path.is_file():
             c.fail(f"batch {batch_id}", "bundle-missing", f"{batch.bundle} is gone")
             continue
-        data = path.read_bytes()
-        recorded = {hashlib.sha256(data).hexdigest()} - {str(batch.bundle_sha256)}
-        in_bundle = {c_.public_bytes(serialization.Encoding.DER) for c_ in _load_pems(data)}
-        if recorded or in_bundle != {r.der for r in rows}:
+        # The bundle is the batch's certificates as PEM, in the order recorded: its hash follows from the rows, so
+        # neither the file nor the rows can change alone. Streamed: a national batch's bundle is large.
+        expected = hashlib.sha256()
+        for r in rows:
+            expected.update(pem_certificate(r.der))
+        try:
+            actual = sha256_file(path, follow=False)
+        except CeremonyError:
+            actual = ""
+        journalled = set((done or {}).get("outputs", {}).values()) if done else {actual}
+        if actual != str(batch.bundle_sha256) or actual not in journalled or actual != expected.hexdigest():
             c.fail(f"batch {batch_id}", "bundle",
                    f"{batch.bundle} does not hold the {len(rows)} certificates the inventory records for the batch",
                    batch.bundle)  # fmt: skip
-
-
-def _load_pems(data: bytes) -> list[x509.Certificate]:
-    try:
-        return x509.load_pem_x509_certificates(data)
-    except ValueError:
-        return []
 
 
 def _check_cas(ev: Evidence, c: Checker) -> None:
@@ -237,7 +258,7 @@ def _check_cas(ev: Evidence, c: Checker) -> None:
             continue
         relative = f"artifacts/cas/{ca.name}.pem"
         path = ev.ws.root / relative
-        if path.is_symlink() or not path.is_file() or _pem_der(path.read_bytes()) != der:
+        if _pem_der(_read(path, _CERTIFICATE_FILE_LIMIT)) != der:
             c.fail(f"CA {ca.name}", "ca-certificate",
                    f"{relative} is not the CA certificate the inventory holds for {ca.name} (serial {ca.serial})",
                    relative)  # fmt: skip
@@ -306,7 +327,8 @@ def _crls(ev: Evidence) -> list[tuple[Any, x509.CertificateRevocationList | None
     for row in ev.frames.crls.itertuples():
         path = ev.ws.root / str(row.artifact)
         try:
-            crl = x509.load_der_x509_crl(path.read_bytes()) if path.is_file() and not path.is_symlink() else None
+            data = _read(path, _CRL_FILE_LIMIT)
+            crl = x509.load_der_x509_crl(data) if data else None
         except ValueError:
             crl = None
         out.append((row, crl))
