@@ -20,6 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ceremony.compliance.controls.seats import seats_of
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence, parse_time
 from ceremony.errors import CeremonyError
@@ -158,6 +159,20 @@ def journal_anchored(ev: Evidence, c: Checker) -> None:
 
 # --- LOG-04: the records agree -------------------------------------------------------------------------------
 def _journal_index(ev: Evidence) -> dict[str, Any]:
+    """The journal's events by what they are about, read once per assessment (LOG-04 and LOG-05 share it)."""
+    if "journal_index" not in ev.cache:
+        ev.cache["journal_index"] = _index_journal(ev)
+    return ev.cache["journal_index"]  # type: ignore[no-any-return]
+
+
+def _revocations(ev: Evidence) -> dict[tuple[str, str], Any]:
+    """The inventory's revocations by (issuing CA, serial), read once per assessment."""
+    if "revocations" not in ev.cache:
+        ev.cache["revocations"] = {(r.issuer_ca, r.serial): r for r in revocations(ev.ws.inventory)}
+    return ev.cache["revocations"]  # type: ignore[no-any-return]
+
+
+def _index_journal(ev: Evidence) -> dict[str, Any]:
     index: dict[str, Any] = {"issued": {}, "batch_start": {}, "batch_complete": {}, "revoked": {}, "crl": {},
                              "destroyed": set()}  # fmt: skip
     for e in ev.journal:
@@ -297,7 +312,7 @@ def _check_unrecorded(ev: Evidence, c: Checker) -> None:
 
 
 def _check_revocations(ev: Evidence, c: Checker, index: dict[str, Any]) -> None:
-    recorded = {(r.issuer_ca, r.serial): r for r in revocations(ev.ws.inventory)}
+    recorded = _revocations(ev)
     for key, r in recorded.items():
         entry = index["revoked"].get(key)
         subject = f"certificate {key[0]} {key[1]}"
@@ -336,7 +351,7 @@ def _crls(ev: Evidence) -> list[tuple[Any, x509.CertificateRevocationList | None
 
 
 def _check_crls(ev: Evidence, c: Checker, index: dict[str, Any]) -> None:
-    recorded = {(r.issuer_ca, r.serial): r for r in revocations(ev.ws.inventory)}
+    recorded = _revocations(ev)
     for row, crl in _crls(ev):
         subject = f"{row.kind} {row.issuer_ca} #{row.number}"
         if (str(row.issuer_ca), int(row.number)) not in index["crl"]:
@@ -413,7 +428,7 @@ def times_agree(ev: Evidence, c: Checker) -> None:
         if span is not None and not (span[0] - tolerance <= issued <= span[1] + tolerance):
             c.fail(subject, "issued-at", f"the inventory says issued {row.issued_at}, outside its batch's journal "
                    f"span {span[0]:%Y-%m-%d %H:%M:%S}Z to {span[1]:%Y-%m-%d %H:%M:%S}Z")  # fmt: skip
-    for r in revocations(ev.ws.inventory):
+    for r in _revocations(ev).values():
         entry = index["revoked"].get((r.issuer_ca, r.serial))
         if entry is None:
             continue
@@ -448,22 +463,9 @@ def _acts(ev: Evidence) -> list[tuple[str, str, str]]:
             if isinstance(e.get(field), str):
                 out.append((e[field], str(e["time"]), f"{e.get('event')} (journal entry {e.get('seq')})"))
     for ceremony in ev.all_ceremonies:
-        for person in _seated(ceremony.seats):
+        for person in sorted({pid for _, pid in seats_of(ceremony)}):
             out.append((person, str(ceremony.start.get("time", "")), f"a seat in ceremony {ceremony.ceremony_id}"))
     return out
-
-
-def _seated(seats: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(seats, str):
-        found.add(seats)
-    elif isinstance(seats, dict):
-        for value in seats.values():
-            found |= _seated(value)
-    elif isinstance(seats, list):
-        for value in seats:
-            found |= _seated(value)
-    return found
 
 
 def registers_on_record(ev: Evidence, c: Checker) -> None:
