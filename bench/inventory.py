@@ -33,8 +33,7 @@ from ceremony.record.workspace import Workspace
 root, how = Path(sys.argv[1]), sys.argv[2]
 started = time.perf_counter()
 if how == "read_sql":
-    sql = (f"SELECT {fr._CERTIFICATE_COLUMNS} FROM certificates c LEFT JOIN revocations r "
-           "ON r.issuer_ca = c.issuer_ca AND r.serial = c.serial")
+    sql = fr.CERTIFICATE_SELECT
     rows = len(pd.read_sql(sql, sqlite3.connect(root / "inventory.sqlite")))
 else:
     ws = Workspace.open(root)

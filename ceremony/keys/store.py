@@ -7,6 +7,9 @@ builders sign with them directly and the private key never leaves the store.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -193,3 +196,21 @@ def export_control(store: object) -> ExportControl:
     if not isinstance(store, ExportControl):
         raise TokenError(f"key store {type(store).__name__} cannot take part in a key backup or restore ceremony")
     return store
+
+
+#: What a refused login says (``pkcs11._REASONS``): a PIN the token would not take.
+_PIN_REFUSALS = ("PIN incorrect", "PIN length out of range", "PIN locked", "PIN expired", "PIN has invalid characters")
+
+
+@contextmanager
+def pin_source_named(env: str, overridden: Sequence[str]) -> Iterator[None]:
+    """A token's refused PIN, when it came from the environment variable ``env``, is reported as that
+    variable's (never its value), naming what it took precedence over (``overridden``: e.g. the shares
+    deposited for unattended runs, or a PIN file), so that the operator unsets it instead of doubting them."""
+    try:
+        yield
+    except TokenError as exc:
+        if not os.environ.get(env) or not any(reason in exc.message for reason in _PIN_REFUSALS):
+            raise
+        over = f", which overrode {' and '.join(overridden)}" if overridden else ""
+        raise TokenError(f"{exc.message} (the PIN came from {env}{over}; unset {env} or correct it)") from exc

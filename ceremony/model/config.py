@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import reprlib
+import types
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
@@ -48,6 +51,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
 
+def _at(mark: Any) -> str:
+    """Where a YAML mark points, as an editor counts: ``line L, column C`` (both from 1)."""
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader without timestamp resolution (dates stay strings), with duplicate-key errors, and bounded:
     at most ``MAX_YAML_DEPTH`` levels of nesting and ``MAX_YAML_NODES`` values, aliases counted at the size of
@@ -68,9 +76,9 @@ class _StrictLoader(yaml.SafeLoader):
     def _count(self, values: int, levels: int, mark: Any) -> None:
         self._nodes += values
         if self._nodes > MAX_YAML_NODES:
-            raise ConfigError(f"line {mark.line + 1}: more than {MAX_YAML_NODES} values (aliases counted in full)")
+            raise ConfigError(f"{_at(mark)}: more than {MAX_YAML_NODES} values (aliases counted in full)")
         if self._depth + levels > MAX_YAML_DEPTH:
-            raise ConfigError(f"line {mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep")
+            raise ConfigError(f"{_at(mark)}: nested more than {MAX_YAML_DEPTH} levels deep")
         self._deepest = max(self._deepest, self._depth + levels)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
@@ -106,7 +114,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            raise ConfigError(f"duplicate key {key!r} at {_at(key_node.start_mark)}")
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -127,27 +135,68 @@ def read_yaml_bytes(path: Path, limit: int = MAX_YAML_BYTES, what: str = "YAML f
         raise ConfigError(exc.message) from exc
 
 
-def parse_yaml(data: bytes, source: str) -> Any:
-    """One YAML document from ``data``, strictly (see ``_StrictLoader``); errors name ``source``, the line
-    and the problem, never the text around it."""
+#: Where each value of a YAML document starts: its path (mapping keys and sequence indices, as a model's
+#: error ``loc`` names them) -> its line, from 1 (a mapping entry: the line of its key).
+Lines = Mapping[tuple[Any, ...], int]
+
+
+def _lines(loader: _StrictLoader, root: yaml.Node) -> dict[tuple[Any, ...], int]:
+    """Each path's line; a node met again through an alias is not walked again (bounded by the node count)."""
+    found: dict[tuple[Any, ...], int] = {}
+    walked: set[int] = set()
+    stack: list[tuple[tuple[Any, ...], yaml.Node]] = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        if id(node) in walked:
+            continue
+        walked.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = loader.construct_object(key_node)
+                    found.setdefault((*path, key), key_node.start_mark.line + 1)
+                    stack.append(((*path, key), value_node))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                found.setdefault((*path, index), item.start_mark.line + 1)
+                stack.append(((*path, index), item))
+    return found
+
+
+def parse_yaml_lines(data: bytes, source: str) -> tuple[Any, Lines]:
+    """One YAML document from ``data``, strictly (see ``_StrictLoader``), and the line of each of its values
+    (``parse_model`` names it in a field's error); errors name ``source``, the line, the column and the
+    problem, never the text around it."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    loader: _StrictLoader | None = None
     try:
-        result = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - strict safe loader
+        loader = _StrictLoader(text)  # the reader refuses unprintable characters here already
+        root = loader.get_single_node()
+        result = None if root is None else loader.construct_document(root)
+        lines = {} if root is None else _lines(loader, root)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc.message}") from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}" if mark is not None else ""
+        where = f" at {_at(mark)}" if mark is not None else ""
         problem = (exc.problem or exc.context or "malformed").splitlines()[0][:_SHOWN]
         raise ConfigError(f"{source}: not valid YAML{where} ({problem})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0][:_SHOWN]})") from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
     if result is None:
         raise ConfigError(f"{source}: empty document")
-    return result
+    return result, lines
+
+
+def parse_yaml(data: bytes, source: str) -> Any:
+    """One YAML document from ``data``, strictly (see ``parse_yaml_lines``)."""
+    return parse_yaml_lines(data, source)[0]
 
 
 def load_yaml(path: Path, limit: int = MAX_YAML_BYTES) -> Any:
@@ -174,12 +223,82 @@ def _name(part: Any) -> str:
 _NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
 
 
-def _describe(error: dict[str, Any]) -> str:
+#: How many allowed keys an unknown key's error lists before it says how many more there are.
+_ALLOWED_SHOWN = 20
+
+
+def _unwrapped(annotation: Any) -> list[Any]:
+    """A field's annotation as the types it may hold: Annotated and Optional/Union opened."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrapped(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [t for arg in get_args(annotation) for t in _unwrapped(arg)]
+    return [annotation]
+
+
+def _step(annotation: Any, part: Any) -> list[Any]:
+    """The types found one step (``part``, a key or an index) into a value of type ``annotation``."""
+    found: list[Any] = []
+    for kind in _unwrapped(annotation):
+        origin, args = get_origin(kind), get_args(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            if isinstance(part, str) and part in kind.model_fields:
+                found.append(kind.model_fields[part].annotation)
+        elif isinstance(origin, type) and issubclass(origin, Mapping) and len(args) == 2:
+            found.append(args[1])
+        elif isinstance(origin, type) and issubclass(origin, Sequence | set | frozenset) and args:
+            if isinstance(part, int):
+                found.append(args[0])
+    return found
+
+
+def _fields_at(model: type[BaseModel], path: Sequence[Any]) -> list[str]:
+    """The field names of the model(s) a value at ``path`` is validated against (a step the types do not
+    know, such as the name of a union's member in pydantic's error path, is passed over)."""
+    kinds: list[Any] = [model]
+    for part in path:
+        kinds = [t for kind in kinds for t in _step(kind, part)] or kinds
+    names: list[str] = []
+    for kind in kinds:
+        for t in _unwrapped(kind):
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                names += [n for n in t.model_fields if n not in names]
+    return names
+
+
+#: How alike (difflib's ratio) an unknown key must be to a field to be suggested: any field, or a required field
+#: that is missing beside it (then the likelier meaning: ``nn`` for a missing ``n``).
+_ALIKE, _ALIKE_MISSING = 0.75, 0.5
+
+
+def _meant(key: str, missing: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    return difflib.get_close_matches(key, missing, n=1, cutoff=_ALIKE_MISSING) or difflib.get_close_matches(
+        key, allowed, n=1, cutoff=_ALIKE
+    )
+
+
+def _suggestion(error: Mapping[str, Any], model: type[BaseModel], missing: Sequence[str]) -> tuple[str | None, str]:
+    """For an unknown key: the field it was probably meant to be (or None), and the allowed keys."""
+    *parent, key = error["loc"]
+    allowed = _fields_at(model, parent) or list(missing)
+    meant = _meant(str(key), missing, allowed) if _NAME.match(str(key)) else []
+    shown = ", ".join(allowed[:_ALLOWED_SHOWN])
+    if len(allowed) > _ALLOWED_SHOWN:
+        shown += f" and {len(allowed) - _ALLOWED_SHOWN} more"
+    return (meant[0] if meant else None), shown
+
+
+def _describe(error: Mapping[str, Any], model: type[BaseModel] | None = None, missing: Sequence[str] = ()) -> str:
     where = ".".join(_name(p) for p in error["loc"]) or "(document)"
     kind = error["type"]
     got = error.get("input")
     if kind == "extra_forbidden":
-        return f"{where} is not an allowed key"
+        if model is None:
+            return f"{where} is not a field"
+        meant, allowed = _suggestion(error, model, missing)
+        hint = f" (did you mean {meant}?)" if meant else ""
+        return f"{where} is not a field{hint}; allowed: {allowed}" if allowed else f"{where} is not a field{hint}"
     if kind == "missing":
         return f"{where} is required"
     if not error["loc"] and kind in ("model_type", "dict_type", "model_attributes_type"):
@@ -194,15 +313,46 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {message}" if "(got " in message else f"{where}: {message} (got {_shown(got)})"
 
 
-def parse_model(model: type[M], data: Any, source: str) -> M:
-    """Validate ``data`` against ``model``; the error names the first bad field path."""
+def _line(loc: Sequence[Any], lines: Lines | None) -> str:
+    """`` (line N)``: where the deepest part of ``loc`` the document has starts (a missing key: its parent's
+    line); empty when the document does not place it."""
+    path: tuple[Any, ...] = ()
+    line = None
+    for part in loc:
+        if lines and (*path, part) in lines:
+            path = (*path, part)
+            line = lines[path]
+    return f" (line {line})" if line is not None else ""
+
+
+def _ordered(errors: Sequence[Mapping[str, Any]], model: type[BaseModel]) -> list[Mapping[str, Any]]:
+    """The errors to report, the first one first: an unknown key before anything else (a misspelt key is
+    also a missing one, and the misspelling is the mistake), a missing key it was meant to be left out."""
+    unknown = [e for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
+    meant: set[tuple[Any, ...]] = set()
+    for error in unknown:
+        *parent, key = error["loc"]
+        siblings = [e["loc"][-1] for e in errors if e["type"] == "missing" and list(e["loc"][:-1]) == parent]
+        choice = difflib.get_close_matches(str(key), [str(s) for s in siblings], n=1, cutoff=_ALIKE_MISSING)
+        if choice:
+            meant.add((*parent, choice[0]))
+    rest = [e for e in errors if e not in unknown and not (e["type"] == "missing" and tuple(e["loc"]) in meant)]
+    return [*unknown, *rest]
+
+
+def parse_model(model: type[M], data: Any, source: str, lines: Lines | None = None) -> M:
+    """Validate ``data`` against ``model``; the error names the first bad field path (an unknown key
+    first, with the field it probably meant), and its line when ``lines`` (``parse_yaml_lines``) places it."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = len(exc.errors()) - 1
+        errors = _ordered([dict(e) for e in exc.errors()], model)
+        first = errors[0]
+        parent = list(first["loc"][:-1])
+        missing = [str(e["loc"][-1]) for e in exc.errors() if e["type"] == "missing" and list(e["loc"][:-1]) == parent]
+        more = len(errors) - 1
         tail = f" (and {more} more)" if more else ""
-        raise ConfigError(f"{source}: {_describe(dict(first))}{tail}") from exc
+        raise ConfigError(f"{source}: {_describe(first, model, missing)}{_line(first['loc'], lines)}{tail}") from exc
 
 
 def load_model(model: type[M], path: Path, limit: int | None = None) -> M:
@@ -213,4 +363,5 @@ def load_model(model: type[M], path: Path, limit: int | None = None) -> M:
     """
     cap = limit if limit is not None else int(getattr(model, "max_file_bytes", MAX_YAML_BYTES))
     what = str(getattr(model, "file_kind", "YAML file"))
-    return parse_model(model, parse_yaml(read_yaml_bytes(path, cap, what), str(path)), str(path))
+    data, lines = parse_yaml_lines(read_yaml_bytes(path, cap, what), str(path))
+    return parse_model(model, data, str(path), lines)

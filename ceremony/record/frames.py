@@ -7,7 +7,7 @@ GBCS notAfter 9999-12-31 fits). The views are plain functions of those frames.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -18,14 +18,9 @@ import pandas as pd
 
 from ceremony.clock import current
 from ceremony.fs import create
+from ceremony.record.inventory import CERTIFICATE_FRAME_COLUMNS, CERTIFICATE_SELECT, certificate_rows
 from ceremony.record.workspace import Workspace
 
-_CERTIFICATE_COLUMNS = (
-    "c.serial, c.issuer_ca, c.issuer, c.subject, c.eui64, c.role, c.usage, c.name, c.profile, c.not_before, "
-    "c.not_after, c.key_algorithm, c.key_size, c.signature_algorithm, c.policy_oids, c.ski, c.aki, c.fingerprint, "
-    "c.status, "
-    "c.approved_by, c.batch_id, c.ceremony_id, c.issued_at, r.revoked_at, r.reason AS revocation_reason"
-)
 _CATEGORIES = {
     "certificates": (
         "issuer_ca", "issuer", "role", "usage", "profile", "key_algorithm", "signature_algorithm", "policy_oids",
@@ -135,16 +130,12 @@ def certificates_frame(ws: Workspace, *, snapshot: bool = True) -> pd.DataFrame:
     database; otherwise the snapshot is rebuilt first, streamed in chunks (memory stays bounded)."""
     import pyarrow as pa
 
-    sql = (
-        f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates c LEFT JOIN revocations r "  # noqa: S608
-        "ON r.issuer_ca = c.issuer_ca AND r.serial = c.serial"
-    )
     if not snapshot:
-        return _read(ws, sql, "certificates")
+        return _read(ws, CERTIFICATE_SELECT, "certificates")
     path = ws.root / SNAPSHOT
     generation = _generation(ws).encode()
     if _snapshot_generation(path) != generation:
-        _write_snapshot(ws, sql, path, generation)
+        _write_snapshot(ws, path, generation)
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_file(source).read_all().to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
@@ -161,29 +152,38 @@ def _arrow_type(column: str) -> Any:
     return pa.large_string()  # what pandas' str dtype holds: loaded without a cast
 
 
-def _write_snapshot(ws: Workspace, sql: str, path: Path, generation: bytes, chunk: int = 100_000) -> None:
+def _certificate_schema(metadata: dict[bytes, bytes] | None = None) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([pa.field(c, _arrow_type(c)) for c in CERTIFICATE_FRAME_COLUMNS], metadata=metadata)
+
+
+def _certificate_chunks(cursor: Any, chunk: int) -> Iterator[pd.DataFrame]:
+    """The cursor's rows as typed frames of at most ``chunk`` rows (always one, empty when there are none)."""
+    while True:
+        rows = cursor.fetchmany(chunk)
+        yield _typed(pd.DataFrame.from_records(rows, columns=list(CERTIFICATE_FRAME_COLUMNS)), "certificates")
+        if len(rows) < chunk:
+            return
+
+
+def _write_snapshot(ws: Workspace, path: Path, generation: bytes, chunk: int = 100_000) -> None:
     """Stream the rows into the snapshot in chunks. Every chunk's categories extend the previous
     chunk's, so the file carries dictionary deltas (the IPC file format allows no replacement)."""
     import pyarrow as pa
 
-    cursor = ws.inventory._execute(sql)
-    columns = list(cursor.keys())
-    schema = pa.schema([pa.field(c, _arrow_type(c)) for c in columns], metadata={b"generation": generation})
-    known: dict[str, list[str]] = {c: [] for c in columns if c in _CATEGORIES["certificates"]}
+    schema = _certificate_schema({b"generation": generation})
+    known: dict[str, list[str]] = {c: [] for c in CERTIFICATE_FRAME_COLUMNS if c in _CATEGORIES["certificates"]}
     path.parent.mkdir(exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     options = pa.ipc.IpcWriteOptions(compression="lz4", emit_dictionary_deltas=True)
     with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, schema, options=options) as writer:
-        while True:
-            rows = cursor.fetchmany(chunk)
-            frame = _typed(pd.DataFrame.from_records(rows, columns=columns), "certificates")
+        for frame in _certificate_chunks(certificate_rows(ws.inventory), chunk):
             for column, categories in known.items():
                 seen = set(categories)
                 categories += [c for c in frame[column].cat.categories if c not in seen]
                 frame[column] = frame[column].cat.set_categories(categories)
             writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
-            if len(rows) < chunk:
-                break
     partial.replace(path)
     path.with_name("certificates.parquet").unlink(missing_ok=True)  # the format before schema 5
 
@@ -350,13 +350,23 @@ def orphans(f: Frames) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["kind", "name"])
 
 
-def export_parquet(ws: Workspace, out: Path, filters: Mapping[str, str] | None = None) -> int:
-    """A selection of certificates (every column but the DER) as a typed Parquet file; returns the count.
+def export_parquet(ws: Workspace, out: Path, filters: Mapping[str, str] | None = None, chunk: int = 100_000) -> int:
+    """A selection of certificates as a Parquet file in the frames' columns and types (what
+    ``frames().certificates`` holds, and what ``pd.read_parquet`` gives back), in the order issued, streamed
+    one row group per ``chunk`` rows; returns the count.
     ``filters``: certificate column -> the value it must equal (none: every certificate)."""
-    from ceremony.record.inventory import EXPORT_COLUMNS
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    cursor = ws.inventory.export_rows(filters)
-    frame = _typed(pd.DataFrame.from_records(cursor.fetchall(), columns=list(EXPORT_COLUMNS)), "certificates")
+    schema = _certificate_schema()
+    count = 0
     with create(out, what="exports") as fh:
-        frame.to_parquet(fh, index=False)
-    return len(frame)
+        writer: Any = None
+        for frame in _certificate_chunks(certificate_rows(ws.inventory, filters, ordered=True), chunk):
+            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            if writer is None:  # the first chunk's schema carries pandas' metadata (nullable integers, str)
+                writer = pq.ParquetWriter(fh, table.schema)
+            writer.write_table(table)
+            count += len(frame)
+        writer.close()
+    return count

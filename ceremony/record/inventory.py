@@ -370,7 +370,8 @@ class SignedCertificate(NamedTuple):
     profile: str
 
 
-EXPORT_COLUMNS = [f.name for f in fields(CertificateRecord) if f.name != "der"]
+#: The certificate columns a selection may filter on (the exports' own columns are the frames': ``frames.py``).
+FILTER_COLUMNS = tuple(name for name in CERTIFICATE_COLUMNS if name != "der")
 assert tuple(f.name for f in fields(CertificateRecord)) == CERTIFICATE_COLUMNS
 INSERT_CERTIFICATE = (
     f"INSERT INTO certificates ({', '.join(CERTIFICATE_COLUMNS)}) "  # noqa: S608 - our column names
@@ -381,17 +382,44 @@ _CEREMONY_COLUMNS = ", ".join(f.name for f in fields(CeremonySummary))
 _SELECT_CERTIFICATES = f"SELECT {', '.join(CERTIFICATE_COLUMNS)} FROM certificates"  # noqa: S608 - our column names
 
 
-def certificate_filter(filters: Mapping[str, str] | None) -> tuple[str, tuple[str, ...]]:
-    """A WHERE clause (without the keyword) selecting certificates whose columns equal ``filters``' values.
+#: The certificates' columns, in this order: ``frames().certificates`` (``frames.py`` types them), notebook 70's
+#: files and ``ceremony inventory export --format csv|parquet``: the certificate table's analyst columns (no DER,
+#: no CSR hash, key store or artifact path), then the revocation's time and reason (empty while valid).
+CERTIFICATE_FRAME_COLUMNS = (
+    "serial", "issuer_ca", "issuer", "subject", "eui64", "role", "usage", "name", "profile", "not_before",
+    "not_after", "key_algorithm", "key_size", "signature_algorithm", "policy_oids", "ski", "aki", "fingerprint",
+    "status", "approved_by", "batch_id", "ceremony_id", "issued_at", "revoked_at", "revocation_reason",
+)  # fmt: skip
+#: Where a column comes from when not the certificate row's column of that name.
+_FROM_REVOCATION = {"revoked_at": "r.revoked_at", "revocation_reason": "r.reason AS revocation_reason"}
+_FRAME_SELECTED = ", ".join(_FROM_REVOCATION.get(c, f"c.{c}") for c in CERTIFICATE_FRAME_COLUMNS)
+CERTIFICATE_SELECT = (
+    f"SELECT {_FRAME_SELECTED} FROM certificates c "  # noqa: S608 - our column names
+    "LEFT JOIN revocations r ON r.issuer_ca = c.issuer_ca AND r.serial = c.serial"
+)
+
+
+def certificate_filter(filters: Mapping[str, str] | None, table: str = "") -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause (without the keyword) selecting certificates whose columns equal ``filters``' values;
+    ``table``: the certificates' alias in a join (its columns then named ``alias.column``).
 
     Raises:
         ValueError: a key is not a certificate column (a bug in the caller, never user input).
     """
     chosen = dict(filters or {})
-    unknown = sorted(set(chosen) - set(EXPORT_COLUMNS))
+    unknown = sorted(set(chosen) - set(FILTER_COLUMNS))
     if unknown:
         raise ValueError(f"not certificate columns: {', '.join(unknown)}")
-    return " AND ".join(f"{column} = ?" for column in chosen), tuple(chosen.values())
+    prefix = f"{table}." if table else ""
+    return " AND ".join(f"{prefix}{column} = ?" for column in chosen), tuple(chosen.values())
+
+
+def certificate_rows(inventory: Inventory, filters: Mapping[str, str] | None = None, *, ordered: bool = False) -> Any:
+    """The rows of ``CERTIFICATE_FRAME_COLUMNS`` as stored (text, times ISO 8601): a cursor, to stream.
+    ``filters``: certificate column -> the value it must equal; ``ordered``: in the order issued (exports)."""
+    where, params = certificate_filter(filters, table="c")
+    sql = CERTIFICATE_SELECT + (f" WHERE {where}" if where else "")
+    return inventory._execute(sql + (" ORDER BY c.issued_at, c.serial" if ordered else ""), params)
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -782,21 +810,15 @@ class Inventory:
         return bytes(row[0])
 
     # --- export -----------------------------------------------------------------------
-    def export_rows(self, filters: Mapping[str, str] | None = None) -> Any:
-        """The export's rows (every certificate column but the DER, in ``EXPORT_COLUMNS`` order) of the
-        certificates whose columns equal ``filters``' values, in the order issued: a cursor, to stream."""
-        where, params = certificate_filter(filters)
-        sql = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM certificates" + (f" WHERE {where}" if where else "")  # noqa: S608
-        return self._execute(sql + " ORDER BY issued_at, serial", params)
-
     def export_csv(self, out: Path, filters: Mapping[str, str] | None = None) -> int:
-        """One row per certificate (every column but the DER), streamed; returns the row count.
+        """One row per certificate in the frames' certificate columns (``CERTIFICATE_FRAME_COLUMNS``, revocation
+        included), as stored (times ISO 8601), streamed; returns the row count.
         ``filters``: certificate column -> the value it must equal (none: every certificate)."""
         count = 0
         with create(out, what="exports", text=True) as fh:
             writer = csv.writer(fh)
-            writer.writerow(EXPORT_COLUMNS)
-            for row in self.export_rows(filters):
+            writer.writerow(CERTIFICATE_FRAME_COLUMNS)
+            for row in certificate_rows(self, filters, ordered=True):
                 writer.writerow(row)
                 count += 1
         return count

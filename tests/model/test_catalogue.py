@@ -39,7 +39,7 @@ def test_control_id_refuses_anything_else_naming_it(value: str) -> None:
 def test_the_shipped_catalogue_has_unique_ids_in_their_areas() -> None:
     catalogue = load_catalogue()
     ids = [c.id for c in catalogue.controls]
-    assert len(ids) == len(set(ids)) == 45  # + GOV-05, KEY-09, CER-10 (issue I), + GOV-06, LOG-03..05 (issue J)
+    assert len(ids) == len(set(ids)) == 46  # + GOV-05, KEY-09, CER-10 (issue I), + GOV-06, LOG-03..05 (J), CER-11 (K)
     assert {c.id: c.area for c in catalogue.controls} == {c.id: PREFIX_AREA[c.id[:3]] for c in catalogue.controls}
     assert all(c.policy_ref and c.check and c.evidence and c.applies_to for c in catalogue.controls)
 
@@ -97,12 +97,19 @@ def _no_controls(data: dict[str, Any]) -> None:
         (
             _bad_area,
             "controls.0.area must be one of 'governance', 'ceremony', 'keys', 'certificates', 'revocation', "
-            "'logging', 'personnel' (got 'finance')",
+            "'logging', 'personnel' (got 'finance') (line 6)",
         ),
-        (_bad_id, "controls.0.id: must be a control id such as CER-04 (got 'GOV-1')"),
-        (_no_evidence, "controls.0.evidence: List should have at least 1 item after validation, not 0 (got [])"),
-        (_unknown_key, "controls.0.owner is not an allowed key"),
-        (_no_controls, "controls: List should have at least 1 item after validation, not 0 (got [])"),
+        (_bad_id, "controls.0.id: must be a control id such as CER-04 (got 'GOV-1') (line 4)"),
+        (
+            _no_evidence,
+            "controls.0.evidence: List should have at least 1 item after validation, not 0 (got []) (line 8)",
+        ),
+        (
+            _unknown_key,
+            "controls.0.owner is not a field; allowed: id, title, area, policy_ref, evidence, check, "
+            "severity, applies_to (line 16)",
+        ),
+        (_no_controls, "controls: List should have at least 1 item after validation, not 0 (got []) (line 3)"),
     ],
 )
 def test_a_malformed_catalogue_is_refused_naming_the_field(tmp_path: Path, edit: Any, message: str) -> None:

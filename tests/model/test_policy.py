@@ -76,7 +76,13 @@ def _data() -> dict[str, Any]:
             [],
             "compliance.verdict: List should have at least 1 item after validation, not 0 (got [])",
         ),
-        ("ceremony", "quorum", 3, "ceremony.quorum is not an allowed key"),
+        (
+            "ceremony",
+            "quorum",
+            3,
+            "ceremony.quorum is not a field; allowed: approvals_required, min_quorum_m, "
+            "max_quorum_n, custodian_organisations_min, witnesses_min",
+        ),
     ],
 )
 def test_a_malformed_parameter_is_refused_naming_it(section: str, key: str, value: Any, message: str) -> None:

@@ -3,6 +3,7 @@ columns, the views, and `inventory show`."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ceremony.cli.main import main
 from ceremony.issue.batch import issue_batch
 from ceremony.issue.revocation import revoke
 from ceremony.record import frames as fr
+from ceremony.record.inventory import CERTIFICATE_FRAME_COLUMNS
 from ceremony.record.workspace import Workspace
 from tests.support.ceremony_files import device_list
 from tests.support.postgres import ENGINES, database_for
@@ -72,16 +74,18 @@ def test_orphans_name_stray_keys_and_keyless_cas(estate: Workspace) -> None:
 
     from ceremony.record.inventory import key_row
 
-    stray = key_row("s1spki-workbench", "ca-left-over", ec.generate_private_key(ec.SECP256R1()).public_key(),
+    root_key = estate.inventory.ca("root").key_label
+    keys = fr.frames(estate).asymmetric_keys
+    token = str(keys.loc[keys["label"] == root_key, "token"].iloc[0])  # the workspace's token label
+    stray = key_row(token, "ca-left-over", ec.generate_private_key(ec.SECP256R1()).public_key(),
                     key_store="software", purpose="ca", origin="generated", ceremony_id=None,
                     created_at=estate.clock.now())  # fmt: skip
-    root_key = estate.inventory.ca("root").key_label
     with estate.inventory.transaction() as db:
         estate.inventory.record_key(db, stray)
-        estate.inventory.key_destroyed(db, "s1spki-workbench", root_key, "2026-11-30T00:00:00+00:00")
+        estate.inventory.key_destroyed(db, token, root_key, "2026-11-30T00:00:00+00:00")
     found = fr.orphans(fr.frames(estate)).to_dict("records")
     assert found == [
-        {"kind": "key without a CA", "name": "s1spki-workbench/ca-left-over"},
+        {"kind": "key without a CA", "name": f"{token}/ca-left-over"},
         {"kind": "CA key not in the key inventory", "name": "root"},
     ]
 
@@ -100,14 +104,84 @@ def test_inventory_show_a_device_and_a_serial(estate: Workspace, capsys: pytest.
     assert "no certificate with serial nothing" in capsys.readouterr().err
 
 
-def test_parquet_export_keeps_the_types(estate: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """Each column's dtype, a categorical as "category" (its categories are the data's, not the schema's)."""
+    return {k: "category" if isinstance(v, pd.CategoricalDtype) else str(v) for k, v in frame.dtypes.items()}
+
+
+def test_exports_have_the_frames_columns_and_types(estate: Workspace, tmp_path: Path) -> None:
+    """One schema: the CLI's Parquet and CSV are the frames' certificate columns, revocation included, and the
+    filters still select (the Parquet export once lacked ``revoked_at`` and ``revocation_reason``)."""
+    certificates = fr.frames(estate).certificates
     estate.close()
-    out = tmp_path / "devices.parquet"
-    argv = ["--workspace", str(estate.root), "inventory", "export", "--format", "parquet", "--profile", "ss1sp-device"]
-    assert main([*argv, "--out", str(out)]) == 0
+    base = ["--workspace", str(estate.root), "inventory", "export"]
+    assert main([*base, "--format", "parquet", "--out", str(tmp_path / "all.parquet")]) == 0
+    frame = pd.read_parquet(tmp_path / "all.parquet")
+    assert list(frame.columns) == list(certificates.columns) == list(CERTIFICATE_FRAME_COLUMNS)
+    assert _kinds(frame) == _kinds(certificates)
+    assert frame["issued_at"].is_monotonic_increasing and len(frame) == len(certificates) == 8
+    assert main([*base, "--format", "parquet", "--status", "revoked", "--out", str(tmp_path / "revoked.parquet")]) == 0
+    revoked = pd.read_parquet(tmp_path / "revoked.parquet")
+    assert revoked[["eui64", "usage", "revocation_reason"]].astype(str).values.tolist() == [
+        ["00DB123400000001", "ds", "keyCompromise"]
+    ]
+    assert revoked["revoked_at"].notna().all() and _kinds(revoked) == _kinds(certificates)
+    assert main([*base, "--format", "csv", "--profile", "ss1sp-device", "--out", str(tmp_path / "devices.csv")]) == 0
+    text = pd.read_csv(tmp_path / "devices.csv", dtype=str)
+    assert list(text.columns) == list(CERTIFICATE_FRAME_COLUMNS) and len(text) == 6
+    assert text.loc[text["status"] == "revoked", "revocation_reason"].tolist() == ["keyCompromise"]
+    assert set(text["not_after"]) == {"9999-12-31T23:59:59+00:00"}  # as stored, ISO 8601
+
+
+def test_a_parquet_export_is_streamed_in_row_groups(estate: Workspace, tmp_path: Path) -> None:
+    """Memory stays bounded: one row group per chunk, and the chunks' categories read back as one frame."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "chunked.parquet"
+    assert fr.export_parquet(estate, out, {"issuer_ca": "issuing"}, chunk=4) == 6
+    assert pq.ParquetFile(out).metadata.num_row_groups == 2
     frame = pd.read_parquet(out)
-    assert len(frame) == 6 and str(frame["not_after"].dtype) == "datetime64[us, UTC]"
-    assert isinstance(frame["usage"].dtype, pd.CategoricalDtype)
+    assert sorted(frame["usage"].cat.categories) == ["ds", "ka"] and frame["usage"].value_counts().to_dict() == {
+        "ds": 3, "ka": 3,
+    }  # fmt: skip
+    assert fr.export_parquet(estate, tmp_path / "none.parquet", {"eui64": "0000000000000000"}) == 0
+    assert list(pd.read_parquet(tmp_path / "none.parquet").columns) == list(CERTIFICATE_FRAME_COLUMNS)
+
+
+def _readme_snippets() -> str:
+    """The Python blocks of the README's "Analysing the inventory" section, as written there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Analysing the inventory\n", 1)[1]
+    section = re.split(r"\n##+ ", section, maxsplit=1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) == 3, "the README's analyst section has its three questions"
+    return "\n".join(blocks)
+
+
+def test_the_readme_answers_the_analysts_first_questions_from_an_export(
+    estate: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = fr.frames(estate)
+    estate.close()
+    monkeypatch.chdir(tmp_path)
+    argv = ["--workspace", str(estate.root), "inventory", "export", "--format", "parquet"]
+    assert main([*argv, "--out", "certificates.parquet"]) == 0
+    answers: dict[str, object] = {}
+    exec(compile(_readme_snippets(), "README.md", "exec"), answers)  # noqa: S102 - the README's own snippets
+    never = answers["never_by_profile"]
+    assert isinstance(never, pd.Series) and never.to_dict() == {"ss1sp-device": 5}
+    buckets = fr.expiry_buckets(f, datetime(2027, 1, 1, tzinfo=timezone.utc))
+    assert buckets.loc[buckets["bucket"] == fr.NEVER, "certificates"].sum() == 5
+    lacking = answers["lacking"]
+    assert isinstance(lacking, pd.DataFrame)
+    assert lacking.astype(str).to_dict("records") == [{"eui64": "00DB123400000001", "usage": "ka"}]
+    assert fr.devices_missing_usage(f).to_dict("records") == [{"eui64": "00DB123400000001", "has": "ka"}]
+    by_reason = answers["by_reason"]
+    assert isinstance(by_reason, pd.Series) and by_reason.to_dict() == {("issuing", "keyCompromise"): 1}
+    assert fr.revocations_by_reason(f)["revoked"].tolist() == [1]
+    month = f.certificates["revoked_at"].dropna().dt.strftime("%Y-%m").tolist()
+    per_month = answers["revoked_per_month"]
+    assert isinstance(per_month, pd.Series) and per_month.to_dict() == {month[0]: 1}
 
 
 @pytest.mark.slow
@@ -134,7 +208,7 @@ def test_real_dcc_certificates_import_classified_with_findings(
     ca_workspace: Workspace, smki_vectors: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ca_workspace.close()
-    base = ["--workspace", str(ca_workspace.root), "inventory", "import"]
+    base = ["--workspace", str(ca_workspace.root), "inventory", "import", "--by", "bob"]
     paths = [str(smki_vectors / "device"), str(smki_vectors / "organisation")]
     assert main([*base, *paths, "--jobs", "2"]) == 0
     assert capsys.readouterr().out.strip() == (
@@ -162,7 +236,7 @@ def test_the_snapshot_equals_the_database_and_follows_every_change(estate: Works
     pd.testing.assert_frame_equal(first, from_db)
     pd.testing.assert_frame_equal(fr.certificates_frame(estate), from_db)  # read back from the snapshot
     revoke(estate, ca_name="issuing", eui64="00DB123400000002", usage="ka", reason="superseded",
-           requested_by="bob", approved_by="bob")  # fmt: skip
+           requested_by="bob", approved_by="alice")  # fmt: skip
     after = fr.certificates_frame(estate)
     assert after["status"].value_counts()["revoked"] == 2
     pd.testing.assert_frame_equal(after, fr.certificates_frame(estate, snapshot=False))

@@ -86,12 +86,16 @@ def test_a_malformed_register_is_named_in_the_report_not_read_loosely(pack: Path
     waivers = pack / "registers" / "waivers.yaml"
     waivers.write_text(waivers.read_text().replace("approved_by: victor", "approved_by: victor\n    signed: yes"))
     r = report.load_report(pack)  # the report is still written: the checks found the register fatal already
-    assert r.waivers == () and r.register_errors == ("registers/waivers.yaml: waivers.0.signed is not an allowed key",)
+    allowed = "allowed: control, subject, reason, approved_by, expires (line 8)"
+    assert r.waivers == () and r.register_errors == (
+        f"registers/waivers.yaml: waivers.0.signed is not a field; {allowed}",
+    )
     title = report.title_page(r, s1sp="S1SP", signer="victor", evidence_sha256="", evidence_words="")
-    assert title.texts[1] == "**Register not readable:** registers/waivers.yaml: waivers.0.signed is not an allowed key"
+    not_readable = "**Register not readable:** registers/waivers.yaml: waivers.0.signed is not a field; "
+    assert title.texts[1] == not_readable + allowed
     assert report.waivers_section(r).texts == [
         "The waivers register is not readable, so nothing is shown as waived: registers/waivers.yaml: waivers.0.signed "
-        "is not an allowed key"
+        f"is not a field; {allowed}"
     ]
 
 
