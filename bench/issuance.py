@@ -84,14 +84,16 @@ import json, resource, sys, time
 from pathlib import Path
 from ceremony.issue.batch import issue_batch
 from ceremony.issue.single import create_ca
+from ceremony.model.config import data_dir
 from ceremony.record.workspace import init_workspace
 ws = init_workspace(Path(sys.argv[1]), key_store=sys.argv[4], purpose="test")  # throwaway: honours a pinned clock
+(ws.root / "people.yaml").write_bytes((data_dir() / "people.yaml").read_bytes())  # bob: RA officer and operator
 create_ca(ws, "root", profile_name="ss1spca-root", common_name="Bench Root", approved_by="bench")
 create_ca(ws, "issuing", profile_name="ss1spca-issuing", common_name="Bench Issuing", approved_by="bench",
           issuer_ca="root")
 started = time.perf_counter()
 result = issue_batch(ws, ca_name="issuing", profile_name="ss1sp-device", devices=Path(sys.argv[2]),
-                     approved_by="bench", jobs=int(sys.argv[3]), progress=False, say=lambda line: None)
+                     approved_by="bob", jobs=int(sys.argv[3]), progress=False, say=lambda line: None)
 seconds = time.perf_counter() - started
 ws.close()
 rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
@@ -129,7 +131,7 @@ def crl_publish_seconds(workspace: Path) -> tuple[int, float]:
                 "FROM certificates WHERE batch_id IS NOT NULL"
             )
         started = time.perf_counter()
-        published = publish_crl(ws, "issuing")
+        published = publish_crl(ws, "issuing", by="bob")
         return published.entries, time.perf_counter() - started
     finally:
         ws.close()

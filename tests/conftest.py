@@ -30,6 +30,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get("CI"):
             pytest.fail("SoftHSM2 is not installed, and CI must run every HSM test (.ci/run installs softhsm2)")
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
+    if item.get_closest_marker("browser"):
+        from tests.support.browser import unavailable
+
+        why = unavailable()
+        if why:
+            _unavailable("browser", why)
 
 
 def _unavailable(what: str, why: str) -> None:
@@ -141,11 +147,14 @@ def key_store_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def ca_workspace(tmp_path: Path, key_store_kind: str, database: str | None):  # type: ignore[no-untyped-def]
-    """A workspace with the S1SP root and issuing CA (P-256), in the parametrised key store."""
+    """A workspace with the S1SP root and issuing CA (P-256), in the parametrised key store, and the example
+    participant register as its own (bob: operator and RA officer; alice and victor: approvers)."""
     from ceremony.issue.single import create_ca
     from ceremony.record.workspace import init_workspace
+    from tests.support.ceremony_files import write_register
 
     ws = init_workspace(tmp_path / "ws", key_store=key_store_kind, database=database, purpose="test")  # type: ignore[arg-type]
+    write_register(ws.root)
     create_ca(ws, "root", profile_name="ss1spca-root", common_name="Test Root", approved_by="alice")
     create_ca(
         ws, "issuing", profile_name="ss1spca-issuing", common_name="Test Issuing", approved_by="alice", issuer_ca="root"

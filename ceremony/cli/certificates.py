@@ -111,7 +111,7 @@ def cmd_crl(args: argparse.Namespace) -> int:
     from ceremony.issue.crl import publish_crl
 
     with opened(args) as ws:
-        done = publish_crl(ws, args.ca)
+        done = publish_crl(ws, args.ca, by=args.by)
     if args.json:
         print_json(
             {
@@ -159,7 +159,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         from ceremony.issue.importer import default_jobs, import_certificates
 
         with opened(args) as ws:
-            done = import_certificates(ws, [Path(p) for p in args.paths], jobs=args.jobs or default_jobs())
+            done = import_certificates(ws, [Path(p) for p in args.paths], by=args.by, jobs=args.jobs or default_jobs())
         profiles = ", ".join(f"{name} {count}" for name, count in sorted((done.by_profile or {}).items()))
         print(f"imported {done.imported} certificates ({profiles or 'none'}); {done.already} already in the inventory"
               + (f"; {done.crls_skipped} CRLs left out" if done.crls_skipped else ""))  # fmt: skip
@@ -198,7 +198,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--role", help="RemotePartyRole code (hex), organisation certificates")
     p.add_argument("--name", help="organisation short name (CN), optional")
     p.add_argument("--devices", help="device list CSV: eui64,usage,csr (batch issuance; see README)")
-    p.add_argument("--approved-by", required=True, help="person id of the RA officer who approved the request")
+    p.add_argument(
+        "--approved-by", required=True, help="the RA officer who approved the request (register role ra-officer)"
+    )
     p.add_argument("--jobs", type=int, default=1, help="worker processes for a batch (default 1)")
     p.add_argument("--skip-rejected", metavar="FILE", help="issue the valid rows and write the rejects to FILE")
     p.add_argument("--rekey", action="store_true", help="allow a second valid certificate per EUI-64 and usage")
@@ -215,13 +217,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--usage", choices=["ds", "ka"])
     p.add_argument("--ca", required=True, help="the CA that issued the certificate")
     p.add_argument("--reason", required=True, help="RFC 5280 reason (policy: keyCompromise, superseded, ...)")
-    p.add_argument("--requested-by", required=True, help="who asked for the revocation")
-    p.add_argument("--approved-by", required=True, help="who approved it (a different person for CA certificates)")
+    p.add_argument("--requested-by", required=True, help="who asked for the revocation (a registered person)")
+    p.add_argument("--approved-by", required=True, help="who approved it (register role approver; not the requester)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_revoke)
 
     p = sub.add_parser("crl", help="publish the next CRL (issuing CA) or ARL (root)")
     p.add_argument("--ca", required=True)
+    p.add_argument("--by", required=True, help="the operator who publishes it (register role operator)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_crl)
 
@@ -244,5 +247,6 @@ def add_parsers(sub: Any) -> None:
     i.add_argument("what", help="a serial (hex) or an EUI-64 (16 hex digits)")
     i = inv.add_parser("import", help="foreign certificates: parsed in parallel, classified, findings kept")
     i.add_argument("paths", nargs="+")
+    i.add_argument("--by", required=True, help="the operator who imports them (register role operator)")
     i.add_argument("--jobs", type=int, help="worker processes (default: up to 4)")
     p.set_defaults(func=cmd_inventory)

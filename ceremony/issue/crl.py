@@ -28,7 +28,7 @@ from ceremony.issue.revocation import REASON_CODES
 from ceremony.lint.certificate import check_crl
 from ceremony.lint.findings import failing
 from ceremony.model.events import CrlPublish, CrlRecover
-from ceremony.model.people import operator
+from ceremony.model.people import check_role, operator, workspace_register
 from ceremony.model.policy import load_policy
 from ceremony.model.tbs import key_identifier
 from ceremony.model.template import ECDSA_WITH_SHA256, der_length
@@ -207,8 +207,13 @@ def _recover(ws: Workspace, ca_name: str, kind: str, number: int, ca_cert: x509.
         )
 
 
-def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> Published:
-    """Build, sign, verify and lint the next CRL (issuing CA) or ARL (root) and record it."""
+def publish_crl(ws: Workspace, ca_name: str, *, by: str, now: datetime | None = None) -> Published:
+    """Build, sign, verify and lint the next CRL (issuing CA) or ARL (root) and record it.
+
+    ``by`` is the operator who publishes it: the workspace's participant register must name them for the
+    ``operator`` role (checked before anything is read or signed); the journal's entry records them.
+    """
+    check_role(workspace_register(ws.root), by, "operator", "--by")
     if now is None:
         ws.journal.check_clock()
     ca, ca_cert, key = issuer_of(ws, ca_name)
@@ -270,6 +275,7 @@ def publish_crl(ws: Workspace, ca_name: str, *, now: datetime | None = None) -> 
         ws.journal.append(
             CrlPublish(
                 actor=operator(),
+                by=by,
                 ca=ca_name,
                 kind=kind,
                 number=number,

@@ -3,8 +3,9 @@ by profile, with their lint findings kept beside them.
 
 A foreign certificate's issuer is not one of the workspace's CAs: its ``issuer_ca`` is
 ``ext:`` and 12 hex digits of the SHA-256 of the issuer name's DER, so that serials from
-different issuers never collide. The import records who ran it and where each certificate came
-from; a certificate already in the inventory (same SHA-256) is counted and skipped.
+different issuers never collide. The import records who ran it (the registered operator named, and the
+login) and where each certificate came from; a certificate already in the inventory (same SHA-256) is
+counted and skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ceremony.model.der import (
     signature_name,
 )
 from ceremony.model.events import InventoryImport
-from ceremony.model.people import operator
+from ceremony.model.people import check_role, operator, workspace_register
 from ceremony.model.profiles import ResolvedProfile, available_profiles, get_profile
 from ceremony.record.inventory import CERTIFICATE_COLUMNS, FindingRecord
 from ceremony.record.workspace import Workspace
@@ -95,8 +96,13 @@ def _one(item: tuple[str, bytes]) -> tuple[dict[str, Any], str, list[tuple[str, 
     return fields, profile, [(f.severity.name, f.code, f.message) for f in findings]
 
 
-def import_certificates(ws: Workspace, paths: list[Path], *, jobs: int = 1) -> ImportResult:
-    """Parse, classify and store every certificate under ``paths``; CRLs are counted and left out."""
+def import_certificates(ws: Workspace, paths: list[Path], *, by: str, jobs: int = 1) -> ImportResult:
+    """Parse, classify and store every certificate under ``paths``; CRLs are counted and left out.
+
+    ``by`` is the operator who imports them: the workspace's participant register must name them for the
+    ``operator`` role (checked before anything is read); the journal's entry records them.
+    """
+    check_role(workspace_register(ws.root), by, "operator", "--by")
     for path in paths:  # a FIFO or device named here is refused, never read (the reader skips such files)
         if path.exists() and not (path.is_dir() or path.is_file()):
             raise InputError(f"{path}: not a regular file or a directory; nothing imported")
@@ -147,6 +153,7 @@ def import_certificates(ws: Workspace, paths: list[Path], *, jobs: int = 1) -> I
         ws.journal.append(
             InventoryImport(
                 actor=operator(),
+                by=by,
                 paths=[str(p) for p in paths],
                 imported=len(rows),
                 already=result.already,

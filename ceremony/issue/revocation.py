@@ -1,7 +1,8 @@
 """Revocation: by serial or by EUI-64, with an RFC 5280 reason, a requester and an approver, on record.
 
-CA certificates, and the reasons the policy names (keyCompromise, cACompromise), need two
-different people: one who asks and one who approves. Revocations become CRL entries (crl.py).
+Every revocation needs two different people of the participant register: one who asks and an approver
+who approves (the policy's ``two_person_reasons`` and CA certificates are among them). Revocations become
+CRL entries (crl.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ceremony.faults import crash_point
 from ceremony.issue.recovery import recover
 from ceremony.model.csr import normalise_eui64
 from ceremony.model.events import CertificateRevoke
-from ceremony.model.people import check_person, operator
+from ceremony.model.people import check_role, operator, workspace_register
 from ceremony.model.policy import load_policy
 from ceremony.record.revocations import (
     RevocationRecord,
@@ -60,9 +61,18 @@ def revoke(
     usage: str | None = None,
     now: datetime | None = None,
 ) -> list[Revoked]:
-    """Revoke one certificate by serial, or every valid one of an EUI-64 (optionally one usage)."""
-    check_person(requested_by, "--requested-by")
-    check_person(approved_by, "--approved-by")
+    """Revoke one certificate by serial, or every valid one of an EUI-64 (optionally one usage).
+
+    ``requested_by`` must be in the workspace's participant register, and ``approved_by`` registered for the
+    ``approver`` role and another person (checked before anything else is read).
+    """
+    register = workspace_register(ws.root)
+    check_role(register, requested_by, None, "--requested-by")
+    if requested_by == approved_by:
+        raise InputError(
+            f"a revocation needs two people: --requested-by and --approved-by must differ (both {approved_by})"
+        )
+    check_role(register, approved_by, "approver", "--approved-by")
     allowed = load_policy().revocation
     if reason not in allowed.reasons:
         raise InputError(f"--reason must be one of {', '.join(allowed.reasons)} (got {reason!r})")
@@ -88,13 +98,6 @@ def revoke(
             raise InputError(
                 f"CA {ca_name} has no valid certificate for EUI-64 {value}" + (f" {usage}" if usage else "")
             )
-    ca_profiles = {ws.inventory.ca(name).profile for name in ws.inventory.ca_names()}
-    ca_serials = {ws.inventory.ca(name).serial for name in ws.inventory.ca_names()}
-    for row in rows:
-        is_ca = row.serial in ca_serials and row.profile in ca_profiles
-        if (is_ca or reason in allowed.two_person_reasons) and requested_by == approved_by:
-            what = "a CA certificate" if is_ca else f"a {reason} revocation"
-            raise InputError(f"{what} needs two people: --requested-by and --approved-by must differ")
     when = (now or ws.clock.now()).astimezone(timezone.utc).replace(microsecond=0).isoformat()
     done = [Revoked(ca_name, r.serial, r.profile, r.eui64, r.usage, reason, when) for r in rows]
     crash_point("revoke.checked")

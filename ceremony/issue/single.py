@@ -20,7 +20,7 @@ from ceremony.model.algorithms import CAPrivateKey, KeyAlgorithm
 from ceremony.model.csr import CertificationRequest, check_identity, parse_csr
 from ceremony.model.der import serial_hex
 from ceremony.model.events import CaCreate, CertificateDiscarded, CertificateStored
-from ceremony.model.people import check_person, operator
+from ceremony.model.people import check_person, check_role, operator, workspace_register
 from ceremony.model.profiles import ResolvedProfile, get_profile
 from ceremony.model.tbs import Identity, Issuer, build_tbs, key_identifier
 from ceremony.record.inventory import CARecord, CertificateRecord, key_row
@@ -215,8 +215,12 @@ def issue(
     approved_by: str,
     now: datetime | None = None,
 ) -> Issued:
-    """Issue one end-entity certificate from a CSR and an approved identity."""
-    check_person(approved_by, "approved-by")
+    """Issue one end-entity certificate from a CSR and an approved identity.
+
+    ``approved_by`` is the RA officer who approved the request: the workspace's participant register must name
+    them for the ``ra-officer`` role (checked before anything else is read or signed).
+    """
+    check_role(workspace_register(ws.root), approved_by, "ra-officer", "--approved-by")
     if now is None:
         ws.journal.check_clock()  # before signing: a certificate must not precede the record of earlier ones
     profile = get_profile(profile_name, ws.config.oids)

@@ -113,6 +113,36 @@ def check_person(value: str | None, what: str) -> str:
     return value
 
 
+def workspace_register(workspace: Path) -> Register:
+    """The register the desk checks people against: ``CEREMONY_REGISTER``, else the workspace's ``people.yaml``.
+
+    Raises:
+        ConfigError: the workspace has no register, or it is not a valid one.
+    """
+    return load_register(default_register(workspace))
+
+
+def check_role(register: Register, person_id: str, role: TrustedRole | None, what: str) -> Person:
+    """``person_id``'s entry, refused unless the register names them for ``role`` (any role when None).
+
+    The message names the option (``what``), the person and the role that is missing, as ``ceremony approve``'s
+    and pre-flight's do.
+
+    Raises:
+        InputError: ``person_id`` is not a person id, is not in the register, or lacks ``role``.
+    """
+    check_person(person_id, what)
+    person = register.people.get(person_id)
+    if person is None:
+        needed = f" (the {role} role is needed)" if role else ""
+        raise InputError(f"{what}: {person_id!r} is not in the participant register{needed}")
+    if role is not None and role not in person.roles:
+        raise InputError(
+            f"{what}: {person_id} is not registered for the {role} role (registered: {', '.join(person.roles)})"
+        )
+    return person
+
+
 def operator() -> str:
     """Who runs the command: CEREMONY_OPERATOR, else the login name."""
     return os.environ.get("CEREMONY_OPERATOR") or getpass.getuser()

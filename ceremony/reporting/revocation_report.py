@@ -39,12 +39,13 @@ def revocation_lines(revoked: list[Revoked]) -> list[str]:
     ]
 
 
-def publish_lists(ws: Workspace, ca: str, *, arl: bool = True) -> list[Published]:
-    """Publish ``ca``'s next CRL and, with ``arl`` and when ``ca`` has an issuer (the root), the root's next ARL."""
-    published = [publish_crl(ws, ca)]
+def publish_lists(ws: Workspace, ca: str, *, by: str, arl: bool = True) -> list[Published]:
+    """Publish ``ca``'s next CRL and, with ``arl`` and when ``ca`` has an issuer (the root), the root's next ARL,
+    by the operator ``by`` (a registered operator)."""
+    published = [publish_crl(ws, ca, by=by)]
     root = ws.inventory.ca(ca).issuer_ca
     if arl and root:
-        published.append(publish_crl(ws, root))
+        published.append(publish_crl(ws, root, by=by))
     return published
 
 

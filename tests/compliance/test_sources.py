@@ -112,14 +112,14 @@ def test_a_malformed_register_fails_only_where_it_is_read(ws: Workspace) -> None
 def test_a_workspace_that_runs_nothing_yet_is_assessed_against_everything(ws: Workspace) -> None:
     ev = Evidence(ws)
     assert ev.scope == {"pki", "symmetric"}
-    assert ev.token_objects == {"s1spki-workbench": []}
+    assert ev.token_objects == {"s1sp-ca-token": []}  # init's default label
 
 
 def test_a_workspace_with_cas_runs_a_pki(ws: Workspace) -> None:
     create_ca(ws, "root", profile_name="ss1spca-root", common_name="Test Root", approved_by="alice")
     ev = Evidence(ws)
     assert ev.scope == {"pki"}
-    assert ev.token_objects == {"s1spki-workbench": ["ca-root"]}
+    assert ev.token_objects == {"s1sp-ca-token": ["ca-root"]}
     assert [e["event"] for e in ev.journal] == ["workspace.init", "ca.create"]
     assert ev.journal_status.ok and ev.journal_status.entries == 2
 

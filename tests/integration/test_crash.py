@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from ceremony.issue.crl import publish_crl
 from ceremony.record.workspace import Workspace
-publish_crl(Workspace.open(Path(sys.argv[1])), "issuing")
+publish_crl(Workspace.open(Path(sys.argv[1])), "issuing", by="bob")
 """
 _STEPS = """
 import sys
@@ -73,7 +73,7 @@ def test_crl_publication_killed_at_every_point_stays_consistent_and_resumes(
         assert ws.journal.verify().ok
         ws.close()
     ws = Workspace.open(root)
-    done = publish_crl(ws, "issuing")  # the resume
+    done = publish_crl(ws, "issuing", by="bob")  # the resume
     query = "SELECT number FROM crls WHERE issuer_ca = 'issuing' ORDER BY rowid"
     numbers = [r[0] for r in ws.inventory._execute(query)]
     # Every CRL a killed run wrote was recovered into the inventory: none was lost, none is on disk alone.
@@ -195,7 +195,7 @@ def test_single_issuance_killed_at_every_point_is_recovered_by_the_next_command(
     ws = Workspace.open(root)
     written = point != "issue.signed"
     assert len(list((root / "artifacts" / "certificates").rglob("*.pem"))) == int(written)
-    publish_crl(ws, "issuing")  # the next command that touches the CA
+    publish_crl(ws, "issuing", by="bob")  # the next command that touches the CA
     assert _unrecorded(ws) == []
     catalogue = {c.id: c for c in load_catalogue().controls}
     for control in ("LOG-03", "LOG-04", "LOG-05"):  # and the records agree, by the assessment's own checks
@@ -233,7 +233,7 @@ def test_a_planted_file_is_not_recorded_but_reported(ca_workspace: Workspace, tm
     root_pem = (ca_workspace.root / "artifacts" / "cas" / "root.pem").read_bytes()
     (folder / "0123.pem").write_bytes(root_pem)  # a real certificate, but not one the issuing CA signed
     with pytest.raises(StateError, match="is not recorded and is not a certificate of CA issuing: check it by hand"):
-        publish_crl(ca_workspace, "issuing")
+        publish_crl(ca_workspace, "issuing", by="bob")
     assert ca_workspace.inventory.count() == 2
 
 
@@ -251,7 +251,7 @@ def test_revocation_killed_at_every_point_is_reconciled_by_the_next_command(
     ca_workspace.close()
     _killed_at(point, _REVOKE, str(root), serial)
     ws = Workspace.open(root)
-    published = publish_crl(ws, "issuing")  # the next command that touches the CA
+    published = publish_crl(ws, "issuing", by="bob")  # the next command that touches the CA
     assert _unrecorded(ws) == []
     journalled = point != "revoke.checked"
     assert ws.inventory.certificate("issuing", serial).status == ("revoked" if journalled else "valid")  # type: ignore[union-attr]

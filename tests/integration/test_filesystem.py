@@ -52,7 +52,7 @@ def ws_root(tmp_path: Path) -> Iterator[Path]:
     register = {"schema_version": 1, "people": {
         "victor": {"name": "Victor", "roles": ["compliance-officer"], **person,
                    "attestation_key": key_fingerprint(key.public_key())},
-        "alice": {"name": "Alice", "roles": ["ra-officer"], **person},
+        "alice": {"name": "Alice", "roles": ["ra-officer", "operator"], **person},
     }}  # fmt: skip
     (ws.root / "people.yaml").write_text(yaml.safe_dump(register), encoding="utf-8")
     yield ws.root
@@ -106,7 +106,7 @@ def test_2_a_symlinked_journal_is_never_appended_to(
     journal.unlink()
     journal.symlink_to(target)
     before = target.read_bytes()
-    err = _refused(["--workspace", str(ws_root), "crl", "--ca", "issuing"], capsys)
+    err = _refused(["--workspace", str(ws_root), "crl", "--ca", "issuing", "--by", "alice"], capsys)
     assert f"{journal} is a symbolic link" in err
     # The primitive itself refuses it too, whoever appends: O_NOFOLLOW, not only the workspace's check.
     with pytest.raises(StateError, match="journal.jsonl is a symbolic link; a link is never followed"):
@@ -137,7 +137,7 @@ def test_4_a_symlinked_crl_directory_is_refused(
     elsewhere.mkdir(parents=True)
     (ws_root / "artifacts" / "crls").symlink_to(elsewhere, target_is_directory=True)
     before = _state(ws_root)
-    err = _refused(["--workspace", str(ws_root), "crl", "--ca", "issuing"], capsys)
+    err = _refused(["--workspace", str(ws_root), "crl", "--ca", "issuing", "--by", "alice"], capsys)
     assert f"{ws_root / 'artifacts' / 'crls'} is a symbolic link" in err and "remove" in err
     assert not list(elsewhere.iterdir())
     assert _state(ws_root) == before
@@ -191,7 +191,7 @@ def test_8_a_link_at_the_next_crls_path_is_refused_in_one_line(
     crls.mkdir(exist_ok=True)
     (crls / "issuing-1.crl").symlink_to(target)
     before = _state(ws_root)
-    err = _refused(["--workspace", str(ws_root), "crl", "--ca", "issuing"], capsys)
+    err = _refused(["--workspace", str(ws_root), "crl", "--ca", "issuing", "--by", "alice"], capsys)
     assert f"{crls / 'issuing-1.crl'} is a symbolic link where the next CRL belongs" in err
     assert "remove the link" in err
     assert (target.read_bytes() == b"untouched\n") if not dangling else not target.exists()
@@ -251,7 +251,7 @@ def test_10_11_12_loose_permissions_are_refused_in_one_line(
         path.write_text("not a real share\n", encoding="utf-8")
     path.chmod(mode)
     before = _state(ws_root)
-    err = _refused(["--workspace", str(ws_root), "crl", "--ca", "issuing"], capsys)
+    err = _refused(["--workspace", str(ws_root), "crl", "--ca", "issuing", "--by", "alice"], capsys)
     assert says in err and str(path.resolve()) in err
     path.chmod(0o700 if path.is_dir() else 0o600)
     assert _state(ws_root) == before

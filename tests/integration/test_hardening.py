@@ -182,6 +182,6 @@ def test_issuance_with_a_clock_behind_the_journal_is_refused_before_signing(ca_w
         issue_batch(ca_workspace, ca_name="issuing", profile_name="ss1sp-device",
                     devices=device_list(tmp_path / "list", 1), approved_by="bob", progress=False)  # fmt: skip
     with pytest.raises(StateError, match="before the last entry"):
-        publish_crl(ca_workspace, "issuing")
+        publish_crl(ca_workspace, "issuing", by="bob")
     assert sorted(p for p in (ca_workspace.root / "artifacts").rglob("*") if p.is_file()) == artifacts
     assert ca_workspace.inventory.count() == count

@@ -236,7 +236,8 @@ def test_50000_deep_nesting_is_refused_without_recursion(
     path = tmp_path / "in" / "deep.yaml"
     path.write_text(text)
     line = _refuses(ws, _approve(path), capsys, str(path))
-    assert line == f"ceremony: {path}: line 1: nested more than 64 levels deep"
+    column = 65 if text.startswith("[") else 257  # the first opener past the bound
+    assert line == f"ceremony: {path}: line 1, column {column}: nested more than 64 levels deep"
 
 
 def test_a_billion_laughs_register_is_refused(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -467,5 +468,5 @@ def test_inventory_import_refuses_a_fifo_or_device(
         os.mkfifo(path)
     else:
         path = Path("/dev/zero")
-    line = _refuses(ws, ["inventory", "import", str(path)], capsys, str(path))
+    line = _refuses(ws, ["inventory", "import", "--by", "bob", str(path)], capsys, str(path))
     assert line.endswith("not a regular file or a directory; nothing imported")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ceremony.record.workspace import Workspace, init_workspace
-from tests.support.ceremony_files import device_list
+from tests.support.ceremony_files import device_list, write_register
 from tests.support.postgres import ENGINES
 
 pytestmark = pytest.mark.slow
@@ -31,6 +31,7 @@ def workspace(tmp_path: Path, database: str | None) -> Path:
     create_ca(ws, "issuing", profile_name="ss1spca-issuing", common_name="Test Issuing", approved_by="alice",
               issuer_ca="root")  # fmt: skip
     ws.close()
+    write_register(tmp_path / "ws")  # the example people: bob approves issuance, alice revocations
     return tmp_path / "ws"
 
 

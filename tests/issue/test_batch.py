@@ -363,3 +363,17 @@ def test_inventory_exports_a_selection_as_csv_or_pem(
             [("00DB123400000002", "ka"), ("00DB123400000002", "ds")],
         )
     assert capsys.readouterr().out.splitlines()[-1] == f"2 certificates -> {rows}"
+
+
+@pytest.mark.parametrize("key_store_kind", ["software"])
+def test_a_batch_checks_the_approver_against_the_workspaces_register(ca_workspace: Workspace, tmp_path: Path) -> None:
+    """The API (what notebook 30 calls) refuses as the CLI does: the approver must be a registered RA officer."""
+    devices = device_list(tmp_path / "fleet", 1)
+    before = ca_workspace.journal_path.read_bytes()
+    with pytest.raises(InputError) as err:
+        issue_batch(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=devices,
+                    approved_by="ghost", progress=False)  # fmt: skip
+    assert (
+        err.value.message == "--approved-by: 'ghost' is not in the participant register (the ra-officer role is needed)"
+    )
+    assert ca_workspace.journal_path.read_bytes() == before and not list(ca_workspace.root.glob("artifacts/batches/*"))

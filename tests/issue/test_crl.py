@@ -66,22 +66,23 @@ def test_revocation_rules(ca_workspace: Workspace) -> None:
     kw = {"ca_name": "issuing", "requested_by": "bob"}
     with pytest.raises(InputError, match="--reason must be one of keyCompromise, cACompromise"):
         revoke(ca_workspace, serial=serial, reason="certificateHold", approved_by="alice", **kw)  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="a keyCompromise revocation needs two people"):
+    with pytest.raises(InputError, match=r"a revocation needs two people: .* must differ \(both bob\)"):
         revoke(ca_workspace, serial=serial, reason="keyCompromise", approved_by="bob", **kw)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="CA issuing issued no certificate with serial 00"):
-        revoke(ca_workspace, serial="00", reason="superseded", approved_by="bob", **kw)  # type: ignore[arg-type]
-    done = revoke(ca_workspace, serial=serial.lower(), reason="superseded", approved_by="bob", **kw)  # type: ignore[arg-type]
+        revoke(ca_workspace, serial="00", reason="superseded", approved_by="alice", **kw)  # type: ignore[arg-type]
+    done = revoke(ca_workspace, serial=serial.lower(), reason="superseded", approved_by="alice", **kw)  # type: ignore[arg-type]
     assert [r.serial for r in done] == [serial]
     with pytest.raises(StateError, match="is already revoked"):
-        revoke(ca_workspace, serial=serial, reason="superseded", approved_by="bob", **kw)  # type: ignore[arg-type]
-    by_eui64 = revoke(ca_workspace, eui64="00db123456780001", reason="cessationOfOperation", approved_by="bob", **kw)  # type: ignore[arg-type]
+        revoke(ca_workspace, serial=serial, reason="superseded", approved_by="victor", **kw)  # type: ignore[arg-type]
+    by_eui64 = revoke(ca_workspace, eui64="00db123456780001", reason="cessationOfOperation", approved_by="victor", **kw)  # type: ignore[arg-type]
     assert [r.usage for r in by_eui64] == ["ka"]  # the ds certificate was already revoked
     issuing = ca_workspace.inventory.ca("issuing")
-    with pytest.raises(InputError, match="a CA certificate needs two people"):
+    with pytest.raises(InputError, match="a revocation needs two people"):  # a CA certificate's, as every one
         revoke(ca_workspace, ca_name="root", serial=issuing.serial, reason="superseded", requested_by="alice",
                approved_by="alice")  # fmt: skip
     entry = ca_workspace.journal.entries()[-1]
     assert entry["event"] == "certificate.revoke" and entry["reason"] == "cessationOfOperation"
+    assert (entry["requested_by"], entry["approved_by"]) == ("bob", "victor")
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
@@ -91,10 +92,10 @@ def test_crl_and_arl_verify_with_openssl_and_revoked_certificates_fail_the_crl_c
     good = _issued(ca_workspace, "00DB123456780002", "ds")
     bad = _issued(ca_workspace, "00DB123456780003", "ka")
     revoke(ca_workspace, ca_name="issuing", serial=bad, reason="keyCompromise", requested_by="bob", approved_by="alice")
-    numbers = [publish_crl(ca_workspace, "issuing").number for _ in range(3)]
+    numbers = [publish_crl(ca_workspace, "issuing", by="bob").number for _ in range(3)]
     assert numbers == [1, 2, 3]  # strictly increasing across publications
-    crl = publish_crl(ca_workspace, "issuing")
-    arl = publish_crl(ca_workspace, "root")
+    crl = publish_crl(ca_workspace, "issuing", by="bob")
+    arl = publish_crl(ca_workspace, "root", by="bob")
     assert (crl.kind, crl.number, crl.entries, arl.kind, arl.number, arl.entries) == ("crl", 4, 1, "arl", 1, 0)
     assert crl.next_update - crl.this_update == timedelta(days=7)
     assert arl.next_update - arl.this_update == timedelta(days=365)
@@ -133,10 +134,36 @@ def test_the_cli_revokes_and_publishes(ca_workspace: Workspace, capsys: pytest.C
     ca_workspace.close()
     base = ["--workspace", str(ca_workspace.root)]
     assert main([*base, "revoke", serial, "--ca", "issuing", "--reason", "superseded", "--requested-by", "bob",
-                 "--approved-by", "bob"]) == 0  # fmt: skip
+                 "--approved-by", "alice"]) == 0  # fmt: skip
     assert capsys.readouterr().out.startswith(f"revoked {serial} from issuing (superseded, ")
-    assert main([*base, "crl", "--ca", "issuing"]) == 0
+    assert main([*base, "crl", "--ca", "issuing", "--by", "bob"]) == 0
     assert capsys.readouterr().out.startswith("CRL 1 of issuing: 1 entries, next update ")
     assert main([*base, "revoke", "--eui64", "00DB123456780004", "--ca", "nope", "--reason", "superseded",
-                 "--requested-by", "bob", "--approved-by", "bob"]) == 2  # fmt: skip
+                 "--requested-by", "bob", "--approved-by", "alice"]) == 2  # fmt: skip
     assert "no CA named 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key_store_kind", ["software"])
+def test_publishing_and_importing_check_the_operator_against_the_workspaces_register(
+    ca_workspace: Workspace, tmp_path: Path
+) -> None:
+    """The API (what notebook 40 calls) refuses as the CLI does; the journal names the operator who did it."""
+    from ceremony.issue.importer import import_certificates
+
+    before = ca_workspace.journal_path.read_bytes()
+    with pytest.raises(InputError) as err:
+        publish_crl(ca_workspace, "issuing", by="victor")
+    assert err.value.message == (
+        "--by: victor is not registered for the operator role (registered: approver, compliance-officer)"
+    )
+    with pytest.raises(InputError) as err:
+        import_certificates(ca_workspace, [ca_workspace.root / "artifacts" / "cas"], by="carol")
+    assert err.value.message == "--by: carol is not registered for the operator role (registered: custodian)"
+    assert ca_workspace.journal_path.read_bytes() == before
+    assert not (ca_workspace.root / "artifacts" / "crls").exists() or not any(
+        (ca_workspace.root / "artifacts" / "crls").iterdir()
+    )
+    assert publish_crl(ca_workspace, "issuing", by="bob").number == 1
+    assert ca_workspace.journal.entries()[-2]["by"] == "bob"  # the CRL's entry, before its checkpoint
+    done = import_certificates(ca_workspace, [ca_workspace.root / "artifacts" / "cas"], by="bob")
+    assert (done.imported, done.already, ca_workspace.journal.entries()[-1]["by"]) == (0, 2, "bob")

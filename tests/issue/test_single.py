@@ -133,3 +133,18 @@ def test_serials_are_16_octets_and_unique(ca_workspace: Workspace) -> None:
 def test_a_second_root_with_the_same_name_is_refused(ca_workspace: Workspace) -> None:
     with pytest.raises(StateError, match="CA 'root' already exists"):
         create_ca(ca_workspace, "root", profile_name="ss1spca-root", common_name="again", approved_by="alice")
+
+
+@pytest.mark.parametrize("key_store_kind", ["software"])
+def test_issue_checks_the_approver_against_the_workspaces_register(ca_workspace: Workspace) -> None:
+    """The API (what notebooks call) refuses as the CLI does: the approver must be a registered RA officer."""
+    before = ca_workspace.journal_path.read_bytes()
+    identity = Identity(eui64="00DB123456789001", usage="ds")
+    kw = {"ca_name": "issuing", "profile_name": "ss1sp-device", "csr_source": "test", "identity": identity}
+    with pytest.raises(InputError) as err:
+        issue(ca_workspace, csr=good_device_csr()[0], approved_by="alice", **kw)  # type: ignore[arg-type]
+    assert err.value.message == (
+        "--approved-by: alice is not registered for the ra-officer role (registered: administrator, approver)"
+    )
+    assert ca_workspace.journal_path.read_bytes() == before
+    assert issue(ca_workspace, csr=good_device_csr()[0], approved_by="bob", **kw).record.approved_by == "bob"  # type: ignore[arg-type]

@@ -42,7 +42,7 @@ def test_example_register_loads() -> None:
         ({"roles": ["janitor"]}, "zoe", "people.zoe.roles.0 must be one of 'administrator'"),
         ({"attestation_key": "abc"}, "zoe", "people.zoe.attestation_key: must be sha256:"),
         ({}, "Zoe Smith", "person id 'Zoe Smith' must be lower-case"),
-        ({"clearance": "SC"}, "zoe", "people.zoe.clearance is not an allowed key"),
+        ({"clearance": "SC"}, "zoe", "people.zoe.clearance is not a field; allowed: name, organisation, roles,"),
     ],
 )
 def test_bad_register_entries_name_the_field(tmp_path: Path, person: dict[str, object], pid: str, message: str) -> None:

@@ -78,7 +78,7 @@ def test_a_live_workspace_issues_revokes_and_publishes_after_activation_and_keep
     live: tuple[Path, Custodians], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, people = live
-    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing"]) == 2
+    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing", "--by", "bob"]) == 2
     assert f"token '{TOKEN}' is not activated: its custodians activate it with" in capsys.readouterr().err
 
     done = _activate(root, _typed(people), "--minutes", "5")
@@ -94,10 +94,10 @@ def test_a_live_workspace_issues_revokes_and_publishes_after_activation_and_keep
     revoke = ["revoke", serial, "--ca", "s1sp-issuing", "--reason", "superseded", "--requested-by", "bob",
               "--approved-by", "alice"]  # fmt: skip
     assert main(["--workspace", str(root), *revoke]) == 0
-    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing"]) == 0
+    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing", "--by", "bob"]) == 0
     assert "1 entries" in capsys.readouterr().out
     assert main(["--workspace", str(root), "activate", "--end"]) == 0
-    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing"]) == 2
+    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing", "--by", "bob"]) == 2
 
     (started,) = _events(root, Event.TOKEN_ACTIVATED)
     (ended,) = _events(root, Event.TOKEN_ACTIVATION_ENDED)
@@ -137,8 +137,8 @@ def test_the_session_ends_when_its_operations_are_used_and_says_so_in_the_journa
 ) -> None:
     root, people = live
     assert _activate(root, _typed(people, ("erin", "carol")), "--operations", "1").returncode == 0
-    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing"]) == 0
-    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing"]) == 2
+    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing", "--by", "bob"]) == 0
+    assert main(["--workspace", str(root), "crl", "--ca", "s1sp-issuing", "--by", "bob"]) == 2
     assert "is not activated" in capsys.readouterr().err
     for _ in range(50):
         if _events(root, Event.TOKEN_ACTIVATION_ENDED):
@@ -191,3 +191,33 @@ def test_notebook_40_publishes_on_a_live_workspace_only_while_its_custodians_hav
     text = run.executed.read_text()
     assert f"token '{TOKEN}' activated (session " in text and "CRL 1 of s1sp-issuing" in text
     assert not any(c in text for held in people.shares.values() for c in held.values())
+
+
+def test_a_wrong_environment_pin_says_it_overrode_the_deposited_shares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial workspace opens its token from the shares its unattended token-init deposited; a wrong
+    CEREMONY_TOKEN_PIN takes precedence, and its refusal says so (once it said only "PIN incorrect")."""
+    from tests.support.ceremony_files import run
+
+    if find_softhsm_module() is None:
+        pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
+    root = tmp_path / "ws"
+    init_workspace(root, key_store="pkcs11", token_label=TOKEN, initialise_token=False, purpose="test").close()
+    write_register(root)
+    run(root, CEREMONIES / "token-init.yaml")
+    assert (root / "secrets" / "shares" / f"{TOKEN}.user-pin").is_dir()
+    monkeypatch.setenv(PIN_ENV, "not-the-pin-0000")
+    ws = _open(root)
+    with pytest.raises(TokenError) as err:
+        ws.key_store  # noqa: B018
+    ws.close()
+    assert err.value.message == (
+        f"token refused to open a session on token {TOKEN!r}: PIN incorrect (the PIN came from {PIN_ENV}, which "
+        f"overrode the shares deposited in secrets/shares/{TOKEN}.user-pin/; unset {PIN_ENV} or correct it)"
+    )
+    assert "not-the-pin-0000" not in err.value.message
+    monkeypatch.delenv(PIN_ENV)
+    ws = _open(root)
+    assert ws.key_store.labels() is not None  # the deposited shares open it
+    ws.close()

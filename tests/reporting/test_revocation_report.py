@@ -70,7 +70,7 @@ def test_revoke_still_refuses_what_it_refuses(fleet: Workspace) -> None:
 
 def test_the_crl_then_the_roots_arl(fleet: Workspace) -> None:
     _revoke(fleet, eui64=DEVICE)
-    published = revocation_report.publish_lists(fleet, "issuing")
+    published = revocation_report.publish_lists(fleet, "issuing", by="bob")
     assert [(p.kind, p.ca, p.number, p.entries) for p in published] == [("crl", "issuing", 1, 2), ("arl", "root", 1, 0)]
     lines = revocation_report.publication_lines(published)
     assert re.fullmatch(
@@ -79,9 +79,9 @@ def test_the_crl_then_the_roots_arl(fleet: Workspace) -> None:
         lines[0],
     )
     assert lines[1].startswith("ARL 1 of root: 0 entries")
-    assert [p.kind for p in revocation_report.publish_lists(fleet, "issuing", arl=False)] == ["crl"]
+    assert [p.kind for p in revocation_report.publish_lists(fleet, "issuing", by="bob", arl=False)] == ["crl"]
     # The root has no issuer: its own list is the ARL, and there is nothing above it to publish.
-    assert [(p.kind, p.number) for p in revocation_report.publish_lists(fleet, "root")] == [("arl", 2)]
+    assert [(p.kind, p.number) for p in revocation_report.publish_lists(fleet, "root", by="bob")] == [("arl", 2)]
 
 
 def test_notebook_40_revokes_and_publishes(fleet: Workspace, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from ceremony.issue.batch.plan import BatchPlan, build_templates, ca_point, issu
 from ceremony.issue.batch.runner import CHUNK, check_rows, progress_bar, signing
 from ceremony.issue.recovery import issuer_of
 from ceremony.model.events import BatchRefused, BatchResume, BatchStart
-from ceremony.model.people import check_person, operator
+from ceremony.model.people import check_role, operator, workspace_register
 from ceremony.model.profiles import ResolvedProfile, get_profile
 from ceremony.model.template import batch_time, utc_time
 from ceremony.record import batches
@@ -90,7 +90,7 @@ def issue_batch(
         ca_name: The issuing CA.
         profile_name: A device profile the CA may issue.
         devices: The device list.
-        approved_by: Who approved the list (a person of the register).
+        approved_by: The RA officer who approved the list (the workspace's register names them ``ra-officer``).
         jobs: 1 signs in this process; more fork that many workers, for the checks and for the signing.
         skip_rejected: A new file for the rejected rows; without it, one reject refuses the whole batch.
         rekey: Issue even for identities that already hold a valid certificate from this CA.
@@ -104,7 +104,7 @@ def issue_batch(
         StateError: the exemplar fails its profile, or a chunk fails its checks after signing (then
             nothing of that chunk is recorded; a later run resumes from the chunks committed).
     """
-    check_person(approved_by, "--approved-by")
+    check_role(workspace_register(ws.root), approved_by, "ra-officer", "--approved-by")
     if not 1 <= jobs <= (os.cpu_count() or 1) * 4:
         raise InputError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4} (got {jobs})")
     if not 0.0 <= sample_rate <= 1.0:

@@ -50,7 +50,7 @@ def sampler(batch_id: str, total: int, rate: float) -> Callable[[int], bool]:
 def progress_bar(total: int, desc: str, enabled: bool | None) -> Any:
     """A tqdm bar (None: shown on a terminal only)."""
     try:  # a widget in JupyterLab (the lab extra installs ipywidgets), text on a terminal
-        import ipywidgets  # type: ignore[import-not-found]  # noqa: F401
+        import ipywidgets  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: F401  (present or not)
         from tqdm.auto import tqdm
     except ImportError:
         from tqdm import tqdm
