@@ -230,6 +230,51 @@ def token_present(module: str, label: str, conf: Path | str | None = None) -> bo
     return any(t.label == label and t.flags & pkcs11.TokenFlag.TOKEN_INITIALIZED for t in tokens)
 
 
+def object_labels(module: str, token_label: str, conf: Path | str | None = None) -> set[str]:
+    """The labels of the token's objects anyone may see (read-only, no login): every key pair this package
+    generates or unwraps has a public key object under its label (CKA_PRIVATE false), so a label taken by a
+    key pair is seen here before anyone logs in. Empty when no token has the label."""
+    try:
+        lib = _lib(module, conf)
+        tokens = [s.get_token() for s in lib.get_slots(token_present=True)]
+        token = next((t for t in tokens if t.label == token_label), None)
+        if token is None:
+            return set()
+        with token.open(rw=False) as session:
+            return {str(o.label) for o in session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY})}
+    except pkcs11.PKCS11Error as exc:
+        _fail(exc, f"list the public objects of token {token_label!r}")
+
+
+def is_softhsm(module: str) -> bool:
+    """Whether ``module`` is SoftHSM2's (whose tokens this package can delete; an HSM's are re-initialised by
+    its security officer)."""
+    return "softhsm" in Path(module).name.lower()
+
+
+def delete_softhsm_token(module: str, label: str, conf: Path) -> bool:
+    """Delete the SoftHSM2 token labelled ``label`` under ``conf`` (``softhsm2-util --delete-token``, which needs
+    no PIN: it removes the token's files); returns whether it is gone. This process's library is initialised
+    afresh, so it no longer sees the token (every session it had of this module ends)."""
+    import shutil
+    import subprocess
+
+    if not is_softhsm(module):
+        raise TokenError(f"{module} is not SoftHSM2: its tokens are re-initialised by the HSM's security officer")
+    util = shutil.which("softhsm2-util")
+    if util is None:
+        raise TokenError("softhsm2-util is not installed (apt-get install softhsm2); it deletes a SoftHSM2 token")
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"} | {"SOFTHSM2_CONF": str(conf)}
+    done = subprocess.run(  # noqa: S603 - a fixed program, the label as one argument
+        [util, "--delete-token", "--token", label], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        why = (done.stderr or done.stdout).strip().splitlines()
+        raise TokenError(f"softhsm2-util could not delete token {label!r}: {why[-1] if why else done.returncode}")
+    _reinitialize(module, _lib(module, conf))
+    return not token_present(module, label, conf)
+
+
 def init_softhsm_token(
     token_dir: Path, conf_path: Path, label: str, so_pin: str, user_pin: str, *, module: str | None = None
 ) -> None:

@@ -17,13 +17,15 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ceremony.errors import ConfigError, InputError
-from ceremony.model.config import IsoDate, Strict, parse_model, parse_yaml, read_yaml_bytes
+from ceremony.model.config import IsoDate, Strict, parse_model, parse_yaml_lines, read_yaml_bytes
 from ceremony.model.events import CeremonyApprove, Event
 from ceremony.model.people import Register
 from ceremony.model.policy import PolicyParameters
 from ceremony.model.profiles import KeyAlgorithm
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
+#: What a ceremony id looks like (also the stem of its transcript's file name).
+CEREMONY_ID = _ID
 
 
 # --- the parts a ceremony file is made of -------------------------------------------------
@@ -269,13 +271,13 @@ def load_ceremony(path: Path) -> CeremonyFile:
     The file must be a regular file (not a link, FIFO or device) of at most ``MAX_CEREMONY_FILE_BYTES``.
     """
     raw = read_yaml_bytes(path, MAX_CEREMONY_FILE_BYTES, "ceremony file")
-    data: Any = parse_yaml(raw, str(path))
+    data, lines = parse_yaml_lines(raw, str(path))
     kind = data.get("type") if isinstance(data, dict) else None
     if not isinstance(kind, str) or kind not in CEREMONY_TYPES:
         short = kind is None or isinstance(kind, str | int) and len(repr(kind)) <= 40
         shown = repr(kind) if short else f"a {type(kind).__name__}"
         raise ConfigError(f"{path}: type must be one of {', '.join(CEREMONY_TYPES)} (got {shown})")
-    spec = parse_model(CEREMONY_TYPES[kind], data, str(path))
+    spec = parse_model(CEREMONY_TYPES[kind], data, str(path), lines)
     return CeremonyFile(path, hashlib.sha256(raw).hexdigest(), spec)
 
 
@@ -345,6 +347,43 @@ def preflight(ceremony: CeremonyFile, register: Register, policy: PolicyParamete
         missing = [pid for pid in custodians if pid not in spec.bags.share_cards]
         if missing:
             raise ConfigError(f"{src}: bags.share_cards: no tamper-evident bag for {', '.join(missing)}")
+    if isinstance(spec, RootCeremony):
+        _preflight_naming(spec, src)
+
+
+#: The profile kind each CA ceremony issues under.
+_CA_PROFILE_KIND = {"root-ca": "root-ca", "issuing-ca": "issuing-ca"}
+
+
+def _preflight_naming(spec: RootCeremony, src: str) -> None:
+    """What the certificate step will ask of the naming document and the key spec, asked of the file: the
+    profile exists and is the ceremony's kind of CA profile, allows the key algorithm, and allows the validity
+    (the profile's own rules, :func:`ceremony.model.tbs.check_validity`), before any key is generated."""
+    from ceremony.model.profiles import get_profile
+    from ceremony.model.tbs import check_validity
+
+    fix = "correct the file and have it approved again"
+    try:
+        profile = get_profile(spec.naming.profile)
+    except InputError as exc:
+        raise ConfigError(f"{src}: naming.profile: {exc.message}; {fix}") from None
+    wanted = _CA_PROFILE_KIND[spec.type]
+    if profile.rules.kind != wanted:
+        raise ConfigError(
+            f"{src}: naming.profile: {profile.name} is for {profile.rules.kind} certificates; a {spec.type} "
+            f"ceremony issues under a {wanted} profile; {fix}"
+        )
+    allowed = profile.rules.key_algorithms
+    if spec.key.algorithm not in allowed:
+        raise ConfigError(
+            f"{src}: key.algorithm: profile {profile.name} allows {', '.join(allowed)} (got {spec.key.algorithm}); "
+            f"{fix}"
+        )
+    start = dt.datetime.combine(spec.day, dt.time(), tzinfo=dt.timezone.utc)
+    try:
+        check_validity(profile, spec.naming.validity_days, start)
+    except InputError as exc:
+        raise ConfigError(f"{src}: naming.validity_days: {exc.message}; {fix}") from None
 
 
 # --- approvals ------------------------------------------------------------------------------

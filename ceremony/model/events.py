@@ -25,6 +25,7 @@ class Event(StrEnum):
     WORKSPACE_BACKUP = "workspace.backup"
     WORKSPACE_RESTORE = "workspace.restore"
     CEREMONY_APPROVE = "ceremony.approve"
+    CEREMONY_ABANDON = "ceremony.abandon"
     CA_CREATE = "ca.create"
     CERTIFICATE_ISSUE = "certificate.issue"
     CERTIFICATE_DISCARDED = "certificate.discarded"
@@ -53,6 +54,7 @@ class Event(StrEnum):
     STEP = "step"
     STEP_FAILED = "step.failed"
     DEVIATION = "deviation"
+    ABANDON = "abandon"
     SEAL = "seal"
     # a transcript's attestation log
     ATTEST = "attest"
@@ -135,6 +137,21 @@ class CeremonyApprove(Record):
     ceremony_id: str
     type: str
     by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CeremonyAbandon(Record):
+    """A failed or interrupted ceremony abandoned (``ceremony abandon``): what it left on the token destroyed
+    under two witnesses, its transcript sealed as abandoned."""
+
+    EVENT = Event.CEREMONY_ABANDON
+    ceremony_id: str
+    type: str
+    reason: str
+    witnesses: list[str]
+    destroyed: list[Any]
+    tokens_deleted: list[str]
+    transcript: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,8 +248,12 @@ class BatchComplete(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class CrlPublish(Record):
+    """A CRL or ARL published; ``by`` is the registered operator who published it (entries written before
+    issue K have no ``by``: read it with ``entry.get("by")``)."""
+
     EVENT = Event.CRL_PUBLISH
     actor: str
+    by: str
     ca: str
     kind: str
     number: int
@@ -289,8 +310,12 @@ class RevocationRecover(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class InventoryImport(Record):
+    """Foreign certificates imported; ``by`` is the registered operator who imported them (entries written
+    before issue K have no ``by``)."""
+
     EVENT = Event.INVENTORY_IMPORT
     actor: str
+    by: str
     paths: list[str]
     imported: int
     already: int
@@ -444,6 +469,23 @@ class Deviation(Record):
     what: str
     why: str
     acknowledged_by: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Abandon(Record):
+    """The ceremony is abandoned: why, who witnessed it, what was destroyed on the token and what is left to do
+    by hand; the seal that follows says ``abandoned``."""
+
+    EVENT = Event.ABANDON
+    reason: str
+    failure: str
+    witnesses: list[str]
+    #: How each witness confirmed: at the console, or named by option (an unattended run).
+    confirmed: Mapping[str, str]
+    destroyed: list[Any]
+    tokens_deleted: list[str]
+    removed: list[str]
+    by_hand: list[str]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -108,6 +108,12 @@ def _validity(
     return not_before, not_after
 
 
+def check_validity(profile: ResolvedProfile, days: int | None, now: datetime, issuer: Issuer | None = None) -> None:
+    """Refuse, as :func:`build_tbs` would, a validity the profile (or the issuer's notAfter) does not allow:
+    the ceremony pre-flight asks before any key exists."""
+    _validity(profile, issuer, now, days)
+
+
 def build_tbs(
     identity: Identity,
     public_key: CAPublicKey,

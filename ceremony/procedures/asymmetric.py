@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ceremony.errors import ConfigError, InputError, StateError, TokenError
+from ceremony.errors import CeremonyError, ConfigError, InputError, StateError, TokenError
 from ceremony.fs import sha256_file, write_once
 from ceremony.issue.single import create_ca
 from ceremony.keys.custody import (
@@ -40,15 +41,102 @@ from ceremony.model.ceremony_file import (
     KeyRestoreCeremony,
     Token,
 )
-from ceremony.model.events import Action, KeyDestroyed
+from ceremony.model.events import Action, Event, KeyDestroyed
 from ceremony.procedures.base import SEAL_KEY, Procedure, _fp, _spki_sha256
-from ceremony.record.transcript import read_aloud
+from ceremony.record.transcript import read_aloud, read_entries
+from ceremony.record.workspace import Workspace
+
+
+# --- pre-flight on the token ------------------------------------------------------------------
+def labels_on_token(ws: Workspace, token_label: str) -> set[str] | None:
+    """The key labels already taken on a token of ``ws``, read without a PIN where the store allows it (a
+    PKCS#11 token's public objects); a trial workspace's software store from its own passphrase source. None:
+    they cannot be read before activation (the step then refuses a taken label itself)."""
+    ks = ws.config.key_store
+    if not ws.token_exists(token_label):
+        return set()
+    if ks.kind == "pkcs11":
+        from ceremony.keys.pkcs11 import object_labels
+
+        assert ks.module is not None
+        return object_labels(ks.module, token_label, ws.softhsm_conf)
+    if ws.live or token_label != ws.token_label:
+        return None
+    try:
+        return set(ws.key_store.labels())
+    except CeremonyError:  # no passphrase source (or not a quorum of shares): the activation step asks
+        return None
+
+
+def refuse_token_label(procedure: Procedure, what: str) -> None:
+    """Refuse a ceremony file whose token is not the workspace's (the one ``workspace.yaml`` names)."""
+    label, theirs = procedure.token.label, procedure.ws.token_label
+    if label != theirs:
+        raise ConfigError(
+            f"{procedure.ceremony.path}: token.label: this workspace's {what} token {theirs!r} "
+            f"(workspace.yaml key_store.token_label), not {label!r}; correct the file and have it approved again"
+        )
+
+
+def refuse_taken_labels(procedure: Procedure, labels: list[str]) -> None:
+    """Refuse, before anything touches the token, a key label a step would find taken."""
+    taken = labels_on_token(procedure.ws, procedure.token.label)
+    for label in labels:
+        if taken is not None and label in taken:
+            left = _left_by(procedure.ws, label)
+            raise StateError(
+                f"{procedure.ceremony.path}: key.label: token {procedure.token.label!r} already holds a key "
+                f"labelled {label!r}; "
+                + (
+                    f"ceremony {left} generated it and stopped unsealed: abandon it (`ceremony abandon {left} "
+                    "--witness P1 --witness P2`), which destroys the key"
+                    if left
+                    else "give the key another label"
+                )
+            )
+
+
+def _unsealed(ws: Workspace, wanted: Callable[[dict[str, Any]], bool], label: str | None = None) -> str | None:
+    """The id of an unsealed ceremony whose start ``wanted`` accepts (and, with ``label``, whose transcript says it
+    generated that key): what an abandonment would clear away."""
+    for path in sorted(ws.transcripts_dir.glob("*.jsonl")):
+        if path.name.endswith(".attestations.jsonl"):
+            continue
+        entries = read_entries(path)
+        if not entries or any(e.get("event") == Event.SEAL for e in entries) or not wanted(entries[0]):
+            continue
+        if label is None or any(
+            e.get("step") == Action.KEY_GENERATE and (e.get("details") or {}).get("key_label") == label for e in entries
+        ):
+            return path.stem
+    return None
+
+
+def _left_by(ws: Workspace, label: str) -> str | None:
+    """The unsealed ceremony whose transcript says it generated ``label`` (what an abandonment would destroy)."""
+    return _unsealed(ws, lambda start: True, label)
 
 
 # --- token initialisation ------------------------------------------------------------------
 class TokenInit(Procedure):
     TYPE = "token-init"
     SCRIPT = (("initialise", "initialise the token; split its PINs among the custodians; confirm every card"),)
+
+    def check(self) -> None:
+        super().check()
+        refuse_token_label(self, "ceremonies initialise")
+        if self.ws.token_exists(self.token.label):
+            left = _unsealed(self.ws, self._same_token)
+            raise StateError(
+                f"{self.ceremony.path}: token.label: token {self.token.label!r} already exists in {self.ws.root}; "
+                "a token is initialised once (an interrupted token-init is abandoned, and its token deleted, with "
+                f"`ceremony abandon {left or 'CEREMONY_ID'} --witness P1 --witness P2`)"
+            )
+
+    def _same_token(self, start: dict[str, Any]) -> bool:
+        """Whether a transcript's start is of a token-init of this ceremony's token."""
+        token = (start.get("ceremony") or {}).get("token") or {}
+        return start.get("type") == self.TYPE and token.get("label") == self.token.label
 
     def do_initialise(self) -> dict[str, Any]:
         gate = self._gate(
@@ -111,6 +199,42 @@ class RootCA(Procedure):
                 f"{self.ceremony.path}: token.label: this workspace's CA keys live on token "
                 f"{self.ws.token_label!r} (workspace.yaml key_store.token_label), not {self.token.label!r}"
             )
+        self._check_naming()
+        if not self.rehearsal and not self.ws.token_exists(self.token.label):
+            raise StateError(
+                f"{self.ceremony.path}: token.label: token {self.token.label!r} is not initialised in "
+                f"{self.ws.root}; run its token-init ceremony first"
+            )
+        refuse_taken_labels(self, [self.spec.key.label])
+
+    def _check_naming(self) -> None:
+        """What the certificate step asks of the workspace, asked before the key is generated: the CA name is
+        new, the issuer exists and may issue under the profile, and the validity ends within the issuer's."""
+        from ceremony.model.profiles import get_profile
+        from ceremony.model.tbs import Issuer, check_validity, key_identifier
+
+        spec, src = self.spec, self.ceremony.path
+        if spec.ca in self.ws.inventory.ca_names():
+            raise StateError(f"{src}: ca: CA {spec.ca!r} already exists in {self.ws.root}; name another CA")
+        issuer_name = self._issuer()
+        if issuer_name is None:
+            return
+        if issuer_name not in self.ws.inventory.ca_names():
+            known = ", ".join(self.ws.inventory.ca_names()) or "none"
+            raise ConfigError(f"{src}: issuer: no CA named {issuer_name!r} in this workspace (known: {known})")
+        parent = self.ws.inventory.ca(issuer_name)
+        profile = get_profile(spec.naming.profile, self.ws.config.oids)
+        if parent.profile not in profile.rules.issued_by:
+            raise ConfigError(
+                f"{src}: issuer: profile {profile.name} must be issued by {', '.join(profile.rules.issued_by)}, "
+                f"not by CA {issuer_name} ({parent.profile})"
+            )
+        cert = x509.load_der_x509_certificate(self.ws.inventory.ca_certificate_der(issuer_name))
+        issuer = Issuer(cert.subject, key_identifier(cert.public_key()), cert.not_valid_after_utc)  # type: ignore[arg-type]
+        try:
+            check_validity(profile, spec.naming.validity_days, self.ws.clock.now(), issuer)
+        except InputError as exc:
+            raise ConfigError(f"{src}: naming.validity_days: {exc.message}") from None
 
     def expected_outputs(self) -> dict[str, str]:
         cas = f"artifacts/cas/{self.spec.ca}"
@@ -342,6 +466,11 @@ class KeyRestore(Procedure):
 
     def check(self) -> None:
         super().check()
+        if self.ws.token_exists(self.token.label):
+            raise StateError(
+                f"{self.ceremony.path}: token.label: token {self.token.label!r} already exists in {self.ws.root}; "
+                "a restore test initialises a fresh token: name another (or abandon the ceremony that left it)"
+            )
         if not self.ws.token_label:
             raise ConfigError(
                 f"{self.ceremony.path}: the workspace names no live token (workspace.yaml key_store.token_label), "

@@ -40,6 +40,17 @@ class SymmetricKeys(Procedure):
         ("register", "enter the keys in the key inventory with their crypto-periods and custody"),
     )  # fmt: skip
 
+    def check(self) -> None:
+        """Pre-flight: every key's label is new to the key inventory (a taken one fails only after the
+        components were handed out, otherwise)."""
+        super().check()
+        for i, spec in enumerate(self.spec.keys):
+            if symmetric_key(self.ws.inventory, spec.label) is not None:
+                raise StateError(
+                    f"{self.ceremony.path}: keys[{i}].label: a key labelled {spec.label!r} is already in the key "
+                    "inventory; give the key another label"
+                )
+
     def do_activate(self) -> dict[str, Any]:
         entry = self._activate(self.token.label)
         self.seal_with = (self._key_store(), SEAL_KEY)
@@ -205,6 +216,16 @@ class KeyRotation(Procedure):
         ("rewrap", "re-wrap under the successor every key the old key wrapped for export"),
         ("retire", "deactivate the old key; record the lineage"),
     )
+
+    def check(self) -> None:
+        """Pre-flight: the key to rotate is on record and its successor's label is new."""
+        super().check()
+        self._row(self.spec.key_label)
+        if symmetric_key(self.ws.inventory, self.spec.successor_label) is not None:
+            raise StateError(
+                f"{self.ceremony.path}: successor_label: a key labelled {self.spec.successor_label!r} is already in "
+                "the key inventory; give the successor another label"
+            )
 
     def do_activate(self) -> dict[str, Any]:
         entry = self._activate(self.token.label)

@@ -204,9 +204,21 @@ class Transcript(Journal):
     def seal_path(self) -> Path:
         return self.path.with_suffix(".seal.json")
 
+    def append(self, record: Record, *, now: datetime | None = None) -> dict[str, Any]:
+        """Append one entry; a sealed transcript (finished, or sealed as abandoned) takes none."""
+        if os.path.lexists(self.seal_path):
+            raise StateError(
+                f"{self.path.name} is sealed; nothing is appended after its seal (a new run needs a new ceremony_id)"
+            )
+        return super().append(record, now=now)
+
     def ensure_new(self) -> None:
         if self.path.exists():
-            raise StateError(f"transcript {self.path} already exists; a ceremony id is used once")
+            raise StateError(
+                f"transcript {self.path} already exists; a ceremony id is used once: give the file a new "
+                f"ceremony_id (a ceremony that failed or was interrupted is first abandoned: "
+                f"`ceremony abandon {self.path.stem} --witness P1 --witness P2`)"
+            )
 
     def start(self, ceremony_id: str, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
         self.ensure_new()
@@ -240,8 +252,9 @@ class Transcript(Journal):
         """A departure from the script, on record with who acknowledged it."""
         return self.append(Deviation(what=what, why=why, acknowledged_by=acknowledged_by))
 
-    def seal(self, key: Any, *, key_label: str) -> dict[str, Any]:
-        """Sign the chain head with the ceremony's CA key and close the transcript."""
+    def seal(self, key: Any, *, key_label: str, abandoned: bool = False) -> dict[str, Any]:
+        """Sign the chain head with the ceremony's CA key and close the transcript; ``abandoned``: the seal of
+        an abandoned ceremony (after its ``abandon`` entry), which says so."""
         from cryptography.hazmat.primitives import serialization
 
         from ceremony.keys.signatures import sign
@@ -264,6 +277,7 @@ class Transcript(Journal):
                 public_key=spki.hex(),
                 signature=signature.hex(),
                 words=read_aloud(head),
+                extra={"abandoned": True} if abandoned else {},
             )
         )
         seal = {
@@ -272,7 +286,7 @@ class Transcript(Journal):
             "hash": entry["hash"],
             "sealed_hash": status.head,
             "words": entry["words"],
-        }
+        } | ({"abandoned": True} if abandoned else {})
         write_text_once(self.seal_path, json.dumps(seal, indent=2), what="seals")
         return entry
 
@@ -285,6 +299,11 @@ class TranscriptReport:
     message: str
     entries: int = 0
     words: str | None = None
+
+
+def abandonment(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The ``abandon`` entry of an abandoned ceremony's transcript (None: not abandoned)."""
+    return next((e for e in entries if e.get("event") == Event.ABANDON), None)
 
 
 def _last_step(entries: list[dict[str, Any]]) -> str:
@@ -331,6 +350,19 @@ def verify_transcript(path: Path) -> TranscriptReport:
         ok = False
     if not ok:
         return TranscriptReport(False, f"{path}: line {len(entries)}: seal signature does not verify", len(entries))
+    what = abandonment(entries)
+    if bool(seal.get("abandoned")) != (what is not None and entries[-2] is what):
+        return TranscriptReport(
+            False, f"{path}: line {len(entries)}: the seal and the abandon entry before it disagree", len(entries)
+        )
+    if what is not None:
+        return TranscriptReport(
+            True,
+            f"{path}: intact and sealed as ABANDONED ({what['reason']}), "
+            f"{len(entries)} entries; read aloud: {seal['words']}",
+            len(entries),
+            seal["words"],
+        )
     return TranscriptReport(
         True,
         f"{path}: intact and sealed, {len(entries)} entries; read aloud: {seal['words']}",

@@ -36,6 +36,9 @@ PASSPHRASE_ENV = "CEREMONY_SOFTWARE_PASSPHRASE"  # noqa: S105 - a variable name,
 SOFTHSM_WRAP_MECHANISM = "0x210A"
 #: A PIN or passphrase file is a line; anything longer is not one.
 SECRET_FILE_LIMIT = 4096
+#: The token label ``init`` gives a workspace, the one the shipped ceremony files (data/ceremonies/*.yaml) and
+#: HSM register (data/registers/hsms.yaml) name.
+DEFAULT_TOKEN_LABEL = "s1sp-ca-token"  # noqa: S105 - a label, not a password
 
 
 def activation_purpose(token_label: str) -> str:
@@ -192,6 +195,11 @@ class Workspace:
         return self.root / "transcripts"
 
     @property
+    def reports_dir(self) -> Path:
+        """This workspace's runs (``runs/``) and evidence packs (``evidence/``); ``--reports`` may name another."""
+        return self.root / "reports"
+
+    @property
     def share_cards_dir(self) -> Path:
         return self.root / "share-cards"
 
@@ -199,6 +207,25 @@ class Workspace:
     def rehearsal_dir(self) -> Path:
         """The rehearsal area: a workspace of its own, with its own throwaway token."""
         return self.root / "rehearsal"
+
+    def discard(self, path: Path) -> str:
+        """Remove a file or folder of this workspace that a ceremony made and an abandonment clears (share cards,
+        deposited shares, a software token); returns its path relative to the workspace. A symbolic link is
+        refused, never followed.
+
+        Raises:
+            StateError: ``path`` is outside the workspace or a symbolic link.
+        """
+        import shutil
+
+        relative = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(self.root))).as_posix()
+        if relative == "." or relative.startswith("../") or path.is_symlink():
+            raise StateError(f"{path}: not a file of workspace {self.root} (or a symbolic link): left as it is")
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        return relative
 
     def shares_dir(self, purpose: str) -> Path:
         """Where shares deposited for unattended runs rest (0700 directory, 0600 files)."""
@@ -250,7 +277,13 @@ class Workspace:
             )
         if ks.kind == "pkcs11":
             assert ks.token_label is not None
-            return self.token_store(ks.token_label, self._secret(PIN_ENV, "token.pin", "token PIN"))
+            from ceremony.keys.store import pin_source_named
+
+            shares, pin_file = self.shares_dir(activation_purpose(ks.token_label)), self.secrets_dir / "token.pin"
+            overridden = [f"the shares deposited in {shares.relative_to(self.root)}/"] if shares.is_dir() else []
+            overridden += [f"the PIN file {pin_file.relative_to(self.root)}"] if pin_file.exists() else []
+            with pin_source_named(PIN_ENV, overridden):
+                return self.token_store(ks.token_label, self._secret(PIN_ENV, "token.pin", "token PIN"))
         passphrase = self._secret(PASSPHRASE_ENV, "software-store.passphrase", "software store passphrase")
         return self.token_store(ks.token_label, passphrase)
 
@@ -356,7 +389,7 @@ def init_workspace(
     root: Path,
     *,
     key_store: Literal["auto", "pkcs11", "software"] = "auto",
-    token_label: str = "s1spki-workbench",  # noqa: S107 - a label, not a password
+    token_label: str = DEFAULT_TOKEN_LABEL,
     initialise_token: bool | None = None,
     database: str | None = None,
     purpose: Purpose = "live",

@@ -171,7 +171,7 @@ def _build(root: Path, store: Store) -> Path:
             eui64=DEVICE_EUI64,
             usage="ds",
         )
-        publish_crl(ws, ISSUING)
+        publish_crl(ws, ISSUING, by="bob")
         last = parse_time(ws.journal.entries()[-1]["time"])
         ws.close()
     assert CEREMONIES_AT <= last < DEFECTS_AT, f"the pinned clock was not honoured: the build ended at {last}"
@@ -464,7 +464,7 @@ def _extractable_too_long(case: Case) -> Expected:
 
 def _root_arl_outside_ceremony(case: Case) -> Expected:
     """The root CA signs an ARL after its ceremonies are over."""
-    publish_crl(case.ws, ROOT)
+    publish_crl(case.ws, ROOT, by="bob")
     return [(f"arl {ROOT} #1", "outside")]
 
 
@@ -555,8 +555,10 @@ def _one_key_two_usages(case: Case) -> Expected:
 
 
 def _approved_by_custodian(case: Case) -> Expected:
-    """A certificate is issued on the approval of a key custodian, who may not approve issuance."""
-    serial = _issue(case.ws, "ss1sp-device", Identity(eui64="00DB123456780003", usage="ds"), approved_by="carol")
+    """A certificate on record as approved by a key custodian, who may not approve issuance (issue refuses such
+    an approval at the desk since issue K: the row is edited, as a hand edit or an older record could say)."""
+    serial = _issue(case.ws, "ss1sp-device", Identity(eui64="00DB123456780003", usage="ds"))
+    case.sql("UPDATE certificates SET approved_by = 'carol' WHERE serial = ?", (serial,))
     return [(_certificate(serial), "approver")]
 
 
@@ -628,11 +630,13 @@ def _training_lapsed(case: Case) -> Expected:
 
 
 def _revocation_self_approved(case: Case) -> Expected:
-    """bob requests and approves a revocation himself (revoke accepts it for reason superseded)."""
+    """A revocation on record that bob requested and approved himself (revoke refuses one at the desk since issue
+    K: the row is edited, as a hand edit or an older record could say)."""
     serial = case.serial("ss1sp-organisation", "ka")
     (done,) = revoke(
-        case.ws, ca_name=ISSUING, reason="superseded", requested_by="bob", approved_by="bob", serial=serial
+        case.ws, ca_name=ISSUING, reason="superseded", requested_by="bob", approved_by="alice", serial=serial
     )
+    case.sql("UPDATE revocations SET approved_by = requested_by WHERE issuer_ca = ? AND serial = ?", (ISSUING, serial))
     return [(f"revocation {done.serial}", "self-approved")]
 
 
@@ -684,6 +688,37 @@ def _attested_with_the_workspaces_key_files(case: Case) -> Expected:
     _reattest(case.root, keys.__getitem__)
     _rewrite(attestations_path(case.transcript("root-ca-2026-12")), claim_tokens)
     return [(f"ceremony {read_entries(t)[0]['ceremony_id']}", "file-keys") for t in _transcripts(case.root)]
+
+
+# --- CER-11: failed ceremonies abandoned on record --------------------------------------------------
+def _ceremony_abandoned(case: Case) -> Expected:
+    """A second root ceremony fails after its key was generated (its certificate's file is found already
+    written) and is abandoned under two witnesses: a recorded deviation, with its reason and witnesses."""
+    from ceremony import procedures
+    from ceremony.errors import StateError
+    from ceremony.procedures.abandonment import abandon
+    from ceremony.procedures.consoles import Unattended
+    from tests.support.ceremony_files import approve, variant
+
+    change = {"ceremony_id": "root-ca-2026-12-x", "ca": "s1sp-root-x", "key.label": "ca-s1sp-root-x", "outputs": {}}
+    path = variant(case.root.parent / "files", "root-ca.yaml", change)
+    approve(case.root, path)
+    run = procedures.begin(path, case.root)
+    try:
+        run.step("activate")
+        run.step("generate-key")
+        (case.root / "artifacts" / "cas" / "s1sp-root-x.pem").write_text("in the way\n")
+        with pytest.raises(StateError):
+            run.step("issue-certificate")
+    finally:
+        run.ws.close()
+    ws = Workspace.open(case.root)  # on the ceremony's clock (the suite's), which has moved on from DEFECTS_AT
+    try:
+        abandon(ws, "root-ca-2026-12-x", witnesses=["wendy", "victor"], reason="the certificate file was in the way",
+                console=Unattended(ws), register=load_register(case.root / "people.yaml"))  # fmt: skip
+    finally:
+        ws.close()
+    return [("ceremony root-ca-2026-12-x", "abandoned")]
 
 
 # --- the golden table ---------------------------------------------------------------------------
@@ -822,6 +857,7 @@ GOLDEN: dict[str, Golden] = {
         _quorum_left_at_rest,
         prepare=_nothing_at_rest,
     ),  # fmt: skip
+    "CER-11": Golden("7 ceremonies, none abandoned", _ceremony_abandoned),
     "CER-10": Golden(
         "48 attestations of 7 transcripts, 48 with the participants' own tokens",
         _attested_with_the_workspaces_key_files,
@@ -897,8 +933,8 @@ def _parametrised(test: Callable[..., None]) -> set[str]:
 def test_every_control_in_the_catalogue_has_a_passing_and_a_failing_golden_case() -> None:
     catalogue = set(CATALOGUE)
     assert (
-        len(catalogue) == 45
-    )  # + GOV-05, KEY-09 (issue I), + CER-10 (participants' own keys), + GOV-06, LOG-03..05 (J)
+        len(catalogue) == 46
+    )  # + GOV-05, KEY-09 (issue I), + CER-10 (participants' own keys), + GOV-06, LOG-03..05 (J), + CER-11 (K)
     assert _parametrised(test_control_passes) == catalogue
     assert _parametrised(test_control_fails) == catalogue
 
@@ -1020,14 +1056,14 @@ def test_rev01_holds_on_fifty_crls_and_finds_the_one_that_came_late(golden_softw
     for minutes in range(1, 50):
         ws = Workspace.open(root, clock=clock.pin(DEFECTS_AT + timedelta(minutes=minutes)))
         try:
-            publish_crl(ws, ISSUING)
+            publish_crl(ws, ISSUING, by="bob")
         finally:
             ws.close()
     assert [(f.outcome, f.message) for f in _assess(root, "REV-01", AS_OF)] == [("pass", "50 CRLs/ARLs")]
     late = DEFECTS_AT + timedelta(days=30)
     ws = Workspace.open(root, clock=clock.pin(late))
     try:
-        publish_crl(ws, ISSUING)
+        publish_crl(ws, ISSUING, by="bob")
     finally:
         ws.close()
     findings = _assess(root, "REV-01", late + timedelta(hours=1))

@@ -125,7 +125,7 @@ def test_custodians_from_one_organisation_are_refused(tmp_path: Path) -> None:
     "change, message",
     [
         ({"key.algorithm": "ec-p521"}, "key.algorithm must be one of 'ec-p256', 'ec-p384', 'rsa-3072' (got 'ec-p521')"),
-        ({"token.colour": "red"}, "token.colour is not an allowed key"),
+        ({"token.colour": "red"}, "token.colour is not a field; allowed: module, label, wrap_mechanism (line 23)"),
         (
             {"type": "party"},
             "type must be one of token-init, root-ca, issuing-ca, key-backup, key-restore, "
@@ -150,6 +150,60 @@ def test_live_run_needs_approvals_and_a_rehearsal_says_so(tmp_path: Path) -> Non
     note = require_approvals(ceremony, ["alice"], policy, rehearsal=True)
     assert note is not None and note.startswith("REHEARSAL without full approval")
     assert require_approvals(ceremony, ["alice", "victor"], policy, rehearsal=False) is None
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        (
+            "root-ca.yaml",
+            {"naming.validity_days": 9999},
+            "naming.validity_days: validity of 9999 days exceeds profile ss1spca-root's maximum of 9131; correct the "
+            "file and have it approved again",
+        ),
+        (
+            "issuing-ca.yaml",
+            {"naming.validity_days": 99999},
+            "naming.validity_days: validity of 99999 days exceeds profile ss1spca-issuing's maximum of",
+        ),
+        (
+            "root-ca.yaml",
+            {"naming.profile": "ss1spca-issuing"},
+            "naming.profile: ss1spca-issuing is for issuing-ca certificates; a root-ca ceremony issues under a "
+            "root-ca profile; correct the file and have it approved again",
+        ),
+        ("root-ca.yaml", {"naming.profile": "no-such"}, "naming.profile: unknown profile 'no-such'; known: "),
+        (
+            "root-ca.yaml",
+            {"key.algorithm": "rsa-3072"},
+            "key.algorithm: profile ss1spca-root allows ec-p256, ec-p384 (got rsa-3072); correct the file and have it "
+            "approved again",
+        ),
+    ],
+)
+def test_preflight_asks_what_the_certificate_step_will_ask_of_the_file(
+    tmp_path: Path, name: str, change: dict[str, object], message: str
+) -> None:
+    """Issue K: validity 9999 passed approval and pre-flight, and the live run generated the key before step 3
+    refused it. The profile's own rules (ceremony.model.tbs) now refuse it when the file is checked."""
+    path = _variant(tmp_path, name, change)
+    with pytest.raises(ConfigError) as err:
+        _preflight(path)
+    assert err.value.message.startswith(f"{path}: {message}")
+
+
+def test_approve_refuses_a_validity_the_profile_does_not_allow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init_workspace(tmp_path / "ws", key_store="software", purpose="test").close()
+    shutil.copy(DATA / "people.yaml", tmp_path / "ws" / "people.yaml")
+    path = _variant(tmp_path, "root-ca.yaml", {"naming.validity_days": 9999})
+    assert main(["--workspace", str(tmp_path / "ws"), "approve", str(path), "--by", "alice"]) == 2
+    assert capsys.readouterr().err == (
+        f"ceremony: {path}: naming.validity_days: validity of 9999 days exceeds profile ss1spca-root's maximum of "
+        "9131; correct the file and have it approved again\n"
+    )
+    assert "ceremony.approve" not in (tmp_path / "ws" / "journal.jsonl").read_text()
 
 
 def test_approve_records_the_hash_in_the_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -471,7 +471,74 @@ def test_a_ca_ceremony_on_another_token_than_the_workspaces_is_refused(
     )
     assert "token 'other' awaits its token-initialisation ceremony" in capsys.readouterr().out
     write_register(ws)
-    run(ws, CEREMONIES / "token-init.yaml")  # a second token: allowed
+    approve(ws, CEREMONIES / "token-init.yaml")
+    with pytest.raises(ConfigError) as refused:  # issue K: token-init no longer initialises any label it is given
+        procedures.run(CEREMONIES / "token-init.yaml", ws)
+    assert refused.value.message == (
+        f"{CEREMONIES / 'token-init.yaml'}: token.label: this workspace's ceremonies initialise token 'other' "
+        "(workspace.yaml key_store.token_label), not 's1sp-ca-token'; correct the file and have it approved again"
+    )
+    assert list((ws / "transcripts").iterdir()) == [] and not (ws / "secrets" / "keys-s1sp-ca-token").exists()
+    run(ws, variant(tmp_path / "files", "token-init.yaml", {"token.label": "other", "bags.tokens": {}}))
     approve(ws, CEREMONIES / "root-ca.yaml")
     with pytest.raises(ConfigError, match="token.label: this workspace's CA keys live on token 'other'"):
         procedures.run(CEREMONIES / "root-ca.yaml", ws)
+
+
+def _token_labels(root: Path) -> set[str]:
+    from ceremony.keys.pkcs11 import object_labels
+
+    ws = Workspace.open(root)
+    try:
+        assert ws.config.key_store.module is not None
+        return object_labels(ws.config.key_store.module, "s1sp-ca-token", ws.softhsm_conf)
+    finally:
+        ws.close()
+
+
+def _token_init_of_another_label(other: Path) -> str:
+    """token-init of s1sp-ca-token in a workspace whose token is 'other': the refusal, and nothing on a token."""
+    init = ["--workspace", str(other), "init", "--key-store", "pkcs11", "--no-token", "--token-label", "other"]
+    assert main([*init, "--purpose", "test"]) == 0
+    write_register(other)
+    approve(other, CEREMONIES / "token-init.yaml")
+    with pytest.raises(ConfigError) as refused:
+        procedures.run(CEREMONIES / "token-init.yaml", other)
+    assert not (other / "transcripts" / "token-init-2026-12.jsonl").exists()
+    opened = Workspace.open(other)
+    assert not opened.token_exists("s1sp-ca-token") and not opened.token_exists("other")
+    opened.close()
+    return refused.value.message
+
+
+@pytest.mark.hsm
+def test_preflight_refuses_what_a_step_would_refuse_before_anything_touches_the_token(tmp_path: Path) -> None:
+    """Issue K: validity 9999, and a key label already on the token, failed only once the live run was past key
+    generation; token-init initialised whatever label its file named."""
+    # Another workspace is another token configuration: its part runs in a process of its own.
+    assert in_child(_token_init_of_another_label, tmp_path / "other") == (
+        f"{CEREMONIES / 'token-init.yaml'}: token.label: this workspace's ceremonies initialise token 'other' "
+        "(workspace.yaml key_store.token_label), not 's1sp-ca-token'; correct the file and have it approved again"
+    )
+
+    ws = live_workspace(tmp_path / "ws", "pkcs11")
+    run_examples(ws, "token-init")
+    before = _token_labels(ws)
+    path = variant(tmp_path / "files", "root-ca.yaml", {"naming.validity_days": 9999})
+    approve(ws, path)  # journalled directly: `ceremony approve` itself now refuses the file
+    with pytest.raises(ConfigError, match="naming.validity_days: validity of 9999 days exceeds profile ss1spca-root"):
+        procedures.begin(path, ws)
+    assert _token_labels(ws) == before == {"ceremony-seal"}
+    assert not (ws / "transcripts" / "root-ca-2026-12.jsonl").exists()
+
+    opened = Workspace.open(ws)
+    opened.key_store.generate("ca-s1sp-root", "ec-p256")  # a key under the file's label, by whatever means
+    opened.close()
+    approve(ws, CEREMONIES / "root-ca.yaml")
+    with pytest.raises(StateError) as refused:
+        procedures.begin(CEREMONIES / "root-ca.yaml", ws)
+    assert refused.value.message == (
+        f"{CEREMONIES / 'root-ca.yaml'}: key.label: token 's1sp-ca-token' already holds a key labelled "
+        "'ca-s1sp-root'; give the key another label"
+    )
+    assert not (ws / "transcripts" / "root-ca-2026-12.jsonl").exists()

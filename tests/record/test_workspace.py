@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ceremony.errors import ConfigError, InputError, TokenError
+from ceremony.errors import ConfigError, InputError, StateError, TokenError
 from ceremony.record.workspace import Workspace, init_workspace
 
 
@@ -104,4 +104,53 @@ def test_a_trial_workspace_names_its_pin_variable_when_no_pin_is_found(tmp_path:
     ws = init_workspace(tmp_path / "ws", key_store="software", purpose="test", initialise_token=False)
     with pytest.raises(TokenError, match=r"activate the token \(`ceremony activate`\), set CEREMONY_SOFTWARE_PASS"):
         ws.key_store  # noqa: B018
+    ws.close()
+
+
+def test_init_names_the_token_as_the_shipped_ceremony_files_and_hsm_register_do(tmp_path: Path) -> None:
+    """Issue K: `ceremony init` once named its token s1spki-workbench, the shipped files s1sp-ca-token."""
+    import yaml
+
+    from ceremony.cli.main import main
+    from ceremony.record.workspace import DEFAULT_TOKEN_LABEL
+
+    data = Path(__file__).resolve().parents[2] / "data"
+    labels = {p.name: yaml.safe_load(p.read_text())["token"]["label"] for p in (data / "ceremonies").glob("*.yaml")}
+    assert labels["token-init.yaml"] == DEFAULT_TOKEN_LABEL == "s1sp-ca-token"
+    # Every file works on the workspace's token, but restore and destruction on the restore token.
+    assert {name for name, label in labels.items() if label != DEFAULT_TOKEN_LABEL} == {
+        "key-restore.yaml",
+        "key-destruction.yaml",
+    }
+    hsms = yaml.safe_load((data / "registers" / "hsms.yaml").read_text())["hsms"]
+    assert any(DEFAULT_TOKEN_LABEL in hsm["token_labels"] for hsm in hsms)
+    argv = ["--workspace", str(tmp_path / "cli"), "init", "--no-token", "--key-store", "software", "--purpose", "test"]
+    assert main(argv) == 0
+    opened = Workspace.open(tmp_path / "cli")
+    assert opened.token_label == DEFAULT_TOKEN_LABEL  # the command's default
+    opened.close()
+    ws = init_workspace(tmp_path / "api", key_store="software", initialise_token=False, purpose="test")
+    assert ws.token_label == DEFAULT_TOKEN_LABEL  # the function's default
+    ws.close()
+
+
+def test_discard_removes_what_a_ceremony_made_and_nothing_outside_or_through_a_link(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws", key_store="software", purpose="test")
+    cards = ws.share_cards_dir
+    cards.mkdir(parents=True, exist_ok=True)
+    (cards / "c1.card").write_text("x")
+    shares = ws.shares_dir("tok.user-pin")
+    shares.mkdir(parents=True)
+    (shares / "alice.share").write_text("y")
+    assert ws.discard(cards / "c1.card") == "share-cards/c1.card"
+    assert ws.discard(shares) == "secrets/shares/tok.user-pin"
+    assert not (cards / "c1.card").exists() and not shares.exists()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    (cards / "link").symlink_to(outside)
+    for path in (outside, cards / "link", ws.root):
+        with pytest.raises(StateError, match="left as it is"):
+            ws.discard(path)
+    assert outside.read_text() == "keep" and (cards / "link").is_symlink()
+    (cards / "link").unlink()  # planted by the test, not left for the after-test scan
     ws.close()

@@ -40,6 +40,7 @@ CHECKS: dict[str, CheckFunction] = {
     "CER-08": ceremonies.recorded,
     "CER-09": ceremonies.ca_certificate_as_named,
     "CER-10": ceremonies.attested_with_own_keys,
+    "CER-11": ceremonies.abandonments_recorded,
     "KEY-01": keys.keys_in_hsm,
     "KEY-02": keys.root_in_ceremonies,
     "KEY-03": keys.key_inventory_complete,

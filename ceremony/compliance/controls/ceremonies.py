@@ -20,6 +20,7 @@ from ceremony.procedures.attestation import (
     load_attestation_key,
 )
 from ceremony.record.symmetric_keys import custody
+from ceremony.record.transcript import abandonment
 
 
 # --- ceremonies ------------------------------------------------------------------------------
@@ -248,8 +249,8 @@ def recorded(ev: Evidence, c: Checker) -> None:
 def ca_certificate_as_named(ev: Evidence, c: Checker) -> None:
     cas = ev.frames.cas.set_index("name")
     for cer in ev.ceremonies:
-        if cer.type not in ("root-ca", "issuing-ca"):
-            continue
+        if cer.type not in ("root-ca", "issuing-ca") or abandonment(cer.entries) is not None:
+            continue  # an abandoned ceremony issued nothing (CER-11 reports it)
         spec = cer.start.get("ceremony", {})
         issued = cer.steps(Action.CERTIFICATE_ISSUE)
         name = spec.get("ca")
@@ -271,3 +272,63 @@ def ca_certificate_as_named(ev: Evidence, c: Checker) -> None:
         if not checks or not all(checks.values()):
             c.fail(f"CA {name}", "naming-check", f"the naming check in {cer.ceremony_id} did not pass: {checks}")
     c.checked("CA ceremonies' certificates against their naming documents")
+
+
+def abandonments_recorded(ev: Evidence, c: Checker) -> None:
+    """An abandoned ceremony is a deviation on record: reported with its reason and witnesses for the assessor
+    to review (a minor finding); its witnesses must be registered people, and the keys it destroyed gone."""
+    abandoned = 0
+    on_token: set[str] | None = None
+    for cer in ev.ceremonies:
+        entry = abandonment(cer.entries)
+        if entry is None:
+            continue
+        abandoned += 1
+        subject = f"ceremony {cer.ceremony_id}"
+        witnesses = list(entry.get("witnesses") or {})
+        when = str(entry.get("time", ""))[:10]
+        destroyed = [d for d in entry.get("destroyed") or [] if d.get("gone")]
+        what = "; ".join(
+            [f"key {d['key_label']} destroyed on {d['token']}" for d in destroyed]
+            + [f"token {t} deleted" for t in entry.get("tokens_deleted") or []]
+            + [f"by hand: {t}" for t in entry.get("by_hand") or []]
+        )
+        c.fail(
+            subject,
+            "abandoned",
+            f"{cer.type} ceremony {cer.ceremony_id} abandoned on {when}: {entry.get('reason')}; witnessed by "
+            f"{', '.join(witnesses) or 'nobody'}" + (f" ({what})" if what else ""),
+            cer.path.name,
+        )
+        unregistered = [pid for pid in witnesses if pid not in ev.register.people]
+        if len(set(witnesses)) < 2 or unregistered:
+            strangers = f"; not registered: {', '.join(unregistered)}" if unregistered else ""
+            c.fail(
+                subject,
+                "witnesses",
+                f"the abandonment of {cer.ceremony_id} needs two registered witnesses (got "
+                f"{', '.join(witnesses) or 'none'}{strangers})",
+                cer.path.name,
+            )
+        for d in destroyed:
+            if d.get("token") != ev.ws.token_label:
+                continue
+            if on_token is None:
+                on_token = set(ev.token_objects.get(str(ev.ws.token_label), []))
+            if d["key_label"] in on_token and not _replaced(ev, cer.ceremony_id, str(d["key_label"])):
+                c.fail(
+                    f"key {d['token']}/{d['key_label']}",
+                    "still-on-token",
+                    f"{d['key_label']}, destroyed by the abandonment of {cer.ceremony_id}, is still on {d['token']}",
+                )
+    c.checked(f"{len(ev.ceremonies)} ceremonies, {abandoned or 'none'} abandoned")
+
+
+def _replaced(ev: Evidence, ceremony_id: str, label: str) -> bool:
+    """Whether a later ceremony generated a new key under the label an abandonment freed."""
+    return any(
+        cer.ceremony_id != ceremony_id and abandonment(cer.entries) is None
+        for cer in ev.all_ceremonies
+        for s in cer.steps(Action.KEY_GENERATE)
+        if s.get("details", {}).get("key_label") == label
+    )

@@ -11,19 +11,28 @@ from ceremony.compliance.sources import Evidence
 from ceremony.errors import CeremonyError
 from ceremony.model.events import Action, Event
 from ceremony.record.symmetric_keys import custody
+from ceremony.record.transcript import abandonment
 
 
 # --- keys ------------------------------------------------------------------------------------
+def _kept(ev: Evidence) -> list[Any]:
+    """The ceremonies whose work stands: every one but those abandoned (whose keys their abandonment destroyed)."""
+    return [cer for cer in ev.all_ceremonies if abandonment(cer.entries) is None]
+
+
+def _completed(cer: Any) -> bool:
+    """Sealed at its end, not sealed as abandoned."""
+    return bool(cer.sealed) and abandonment(cer.entries) is None
+
+
 def _generation_steps(ev: Evidence) -> dict[str, dict[str, Any]]:
-    return {
-        s["details"]["key_label"]: s["details"] for cer in ev.all_ceremonies for s in cer.steps(Action.KEY_GENERATE)
-    }
+    return {s["details"]["key_label"]: s["details"] for cer in _kept(ev) for s in cer.steps(Action.KEY_GENERATE)}
 
 
 def _generated_at(ev: Evidence) -> dict[str, pd.Timestamp]:
     """When each key label's generation step ran (the earliest, if a label was generated twice)."""
     out: dict[str, pd.Timestamp] = {}
-    for cer in ev.all_ceremonies:
+    for cer in _kept(ev):
         for s in cer.steps(Action.KEY_GENERATE):
             if "time" in s:
                 when = pd.Timestamp(s["time"])
@@ -36,7 +45,7 @@ def _restore_tests(ev: Evidence) -> dict[str, pd.Timestamp]:
     """CA name -> when a sealed restore ceremony proved a backup of its key (the earliest)."""
     out: dict[str, pd.Timestamp] = {}
     for cer in ev.all_ceremonies:
-        if cer.type != "key-restore" or not cer.sealed:
+        if cer.type != "key-restore" or not _completed(cer):
             continue
         ca = str(cer.start.get("ceremony", {}).get("ca"))
         for s in cer.steps(Action.KEY_PROVE):
@@ -188,7 +197,7 @@ def key_inventory_complete(ev: Evidence, c: Checker) -> None:
 
 def backups(ev: Evidence, c: Checker) -> None:
     f = ev.frames
-    sealed = {x.ceremony_id: x for x in ev.all_ceremonies if x.sealed}
+    sealed = {x.ceremony_id: x for x in ev.all_ceremonies if _completed(x)}
     backed_up = {x.start["ceremony"].get("key_label") for x in sealed.values() if x.type == "key-backup"}
     for row in f.cas[f.cas["role"] == "root"].itertuples():
         if row.key_label not in backed_up:
@@ -208,7 +217,7 @@ def backups(ev: Evidence, c: Checker) -> None:
 def activation_data(ev: Evidence, c: Checker) -> None:
     initialised = set()
     for cer in ev.all_ceremonies:
-        if cer.type in ("token-init", "key-restore") and cer.sealed:
+        if cer.type in ("token-init", "key-restore") and _completed(cer):
             initialised.add(cer.start.get("ceremony", {}).get("token", {}).get("label"))
     used = 0
     for cer in ev.ceremonies:
@@ -257,7 +266,7 @@ def rotation(ev: Evidence, c: Checker) -> None:
         c.fail(f"key {k.label}", "expired", f"{k.label} is active past its crypto-period ({k.expires_at:%Y-%m-%d})")
     for k in active[active["rotation_due"] <= now].itertuples():
         c.fail(f"key {k.label}", "rotation-due", f"{k.label} was due for rotation on {k.rotation_due:%Y-%m-%d}")
-    rotations = {x.ceremony_id for x in ev.all_ceremonies if x.type == "key-rotation" and x.sealed}
+    rotations = {x.ceremony_id for x in ev.all_ceremonies if x.type == "key-rotation" and _completed(x)}
     for k in keys[keys["predecessor"].notna()].itertuples():
         if str(k.ceremony_id) not in rotations:
             c.fail(f"key {k.label}", "unrecorded", f"{k.label} succeeded {k.predecessor} with no rotation ceremony")
@@ -265,7 +274,7 @@ def rotation(ev: Evidence, c: Checker) -> None:
 
 
 def destruction(ev: Evidence, c: Checker) -> None:
-    sealed = {x.ceremony_id for x in ev.all_ceremonies if x.type == "key-destruction" and x.sealed}
+    sealed = {x.ceremony_id for x in ev.all_ceremonies if x.type == "key-destruction" and _completed(x)}
     events = [e for e in ev.journal if e.get("event") == Event.KEY_DESTROYED and not e.get("rehearsal")]
     for e in events:
         if e.get("ceremony_id") not in sealed:
