@@ -2,13 +2,17 @@
 
 A share is shown only to its custodian: it goes into a share card file (mode 0600) under
 ``<workspace>/share-cards/``, to be printed and then deleted. Transcripts and outputs record
-only a share's fingerprint. Errors name the share and word position, never their words.
+only a share's fingerprint. Errors name the share and word position, never their words; shares
+presented by custodians (:func:`combine_presented`) are named by whose they are, so that the
+custodian whose share is wrong can be asked to type it again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -22,7 +26,14 @@ from ceremony.fs import make_dirs, write_private
 
 
 class CustodyError(CeremonyError):
-    """Shares that cannot rebuild a secret (too few, mistyped, from different splits)."""
+    """Shares that cannot rebuild a secret (too few, mistyped, from different splits).
+
+    ``custodian`` names whose share is wrong, when one is (the message never quotes a word).
+    """
+
+    def __init__(self, message: str, *, custodian: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.custodian = custodian
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,93 @@ def combine(shares: list[str]) -> bytes:
                 raise CustodyError("the shares do not belong to the same split")
     except shamir_mnemonic.MnemonicError:
         raise CustodyError("the shares do not belong to the same split") from None
+    return secret
+
+
+def _normalised(words: str) -> str:
+    return " ".join(words.lower().split())
+
+
+def _parse_presented(custodian: str, words: str) -> _Slip39Share:
+    for n, word in enumerate(_normalised(words).split(), start=1):
+        if word not in WORD_INDEX_MAP:
+            raise CustodyError(
+                f"word {n} of the share typed by {custodian} is not in the SLIP-39 word list", custodian=custodian
+            )
+    try:
+        return _Slip39Share.from_mnemonic(_normalised(words))
+    except shamir_mnemonic.MnemonicError:
+        # ``from None``: the library's message quotes share words, which must not travel on.
+        raise CustodyError(
+            f"the share typed by {custodian} fails its checksum (a word mistyped, missing or extra?)",
+            custodian=custodian,
+        ) from None
+
+
+def _against_record(presented: Sequence[tuple[str, str]], expected: Mapping[str, str] | None) -> None:
+    """When the shares cannot rebuild the secret: the first whose fingerprint is not the one handed to them."""
+    for custodian, words in presented:
+        recorded = (expected or {}).get(custodian)
+        if recorded is not None and not secrets.compare_digest(share_fingerprint(words), recorded):
+            raise CustodyError(
+                f"the share typed by {custodian} is not the share {custodian} was handed", custodian=custodian
+            )
+
+
+def combine_presented(presented: Sequence[tuple[str, str]], *, expected: Mapping[str, str] | None = None) -> bytes:
+    """Rebuild the secret from the (custodian, words) the custodians typed; a wrong share is named by whose it is.
+
+    Each share is checked on its own first (SLIP-39 word list, then its RS1024 checksum), then against the
+    others: the split most of them belong to (ties: the first typed) is taken as the right one, and a share of
+    another split, or a second copy of one share, is the wrong one. ``expected`` (custodian -> fingerprint,
+    from the record of the split) names the culprit exactly when the shares do not agree; it never refuses
+    shares that rebuild the secret, so a stale record cannot block a good quorum.
+
+    Raises:
+        CustodyError: with ``custodian`` set, one share is wrong and that is whose; without, too few shares,
+            or shares that agree in form yet rebuild no secret.
+    """
+    if not presented:
+        raise CustodyError("no share was presented")
+    parsed = [(custodian, _parse_presented(custodian, words)) for custodian, words in presented]
+    splits = Counter(share.group_parameters() for _, share in parsed)
+    most = max(splits.values())
+    reference = next(s.group_parameters() for _, s in parsed if splits[s.group_parameters()] == most)
+    anchor = next(c for c, s in parsed if s.group_parameters() == reference)
+    holders: dict[int, str] = {}
+    for custodian, share in parsed:
+        if share.group_parameters() != reference:
+            _against_record(presented, expected)
+            raise CustodyError(
+                f"the share typed by {custodian} does not belong to the same split as {anchor}'s", custodian=custodian
+            )
+        if share.index in holders:
+            _against_record(presented, expected)
+            raise CustodyError(
+                f"the share typed by {custodian} is the same share as {holders[share.index]}'s", custodian=custodian
+            )
+        holders[share.index] = custodian
+    needed = parsed[0][1].member_threshold
+    if len(parsed) < needed:
+        raise CustodyError(f"{len(parsed)} distinct share(s) given; {needed} are needed")
+    words = [_normalised(w) for _, w in presented]
+    try:
+        secret = bytes(shamir_mnemonic.combine_mnemonics(words[:needed]))
+    except shamir_mnemonic.MnemonicError:
+        _against_record(presented, expected)
+        names = ", ".join(c for c, _ in presented[:needed])
+        raise CustodyError(f"the shares typed by {names} do not rebuild a secret (shares of another split?)") from None
+    # More than m shares: each extra one must rebuild the same secret with m - 1 of the others.
+    for (custodian, _), extra in zip(presented[needed:], words[needed:], strict=True):
+        try:
+            again = bytes(shamir_mnemonic.combine_mnemonics([*words[: needed - 1], extra]))
+        except shamir_mnemonic.MnemonicError:
+            again = b""
+        if again != secret:
+            _against_record(presented, expected)
+            raise CustodyError(
+                f"the share typed by {custodian} does not rebuild the same secret as the others'", custodian=custodian
+            )
     return secret
 
 

@@ -29,7 +29,7 @@ from ceremony.fs import sha256_file, write_text_once
 from ceremony.keys.custody import (
     CustodyError,
     Share,
-    combine,
+    combine_presented,
     confirm,
     deposit,
     new_secret,
@@ -47,6 +47,7 @@ from ceremony.model.ceremony_file import (
 from ceremony.model.events import Action, StepFailed
 from ceremony.model.people import operator
 from ceremony.model.policy import PolicyParameters
+from ceremony.procedures import display
 from ceremony.procedures.consoles import Console
 from ceremony.record.checkpoints import write_checkpoint
 from ceremony.record.inventory import key_row
@@ -55,6 +56,9 @@ from ceremony.record.workspace import Workspace, activation_purpose
 
 #: The key every token gets at initialisation, to seal transcripts of ceremonies that use no CA key.
 SEAL_KEY = "ceremony-seal"
+
+#: How many times, in an attended ceremony, a custodian may type a share that is wrong before the step fails.
+SHARE_TRIES = 3
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -141,6 +145,12 @@ class Procedure:
         self.seal_with: tuple[KeyStore, str] | None = None
         #: The purpose of the split being handed out (its cards' names).
         self._splitting = ""
+        #: Each finished step's transcript entry, and what it showed: a re-run shows it again, doing nothing.
+        self.results: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        #: The step running now (named in its errors and retries), and the step the ceremony ended at.
+        self.running: str | None = None
+        self.failed: str | None = None
+        self.outcome: Outcome | None = None
 
     # --- bookkeeping ------------------------------------------------------------------
     @property
@@ -190,6 +200,7 @@ class Procedure:
     def check(self) -> None:
         """Refuse, before anything is written, a file this workspace cannot run as written: a token
         module that is not the workspace's, or outputs other than what this procedure writes."""
+        self.transcript.ensure_new()  # a ceremony id is used once: said first, with the way forward
         if self.live and not self.console.attended:
             raise ConfigError(
                 f"{self.ceremony.path}: {self.ws.root} is a live workspace: its ceremonies are run attended "
@@ -205,6 +216,12 @@ class Procedure:
                 raise ConfigError(f"{self.ceremony.path}: outputs.{name}: a {self.TYPE} ceremony writes {allowed}")
             if path != expected[name]:
                 raise ConfigError(f"{self.ceremony.path}: outputs.{name}: this ceremony writes {expected[name]}")
+        for name, path in expected.items():  # write-once: found now, not after the key is generated
+            if os.path.lexists(self.ws.root / path):
+                raise StateError(
+                    f"{self.ceremony.path}: outputs.{name}: {path} already exists in {self.ws.root}; outputs are "
+                    "written once: change the file so that it writes new ones"
+                )
 
     def _lock_path(self) -> Path | None:
         token = getattr(self.spec, "token", None)
@@ -285,25 +302,55 @@ class Procedure:
             )
 
     def step(self, name: str) -> dict[str, Any]:
-        """Run the next step of the script (steps run in order, each once)."""
+        """Run the next step of the script (steps run in order, each once).
+
+        A step already done is not run again: its recorded result is shown again (an officer who presses
+        Shift+Enter twice in JupyterLab sees the step's output, not an error) and nothing is recorded or
+        done on the token.
+        """
         script = [s for s, _ in self.SCRIPT]
         if name not in script:
             raise InputError(f"{self.TYPE} has no step {name!r}; its script is {', '.join(script)}")
+        if name in self.results:
+            recorded, shown = self.results[name]
+            self.console.show(
+                f"step {name!r} was already done at {display.recorded_at(recorded)} by {display.done_by(recorded)}; "
+                "it is not run again and nothing new is recorded. Its result:\n" + "\n".join(shown)
+            )
+            return recorded
+        self._refuse_ended()
         expected = script[len(self.done)] if len(self.done) < len(script) else None
         if name != expected:
             raise StateError(f"step {name!r} is out of order; the next step is {expected or 'finish (seal)'}")
         self.console.show(f"step {len(self.done) + 1}/{len(script)}: {dict(self.SCRIPT)[name]}")
+        self.running = name
         try:
             entry: dict[str, Any] = getattr(self, "do_" + name.replace("-", "_"))()
         except CeremonyError as exc:
             self._unlock()  # the ceremony ends here, unsealed; the token is free for the next one
             # On record before the error travels on; messages never carry secrets.
             self.transcript.append(StepFailed(step=name, error=type(exc).__name__, message=exc.message))
+            self.failed = name
+            display.mark_step(exc, name)
             raise
+        finally:
+            self.running = None
         self.done.append(name)
         crash_point(f"step:{name}")
-        self.console.show(f"  {entry['result']}: {entry['action']}")
+        shown = display.step_result(entry)
+        self.results[name] = (entry, shown)
+        self.console.show("\n".join(shown))
         return entry
+
+    def _refuse_ended(self) -> None:
+        """After a failed step the ceremony is over (unsealed, its token unlocked): nothing more runs in it."""
+        if self.failed is not None:
+            cid = self.spec.ceremony_id
+            raise StateError(
+                f"ceremony {cid} ended unsealed when step {self.failed!r} failed (its transcript "
+                f"{self.transcript.path.name} keeps the failure); nothing more runs in it: `ceremony abandon {cid}` "
+                "(two witnesses confirming) clears what it made, then run a new ceremony file"
+            )
 
     def describe(self) -> str:
         """What is about to happen, for the administrator to read out before the first step."""
@@ -325,7 +372,18 @@ class Procedure:
         return self.transcript.deviation(what, why, acknowledged_by)
 
     def finish(self) -> Outcome:
-        """Seal the transcript with the ceremony's key; returns the outcome with the read-aloud words."""
+        """Seal the transcript with the ceremony's key; returns the outcome with the read-aloud words.
+
+        Called again, it shows the seal already made (and its words) and seals nothing.
+        """
+        if self.outcome is not None:
+            sealed = self.transcript.entries()[-1]
+            self.console.show(
+                f"the ceremony was already sealed at {display.recorded_at(sealed)}: {self.transcript.path}\n"
+                f"read aloud: {self.outcome.words}"
+            )
+            return self.outcome
+        self._refuse_ended()
         remaining = [s for s, _ in self.SCRIPT][len(self.done) :]
         if remaining:
             raise StateError(f"cannot seal: steps not run: {', '.join(remaining)}")
@@ -355,9 +413,10 @@ class Procedure:
             hashlib.sha256(self.transcript.path.read_bytes()).hexdigest(),
         )
         self.console.show(f"sealed {self.transcript.path}\nread aloud: {entry['words']}")
-        return Outcome(
+        self.outcome = Outcome(
             self.spec.ceremony_id, self.TYPE, self.transcript.path, self.rehearsal, entry["words"], self.outputs
         )
+        return self.outcome
 
     def run(self) -> Outcome:
         """Every step of the script, then the seal."""
@@ -432,9 +491,15 @@ class Procedure:
         for share in shares:
             card = cards.get(share.custodian) or self._card(self._splitting, share)
             try:
-                entered = self.console.reenter_share(share.custodian, card)
-                if not confirm(entered, share.fingerprint):
-                    raise CustodyError(f"{share.custodian}'s share as typed back does not match its fingerprint")
+                for tried in range(1, SHARE_TRIES + 1):
+                    entered = self.console.reenter_share(share.custodian, card)
+                    if confirm(entered, share.fingerprint):
+                        break
+                    wrong = f"{share.custodian}'s share as typed back does not match its card"
+                    if not self.console.attended or tried == SHARE_TRIES:
+                        tries = f" ({tried} tries)" if tried > 1 else ""
+                        raise CustodyError(f"{wrong}{tries}", custodian=share.custodian)
+                    self._try_again(wrong, f"{share.custodian}, type your share back in again", tried)
             finally:
                 if self.live:
                     card.unlink(missing_ok=True)  # printed and typed back: the paper card is the share now
@@ -500,7 +565,8 @@ class Procedure:
             )
         purpose = activation_purpose(label)
         presented = self.console.present_shares(purpose, self.custodians, self.quorum.m)
-        store = self.ws.token_store(label, pin_from_secret(combine([words for _, words in presented])))
+        secret, presented, retyped = self._rebuild(purpose, presented, _recorded_pin_split(self.ws, label))
+        store = self.ws.token_store(label, pin_from_secret(secret))
         if label == self.ws.token_label:
             self.ws.use_key_store(store)
         self.store = store
@@ -508,13 +574,59 @@ class Procedure:
             Action.TOKEN_ACTIVATE,
             f"token {label!r} activated by {len(presented)} custodians' PIN shares",
             [c for c, _ in presented],
-            details={"token": label, "shares_presented": {c: _fp(w) for c, w in presented}},
+            details={
+                "token": label,
+                "shares_presented": {c: _fp(w) for c, w in presented},
+                **({"shares_typed_again": retyped} if retyped else {}),
+            },
         )
+
+    def _try_again(self, wrong: str, ask: str, tried: int) -> None:
+        """In an attended ceremony: say what was wrong, naming whose, and ask them to type it again."""
+        where = f"step {self.running!r}: " if self.running else ""
+        self.console.show(f"{where}{wrong} \u2014 {ask} (try {tried + 1} of {SHARE_TRIES})")
+
+    def _rebuild(
+        self, purpose: str, presented: list[tuple[str, str]], expected: dict[str, str] | None = None
+    ) -> tuple[bytes, list[tuple[str, str]], dict[str, int]]:
+        """The secret m custodians' shares rebuild. A wrong share is named by whose it is; attended, that
+        custodian types it again (at most :data:`SHARE_TRIES` times in all) instead of the step failing.
+
+        Returns:
+            The secret, the shares that rebuilt it, and how many times each custodian typed theirs again.
+        """
+        retyped: dict[str, int] = {}
+        for tried in range(1, SHARE_TRIES + 1):
+            try:
+                return combine_presented(presented, expected=expected), presented, retyped
+            except CustodyError as exc:
+                who = exc.custodian
+                if who is None or not self.console.attended or tried == SHARE_TRIES:
+                    raise
+                self._try_again(exc.message, f"{who}, type your share again", tried)
+                again = dict(self.console.present_shares(purpose, [who], 1)).get(who)
+                if again is None:
+                    raise
+                presented = [(c, again if c == who else w) for c, w in presented]
+                retyped[who] = retyped.get(who, 0) + 1
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _key_store(self) -> KeyStore:
         if self.store is None:
             raise StateError("the token is not activated")
         return self.store
+
+
+def _recorded_pin_split(ws: Workspace, label: str) -> dict[str, str] | None:
+    """custodian -> fingerprint of the PIN shares the token's initialisation handed out (None: not on record).
+
+    Only used to name whose share is wrong when the shares do not rebuild the PIN."""
+    from ceremony.procedures.activation import pin_split
+
+    try:
+        return pin_split(ws, label).shares
+    except CeremonyError:
+        return None
 
 
 def _fp(words: str) -> str:

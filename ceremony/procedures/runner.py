@@ -15,6 +15,7 @@ from ceremony.model.ceremony_file import (
 from ceremony.model.config import data_dir
 from ceremony.model.people import default_register, load_register
 from ceremony.model.policy import load_policy
+from ceremony.procedures import display
 from ceremony.procedures.asymmetric import IssuingCA, KeyBackup, KeyDestruction, KeyRestore, RootCA, TokenInit
 from ceremony.procedures.base import Outcome, Procedure
 from ceremony.procedures.consoles import Console, kernel_console
@@ -56,7 +57,9 @@ def begin(
     the rehearsal area, and write the transcript's first entry.
 
     A live run refuses a file without the policy's approvals; a rehearsal runs anyway and says so.
+    In a notebook kernel, every ceremony error from here on shows as one line naming the step (no traceback).
     """
+    display.install_error_display()
     if ceremony_file is None:
         if expect is None:
             raise InputError("give the ceremony file")

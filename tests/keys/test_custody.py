@@ -11,6 +11,7 @@ from shamir_mnemonic.wordlist import WORDLIST
 from ceremony.keys.custody import (
     CustodyError,
     combine,
+    combine_presented,
     confirm,
     every_quorum,
     new_secret,
@@ -54,7 +55,7 @@ def test_a_mistyped_word_fails_and_the_error_names_no_word() -> None:
         combine([shares[0].words, " ".join(words)])
     assert err.value.message == "share 2: word 7 is not in the SLIP-39 word list"
     for share in shares:
-        assert not set(share.words.split()) & set(err.value.message.split())
+        assert not _leaks(share.words, err.value.message)
 
 
 def test_shares_from_different_splits_are_refused() -> None:
@@ -122,3 +123,88 @@ def test_more_than_m_shares_rebuild_the_secret_and_a_stranger_among_them_is_caug
     stranger = split(new_secret(32), 3, ["carol", "dave", "erin"])[0]
     with pytest.raises(CustodyError, match="the shares do not belong to the same split"):
         combine([s.words for s in shares[:3]] + [stranger.words])
+
+
+def _leaks(share: str, message: str) -> bool:
+    """Whether ``message`` carries two consecutive words of ``share`` (a single word may be one of the message's
+    own: the SLIP-39 list holds common words such as "belong")."""
+    words, said = share.split(), message.split()
+    pairs = set(zip(said, said[1:], strict=False))
+    return any(pair in pairs for pair in zip(words, words[1:], strict=False))
+
+
+# --- shares presented by custodians: whose share is wrong ----------------------------------
+def _mistyped(words: str, position: int = 6) -> str:
+    typed = words.split()
+    typed[position] = next(w for w in WORDLIST if w != typed[position])
+    return " ".join(typed)
+
+
+def _whose(presented: list[tuple[str, str]], expected: dict[str, str] | None = None) -> tuple[str | None, str]:
+    with pytest.raises(CustodyError) as err:
+        combine_presented(presented, expected=expected)
+    for _, words in presented:
+        assert not _leaks(words, err.value.message)  # never a run of any share's words
+    return err.value.custodian, err.value.message
+
+
+def test_presented_shares_rebuild_the_secret_in_any_order() -> None:
+    secret = new_secret()
+    carol, dave, erin = split(secret, 2, CUSTODIANS[:3])
+    assert combine_presented([("erin", erin.words), ("carol", carol.words.upper())]) == secret
+    assert combine_presented([("dave", dave.words), ("carol", carol.words), ("erin", erin.words)]) == secret
+
+
+def test_a_mistyped_share_is_named_by_its_custodian() -> None:
+    carol, dave, _ = split(new_secret(), 2, CUSTODIANS[:3])
+    assert _whose([("carol", carol.words), ("dave", _mistyped(dave.words))]) == (
+        "dave",
+        "the share typed by dave fails its checksum (a word mistyped, missing or extra?)",
+    )
+    short = " ".join(carol.words.split()[:-1])
+    assert _whose([("carol", short), ("dave", dave.words)])[0] == "carol"
+    words = dave.words.split()
+    words[3] = "zebrafish"
+    assert _whose([("carol", carol.words), ("dave", " ".join(words))]) == (
+        "dave",
+        "word 4 of the share typed by dave is not in the SLIP-39 word list",
+    )
+
+
+def test_a_share_of_another_split_is_named_against_the_first_or_the_majority() -> None:
+    carol, dave, erin = split(new_secret(), 2, CUSTODIANS[:3])
+    stranger = split(new_secret(), 2, CUSTODIANS[:3])[1]
+    assert _whose([("alice", carol.words), ("carol", stranger.words)]) == (
+        "carol",
+        "the share typed by carol does not belong to the same split as alice's",
+    )
+    # Three shares: the one of another split is wrong even when it was typed first.
+    assert _whose([("carol", stranger.words), ("dave", dave.words), ("erin", erin.words)]) == (
+        "carol",
+        "the share typed by carol does not belong to the same split as dave's",
+    )
+
+
+def test_the_record_of_the_split_names_the_wrong_share_exactly() -> None:
+    carol, dave, _ = split(new_secret(), 2, CUSTODIANS[:3])
+    stranger = split(new_secret(), 2, CUSTODIANS[:3])[0]
+    record = {"carol": carol.fingerprint, "dave": dave.fingerprint}
+    # Typed first, carol's wrong share would be the reference; the record says it is hers that is wrong.
+    assert _whose([("carol", stranger.words), ("dave", dave.words)], expected=record) == (
+        "carol",
+        "the share typed by carol is not the share carol was handed",
+    )
+    # dave typing carol's share: the same share twice.
+    assert _whose([("carol", carol.words), ("dave", carol.words)]) == (
+        "dave",
+        "the share typed by dave is the same share as carol's",
+    )
+    # A stale record never refuses shares that rebuild the secret.
+    stale = {"carol": stranger.fingerprint, "dave": stranger.fingerprint}
+    assert combine_presented([("carol", carol.words), ("dave", dave.words)], expected=stale)
+
+
+def test_too_few_presented_shares_name_nobody() -> None:
+    carol, _, _ = split(new_secret(), 2, CUSTODIANS[:3])
+    assert _whose([("carol", carol.words)]) == (None, "1 distinct share(s) given; 2 are needed")
+    assert _whose([]) == (None, "no share was presented")
