@@ -40,16 +40,24 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.inventory --markdown docs/benchmarks.md
 	$(BIN)/python -m bench.evidence --markdown docs/benchmarks.md
 
-# JupyterLab on notebooks/ for an attended ceremony; kernels talk over Unix sockets, not TCP.
-WORKSPACE ?= workspace
+# An attended ceremony: make lab NOTEBOOK=notebooks/10-root-ca-ceremony.ipynb [WORKSPACE=DIR] [LAB_ARGS=...]
+# runs `ceremony open`: the notebook's run copy in <WORKSPACE>/reports/runs/<UTC>-<notebook>/ with its parameters
+# injected, opened in JupyterLab on 127.0.0.1 (kernels over Unix sockets, not TCP); notebooks/ is never written,
+# and the run copy, saved with its outputs, goes into the workspace's next evidence pack.
+# WORKSPACE: default $CEREMONY_WORKSPACE, else ./workspace.
+# LAB_ARGS: more `ceremony open` options, e.g. LAB_ARGS='-p ceremony_file data/ceremonies/root-ca.yaml' (a
+#   parameter), '-f params.yaml', '--rehearsal', '--port 8890', '--no-browser', '--prepare-only' (copy only).
+NOTEBOOK  ?=
+WORKSPACE ?= $(or $(CEREMONY_WORKSPACE),workspace)
 LAB_ARGS  ?=
 $(VENV)/.installed-lab: pyproject.toml | $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[lab]'
 	touch $@
 
 lab: $(VENV)/.installed-lab
-	CEREMONY_WORKSPACE=$(abspath $(WORKSPACE)) $(BIN)/jupyter lab --notebook-dir=notebooks \
-	  --KernelManager.transport=ipc $(LAB_ARGS)
+	@test -n "$(NOTEBOOK)" || { echo "make lab: name the notebook, e.g. make lab NOTEBOOK=notebooks/10-root-ca-ceremony.ipynb"; \
+	  ls notebooks/*.ipynb; exit 2; }
+	$(BIN)/ceremony --workspace $(abspath $(WORKSPACE)) open $(NOTEBOOK) $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) workspaces .pytest_cache

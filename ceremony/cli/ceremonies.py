@@ -1,12 +1,16 @@
-"""`ceremony approve | run | transcript`: approving a ceremony file, running a notebook, transcripts."""
+"""`ceremony approve | run | open | transcript`: approving ceremony files, running or opening notebooks, transcripts."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from ceremony.cli.common import Parser, opened, print_json, register_path, workspace_dir
+from ceremony.cli.common import REPORTS_HELP, Parser, opened, print_json, register_path, reports_dir, workspace_dir
 from ceremony.errors import InputError
 
 
@@ -29,8 +33,11 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from ceremony.reporting.notebooks import load_params_file, parse_cli_params, run_notebook
+def _run_request(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Path]:
+    """A run's parameters (``-f`` then ``-p``), the workspace it belongs to and its reports directory, resolved
+    once for ``run`` and ``open``: the workspace is ``-p workspace``, else ``--workspace``,
+    ``$CEREMONY_WORKSPACE`` or ``./workspace`` (:func:`workspace_dir`), and the run records it whichever it was."""
+    from ceremony.reporting.notebooks import check_secret_parameters, load_params_file, parse_cli_params
 
     params = load_params_file(Path(args.params_file)) if args.params_file else {}
     given = parse_cli_params(args.parameters or [])
@@ -38,14 +45,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     if twice:
         raise InputError(f"parameter {', '.join(twice)} given both in {args.params_file} and with -p")
     params |= given
-    if args.workspace and "workspace" not in params:
-        params["workspace"] = str(Path(args.workspace).resolve())
+    check_secret_parameters(params)  # before a value is looked at, let alone written
+    workspace = workspace_dir(args)
+    named = params.get("workspace")
+    if named is not None:
+        if args.workspace and Path(str(named)).resolve() != Path(args.workspace).resolve():
+            raise InputError(
+                f"parameter workspace ({named}) and --workspace ({args.workspace}) name different workspaces; give one"
+            )
+        workspace = Path(str(named))
+    workspace = workspace.resolve()
+    if named is not None:
+        params["workspace"] = str(workspace)  # recorded as the folder it is, wherever the record is read
+    reports = reports_dir(args, workspace)
+    if not args.reports and not (workspace / "workspace.yaml").is_file():
+        raise InputError(
+            f"{workspace} is not a workspace (no workspace.yaml); run `ceremony init`, or name one with --workspace"
+        )
+    return params, workspace, reports
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ceremony.reporting.notebooks import run_notebook
+
+    params, workspace, reports = _run_request(args)
     if args.pdf:
         from ceremony.reporting.pdf import available_renderers
 
         if not available_renderers():
             raise InputError("--pdf: neither Chromium nor WeasyPrint is installed here (apt-get install chromium)")
-    result = run_notebook(Path(args.notebook), params, reports_dir=Path(args.reports), rehearsal=args.rehearsal)
+    result = run_notebook(
+        Path(args.notebook), _absolute_paths(params), reports_dir=reports, rehearsal=args.rehearsal, workspace=workspace
+    )
     pdf = None
     if args.pdf:
         from ceremony.reporting.pdf import render_pdf
@@ -56,6 +87,88 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"executed {result.executed}" + (f"\npdf {pdf}" if pdf else ""))
     return 0
+
+
+def _absolute_paths(params: dict[str, Any]) -> dict[str, Any]:
+    """Values naming an existing file or directory relative to here (``data/ceremonies/root-ca.yaml``), made
+    absolute: the record then names the file wherever it is read, and an attended kernel, which runs in the run
+    directory, finds it. Anything else (a person's id, a file yet to be written) is left as given."""
+    out = dict(params)
+    for name, value in params.items():
+        if isinstance(value, str) and ("/" in value or "." in value) and not Path(value).is_absolute():
+            if Path(value).exists():
+                out[name] = str(Path(value).resolve())
+    return out
+
+
+def _lab_command() -> list[str]:
+    """JupyterLab of this environment (the venv ``ceremony`` runs from)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise InputError("JupyterLab is not installed here", hint="pip install -e '.[lab]' (or: make lab)")
+    return [sys.executable, "-m", "jupyterlab"]
+
+
+def _start_lab(
+    command: list[str], run_dir: Path, notebook: Path, workspace: Path, *, port: int | None, browser: bool
+) -> int:
+    """JupyterLab on the run directory alone, on 127.0.0.1, its kernels over Unix sockets (never TCP: what the
+    officers type, share words included, would cross it in plain text), until it is stopped."""
+    command = [
+        *command,
+        str(notebook),
+        f"--ServerApp.root_dir={run_dir}",
+        "--ServerApp.ip=127.0.0.1",
+        "--KernelManager.transport=ipc",
+    ]
+    if port is not None:
+        command += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
+    if not browser:
+        command.append("--no-browser")
+    if os.geteuid() == 0:  # a container's only user; JupyterLab refuses root unless told
+        command.append("--allow-root")
+    sys.stdout.flush()
+    lab = subprocess.Popen(command, env=os.environ | {"CEREMONY_WORKSPACE": str(workspace)})  # noqa: S603
+    # Ctrl-C at the terminal reaches JupyterLab itself (it asks before stopping): here it is only waited out (a Python
+    # handler, unlike SIG_IGN, is not inherited). A stop asked of this process is passed on, never left orphaned.
+    handlers = {
+        signal.SIGINT: signal.signal(signal.SIGINT, lambda *_: None),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda number, _: lab.send_signal(number)),
+    }
+    try:
+        code = lab.wait()
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130):
+        from ceremony.reporting.notebooks import NotebookError
+
+        raise NotebookError(
+            f"JupyterLab exited with status {code} (its log is above); the run copy stays at {notebook}"
+        )
+    print(f"JupyterLab stopped; the run copy {notebook} goes into the next evidence pack")
+    return 0
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    """The run copy of a notebook for an attended ceremony, then JupyterLab on it (notebooks/ stays untouched)."""
+    from ceremony.reporting.notebooks import prepare_copy
+
+    params, workspace, reports = _run_request(args)
+    command = None if args.prepare_only else _lab_command()  # JupyterLab missing: refused before the copy is made
+    prepared = prepare_copy(
+        Path(args.notebook), _absolute_paths(params), reports_dir=reports, rehearsal=args.rehearsal,
+        workspace=workspace,
+    )  # fmt: skip
+    run_dir, notebook = prepared.run_dir.resolve(), prepared.copy.resolve()
+    if args.json:
+        print_json({"run_dir": str(run_dir), "notebook": str(notebook)})
+    else:
+        print(f"run copy {notebook}")
+    if command is None:
+        return 0
+    return _start_lab(command, run_dir, notebook, workspace, port=args.port, browser=not args.no_browser)
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
@@ -118,10 +231,26 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("-f", dest="params_file", help="parameters file (YAML mapping)")
     p.add_argument("-p", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter")
     p.add_argument("--rehearsal", action="store_true", help="rehearse: the rehearsal area and a throwaway token")
-    p.add_argument("--reports", default="reports", help="reports directory (default: ./reports)")
+    p.add_argument("--reports", help=REPORTS_HELP)
     p.add_argument("--pdf", action="store_true", help="also render the executed notebook as an A4 PDF beside it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "open",
+        help="an attended run: the notebook's run copy in <workspace>/reports/runs/<UTC>-<notebook>/, parameters "
+        "injected, opened in JupyterLab (notebooks/ is left untouched)",
+    )
+    p.add_argument("notebook")
+    p.add_argument("-f", dest="params_file", help="parameters file (YAML mapping)")
+    p.add_argument("-p", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter")
+    p.add_argument("--rehearsal", action="store_true", help="rehearse: the rehearsal area and a throwaway token")
+    p.add_argument("--reports", help=REPORTS_HELP)
+    p.add_argument("--prepare-only", action="store_true", help="only create the run copy; start no JupyterLab")
+    p.add_argument("--port", type=int, help="JupyterLab's port on 127.0.0.1 (default: the first free from 8888)")
+    p.add_argument("--no-browser", action="store_true", help="print JupyterLab's address; open no browser")
+    p.add_argument("--json", action="store_true", help='print {"run_dir": ..., "notebook": ...} (absolute paths)')
+    p.set_defaults(func=cmd_open)
 
     p = sub.add_parser("transcript", help="ceremony transcripts")
     tsub = p.add_subparsers(dest="transcript_command", required=True, parser_class=Parser)

@@ -30,7 +30,22 @@ DATABASE_HELP = (
 
 
 def workspace_dir(args: argparse.Namespace) -> Path:
+    """The workspace a command names: ``--workspace``, else ``$CEREMONY_WORKSPACE``, else ``./workspace``.
+
+    The one place the three are resolved: every run and pack is recorded with the workspace this returns."""
     return Path(args.workspace or os.environ.get("CEREMONY_WORKSPACE") or "workspace")
+
+
+def reports_dir(args: argparse.Namespace, workspace: Path | None = None) -> Path:
+    """Where a command's runs and packs go: ``--reports DIR``, else ``<workspace>/reports`` (the workspace the
+    command names, or ``workspace``): a workspace's runs and packs live in it (DESIGN.md, Workspace)."""
+    given = getattr(args, "reports", None)
+    if given:
+        return Path(given)
+    return (workspace or workspace_dir(args)) / "reports"
+
+
+REPORTS_HELP = "reports directory (default: <workspace>/reports)"
 
 
 def register_path(args: argparse.Namespace) -> Path:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ceremony.cli.common import REPORTS_HELP
+
 
 def cmd_checks_list(args: argparse.Namespace) -> int:
     from ceremony.compliance.controls import CHECKS
@@ -32,7 +34,8 @@ def cmd_checks_run(args: argparse.Namespace) -> int:
 
     since, until = parse_period(args.period)
     with opened(args, assessing=True) as ws:
-        ev = Evidence(ws, since=since, until=until, pack_folders=(Path(args.reports) / "evidence",))
+        reports = Path(args.reports) if args.reports else ws.reports_dir
+        ev = Evidence(ws, since=since, until=until, pack_folders=(reports / "evidence",))
         if until is not None:
             ev.as_of = until
         findings = run_checks(load_catalogue(), ev)
@@ -59,14 +62,15 @@ def cmd_evidence_build(args: argparse.Namespace) -> int:
 
     with opened(args, assessing=True) as ws:
         token = token_ref(args.token, args.module, args.softhsm_conf) if args.token is not None else None
-        result = build_pack(ws, reports=Path(args.reports), period=args.period, person=args.as_person,
+        result = build_pack(ws, reports=Path(args.reports) if args.reports else None, period=args.period,
+                            person=args.as_person,
                             key_path=Path(args.key) if args.key else None, token=token,
                             pdf=not args.no_pdf)  # fmt: skip
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
         print(f"evidence pack {result.directory}")
-        print(f"verdict: {result.shown_verdict} ({result.findings} findings)")
+        print(f"verdict: {result.summary}")
         print(f"manifest signed by {result.signer}; SHA-256 {result.fingerprint}")
         print(f"read aloud: {result.words}")
     return 0
@@ -97,13 +101,15 @@ def add_parsers(sub: Any) -> None:
     c = checks.add_parser("run", help="run every check on the workspace; exit 1 unless the verdict is approved")
     c.add_argument("--period", metavar="FROM..TO", help="assess events in these dates (inclusive)")
     c.add_argument("--all", action="store_true", help="show passes and not-applicable findings too")
-    c.add_argument("--reports", default="reports", help="reports directory whose earlier packs the journal must extend")
+    c.add_argument(
+        "--reports", help="reports directory whose earlier packs the journal must extend (default: <workspace>/reports)"
+    )
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_checks_run)
 
     p = sub.add_parser("evidence", help="build or verify a signed evidence pack")
     evidence = p.add_subparsers(dest="evidence_command", required=True)
-    e = evidence.add_parser("build", help="checks, report PDF and signed manifest in reports/evidence/<UTC>/")
+    e = evidence.add_parser("build", help="checks, report PDF, signed manifest in <workspace>/reports/evidence/<UTC>/")
     e.add_argument("--period", metavar="FROM..TO", help="assess events in these dates (inclusive)")
     e.add_argument("--as", dest="as_person", metavar="PERSON", help="the compliance officer who signs (register id)")
     signing = e.add_mutually_exclusive_group()
@@ -113,7 +119,7 @@ def add_parsers(sub: Any) -> None:
     signing.add_argument("--token", metavar="LABEL", help="sign with the key on their own PKCS#11 token")
     e.add_argument("--module", help="the PKCS#11 module of the token --token names (default: SoftHSM2)")
     e.add_argument("--softhsm-conf", help="the softhsm2.conf of the SoftHSM2 token --token names")
-    e.add_argument("--reports", default="reports", help="reports directory (default: ./reports)")
+    e.add_argument("--reports", help=REPORTS_HELP)
     e.add_argument("--no-pdf", action="store_true", help="skip the PDFs (the report notebook still runs)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evidence_build)

@@ -81,6 +81,21 @@ class DemoResult:
         }
 
 
+def next_steps(result: DemoResult) -> list[str]:
+    """What to open next, the demo's last lines: the report, the inventory in JupyterLab, the checks."""
+    ws = result.workspace
+    steps: list[tuple[str, str]] = []
+    if result.pdfs:
+        steps.append(("read the report:", str(result.pdfs[0])))
+    elif result.evidence_pack:
+        steps.append(("read the findings:", str(result.evidence_pack / "findings.csv")))
+    steps += [
+        ("explore the inventory:", f"make lab NOTEBOOK=notebooks/70-inventory-explorer.ipynb WORKSPACE={ws}"),
+        ("run the checks:", f"ceremony --workspace {ws} checks run"),
+    ]
+    return ["next:", *(f"  {what:<23}{how}" for what, how in steps)]
+
+
 def demo_workspace_dir(base: Path, now: datetime) -> Path:
     return base / "workspaces" / now.strftime("demo-%Y%m%dT%H%M%S.%fZ")
 
@@ -189,7 +204,7 @@ def run_demo(
         register = demo_register(ws)
         record_registers(ws, by=DEMO_ADMINISTRATOR, reason="the demo's participant register")
         say("running the key ceremonies as notebooks: token, root CA, issuing CA, backup and restore, destruction")
-        result.transcripts, result.runs = run_ceremonies(ws, register, reports or Path.cwd() / "reports")
+        result.transcripts, result.runs = run_ceremonies(ws, register, reports or ws.reports_dir)
         ws.close()
         ws = Workspace.open(ws.root)  # issuance activates the token from the shares deposited for unattended runs
         result.cas = [(name, ws.inventory.ca(name).role, _issued_ca(ws, name)) for name in (ROOT, ISSUING)]
@@ -213,13 +228,13 @@ def run_demo(
                 )
             )
         if devices:
-            _fleet(ws, result, devices, reports or Path.cwd() / "reports")
+            _fleet(ws, result, devices, reports or ws.reports_dir)
         result.findings = lint_issued(ws, [i for _, _, i in result.cas] + result.issued)
         export_dir = ws.root / "exports"
         export_dir.mkdir(exist_ok=True)
         result.inventory_export = export_dir / "inventory.csv"
         ws.inventory.export_csv(result.inventory_export)
-        _evidence(ws, result, reports or Path.cwd() / "reports", say)
+        _evidence(ws, result, reports or ws.reports_dir, say)
     finally:
         ws.close()
     return result

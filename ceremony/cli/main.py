@@ -39,7 +39,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ceremony.cli.demo import demo_workspace_dir, run_demo
+    from ceremony.cli.demo import demo_workspace_dir, next_steps, run_demo
 
     target = Path(args.workspace) if args.workspace else demo_workspace_dir(Path.cwd(), current().now())
     result = run_demo(target, devices=args.devices, database=args.database)
@@ -70,6 +70,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{'evidence pack:':<18}{result.evidence_pack} (verdict: {verdict})")
         for pdf in result.pdfs[:1]:
             print(f"{'report PDF:':<18}{pdf}")
+        print("\n".join(next_steps(result)))
     return 0
 
 
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="a new workspace (token or software store, database, workspace.yaml)")
     p.add_argument("--key-store", choices=["auto", "pkcs11", "software"], default="auto")
-    p.add_argument("--token-label", default="s1spki-workbench")
+    p.add_argument("--token-label", default="s1sp-ca-token", help="as data/ceremonies/*.yaml name it (default)")
     p.add_argument(
         "--no-token",
         action="store_true",
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object describing what was done")
     p.set_defaults(func=cmd_demo)
 
+    from ceremony.cli import abandonment as cli_abandonment
     from ceremony.cli import activation as cli_activation
     from ceremony.cli import ceremonies as cli_ceremonies
     from ceremony.cli import certificates as cli_certificates
@@ -122,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_compliance.add_parsers(sub)
     cli_workspace.add_parsers(sub)
     cli_activation.add_parsers(sub)
+    cli_abandonment.add_parsers(sub)
     cli_people.add_parsers(sub)
     cli_registers.add_parsers(sub)
     cli_ceremonies.add_parsers(sub)

@@ -110,6 +110,15 @@ class PackResult:
     stages: dict[str, float] = field(default_factory=dict)
     #: live, or what a demo, rehearsal or test workspace is (its pack says so wherever the verdict stands)
     workspace_purpose: str = "live"
+    #: the real findings by kind (``fatal``, ``fail (critical)``..., ``indeterminate``, ``waived``); passes and
+    #: not-applicable results are not findings
+    problems: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """The verdict line: the verdict, then only the real findings, then how many checks ran."""
+        found = ", ".join(f"{n} {kind}" for kind, n in self.problems.items()) or "no findings"
+        return f"{self.shown_verdict}: {found} ({self.findings} checks)"
 
     @property
     def shown_verdict(self) -> str:
@@ -124,6 +133,7 @@ class PackResult:
             "workspace_purpose": self.workspace_purpose,
             "verdict": self.verdict,
             "findings": self.findings,
+            "problems": self.problems,
             "signer": self.signer,
             "manifest_sha256": self.fingerprint,
             "read_aloud": self.words,
@@ -180,8 +190,12 @@ def _journal_anchor(ws: Workspace, out: Path) -> dict[str, Any]:
     }
 
 
-def _previous_findings(evidence_root: Path, current: Path) -> tuple[str | None, list[dict[str, Any]]]:
-    packs = sorted(p for p in evidence_root.iterdir() if p.is_dir() and p != current and (p / MANIFEST).is_file())
+def _previous_findings(ev: Any, current: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    """The findings of this workspace's newest earlier pack: a pack of another workspace in the same folder (its
+    journal begins with another creation entry, whatever its folder is called) is never compared with."""
+    from ceremony.compliance.controls.records import earlier_packs
+
+    packs = [p for p in earlier_packs(ev) if p.resolve() != current and (p / MANIFEST).is_file()]
     if not packs:
         return None, []
     data = json.loads((packs[-1] / "findings.json").read_text(encoding="utf-8"))
@@ -215,7 +229,7 @@ def _runs_for(ws: Workspace, reports: Path, since: datetime | None, until: datet
 def build_pack(
     ws: Workspace,
     *,
-    reports: Path,
+    reports: Path | None = None,
     period: str | None = None,
     person: str | None = None,
     key_path: Path | None = None,
@@ -223,8 +237,9 @@ def build_pack(
     pdf: bool = True,
     now: datetime | None = None,
 ) -> PackResult:
-    """Build ``<reports>/evidence/<UTC>/`` (see the module docstring). The compliance officer signs with the key
-    on their own token (``token``), or with a key file (``key_path``; for trying the tool only)."""
+    """Build ``<reports>/evidence/<UTC>/`` (see the module docstring; ``reports`` defaults to the workspace's own,
+    ``<workspace>/reports``). The compliance officer signs with the key on their own token (``token``), or with a
+    key file (``key_path``; for trying the tool only)."""
     import time as stopwatch
 
     from ceremony.compliance.assessment import compare, control_table, run_checks, verdict
@@ -234,6 +249,7 @@ def build_pack(
     from ceremony.record.frames import write_parquet
     from ceremony.reporting.notebooks import notebooks_dir, run_notebook
 
+    reports = ws.reports_dir if reports is None else reports
     since, until = parse_period(period)
     signer, key = _signer(ws, person, key_path, token)  # refused before anything is written
     sources = _workspace_evidence(ws)  # a planted link is refused before anything is written too
@@ -260,7 +276,7 @@ def build_pack(
     stages["checks: every certificate's signature and lint, in workers"] = workers
     stages["checks: the other 35 controls (frames, transcripts, registers)"] = stages.pop("checks") - workers
     result = verdict(findings, ev.policy.compliance.verdict)
-    previous_name, previous = _previous_findings(root, out)
+    previous_name, previous = _previous_findings(ev, out)
     changes = compare(findings, previous)
     titles = {c.id: c for c in catalogue.controls}
     _write(
@@ -371,7 +387,7 @@ def build_pack(
 
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     _write(out, SIGNER, public)
-    _write(out, "README.md", _readme(signer, key_fingerprint(key.public_key()), ws.mark))
+    _write(out, "README.md", _readme(signer, key_fingerprint(key.public_key()), ws.mark, notebooks=bool(runs)))
     files = file_list(out, skip=(MANIFEST, SIGNATURE, "SHA256SUMS"))
     _write(out, "SHA256SUMS", "".join(f"{e['sha256']}  {e['path']}\n" for e in files))
     files = file_list(out, skip=(MANIFEST, SIGNATURE))
@@ -406,7 +422,27 @@ def build_pack(
         pdfs,
         stages,
         ws.config.purpose,
+        problems(findings, catalogue),
     )
+
+
+def problems(findings: list[Any], catalogue: Any) -> dict[str, int]:
+    """The findings that are problems, by kind, worst first: fatal (a check that crashed), failures by their
+    control's severity, indeterminate, then waived ones; passes and not-applicable results are not counted."""
+    severities = {c.id: c.severity for c in catalogue.controls}
+    counted: dict[str, int] = {}
+    for f in findings:
+        if f.waived:
+            kind = "waived"
+        elif f.outcome == "fail":
+            kind = f"failed ({severities.get(f.control, 'unknown')})"
+        elif f.outcome in ("fatal", "indeterminate"):
+            kind = f.outcome
+        else:
+            continue
+        counted[kind] = counted.get(kind, 0) + 1
+    order = ["fatal", *(f"failed ({s})" for s in ("critical", "major", "minor")), "indeterminate", "waived"]
+    return dict(sorted(counted.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
 def _recorded_ca_certificates(ws: Workspace) -> dict[str, bytes]:
@@ -511,8 +547,13 @@ def _versions() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(), "packages": packages}
 
 
-def _readme(signer: str, fingerprint: str, mark: str | None = None) -> str:
+def _readme(signer: str, fingerprint: str, mark: str | None = None, *, notebooks: bool = True) -> str:
     heading = "" if mark is None else f"**{mark}: nothing in this pack is a live PKI's evidence.**\n\n"
+    carried = (
+        "notebooks/ (the executed and attended ceremony notebooks and their PDFs)"
+        if notebooks
+        else "no ceremony notebooks (no run of this workspace in the period)"
+    )
     return f"""# S1SPKM evidence pack
 
 {heading}Signed by {signer}, key {fingerprint} (SHA-256 of the DER SubjectPublicKeyInfo).
@@ -537,7 +578,7 @@ Compare that fingerprint with the one the compliance officer published before re
 
 report.pdf (the assessment report), report/ (its executed notebook), findings.json and findings.csv,
 controls.yaml and policy-parameters.yaml, registers/, inventory/ (Parquet), transcripts/ (with
-attestations and seals), journal.jsonl, artifacts/ (CA certificates, CRLs), notebooks/ (the executed
-ceremony notebooks and their PDFs), token-keys.json, versions.json, {EVIDENCE_MANIFEST} (the evidence
-the report quotes), SHA256SUMS, {MANIFEST}, {SIGNATURE}, {SIGNER}.
+attestations and seals), journal.jsonl, artifacts/ (CA certificates, CRLs), {carried},
+token-keys.json, versions.json, {EVIDENCE_MANIFEST} (the evidence the report quotes), SHA256SUMS,
+{MANIFEST}, {SIGNATURE}, {SIGNER}.
 """

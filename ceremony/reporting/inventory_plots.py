@@ -47,11 +47,13 @@ def parse_as_of(as_of: str | date | None, now: datetime) -> datetime:
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
-def output_dir(out_dir: str | Path | None, now: datetime) -> Path:
-    """``out_dir``, or ``reports/inventory-<UTC stamp>`` stamped by the workspace's clock; created if missing."""
-    out = Path(out_dir) if out_dir else Path("reports") / f"inventory-{now.astimezone(timezone.utc):%Y%m%dT%H%M%S.%fZ}"
+def output_dir(out_dir: str | Path | None, now: datetime, reports: Path = Path("reports")) -> Path:
+    """``out_dir``, or ``<reports>/inventory-<UTC stamp>`` stamped by the workspace's clock (``reports``: the
+    workspace's, ``<workspace>/reports``); created if missing, and absolute, so that what the notebook prints names
+    the files wherever the kernel runs."""
+    out = Path(out_dir) if out_dir else reports / f"inventory-{now.astimezone(timezone.utc):%Y%m%dT%H%M%S.%fZ}"
     out.mkdir(parents=True, exist_ok=True)
-    return out
+    return out.resolve()
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def explore(
         frames = fr.frames(ws)
     finally:
         ws.close()
-    return Explorer(frames, when, output_dir(out_dir, now), formats)
+    return Explorer(frames, when, output_dir(out_dir, now, ws.reports_dir), formats)
 
 
 def headline(x: Explorer) -> str:
@@ -111,6 +113,11 @@ def save_png(fig: Any, path: Path) -> Path:
     fig.savefig(buffer, format="png", dpi=DPI)
     write_once(path, buffer.getvalue(), what=_WHAT)
     return path
+
+
+def _figure(png: Path, table: pd.DataFrame) -> Shown:
+    """A figure, where its PNG was saved, and its table."""
+    return Shown((png, f"saved `{png}`", table))
 
 
 def expiry_table(f: fr.Frames, when: datetime) -> pd.DataFrame:
@@ -147,7 +154,7 @@ def draw_expiry(x: Explorer) -> Shown:
     """``expiry.png``: valid certificates by time to expiry, as of the explorer's date; with its table."""
     table = expiry_table(x.frames, x.as_of)
     title = f"Valid certificates by time to expiry, as of {x.as_of:%Y-%m-%d}"
-    return Shown((expiry_png(table, x.out / "expiry.png", title=title), table))
+    return _figure(expiry_png(table, x.out / "expiry.png", title=title), table)
 
 
 def draw_issuance(x: Explorer) -> Shown:
@@ -170,7 +177,7 @@ def draw_issuance(x: Explorer) -> Shown:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.set_title("Certificates issued per month")
     ax.set_ylabel("certificates")
-    return Shown((save_png(fig, x.out / "issuance.png"), issued))
+    return _figure(save_png(fig, x.out / "issuance.png"), issued)
 
 
 def draw_revocations(x: Explorer) -> Shown:
@@ -180,7 +187,7 @@ def draw_revocations(x: Explorer) -> Shown:
         return Shown((revoked,))
     fig, ax = new_figure(8, 2.5)
     revoked.set_index(["issuer_ca", "revocation_reason"])["revoked"].plot.barh(ax=ax, title="Revocations by reason")
-    return Shown((save_png(fig, x.out / "revocations.png"), revoked))
+    return _figure(save_png(fig, x.out / "revocations.png"), revoked)
 
 
 def draw_keys(x: Explorer) -> Shown:
@@ -188,7 +195,7 @@ def draw_keys(x: Explorer) -> Shown:
     keys = keys_table(x.frames, x.as_of)
     if not len(keys):
         return Shown((keys,))
-    return Shown((keys_png(keys, x.out / "keys.png"), keys))
+    return _figure(keys_png(keys, x.out / "keys.png"), keys)
 
 
 def missing_usage(x: Explorer, *, rows: int = 20) -> Shown:
@@ -203,7 +210,8 @@ def ceremonies(x: Explorer) -> pd.DataFrame:
 
 
 def export_certificates(x: Explorer) -> list[str]:
-    """Write the certificates in each asked-for format (write-once); returns the names in the output directory."""
+    """Write the certificates in each asked-for format (write-once); returns every file the notebook wrote (its
+    PNGs and exports), by absolute path."""
     certificates = x.frames.certificates
     if "parquet" in x.formats:
         buffer = io.BytesIO()
@@ -211,4 +219,4 @@ def export_certificates(x: Explorer) -> list[str]:
         write_once(x.out / "certificates.parquet", buffer.getvalue(), what=_WHAT)
     if "csv" in x.formats:
         write_once(x.out / "certificates.csv", certificates.to_csv(index=False).encode("utf-8"), what=_WHAT)
-    return sorted(p.name for p in x.out.iterdir())
+    return sorted(str(p) for p in x.out.iterdir())

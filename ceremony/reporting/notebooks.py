@@ -83,6 +83,15 @@ def ipc_kernel_manager() -> type:
             self.transport = "ipc"
             self.ip = str(Path(tempfile.mkdtemp(prefix="ceremony-kernel-")) / "kernel")
 
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts (SIGINT to the kernel's process group) before every shutdown request. After
+            # the last cell nothing runs, but a kernel still finishing the reply's handler logs "KeyboardInterrupt
+            # caught in kernel." as an ERROR on a successful run. The shutdown request alone stops an idle kernel; a
+            # busy one is still terminated, then killed, after shutdown_wait_time. Interrupts asked for otherwise
+            # (a cell's timeout) go through.
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
         def cleanup_resources(self, restart: bool = False) -> None:
             super().cleanup_resources(restart=restart)
             if not restart:
@@ -118,6 +127,12 @@ def _key_paths(params: Mapping[str, Any], prefix: str = "") -> list[str]:
         if isinstance(value, Mapping):
             paths.extend(_key_paths(value, f"{prefix}{key}."))
     return paths
+
+
+def check_secret_parameters(params: Mapping[str, Any]) -> None:
+    """Refuse parameters any of whose names, nested ones included, looks like a secret (see
+    :func:`check_parameter_names`)."""
+    check_parameter_names(_key_paths(params))
 
 
 def load_params_file(path: Path) -> dict[str, Any]:
@@ -213,31 +228,45 @@ def _cell_failure(notebook: Path, exec_count: object, ename: str, evalue: str, e
     return error
 
 
-def run_notebook(
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run's record before anything runs: its new directory, the checked parameters and ``parameters.yaml``."""
+
+    notebook: Path
+    run_dir: Path
+    params: dict[str, Any]
+    parameters_file: Path
+
+    @property
+    def copy(self) -> Path:
+        """Where the run's notebook goes (executed by papermill, or the attended copy JupyterLab saves)."""
+        return self.run_dir / self.notebook.name
+
+
+def prepare_run(
     notebook: Path,
     params: dict[str, Any],
     *,
     reports_dir: Path,
     rehearsal: bool = False,
-    progress: bool | None = None,
-    cwd: Path | None = None,
     now: datetime | None = None,
-) -> RunResult:
-    """Execute ``notebook`` with ``params`` into ``<reports_dir>/runs/<UTC stamp>-<stem>[-rehearsal]/``.
+    workspace: Path | None = None,
+) -> PreparedRun:
+    """Check ``params`` against ``notebook`` and create the run's record: ``parameters.yaml`` in a new
+    ``<reports_dir>/runs/<UTC>-<stem>[-rehearsal]/``, the one record both ``ceremony run`` and ``ceremony open`` write.
 
-    The parameters are checked (no secret names, only names the notebook declares) and written to
-    ``parameters.yaml`` before the kernel starts; the executed notebook is kept even when a cell fails.
-    A rehearsal sets the notebook's ``rehearsal`` parameter to True. The kernel runs in ``cwd``
-    (default: the caller's directory), so relative paths given as parameters mean what they said.
+    The parameters are checked (no secret names, only names the notebook declares) before anything is written.
+    A rehearsal sets the notebook's ``rehearsal`` parameter to True (``-p rehearsal true`` is a rehearsal too).
+    ``workspace``, the workspace the run belongs to, is given to a notebook that declares a ``workspace``
+    parameter the caller left unset: the record names it however the caller learnt it (an option, the
+    environment, the default), and the evidence pack of that workspace carries the run.
     """
-    import papermill  # type: ignore[import-untyped,unused-ignore]
-    from jupyter_client.kernelspec import NoSuchKernel
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
     _check_notebook(notebook)
     params = dict(params)
-    check_parameter_names(_key_paths(params))
+    check_secret_parameters(params)
     declared = notebook_parameters(notebook)
+    if workspace is not None and "workspace" in declared and params.get("workspace") is None:
+        params["workspace"] = str(workspace.resolve())
     unknown = sorted(set(params) - set(declared))
     if unknown:
         allowed = ", ".join(declared) or "(none)"
@@ -251,13 +280,64 @@ def run_notebook(
     run_dir = _run_dir(reports_dir, notebook, now or current().now(), rehearsal)
     parameters_file = run_dir / "parameters.yaml"
     parameters_file.write_text(yaml.safe_dump(params, sort_keys=True), encoding="utf-8")
-    executed = run_dir / notebook.name
+    return PreparedRun(notebook=notebook, run_dir=run_dir, params=params, parameters_file=parameters_file)
+
+
+def prepare_copy(
+    notebook: Path,
+    params: dict[str, Any],
+    *,
+    reports_dir: Path,
+    rehearsal: bool = False,
+    now: datetime | None = None,
+    workspace: Path | None = None,
+) -> PreparedRun:
+    """The run copy an attended ceremony works on: the run's record (:func:`prepare_run`) and the notebook with its
+    parameters injected (papermill's ``parameterize_notebook``, nothing executed) at ``<run_dir>/<notebook>``.
+
+    The template in notebooks/ is only read: JupyterLab saves the officers' outputs into the copy, which the
+    next evidence pack carries.
+    """
+    import nbformat
+    from papermill.iorw import load_notebook_node  # type: ignore[import-untyped,unused-ignore]
+    from papermill.parameterize import parameterize_notebook  # type: ignore[import-untyped,unused-ignore]
+
+    prepared = prepare_run(notebook, params, reports_dir=reports_dir, rehearsal=rehearsal, now=now, workspace=workspace)
+    nb = load_notebook_node(str(notebook))
+    nb = parameterize_notebook(nb, dict(prepared.params), kernel_name=KERNEL, language="python")
+    nbformat.write(nb, str(prepared.copy))  # type: ignore[no-untyped-call]
+    return prepared
+
+
+def run_notebook(
+    notebook: Path,
+    params: dict[str, Any],
+    *,
+    reports_dir: Path,
+    rehearsal: bool = False,
+    progress: bool | None = None,
+    cwd: Path | None = None,
+    now: datetime | None = None,
+    workspace: Path | None = None,
+) -> RunResult:
+    """Execute ``notebook`` with ``params`` into ``<reports_dir>/runs/<UTC stamp>-<stem>[-rehearsal]/``.
+
+    The run's record is written first (:func:`prepare_run`); the executed notebook is kept even when a cell
+    fails. The kernel runs in ``cwd`` (default: the caller's directory), so relative paths given as parameters
+    mean what they said.
+    """
+    import papermill  # type: ignore[import-untyped,unused-ignore]
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    prepared = prepare_run(notebook, params, reports_dir=reports_dir, rehearsal=rehearsal, now=now, workspace=workspace)
+    executed = prepared.copy
     try:
         # Absolute paths: papermill saves the output while chdir'd into ``cwd``.
         papermill.execute_notebook(
             str(notebook.resolve()),
             str(executed.resolve()),
-            parameters=params,
+            parameters=prepared.params,
             kernel_name=KERNEL,
             kernel_manager_class=ipc_kernel_manager(),
             progress_bar=sys.stderr.isatty() if progress is None else progress,
@@ -275,7 +355,7 @@ def run_notebook(
         raise NotebookError(
             f"{notebook.name}: could not run ({type(exc).__name__}: {_first_line(str(exc))}){kept}"
         ) from None
-    return RunResult(run_dir=run_dir, executed=executed, parameters_file=parameters_file)
+    return RunResult(run_dir=prepared.run_dir, executed=executed, parameters_file=prepared.parameters_file)
 
 
 def execute_with_nbclient(notebook: Path, params: dict[str, Any], output: Path, *, cwd: Path) -> Path:
@@ -290,7 +370,7 @@ def execute_with_nbclient(notebook: Path, params: dict[str, Any], output: Path, 
     from papermill.parameterize import parameterize_notebook  # type: ignore[import-untyped,unused-ignore]
 
     _check_notebook(notebook)
-    check_parameter_names(_key_paths(params))
+    check_secret_parameters(params)
     nb = load_notebook_node(str(notebook))  # adds the per-cell tags/metadata parameterize_notebook expects
     nb = parameterize_notebook(nb, dict(params), kernel_name=KERNEL, language="python")
     client = NotebookClient(

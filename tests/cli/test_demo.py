@@ -48,6 +48,12 @@ def test_demo_json_and_artifacts(
     # rests beside its wrapped backup, so KEY-09 (critical) fails and the demo is honestly not approved (on the
     # software store KEY-01 fails as well; on SoftHSM2 that failure is the waived one).
     assert result["verdict"] == "not approved" and Path(str(result["evidence_pack"])).is_absolute()
+    # Its runs and its pack are the demo workspace's own, beside nothing else's.
+    reports = Path(str(result["workspace"])) / "reports"
+    assert Path(str(result["evidence_pack"])).parent == reports / "evidence"
+    assert {Path(str(r)).parent.parent for r in result["runs"]} == {reports / "runs"}  # type: ignore[union-attr]
+    assert all(Path(str(p)).is_relative_to(reports) for p in result["pdfs"])  # type: ignore[union-attr]
+    assert not (tmp_path / "reports").exists()
     assert Path(str(result["pdfs"][0])).name == "report.pdf"  # type: ignore[index]
     assert [k["label"] for k in result["symmetric_keys"]] == ["s1sp-dmk-1", "s1sp-dmk-2", "s1sp-tkek-1"]  # type: ignore[index,union-attr]
     assert result["key_store"] == key_store_kind
@@ -177,7 +183,26 @@ def test_console_script_runs_the_demo(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert Path(result["workspace"]).parent == tmp_path / "workspaces"
+    assert Path(result["evidence_pack"]).is_relative_to(Path(result["workspace"]) / "reports" / "evidence")
+    assert not (tmp_path / "reports").exists()  # the checkout's reports/ holds nothing but its README
     assert (
         x509.load_pem_x509_certificate(Path(result["cas"][0]["certificate"]).read_bytes()).subject
         == x509.load_pem_x509_certificate(Path(result["cas"][0]["certificate"]).read_bytes()).issuer
+    )
+
+
+def test_the_demo_ends_by_saying_what_to_open_next(tmp_path: Path) -> None:
+    from ceremony.cli.demo import DemoResult, next_steps
+
+    ws = tmp_path / "demo"
+    pack = ws / "reports" / "evidence" / "20261201T100000.000000Z"
+    result = DemoResult(workspace=ws, evidence_pack=pack, pdfs=[pack / "report.pdf"])
+    assert next_steps(result) == [
+        "next:",
+        f"  read the report:       {pack / 'report.pdf'}",
+        f"  explore the inventory: make lab NOTEBOOK=notebooks/70-inventory-explorer.ipynb WORKSPACE={ws}",
+        f"  run the checks:        ceremony --workspace {ws} checks run",
+    ]
+    assert next_steps(DemoResult(workspace=ws, evidence_pack=pack))[1] == (
+        f"  read the findings:     {pack / 'findings.csv'}"
     )

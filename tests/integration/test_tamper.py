@@ -41,7 +41,7 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """The demo on SoftHSM2, built by the command line in a process of its own (this process never opens a
-    token, so the tests need not fork), its packs in a reports folder of its own."""
+    token, so the tests need not fork), its runs and packs in its own reports/ (issue K)."""
     if find_softhsm_module() is None:
         if os.environ.get("CI"):
             pytest.fail("SoftHSM2 is not installed, and CI must run the tamper campaign")
@@ -50,7 +50,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     done = _cli("demo", "--workspace", str(base / "ws"), "--devices", "3", "--json", cwd=base)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    return Demo(Path(result["workspace"]), base / "reports", Path(result["evidence_pack"]))
+    workspace = Path(result["workspace"])
+    assert Path(result["evidence_pack"]).is_relative_to(workspace / "reports" / "evidence")
+    return Demo(workspace, workspace / "reports", Path(result["evidence_pack"]))
 
 
 def _cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

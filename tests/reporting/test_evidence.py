@@ -53,10 +53,10 @@ def test_the_catalogue_and_the_registered_checks_agree(capsys: pytest.CaptureFix
 
     catalogue = load_catalogue()
     assert [c.id for c in catalogue.controls] == sorted(CHECKS, key=[c.id for c in catalogue.controls].index)
-    assert set(CHECKS) == {c.id for c in catalogue.controls} and len(CHECKS) == 45
+    assert set(CHECKS) == {c.id for c in catalogue.controls} and len(CHECKS) == 46
     assert main(["checks", "list"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("S1SPKM control catalogue") and out.count("\n") == 46
+    assert out.startswith("S1SPKM control catalogue") and out.count("\n") == 47
 
 
 def test_the_demo_pack_is_complete_and_its_verdict_follows_the_rule(demo: DemoResult) -> None:
@@ -72,7 +72,7 @@ def test_the_demo_pack_is_complete_and_its_verdict_follows_the_rule(demo: DemoRe
     assert any(n.startswith("notebooks/") and n.endswith("-10-root-ca-ceremony.pdf") for n in names)
     data = json.loads((pack / "findings.json").read_text())
     by_control = {f["control"] for f in data["findings"]}
-    assert len(by_control) == 45 and data["verdict"]["rule"] == 1 and data["workspace_purpose"] == "demo"
+    assert len(by_control) == 46 and data["verdict"]["rule"] == 1 and data["workspace_purpose"] == "demo"
     # Not approved, honestly: the demo's deposited shares rebuild its secrets from its own disk (KEY-09).
     failed = [f for f in data["findings"] if f["outcome"] == "fail"]
     at_rest = {f["subject"]: f["message"] for f in failed if f["control"] == "KEY-09"}
@@ -326,3 +326,116 @@ def test_a_pack_signed_with_the_officers_own_token_verifies_and_says_so(
     trusted.write_bytes(certificate.public_key().public_bytes(*pem))
     assert main(["evidence", "verify", str(pack), "--trust", str(trusted)]) == 0
     assert "TEST WORKSPACE" in (pack / "README.md").read_text()
+
+
+# --- runs and packs belong to their workspace (issue K) -------------------------------------------------------
+RUN_CELL = "import pathlib\npathlib.Path(workspace, 'ran').write_text('yes')"
+
+
+def _officer_workspace(root: Path) -> Workspace:
+    """A fresh test workspace whose register names victor (compliance officer) with a file key in its secrets/."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ceremony.fs import write_once
+    from ceremony.model.config import data_dir
+    from ceremony.procedures.attestation import key_fingerprint
+    from ceremony.record.workspace import init_workspace
+
+    ws = init_workspace(root, key_store="software", purpose="test")
+    key = ec.generate_private_key(ec.SECP256R1())
+    (ws.secrets_dir / "attestation").mkdir(mode=0o700)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_once(ws.secrets_dir / "attestation" / "victor.key", pem, mode=0o600)
+    register = yaml.safe_load((data_dir() / "people.yaml").read_text(encoding="utf-8"))
+    register["people"]["victor"]["attestation_key"] = key_fingerprint(key.public_key())
+    (root / "people.yaml").write_text(yaml.safe_dump(register, sort_keys=False), encoding="utf-8")
+    return ws
+
+
+def _toy_notebook(path: Path) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = nbformat.v4.new_code_cell("workspace = None")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(RUN_CELL)]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_two_workspaces_packs_in_one_folder_never_compare_with_each_other(tmp_path: Path) -> None:
+    shared = tmp_path / "shared-reports"  # --reports naming one folder for both, the old ./reports
+    a, b = _officer_workspace(tmp_path / "a"), _officer_workspace(tmp_path / "b")
+    a1 = build_pack(a, reports=shared, person="victor", pdf=False)
+    b1 = build_pack(b, reports=shared, person="victor", pdf=False)
+    a2 = build_pack(a, reports=shared, person="victor", pdf=False)
+    previous = {p.directory: json.loads((p.directory / "findings.json").read_text())["previous_pack"]
+                for p in (a1, b1, a2)}  # fmt: skip
+    assert previous == {a1.directory: None, b1.directory: None, a2.directory: a1.directory.name}
+    # Without --reports, a workspace's packs and runs live in it.
+    own = build_pack(b, person="victor", pdf=False)
+    assert own.directory.parent == b.root / "reports" / "evidence"
+    assert json.loads((own.directory / "findings.json").read_text())["previous_pack"] is None
+    assert {p.parent.name for p in (b.root / "reports" / "runs").glob("*/80-*.ipynb")}
+    a.close()
+    b.close()
+
+
+def test_a_run_given_its_workspace_by_the_environment_is_recorded_with_it_and_packed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+
+    ws = _officer_workspace(tmp_path / "ws")
+    ws.close()
+    notebook = _toy_notebook(tmp_path / "01-toy.ipynb")
+    monkeypatch.setenv("CEREMONY_WORKSPACE", str(ws.root))
+    assert main(["run", str(notebook), "--json"]) == 0
+    run_dir = Path(json.loads(capsys.readouterr().out)["run_dir"])
+    assert run_dir.parent == ws.root / "reports" / "runs"
+    assert yaml.safe_load((run_dir / "parameters.yaml").read_text()) == {"workspace": str(ws.root)}
+    # An attended run copy, saved by JupyterLab with its outputs and a checkpoint beside it.
+    assert main(["open", str(notebook), "--prepare-only", "--json"]) == 0
+    opened = json.loads(capsys.readouterr().out)
+    copy = nbformat.read(opened["notebook"], as_version=4)
+    copy.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="attended output\n")]
+    nbformat.write(copy, opened["notebook"])
+    (Path(opened["run_dir"]) / ".ipynb_checkpoints").mkdir()
+    (Path(opened["run_dir"]) / ".ipynb_checkpoints" / "01-toy-checkpoint.ipynb").write_text("{}")
+    assert main(["evidence", "build", "--as", "victor", "--no-pdf", "--json"]) == 0
+    pack = Path(json.loads(capsys.readouterr().out)["evidence_pack"])
+    assert pack.parent == ws.root / "reports" / "evidence"
+    carried = sorted(p.name for p in (pack / "notebooks").iterdir())
+    assert carried == [f"{run_dir.name}.ipynb", f"{Path(opened['run_dir']).name}.ipynb"]
+    assert "attended output" in (pack / "notebooks" / f"{Path(opened['run_dir']).name}.ipynb").read_text()
+    assert not [p for p in pack.rglob("*") if "checkpoint" in p.name]
+    assert "notebooks/ (the executed and attended ceremony notebooks" in (pack / "README.md").read_text()
+    assert verify_pack(pack, pack / "signer.pem").ok
+
+
+def test_evidence_build_counts_only_real_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ceremony.reporting.evidence import problems
+
+    ws = _officer_workspace(tmp_path / "ws")
+    ws.close()
+    assert main(["--workspace", str(ws.root), "evidence", "build", "--as", "victor", "--no-pdf"]) == 0
+    out = capsys.readouterr().out
+    pack = Path(out.splitlines()[0].removeprefix("evidence pack "))
+    data = json.loads((pack / "findings.json").read_text())
+    catalogue = load_catalogue()
+    counted = problems([_Finding(f) for f in data["findings"]], catalogue)
+    shown = ", ".join(f"{n} {kind}" for kind, n in counted.items()) or "no findings"
+    verdict_line = next(line for line in out.splitlines() if line.startswith("verdict: "))
+    verdict, checks = data["verdict"]["verdict"], len(data["findings"])
+    assert verdict_line == f"verdict: {verdict} - TEST WORKSPACE, not a live PKI: {shown} ({checks} checks)"
+    passes = sum(f["outcome"] in ("pass", "not-applicable") for f in data["findings"])
+    assert passes and sum(counted.values()) == len(data["findings"]) - passes
+    assert "no ceremony notebooks" in (pack / "README.md").read_text()
+
+
+class _Finding:
+    """A finding as findings.json records it, with the attributes :func:`problems` reads."""
+
+    def __init__(self, data: dict[str, object]) -> None:
+        self.control, self.outcome, self.waived = data["control"], data["outcome"], data.get("waived")

@@ -62,15 +62,17 @@ def test_as_of() -> None:
 
 
 def test_the_default_output_directory_is_stamped_by_the_clock_given(tmp_path: Path) -> None:
-    out = plots.output_dir(None, datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=timezone.utc))
-    assert out == Path("reports/inventory-20261201T100000.123456Z") and out.is_dir()
+    out = plots.output_dir(None, datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=timezone.utc), tmp_path / "r")
+    assert out == tmp_path / "r" / "inventory-20261201T100000.123456Z" and out.is_dir()
     assert plots.output_dir(tmp_path / "mine", SUITE_TIME) == tmp_path / "mine"
+    assert plots.output_dir("rel", SUITE_TIME) == Path("rel").resolve()  # printed paths name the file anywhere
 
 
 def test_explore_uses_the_workspaces_clock(estate: Path) -> None:
     x = plots.explore(estate)
     assert x.as_of.date() == SUITE_TIME.date() and x.as_of.tzinfo is not None  # the pinned time, not the machine's
-    assert x.out.parent == Path("reports") and x.out.name.startswith("inventory-20261201T10")
+    # The plots belong to the workspace, like its runs and packs.
+    assert x.out.parent == estate.resolve() / "reports" and x.out.name.startswith("inventory-20261201T10")
     assert len(x.frames.certificates) == 2 + 6 and x.formats == frozenset()
     assert plots.headline(x).startswith("8 certificates, 2 CAs, 0 symmetric keys, ")
     assert plots.headline(x).endswith(f"as of 2026-12-01; output {x.out}")
@@ -79,13 +81,14 @@ def test_explore_uses_the_workspaces_clock(estate: Path) -> None:
 def test_a_bad_export_is_refused_before_anything_is_read_or_written(estate: Path) -> None:
     with pytest.raises(InputError, match="export: xml"):
         plots.explore(estate, export="xml")
-    assert not Path("reports").exists()
+    assert not Path("reports").exists() and not (estate / "reports").exists()
 
 
 def test_each_figure_is_a_png_with_its_table(estate: Path, tmp_path: Path) -> None:
     x = plots.explore(estate, as_of="2027-01-01", out_dir=str(tmp_path / "out"))
     expiry = plots.draw_expiry(x)
     assert expiry.pictures == [tmp_path / "out" / "expiry.png"]
+    assert expiry.texts == [f"saved `{tmp_path / 'out' / 'expiry.png'}`"]  # the notebook says where it went
     assert int(expiry.table.to_numpy().sum()) == 2 + 4  # valid: two CA certificates, four device certificates
     issuance = plots.draw_issuance(x)
     assert issuance.table.loc["2026-12"].sum() == 8
@@ -120,7 +123,9 @@ def test_the_device_and_ceremony_views(estate: Path, tmp_path: Path) -> None:
 
 def test_exports_are_written_once_in_the_formats_asked_for(estate: Path, tmp_path: Path) -> None:
     x = plots.explore(estate, out_dir=tmp_path / "out", export="parquet,csv")
-    assert plots.export_certificates(x) == ["certificates.csv", "certificates.parquet"]
+    assert plots.export_certificates(x) == [
+        str(tmp_path / "out" / n) for n in ("certificates.csv", "certificates.parquet")
+    ]
     frame = pd.read_parquet(tmp_path / "out" / "certificates.parquet")
     assert len(frame) == 8 and str(frame["not_after"].dtype) == "datetime64[us, UTC]"
     assert len(pd.read_csv(tmp_path / "out" / "certificates.csv")) == 8

@@ -19,6 +19,7 @@ from ceremony.reporting.notebooks import (
     load_params_file,
     notebook_parameters,
     parse_cli_params,
+    prepare_copy,
     run_notebook,
 )
 
@@ -247,3 +248,61 @@ def test_nbclient_and_papermill_give_the_same_result(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "pm.json").read_text()) == json.loads((tmp_path / "nbc.json").read_text())
     assert json.loads((tmp_path / "nbc.json").read_text()) == {"workspace": "ws", "rehearsal": True, "count": 2}
     assert "wrote nbc.json" in _output_text(nbformat.read(str(out), as_version=4))
+
+
+def test_the_run_copy_has_its_parameters_injected_and_the_template_is_only_read(tmp_path: Path) -> None:
+    nb = make_notebook(tmp_path / "attended.ipynb", WRITE)
+    before = nb.read_bytes()
+    prepared = prepare_copy(nb, {"count": 4}, reports_dir=tmp_path / "reports", now=NOW, workspace=tmp_path / "ws")
+    assert nb.read_bytes() == before
+    assert prepared.copy == tmp_path / "reports/runs/20260301T093005.123456Z-attended/attended.ipynb"
+    # The same record as a papermill run, the workspace included although the caller gave it as an option.
+    recorded = yaml.safe_load(prepared.parameters_file.read_text())
+    assert recorded == {"count": 4, "workspace": str((tmp_path / "ws").resolve())}
+    copy = nbformat.read(str(prepared.copy), as_version=4)
+    (injected,) = [c for c in copy.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "count = 4" in injected.source and f'workspace = "{(tmp_path / "ws").resolve()}"' in injected.source
+    assert not any(c.get("outputs") for c in copy.cells if c.cell_type == "code")  # nothing executed
+    with pytest.raises(InputError, match="declares no parameter user"):
+        prepare_copy(nb, {"user": "x"}, reports_dir=tmp_path / "other", now=NOW)
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_workspace_given_by_the_caller_does_not_override_the_parameter(tmp_path: Path) -> None:
+    nb = make_notebook(tmp_path / "n.ipynb", WRITE)
+    prepared = prepare_copy(nb, {"workspace": "/named"}, reports_dir=tmp_path / "r", now=NOW, workspace=tmp_path)
+    assert yaml.safe_load(prepared.parameters_file.read_text()) == {"workspace": "/named"}
+    plain = make_notebook(tmp_path / "plain.ipynb", "x = 1", parameters="count = 1")
+    prepared = prepare_copy(plain, {}, reports_dir=tmp_path / "r2", now=NOW, workspace=tmp_path)
+    assert yaml.safe_load(prepared.parameters_file.read_text()) == {}  # declares no workspace: none injected
+
+
+@pytest.mark.slow
+def test_a_finished_run_shuts_its_kernel_down_without_an_interrupt(tmp_path: Path) -> None:
+    """jupyter_client sends SIGINT to the kernel's process group before each shutdown; a kernel still in a
+    handler then logs "KeyboardInterrupt caught in kernel." on a successful run. A process the last cell leaves
+    in the kernel's group records any SIGINT it gets: none reaches it."""
+    import os
+    import signal
+    import time
+
+    marker, pid = tmp_path / "sigint", tmp_path / "pid"
+    listener = (
+        "import os, signal, sys, time, pathlib\n"
+        f"signal.signal(signal.SIGINT, lambda *_: pathlib.Path({str(marker)!r}).write_text('interrupted'))\n"
+        f"pathlib.Path({str(pid)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(30)\n"
+    )
+    cell = (
+        "import subprocess, sys, time, pathlib\n"
+        f"subprocess.Popen([sys.executable, '-c', {listener!r}])\n"
+        f"while not pathlib.Path({str(pid)!r}).exists(): time.sleep(0.05)"
+    )
+    nb = make_notebook(tmp_path / "listen.ipynb", cell, parameters="x = 1")
+    try:
+        run_notebook(nb, {}, reports_dir=tmp_path / "reports", now=NOW, progress=False)
+        time.sleep(0.5)
+        assert not marker.exists()
+    finally:
+        if pid.exists():
+            os.kill(int(pid.read_text()), signal.SIGKILL)
