@@ -1,7 +1,7 @@
 """Revocation: by serial or by EUI-64, with an RFC 5280 reason, a requester and an approver, on record.
 
 Every revocation needs two different people of the participant register: one who asks and an approver
-who approves (the policy's ``two_person_reasons`` and CA certificates are among them). Revocations become
+who approves, whatever the reason and whether the certificate is a device's or a CA's. Revocations become
 CRL entries (crl.py).
 """
 

@@ -30,6 +30,8 @@ class RevocationPolicy(Strict):
     crl_next_update_hours: int = Field(ge=1)
     arl_next_update_days: int = Field(ge=1)
     reasons: list[RevocationReason] = Field(min_length=1)
+    #: Read in older parameter files (and the packs that carry them) but no longer consulted: since issue K every
+    #: revocation takes a requester and a different registered approver, whatever its reason.
     two_person_reasons: list[RevocationReason] = Field(default_factory=list)
 
 

@@ -539,7 +539,7 @@ def _token_keys(ws: Workspace) -> dict[str, Any]:
 
 def _versions() -> dict[str, Any]:
     packages: dict[str, str | None] = {}
-    for name in ("s1spki-workbench", *PACKAGES):
+    for name in ("s1spki-ceremony", *PACKAGES):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

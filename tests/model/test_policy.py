@@ -24,7 +24,7 @@ def test_the_shipped_parameters_load_with_their_numbers() -> None:
     assert c.custodian_organisations_min == 2
     r = policy.revocation
     assert (r.crl_next_update_hours, r.arl_next_update_days) == (168, 365)
-    assert set(r.two_person_reasons) == {"keyCompromise", "cACompromise"} <= set(r.reasons)
+    assert {"keyCompromise", "cACompromise"} <= set(r.reasons)
     p = policy.compliance
     assert (p.annual_assessment_months, p.serial_entropy_bits, p.hsm_min_fips_level) == (12, 64, 3)
     assert (p.clock_tolerance_seconds, p.retention_years, p.revocation_publication_hours) == (300, 7, 24)
@@ -119,3 +119,12 @@ def test_today_such_rules_fail_only_when_a_verdict_is_asked_for() -> None:
     policy = parse_model(PolicyParameters, data, "p.yaml")
     with pytest.raises(ValueError, match="the verdict rules end without an unconditional rule"):
         verdict([], policy.compliance.verdict)
+
+
+def test_an_older_parameter_file_with_two_person_reasons_still_loads(tmp_path: Path) -> None:
+    # Packs built before issue K carry a policy file naming two_person_reasons; reading them must not fail.
+    shipped = (data_dir() / "policy" / "s1spkm-parameters.yaml").read_text(encoding="utf-8")
+    assert "two_person_reasons" not in shipped
+    older = shipped.replace("revocation:\n", "revocation:\n  two_person_reasons: [keyCompromise, cACompromise]\n", 1)
+    (tmp_path / "older.yaml").write_text(older, encoding="utf-8")
+    assert load_policy(tmp_path / "older.yaml").revocation.reasons == load_policy().revocation.reasons

@@ -439,3 +439,12 @@ class _Finding:
 
     def __init__(self, data: dict[str, object]) -> None:
         self.control, self.outcome, self.waived = data["control"], data["outcome"], data.get("waived")
+
+
+def test_a_pack_records_the_workbench_version_it_was_built_with() -> None:
+    from importlib import metadata
+
+    from ceremony.reporting.evidence import _versions
+
+    # The distribution is named in pyproject.toml; a wrong name recorded null for every pack (issue K review).
+    assert _versions()["packages"]["s1spki-ceremony"] == metadata.version("s1spki-ceremony")
