@@ -65,6 +65,11 @@ def postgres_server() -> postgres.PostgresServer:
     return _start_postgres()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The session's temporary root exists before any test forks, so forked children share it (built_once).
+    session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     server = _PG["server"]
     if server is not None and os.getpid() == _PG["owner"]:

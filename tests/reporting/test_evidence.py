@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,6 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ceremony.cli.demo import DemoResult, run_demo
 from ceremony.cli.main import main
 from ceremony.compliance.assessment import run_checks, verdict
 from ceremony.compliance.controls import CHECKS
@@ -26,17 +27,39 @@ from ceremony.record.registers import record_registers
 from ceremony.record.transcript import GENESIS, canonical, entry_hash
 from ceremony.record.workspace import Workspace
 from ceremony.reporting.evidence import MANIFEST, SIGNATURE, build_pack
+from tests.support.processes import built_once
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm]  # the demo on SoftHSM2 (its verdict differs on the software store)
 
 
+@dataclass(frozen=True)
+class Demo:
+    """What the tests read of the demo: its workspace, its pack and the pack's verdict."""
+
+    workspace: Path
+    evidence_pack: Path
+    verdict: str
+
+
+def _build_demo(folder: Path) -> dict[str, str]:
+    done = subprocess.run(  # noqa: S603 - our own command line
+        [sys.executable, "-m", "ceremony", "demo", "--workspace", str(folder / "ws"), "--devices", "2", "--json"],
+        cwd=folder, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    return {"workspace": result["workspace"], "evidence_pack": result["evidence_pack"], "verdict": result["verdict"]}
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
-    base = tmp_path_factory.mktemp("demo")
-    return run_demo(base / "ws", devices=2, reports=base / "reports", notice=lambda _: None)
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """The demo on SoftHSM2, built once for the session by the command line in a process of its own (each test
+    here runs in a forked child, which would build it again); tests copy it before changing it."""
+    built = built_once(tmp_path_factory, "evidence-demo", _build_demo)
+    return Demo(Path(built["workspace"]), Path(built["evidence_pack"]), built["verdict"])
 
 
-def _copy(demo: DemoResult, tmp_path: Path) -> Workspace:
+def _copy(demo: Demo, tmp_path: Path) -> Workspace:
     """A copy of the demo workspace to seed (its token store stays the demo's: read-only here)."""
     target = tmp_path / "ws"
     shutil.copytree(demo.workspace, target, ignore=shutil.ignore_patterns("*.lock"))
@@ -59,7 +82,7 @@ def test_the_catalogue_and_the_registered_checks_agree(capsys: pytest.CaptureFix
     assert out.startswith("S1SPKM control catalogue") and out.count("\n") == 47
 
 
-def test_the_demo_pack_is_complete_and_its_verdict_follows_the_rule(demo: DemoResult) -> None:
+def test_the_demo_pack_is_complete_and_its_verdict_follows_the_rule(demo: Demo) -> None:
     pack = demo.evidence_pack
     assert pack is not None and demo.verdict == "not approved"
     names = {p.relative_to(pack).as_posix() for p in pack.rglob("*") if p.is_file()}
@@ -85,7 +108,7 @@ def test_the_demo_pack_is_complete_and_its_verdict_follows_the_rule(demo: DemoRe
 
 
 def test_verify_exits_0_only_for_the_trusted_signer_and_1_for_any_changed_byte(
-    demo: DemoResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pack = tmp_path / "pack"
     shutil.copytree(demo.evidence_pack, pack)  # type: ignore[arg-type]
@@ -139,7 +162,7 @@ def _rechain(path: Path, keep: object) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_a_workspace_seeded_with_violations_gets_the_findings_and_the_verdict(demo: DemoResult, tmp_path: Path) -> None:
+def test_a_workspace_seeded_with_violations_gets_the_findings_and_the_verdict(demo: Demo, tmp_path: Path) -> None:
     ws = _copy(demo, tmp_path)
     db = ws.inventory
     root_ca = db.ca("s1sp-root")
@@ -195,7 +218,7 @@ def test_a_workspace_seeded_with_violations_gets_the_findings_and_the_verdict(de
     assert not expected & {(f.control, f.code.split(":")[0], f.subject) for f in clean if f.outcome == "fail"}
 
 
-def test_a_check_that_crashes_is_a_fatal_finding_and_the_next_pack_compares(demo: DemoResult, tmp_path: Path) -> None:
+def test_a_check_that_crashes_is_a_fatal_finding_and_the_next_pack_compares(demo: Demo, tmp_path: Path) -> None:
     ws = _copy(demo, tmp_path)
     # Nothing left at rest (KEY-09 would decide the verdict first: a critical failure): the custodians took it.
     shutil.rmtree(ws.root / "secrets" / "shares")
@@ -218,7 +241,7 @@ def test_a_check_that_crashes_is_a_fatal_finding_and_the_next_pack_compares(demo
 
 
 def test_bad_input_to_evidence_build_is_refused_and_writes_nothing(
-    demo: DemoResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = ["--workspace", str(demo.workspace), "evidence", "build", "--reports", str(tmp_path / "r"), "--no-pdf"]
     assert main([*base, "--period", "2026-12-31..2026-01-01"]) == 2
@@ -231,7 +254,7 @@ def test_bad_input_to_evidence_build_is_refused_and_writes_nothing(
 
 
 def test_a_workspace_backup_restores_into_a_fresh_directory_with_the_same_verdict(
-    demo: DemoResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import tarfile
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import tempfile
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -92,3 +94,21 @@ def run_forked(item: pytest.Item, nextitem: pytest.Item | None) -> list[pytest.T
     except BaseException as exc:  # noqa: BLE001 - the child itself broke: one failed report says how
         return [pytest.TestReport(item.nodeid, item.location, {}, "failed", f"forked run failed: {exc!r}", "call")]
     return [hook.pytest_report_from_serializable(config=item.config, data=d) for d in data]
+
+
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict[str, str]]) -> dict[str, str]:
+    """What ``build(folder)`` returned, built once per test session into ``<basetemp>/<name>/`` and kept there as
+    JSON: a module fixture of tests that run forked (``hsm``) is otherwise built again in every child. The
+    session's basetemp is fixed before the first fork (tests/conftest.py), so every child finds the same folder.
+    What is built is shared: tests copy it before changing it."""
+    import json
+
+    folder = factory.getbasetemp() / name
+    done = folder / "built.json"
+    if done.is_file():
+        return json.loads(done.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    folder.mkdir(exist_ok=True)
+    attempt = Path(tempfile.mkdtemp(prefix="build-", dir=folder))  # a failed earlier attempt stays out of the way
+    result = build(attempt)
+    done.write_text(json.dumps(result), encoding="utf-8")
+    return result
