@@ -15,7 +15,13 @@ from ceremony.errors import InputError
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from ceremony.model.ceremony_file import check_approver, load_ceremony, preflight, record_approval
+    from ceremony.model.ceremony_file import (
+        check_approver,
+        check_workspace_token,
+        load_ceremony,
+        preflight,
+        record_approval,
+    )
     from ceremony.model.people import load_register
     from ceremony.model.policy import load_policy
 
@@ -25,6 +31,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     check_approver(args.by, register)
     preflight(ceremony, register, policy)
     with opened(args) as ws:
+        check_workspace_token(ceremony, ws.token_label)
         count = record_approval(ws.journal, ceremony, args.by, register)
     print(
         f"approved {ceremony.spec.ceremony_id} (sha256 {ceremony.sha256}) by {args.by}: "

@@ -298,6 +298,23 @@ def _seats(p: Participants) -> list[tuple[str, str]]:
     return seats
 
 
+#: The ceremonies that work on the workspace's own token (restore and backup name a token of their own).
+WORKSPACE_TOKEN_TYPES = ("token-init", "root-ca", "issuing-ca")
+
+
+def check_workspace_token(ceremony: CeremonyFile, token_label: str | None) -> None:
+    """Refuse, at approval, a ceremony file naming another token than the workspace's: approving it would
+    approve a ceremony this workspace can never run (its procedure refuses it again before any step)."""
+    spec = ceremony.spec
+    label = getattr(getattr(spec, "token", None), "label", None)
+    kind = getattr(spec, "type", None)
+    if kind in WORKSPACE_TOKEN_TYPES and token_label is not None and label != token_label:
+        raise ConfigError(
+            f"{ceremony.path}: token.label: this workspace's ceremonies use token {token_label!r} "
+            f"(workspace.yaml key_store.token_label), not {label!r}; correct the file and have it approved"
+        )
+
+
 def preflight(ceremony: CeremonyFile, register: Register, policy: PolicyParameters) -> None:
     """Refuse a ceremony the register or the policy forbids; the error names the field path."""
     spec, rules, src = ceremony.spec, policy.ceremony, str(ceremony.path)

@@ -242,3 +242,20 @@ def test_expired_vetting_is_refused(tmp_path: Path) -> None:
         preflight(
             load_ceremony(DATA / "ceremonies" / "root-ca.yaml"), load_register(tmp_path / "people.yaml"), load_policy()
         )
+
+
+def test_approval_refuses_a_file_naming_another_token_than_the_workspaces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue K: a token-init file naming another label was approved, then refused only when it ran."""
+    ws = init_workspace(tmp_path / "ws", key_store="software", purpose="test")
+    assert ws.token_label == "s1sp-ca-token"
+    ws.close()
+    shutil.copy(DATA / "people.yaml", tmp_path / "ws" / "people.yaml")
+    path = _variant(tmp_path, "token-init.yaml", {"token.label": "other-token"})
+    assert main(["--workspace", str(tmp_path / "ws"), "approve", str(path), "--by", "alice"]) == 2
+    assert capsys.readouterr().err == (
+        f"ceremony: {path}: token.label: this workspace's ceremonies use token 's1sp-ca-token' "
+        "(workspace.yaml key_store.token_label), not 'other-token'; correct the file and have it approved\n"
+    )
+    assert "ceremony.approve" not in (tmp_path / "ws" / "journal.jsonl").read_text()
