@@ -21,12 +21,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.errors import InputError, StateError, TokenError
-from ceremony.keys.custody import CustodyError, combine, pin_from_secret, share_fingerprint
 from ceremony.keys.store import KeyStore
 from ceremony.model.ceremony_file import CEREMONY_ID
 from ceremony.model.events import Abandon, Action, CeremonyAbandon, Event
 from ceremony.model.people import Register
-from ceremony.procedures.activation import pin_split
+from ceremony.procedures.activation import presented_pin
 from ceremony.procedures.base import SEAL_KEY, _lock_holder, _spki_sha256
 from ceremony.procedures.consoles import Console
 from ceremony.record.checkpoints import write_checkpoint
@@ -176,17 +175,8 @@ def _activate(ws: Workspace, token_label: str, console: Console) -> tuple[KeySto
                 "(`ceremony activate --end`), then abandon the ceremony"
             )
         return store, {}
-    split = pin_split(ws, token_label)
-    presented = console.present_shares(activation_purpose(token_label), sorted(split.shares), split.m)
-    shares: dict[str, str] = {}
-    for custodian, words in presented:
-        fingerprint = share_fingerprint(words)
-        if split.shares.get(custodian) != fingerprint:
-            raise CustodyError(
-                f"{custodian}'s share is not the one the token's initialisation ({split.ceremony_id}) recorded for them"
-            )
-        shares[custodian] = fingerprint
-    return ws.token_store(token_label, pin_from_secret(combine([words for _, words in presented]))), shares
+    pin, shares, _ = presented_pin(ws, token_label, console)
+    return ws.token_store(token_label, pin), shares
 
 
 def _destroy(ws: Workspace, store: KeyStore, key: dict[str, Any], done: Abandoned) -> None:

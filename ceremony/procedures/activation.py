@@ -67,6 +67,27 @@ def pin_split(ws: Workspace, token_label: str) -> PinSplit:
     )
 
 
+def presented_pin(ws: Workspace, token_label: str, console: Console) -> tuple[str, dict[str, str], PinSplit]:
+    """The token's user PIN from m custodians' shares presented at ``console``, each checked against the share
+    fingerprint the token's initialisation recorded for that custodian; returns the PIN, custodian -> fingerprint
+    and the split on record.
+
+    Raises:
+        CustodyError: a share is not the one recorded for the custodian who presented it.
+    """
+    split = pin_split(ws, token_label)
+    presented = console.present_shares(activation_purpose(token_label), sorted(split.shares), split.m)
+    shares: dict[str, str] = {}
+    for custodian, words in presented:
+        fingerprint = share_fingerprint(words)
+        if split.shares.get(custodian) != fingerprint:
+            raise CustodyError(
+                f"{custodian}'s share is not the one the token's initialisation ({split.ceremony_id}) recorded for them"
+            )
+        shares[custodian] = fingerprint
+    return pin_from_secret(combine([words for _, words in presented])), shares, split
+
+
 def _limits(policy: PolicyParameters, minutes: int | None, operations: int | None) -> tuple[int, int]:
     limits = policy.activation
     minutes = limits.default_minutes if minutes is None else minutes
@@ -109,17 +130,7 @@ def activate(
             "end it first with `ceremony activate --end`"
         )
     _journal_lost_sessions(ws)
-    split = pin_split(ws, label)
-    presented = console.present_shares(activation_purpose(label), sorted(split.shares), split.m)
-    shares: dict[str, str] = {}
-    for custodian, words in presented:
-        fingerprint = share_fingerprint(words)
-        if split.shares.get(custodian) != fingerprint:
-            raise CustodyError(
-                f"{custodian}'s share is not the one the token's initialisation ({split.ceremony_id}) recorded for them"
-            )
-        shares[custodian] = fingerprint
-    pin = pin_from_secret(combine([words for _, words in presented]))
+    pin, shares, split = presented_pin(ws, label, console)
     header = {
         "pin": pin,
         "session": secrets.token_hex(8),
