@@ -1090,6 +1090,29 @@ def test_rev03_waits_for_the_publication_window_before_calling_a_revocation_unpu
     assert [(f.outcome, f.code) for f in later] == [("fail", "unpublished")]
 
 
+def test_rev03_holds_when_no_revocation_of_the_period_is_on_a_crl_yet(golden_software: Path, tmp_path: Path) -> None:
+    """Found by the lifetime simulation: two superseded certificates revoked together, before any CRL lists either,
+    crashed REV-03 (an all-missing publication column is not a datetime one) into a FATAL finding."""
+    root = _copy(golden_software, tmp_path / "ws")
+    case = Case(root)
+    try:
+        for profile in ("ss1sp-device", "ss1sp-organisation"):
+            serial = case.serial(profile, "ka")
+            revoke(case.ws, ca_name=ISSUING, serial=serial, reason="superseded", requested_by="bob",
+                   approved_by="alice")  # fmt: skip
+    finally:
+        case.close()
+    ws = Workspace.open(root, assessing=True)
+    try:
+        since = DEFECTS_AT - timedelta(minutes=1)
+        findings = run_control(CATALOGUE["REV-03"], Evidence(ws, as_of=DEFECTS_AT + timedelta(hours=1), since=since))
+    finally:
+        ws.close()
+    assert [(f.outcome, f.message) for f in findings] == [
+        ("pass", "2 revocations against 1 CRLs; 2 within their window, on no CRL yet")
+    ]
+
+
 def test_a_certificate_row_naming_a_file_outside_the_artifacts_is_a_finding_and_the_file_is_not_read(
     golden_software: Path, tmp_path: Path
 ) -> None:

@@ -110,7 +110,8 @@ def revocations_published(ev: Evidence, c: Checker) -> None:
     )
     first = published.groupby(["issuer_ca", "serial"])["published"].min()
     key = pd.MultiIndex.from_arrays([revoked["issuer_ca"].astype(str), revoked["serial"].astype(str)])
-    when = pd.Series(first.reindex(key).to_numpy(), index=revoked.index)
+    # Timestamps even when no revocation is on a CRL yet (an all-missing column is not a datetime one).
+    when = pd.Series(pd.to_datetime(first.reindex(key).to_numpy(), utc=True), index=revoked.index)
     # Not on a CRL yet is late only once the publication window has passed (issue K: a revocation made an hour
     # before the assessment is not a finding).
     waiting = when.isna() & (pd.Timestamp(ev.as_of) - revoked["revoked_at"] <= limit)
