@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lab bench clean check-venv
+.PHONY: demo test lab bench lifetime clean check-venv
 
 check-venv:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -39,6 +39,11 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.issuance --markdown docs/benchmarks.md
 	$(BIN)/python -m bench.inventory --markdown docs/benchmarks.md
 	$(BIN)/python -m bench.evidence --markdown docs/benchmarks.md
+
+# Ten simulated years of one PKI, checked after every step, each year's verdict against the golden file
+# (docs/lifetime.md; the suite runs the first year). Before every release.
+lifetime: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.lifetime --years 10
 
 # An attended ceremony: make lab NOTEBOOK=notebooks/10-root-ca-ceremony.ipynb [WORKSPACE=DIR] [LAB_ARGS=...]
 # runs `ceremony open`: the notebook's run copy in <WORKSPACE>/reports/runs/<UTC>-<notebook>/ with its parameters
