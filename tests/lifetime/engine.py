@@ -445,10 +445,15 @@ class Lifetime:
             ws.close()
 
     def renew_organisation(self) -> None:
-        """New organisation certificates before the old expire (profile: 1826 days); the old revoked as superseded."""
-        old = dict(self.org)
+        """New organisation certificates before the old expire (profile: 1826 days). Single issuance keeps one valid
+        certificate per identity, so the old are revoked (superseded, two people) and the new issued at once."""
+        ws = self.workspace()
+        try:
+            for serial in self.org.values():
+                revoke(ws, ca_name=ISSUING, serial=serial, reason="superseded", requested_by="bob", approved_by="alice")
+        finally:
+            ws.close()
         self.issue_organisation()
-        self.pending_revocations += [(serial, "superseded") for serial in old.values()]
 
     def batch(self, day: date, *, rekey: bool) -> None:
         """This month's device list: new devices (or re-keys of some in service), sometimes with a bad row."""
@@ -522,10 +527,10 @@ class Lifetime:
         if day.day == 25 and day.month in (2, 5, 8, 11) and len(self.devices) > 3:
             tasks.append(("revoke", "a device", lambda: self.retire_device(day)))
         if day == ORG_RENEWAL:
-            tasks.append(("issue", "organisation certificates renewed", self.renew_organisation))
+            tasks.append(("renew", "organisation certificates", self.renew_organisation))
         if self.pending_revocations and day.day == 21:
             tasks.append(("revoke", f"{len(self.pending_revocations)} superseded", self.revoke_pending))
-        revoked_today = any(kind == "revoke" for kind, _, _ in tasks)
+        revoked_today = any(kind in ("revoke", "renew") for kind, _, _ in tasks)
         arl_due = self.last_crl.get(ROOT, START) + timedelta(days=365) - timedelta(days=30)
         if revoked_today or self.at(day, 23) >= crl_due:
             tasks.append(("crl", ISSUING, lambda: self.crl(ISSUING)))
@@ -568,6 +573,9 @@ class Lifetime:
         if day == LEAVER_DAY:
             with self.doing(self.at(day, 15), "register", f"{LEAVER} leaves"):
                 self.leave(LEAVER)
+        if day.month == 9 and day.day == 1:
+            with self.doing(self.at(day, 16), "register", f"annual assessment {day.year}"):
+                self.annual_assessment(day)
         if day.month == 6 and day.day == 2:
             with self.doing(self.at(day, 16), "incident", f"INC-{day.year}"):
                 self.incident(day)
@@ -594,6 +602,22 @@ class Lifetime:
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         self.left.append(person)
         self.record(f"{person} leaves")
+
+    def annual_assessment(self, day: date) -> None:
+        """The assessor's annual assessment (of last year's pack) entered in the assessment register (GOV-02)."""
+        path = self.root / "registers" / "assessments.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        last = self.assessments[-1].verdict if self.assessments else "approved"
+        data["assessments"].append({
+            "id": f"AA-{day.year}",
+            "type": "annual",
+            "date": day.isoformat(),
+            "assessor": "Wendy Walsh",
+            "assessor_organisation": "Independent assessor",
+            "outcome": last,
+        })  # fmt: skip
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        self.record(f"annual assessment AA-{day.year}")
 
     def incident(self, day: date) -> None:
         path = self.root / "registers" / "incidents.yaml"
@@ -641,6 +665,7 @@ class Lifetime:
         at = self.at(day, 16)
         started = time.perf_counter()
         with self.doing(at, "assessment", f"year {year}", check=False):
+            self.activate()  # the assessment reads the token's key attributes: custodians open it for the pack
             ws = self.workspace()
             ref = token_ref("victor-card", find_softhsm_module(), self.base / "own-tokens" / "victor" / "softhsm2.conf")
             try:
@@ -648,7 +673,8 @@ class Lifetime:
                     pack = build_pack(ws, person="victor", token=ref, pdf=False)
             finally:
                 ws.close()
-            data = json.loads((pack.path / "findings.json").read_text(encoding="utf-8"))
+            self.deactivate()
+            data = json.loads((pack.directory / "findings.json").read_text(encoding="utf-8"))
             if year > 1 and not data.get("previous_pack"):
                 raise SimulationFailure(f"step {self.step}: the pack was not compared with the previous one")
         findings = [SimpleNamespace(**f) for f in data["findings"]]  # what the pack found, as the assessor reads it
