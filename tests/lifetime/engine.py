@@ -358,7 +358,7 @@ class Lifetime:
     # --- ceremonies -------------------------------------------------------------------------------------
     def ceremony_file(self, kind: str, when: datetime, change: dict[str, Any] | None = None) -> Path:
         """The example file of ``kind``, dated ``when`` (a later ceremony gets an id of its own)."""
-        data = yaml.safe_load((CEREMONIES / f"{'symmetric-key' if kind == 'symmetric-key' else kind}.yaml").read_text())
+        data = yaml.safe_load((CEREMONIES / f"{kind}.yaml").read_text())
         if when.date() != date.fromisoformat(data["date"]):
             data["date"] = when.date().isoformat()
             data["ceremony_id"] = f"{data['ceremony_id'].rsplit('-2026-12', 1)[0]}-{when:%Y-%m}"
@@ -422,13 +422,6 @@ class Lifetime:
         try:
             if not activation.end(ws):
                 raise SimulationFailure(f"step {self.step}: no activation session was running")
-        finally:
-            ws.close()
-
-    def work(self) -> Iterator[Workspace]:
-        ws = self.workspace()
-        try:
-            yield ws
         finally:
             ws.close()
 
