@@ -36,6 +36,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
 
 import yaml
 
@@ -172,20 +173,6 @@ def violations(findings: list[Any]) -> list[str]:
 def clock_at(at: datetime) -> None:
     """Pin the simulation's clock at ``at`` (for this process and every child it starts)."""
     os.environ[PIN_VARIABLE] = PinnedClock(at, time.time()).to_environment()
-
-
-@contextmanager
-def environment(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class Lifetime:
@@ -469,7 +456,8 @@ class Lifetime:
         else:
             first = 0x00DB123400000000 + self._next_device
             chosen = [Device(f"{first + n:016X}") for n in range(self.devices_per_month)]
-        path = device_list(folder, 0)
+        folder.mkdir(parents=True)
+        path = folder / "devices.csv"
         rows = ["eui64,usage,csr"]
         written = device_list(folder / "csr-source", len(chosen), first=self._next_device)
         source_rows = written.read_text().splitlines()[1:]
@@ -675,7 +663,7 @@ class Lifetime:
             ws = self.workspace()
             ref = token_ref("victor-card", find_softhsm_module(), self.base / "own-tokens" / "victor" / "softhsm2.conf")
             try:
-                with environment(**{PERSON_PIN_ENV: OWN_TOKEN_PIN}):
+                with patch.dict(os.environ, {PERSON_PIN_ENV: OWN_TOKEN_PIN}):
                     pack = build_pack(ws, person="victor", token=ref, pdf=False)
             finally:
                 ws.close()
