@@ -6,6 +6,8 @@ on one piece does not stop the others.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import cached_property
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ceremony.errors import CeremonyError, ConfigError
+from ceremony.fs import read_regular
 from ceremony.model.events import Event
 from ceremony.model.people import Register, default_register, load_register
 from ceremony.model.policy import PolicyParameters, load_policy
@@ -87,6 +90,86 @@ class CeremonyRecord:
         return found
 
 
+#: A CRL of a national fleet's revocations (RFC 5280 entries of ~40 bytes) stays well below this.
+CRL_FILE_LIMIT = 1 << 30
+#: CRL entries kept parsed across assessments in one process (a notebook, the lifetime simulation): CRLs are
+#: published weekly, each listing every revocation still current, so the same entries are read again and again.
+_PARSED_ENTRIES_KEPT = 2_000_000
+
+
+@dataclass(frozen=True)
+class CrlFile:
+    """A published CRL file as the checks read it: the SHA-256 of its bytes and, when it parses, the CRL and
+    its entries as (serial in 32 hex digits, reason, revocation date)."""
+
+    sha256: str
+    crl: Any  # cryptography's CertificateRevocationList, or None: not a CRL
+    entries: tuple[tuple[str, str, datetime], ...] = ()
+    _verified: dict[bytes, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def serials(self) -> frozenset[str]:
+        return frozenset(serial for serial, _, _ in self.entries)
+
+    def signed_by(self, public_key: Any) -> bool:
+        """Whether its signature verifies under ``public_key`` (each key checked once per file)."""
+        from cryptography.hazmat.primitives import serialization
+
+        spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if spki not in self._verified:
+            self._verified[spki] = bool(self.crl is not None and self.crl.is_signature_valid(public_key))
+        return self._verified[spki]
+
+
+_parsed: OrderedDict[str, CrlFile] = OrderedDict()
+
+
+def crl_file(data: bytes) -> CrlFile:
+    """``data`` parsed as a DER CRL; the same bytes are parsed once per process (kept by their SHA-256, the
+    least recently read dropped first once more than ``_PARSED_ENTRIES_KEPT`` entries are kept)."""
+    from cryptography import x509
+
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in _parsed:
+        _parsed.move_to_end(digest)
+        return _parsed[digest]
+    try:
+        crl = x509.load_der_x509_crl(data)
+        entries = tuple(
+            (f"{r.serial_number:032X}", _reason(r), r.revocation_date_utc) for r in crl
+        )  # the entries are parsed here, lazily by cryptography: a malformed one is "not a CRL"
+    except ValueError:
+        crl, entries = None, ()
+    parsed = CrlFile(digest, crl, entries)
+    _parsed[digest] = parsed
+    kept = sum(len(p.entries) + 1 for p in _parsed.values())
+    while kept > _PARSED_ENTRIES_KEPT and len(_parsed) > 1:
+        _, dropped = _parsed.popitem(last=False)
+        kept -= len(dropped.entries) + 1
+    return parsed
+
+
+def _reason(revoked: Any) -> str:
+    from cryptography import x509
+
+    try:
+        return str(revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason.value)
+    except x509.ExtensionNotFound:
+        return "unspecified"
+
+
+@dataclass(frozen=True)
+class PublishedCrl:
+    """A CRL the inventory records, with what its file holds (``file`` None: no such regular file)."""
+
+    row: Any  # the frames.crls row
+    file: CrlFile | None
+
+    @property
+    def subject(self) -> str:
+        return f"{self.row.kind} {self.row.issuer_ca} #{self.row.number}"
+
+
 class MissingRegister(CeremonyError):
     """The workspace keeps no such register: the checks that need it cannot decide (never the examples)."""
 
@@ -142,6 +225,18 @@ class Evidence:
         # Read from the database, never the columnar snapshot: the snapshot is a file in the workspace that a
         # writer could leave stale or forge (an assessment trusts no cache an insider can write; issue J).
         return frames.frames(self.ws, snapshot=False)
+
+    @cached_property
+    def crls(self) -> list[PublishedCrl]:
+        """Every CRL the inventory records and its file, read bounded and never through a link."""
+        out = []
+        for row in self.frames.crls.itertuples():
+            try:
+                data = read_regular(self.ws.root / str(row.artifact), CRL_FILE_LIMIT, "CRL file")
+            except CeremonyError:
+                data = None
+            out.append(PublishedCrl(row, crl_file(data) if data else None))
+        return out
 
     @cached_property
     def policy(self) -> PolicyParameters:

@@ -15,6 +15,8 @@ taken for a certificate, CRL or transcript seal signature made with the same key
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,14 @@ class CheckpointProblem:
     message: str
 
 
+@lru_cache(maxsize=16384)
+def _verifies(spki: bytes, signature: bytes, signed: bytes) -> bool:
+    """A checkpoint's signature checked once per process (an assessment re-reads every checkpoint each time)."""
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    return verifies(load_der_public_key(spki), signature, signed)
+
+
 def checkpoint_problems(
     journal: list[dict[str, Any]], checkpoints: list[dict[str, Any]], known_keys: set[str]
 ) -> list[CheckpointProblem]:
@@ -106,12 +116,11 @@ def checkpoint_problems(
     journal shorter than a checkpoint, a checkpoint in one place and not the other, times out of order."""
     import hashlib
 
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
-
     problems: list[CheckpointProblem] = []
     identity = workspace_identity(journal)
     in_journal = {int(e["checkpoint"]): e for e in journal if e.get("event") == Event.JOURNAL_CHECKPOINT}
     in_file = {int(e["checkpoint"]): e for e in checkpoints if e.get("event") == Event.JOURNAL_CHECKPOINT}
+    latest = list(accumulate((str(e.get("time", "")) for e in journal), max))  # latest[i]: of entries 0..i
     for number in sorted(set(in_journal) | set(in_file)):
         subject = f"checkpoint {number}"
         record = in_file.get(number) or in_journal[number]
@@ -140,8 +149,7 @@ def checkpoint_problems(
             )
         try:
             spki = bytes.fromhex(str(record.get("public_key")))
-            public = load_der_public_key(spki)
-            good = verifies(public, bytes.fromhex(str(record.get("signature"))), signed_bytes(record))
+            good = _verifies(spki, bytes.fromhex(str(record.get("signature"))), signed_bytes(record))
         except ValueError:
             spki, good = b"", False
         if not good:
@@ -174,11 +182,11 @@ def checkpoint_problems(
             )
         else:
             signed_at = str(record.get("signed_at", ""))
-            late = [e for e in journal[:entries] if str(e.get("time", "")) > signed_at]
-            if late:
+            if entries and latest[entries - 1] > signed_at:  # one pass for all checkpoints, not one each
+                late = next(e for e in journal[:entries] if str(e.get("time", "")) > signed_at)
                 problems.append(
                     CheckpointProblem(
-                        subject, "time", f"entry {late[0].get('seq')} is dated after {subject}, which covers it"
+                        subject, "time", f"entry {late.get('seq')} is dated after {subject}, which covers it"
                     )
                 )
     return problems

@@ -51,13 +51,16 @@ class ChainStatus:
         return self.error is None
 
 
-def read_entries(path: Path) -> list[dict[str, Any]]:
+def read_entries(path: Path, first: int | None = None) -> list[dict[str, Any]]:
+    """The log's entries (only its ``first`` ones, when given: the rest is not read)."""
     if not os.path.lexists(path):
         return []
-    entries = []
+    entries: list[dict[str, Any]] = []
     try:
         with open_regular(path, "log") as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
             for number, line in enumerate(fh, start=1):
+                if first is not None and len(entries) >= first:
+                    break
                 if line.strip():
                     entry = json.loads(line)
                     if not isinstance(entry, dict):
@@ -119,17 +122,24 @@ class Journal:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def _tail(self) -> tuple[int, str, str | None]:
-        """The last entry's (seq, hash, time), read from the end of the file."""
+    def last_entry(self) -> dict[str, Any] | None:
+        """The last entry, read from the end of the file (None: the log is empty)."""
         if not self.path.exists() or self.path.stat().st_size == 0:
-            return 0, GENESIS, None
+            return None
         with self.path.open("rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             block = min(size, 65536)
             fh.seek(size - block)
             last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        entry = json.loads(last)
+        entry: dict[str, Any] = json.loads(last)
+        return entry
+
+    def _tail(self) -> tuple[int, str, str | None]:
+        """The last entry's (seq, hash, time)."""
+        entry = self.last_entry()
+        if entry is None:
+            return 0, GENESIS, None
         return int(entry["seq"]), str(entry["hash"]), entry.get("time")
 
     def append(self, record: Record, *, now: datetime | None = None) -> dict[str, Any]:

@@ -1113,6 +1113,26 @@ def test_rev03_holds_when_no_revocation_of_the_period_is_on_a_crl_yet(golden_sof
     ]
 
 
+def test_a_crl_file_replaced_by_one_that_is_no_crl_is_a_finding_of_each_crl_control_not_a_crash(
+    golden_software: Path, tmp_path: Path
+) -> None:
+    """The CRL controls read each file once, bounded, into what they share (ceremony.compliance.sources.crl_file):
+    a file that does not parse is REV-02's "unreadable" (it crashed REV-02 into a FATAL finding before), and the
+    others pass over it rather than fail twice."""
+    root = _copy(golden_software, tmp_path / "ws")
+    _write(root / "artifacts" / "crls" / f"{ISSUING}-1.crl", b"\x30\x03\x02\x01\x00")
+    found = {control: _assess(root, control, AS_OF) for control in ("REV-02", "REV-04", "LOG-04", "LOG-05")}
+    assert [(f.outcome, f.subject, f.code) for f in found["REV-02"]] == [
+        ("fail", f"crl {ISSUING} #1", "hash"),
+        ("fail", f"crl {ISSUING} #1", "unreadable"),
+    ]
+    assert {control: [f.outcome for f in fs] for control, fs in found.items() if control != "REV-02"} == {
+        "REV-04": ["pass"],
+        "LOG-04": ["pass"],
+        "LOG-05": ["pass"],
+    }
+
+
 def test_a_certificate_row_naming_a_file_outside_the_artifacts_is_a_finding_and_the_file_is_not_read(
     golden_software: Path, tmp_path: Path
 ) -> None:

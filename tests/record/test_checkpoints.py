@@ -95,6 +95,17 @@ def test_a_checkpoint_dated_away_from_its_signing_time_is_found(journal: Journal
     assert ("checkpoint 1", "time") in _problems(journal)
 
 
+def test_an_entry_it_covers_dated_after_the_checkpoint_is_found_and_named(journal: Journal) -> None:
+    # Not rechained: the chain (LOG-01) breaks, the head the checkpoint signed stays; the time is what is off here.
+    rewrite(journal.path, lambda es: es[1].update(time="2999-01-01T00:00:00+00:00"), chain=False)
+    found = checkpoint_problems(
+        read_entries(journal.path), read_entries(journal.path.parent / CHECKPOINTS_FILE), {_spki(KEY)}
+    )
+    assert [(p.subject, p.code, p.message) for p in found if p.code == "time"] == [
+        ("checkpoint 1", "time", "entry 2 is dated after checkpoint 1, which covers it")
+    ]
+
+
 def test_a_token_that_will_not_sign_leaves_the_journal_unanchored_not_the_operation_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,7 +24,7 @@ from ceremony.compliance.controls.seats import seats_of
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence, parse_time
 from ceremony.errors import CeremonyError
-from ceremony.fs import read_regular, sha256_file
+from ceremony.fs import open_regular, read_regular, sha256_file
 from ceremony.model.events import Event
 from ceremony.record.checkpoints import CHECKPOINTS_FILE, checkpoint_problems, workspace_identity
 from ceremony.record.crossref import StoredCertificate, stored_cas, stored_certificates
@@ -38,8 +38,6 @@ from ceremony.record.transcript import read_entries
 _ISSUES = (Event.CA_CREATE, Event.CERTIFICATE_ISSUE, Event.CERTIFICATE_RECOVER)
 #: A certificate file is a few kB; the cross-checks read no more of one.
 _CERTIFICATE_FILE_LIMIT = 1 << 16
-#: A CRL of a national fleet's revocations (RFC 5280 entries of ~40 bytes) stays well below this.
-_CRL_FILE_LIMIT = 1 << 30
 #: The artifact folders whose every file the inventory must know.
 _ARTIFACTS = ("certificates", "cas", "crls", "batches")
 
@@ -98,7 +96,7 @@ def earlier_packs(ev: Evidence) -> list[Path]:
             journal = pack / "journal.jsonl"
             if journal.is_file() and not journal.is_symlink():
                 try:
-                    first = read_entries(journal)[:1]
+                    first = read_entries(journal, first=1)
                 except CeremonyError:
                     continue
                 if identity and workspace_identity(first) == identity:
@@ -114,6 +112,18 @@ def journal_contradictions(current: list[dict[str, Any]], earlier: list[dict[str
         if old.get("hash") != new.get("hash"):
             return f"its journal entry {old.get('seq')} ({old.get('event')}) reads differently in the journal now"
     return None
+
+
+def _byte_prefix(earlier: Path, current: Path, block: int = 1 << 20) -> bool:
+    """Whether ``earlier``'s bytes begin ``current`` (both regular files; False when either cannot be read)."""
+    try:
+        with open_regular(earlier, "journal") as old, open_regular(current, "journal") as new:
+            while chunk := old.read(block):
+                if new.read(len(chunk)) != chunk:
+                    return False
+        return True
+    except CeremonyError:
+        return False
 
 
 def _check_sealed_transcripts(ev: Evidence, c: Checker, checkpoints: list[dict[str, Any]]) -> None:
@@ -150,6 +160,8 @@ def journal_anchored(ev: Evidence, c: Checker) -> None:
         c.fail("journal", "unanchored", f"{len(needs)} CRL publications and batches, but no signed checkpoint")
     packs = earlier_packs(ev)
     for pack in packs:
+        if _byte_prefix(pack / "journal.jsonl", ev.ws.journal.path):
+            continue  # the same bytes: the same entries (the pack copied the journal as it stood)
         problem = journal_contradictions(ev.journal, read_entries(pack / "journal.jsonl"))
         if problem:
             c.fail(f"evidence pack {pack.name}", "contradicted",
@@ -337,42 +349,25 @@ def _check_revocations(ev: Evidence, c: Checker, index: dict[str, Any]) -> None:
                    f"{'holds no' if row.status == 'revoked' else 'holds a'} revocation for it")  # fmt: skip
 
 
-def _crls(ev: Evidence) -> list[tuple[Any, x509.CertificateRevocationList | None]]:
-    out = []
-    for row in ev.frames.crls.itertuples():
-        path = ev.ws.root / str(row.artifact)
-        try:
-            data = _read(path, _CRL_FILE_LIMIT)
-            crl = x509.load_der_x509_crl(data) if data else None
-        except ValueError:
-            crl = None
-        out.append((row, crl))
-    return out
-
-
 def _check_crls(ev: Evidence, c: Checker, index: dict[str, Any]) -> None:
     recorded = _revocations(ev)
-    for row, crl in _crls(ev):
-        subject = f"{row.kind} {row.issuer_ca} #{row.number}"
-        if (str(row.issuer_ca), int(row.number)) not in index["crl"]:
+    tolerance = _tolerance(ev)
+    revoked_at = {key: parse_time(r.revoked_at).replace(microsecond=0) for key, r in recorded.items()}
+    for published in ev.crls:
+        row, subject, ca = published.row, published.subject, str(published.row.issuer_ca)
+        if (ca, int(row.number)) not in index["crl"]:
             c.fail(subject, "crl-unlogged", f"{subject} is in the inventory; no journal entry published it")
-        if crl is None:
+        if published.file is None or published.file.crl is None:
             continue  # REV-02 reports an unreadable or changed file
-        for revoked in crl:
-            serial = f"{revoked.serial_number:032X}"
-            ours = recorded.get((str(row.issuer_ca), serial))
+        for serial, reason, when in published.file.entries:
+            ours = recorded.get((ca, serial))
             if ours is None:
                 continue  # REV-04
-            try:
-                reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
-            except x509.ExtensionNotFound:
-                reason = "unspecified"
-            when = revoked.revocation_date_utc
             if reason != ours.reason:
-                c.fail(f"certificate {row.issuer_ca} {serial}", "crl-reason",
+                c.fail(f"certificate {ca} {serial}", "crl-reason",
                        f"{subject} lists serial {serial} as {reason}; the inventory records {ours.reason}")  # fmt: skip
-            if abs(when - parse_time(ours.revoked_at).replace(microsecond=0)) > _tolerance(ev):
-                c.fail(f"certificate {row.issuer_ca} {serial}", "crl-date",
+            if abs(when - revoked_at[(ca, serial)]) > tolerance:
+                c.fail(f"certificate {ca} {serial}", "crl-date",
                        f"{subject} gives serial {serial} the revocation date {when:%Y-%m-%d %H:%M:%S}Z; the "
                        f"inventory records {ours.revoked_at}")  # fmt: skip
 
@@ -437,8 +432,9 @@ def times_agree(ev: Evidence, c: Checker) -> None:
             c.fail(f"certificate {r.issuer_ca} {r.serial}", "revoked-at",
                    f"the inventory says revoked {r.revoked_at}; the journal's entry {entry.get('seq')} says "
                    f"{entry.get('revoked_at')}, dated {entry['time']}")  # fmt: skip
-    for row, crl in _crls(ev):
-        subject = f"{row.kind} {row.issuer_ca} #{row.number}"
+    for published in ev.crls:
+        row, subject = published.row, published.subject
+        crl = published.file.crl if published.file else None
         this_update = parse_time(str(row.this_update)) if not isinstance(row.this_update, datetime) else row.this_update
         if crl is not None and _far(crl.last_update_utc, this_update, tolerance):
             c.fail(subject, "this-update", f"the inventory says {subject} was issued {row.this_update}; the CRL "

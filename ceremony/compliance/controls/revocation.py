@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -14,27 +13,6 @@ from ceremony.compliance.sources import Evidence
 
 
 # --- revocation ------------------------------------------------------------------------------
-def _crl_documents(ev: Evidence) -> list[dict[str, Any]]:
-    if "crls" not in ev.cache:
-        from cryptography import x509
-
-        docs = []
-        for row in ev.frames.crls.itertuples():
-            path = ev.ws.root / str(row.artifact)
-            data = path.read_bytes() if path.is_file() else b""
-            crl = x509.load_der_x509_crl(data) if data else None
-            docs.append(
-                {
-                    "row": row,
-                    "data": data,
-                    "crl": crl,
-                    "serials": {f"{r.serial_number:032X}" for r in crl} if crl is not None else set(),
-                }
-            )
-        ev.cache["crls"] = docs
-    return ev.cache["crls"]  # type: ignore[no-any-return]
-
-
 def crls_timely(ev: Evidence, c: Checker) -> None:
     crls = ev.frames.crls.sort_values(["issuer_ca", "kind", "number"])
     now = pd.Timestamp(ev.as_of)
@@ -63,21 +41,27 @@ def crls_timely(ev: Evidence, c: Checker) -> None:
 def crls_well_formed(ev: Evidence, c: Checker) -> None:
     from cryptography import x509
 
-    docs = _crl_documents(ev)
     limits = {
         "crl": timedelta(hours=ev.policy.revocation.crl_next_update_hours),
         "arl": timedelta(days=ev.policy.revocation.arl_next_update_days),
     }
-    for d in docs:
-        row, crl = d["row"], d["crl"]
-        subject = f"{row.kind} {row.issuer_ca} #{row.number}"
-        if crl is None:
+    issuers: dict[str, Any] = {}
+    for published in ev.crls:
+        row, file, subject = published.row, published.file, published.subject
+        if file is None:
             c.fail(subject, "missing", f"{row.artifact} is missing")
             continue
-        if hashlib.sha256(d["data"]).hexdigest() != row.sha256:
+        if file.sha256 != row.sha256:
             c.fail(subject, "hash", f"{row.artifact} is not the file recorded when it was published")
-        issuer = x509.load_der_x509_certificate(ev.ws.inventory.ca_certificate_der(str(row.issuer_ca)))
-        if not crl.is_signature_valid(issuer.public_key()):
+        crl = file.crl
+        if crl is None:
+            c.fail(subject, "unreadable", f"{row.artifact} is not a DER CRL")
+            continue
+        ca = str(row.issuer_ca)
+        if ca not in issuers:
+            issuers[ca] = x509.load_der_x509_certificate(ev.ws.inventory.ca_certificate_der(ca))
+        issuer = issuers[ca]
+        if not file.signed_by(issuer.public_key()):
             c.fail(subject, "signature", "its signature does not verify under the CA's key")
         if crl.issuer != issuer.subject:
             c.fail(subject, "issuer", "its issuer name is not the CA's subject")
@@ -89,7 +73,7 @@ def crls_well_formed(ev: Evidence, c: Checker) -> None:
     numbers = ev.frames.crls.sort_values("this_update").groupby(["issuer_ca", "kind"], observed=True)["number"]
     if not numbers.apply(lambda s: s.is_monotonic_increasing and s.is_unique).all():
         c.fail("CRLs", "numbers", "cRLNumber does not strictly increase for some CA")
-    c.checked(f"{len(docs)} CRL files")
+    c.checked(f"{len(ev.crls)} CRL files")
 
 
 def revocations_published(ev: Evidence, c: Checker) -> None:
@@ -100,12 +84,12 @@ def revocations_published(ev: Evidence, c: Checker) -> None:
         revoked = revoked[revoked["revoked_at"] >= pd.Timestamp(ev.since)]
     if ev.until is not None:
         revoked = revoked[revoked["revoked_at"] <= pd.Timestamp(ev.until)]
-    docs = _crl_documents(ev)
+    docs = ev.crls
     if revoked.empty:
         c.checked(f"no revocations in the period; {len(docs)} CRLs")
         return
     published = pd.DataFrame(
-        [(str(d["row"].issuer_ca), d["row"].this_update, s) for d in docs for s in d["serials"]],
+        [(str(d.row.issuer_ca), d.row.this_update, s) for d in docs if d.file for s in d.file.serials],
         columns=["issuer_ca", "published", "serial"],
     )
     first = published.groupby(["issuer_ca", "serial"])["published"].min()
@@ -125,11 +109,7 @@ def revoked_serials_real(ev: Evidence, c: Checker) -> None:
     certs = ev.frames.certificates
     revoked = certs.loc[certs["status"] == "revoked", ["issuer_ca", "serial"]].astype(str).assign(known=True)
     entries = pd.DataFrame(
-        [
-            (str(d["row"].issuer_ca), f"{d['row'].kind} {d['row'].issuer_ca} #{d['row'].number}", s)
-            for d in _crl_documents(ev)
-            for s in d["serials"]
-        ],
+        [(str(d.row.issuer_ca), d.subject, s) for d in ev.crls if d.file for s in d.file.serials],
         columns=["issuer_ca", "crl", "serial"],
     )
     joined = entries.merge(revoked, on=["issuer_ca", "serial"], how="left")
