@@ -9,8 +9,9 @@ import reprlib
 import types
 from collections.abc import Mapping, Sequence
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
@@ -363,5 +364,24 @@ def load_model(model: type[M], path: Path, limit: int | None = None) -> M:
     """
     cap = limit if limit is not None else int(getattr(model, "max_file_bytes", MAX_YAML_BYTES))
     what = str(getattr(model, "file_kind", "YAML file"))
-    data, lines = parse_yaml_lines(read_yaml_bytes(path, cap, what), str(path))
-    return parse_model(model, data, str(path), lines)
+    data = read_yaml_bytes(path, cap, what)
+    if len(data) > _KEPT_BYTES:
+        return _validate(model, data, str(path))
+    return cast(M, _validated(model, data, str(path)))
+
+
+#: Files up to this size are kept validated (256 of them at most: a few MB), larger ones parsed each time.
+_KEPT_BYTES = 64 * 1024
+
+
+def _validate(model: type[M], data: bytes, source: str) -> M:
+    parsed, lines = parse_yaml_lines(data, source)
+    return parse_model(model, parsed, source, lines)
+
+
+@lru_cache(maxsize=256)
+def _validated(model: type[M], data: bytes, source: str) -> M:
+    """``data`` parsed and validated; the same bytes of the same file give the same (frozen) model without being
+    parsed again (a long-lived process reads its policy, register and workspace files for every operation; the
+    file is read each time, so an edit is always seen). Errors are raised, never kept."""
+    return _validate(model, data, source)
