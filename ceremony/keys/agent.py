@@ -7,7 +7,7 @@ Unix socket (in a 0700 directory, refused to any other user: ``SO_PEERCRED``) an
 clients: read a key's public half, read its attributes, list the labels, sign. It never hands out the PIN
 and cannot generate, wrap, unwrap or destroy a key (those are a ceremony's, which activates the token
 itself). It ends at its deadline, when its operations are used up, or when an officer ends it; whoever
-started it journals that (``ceremony.procedures.activation``).
+started it journals that (``ceremony.record.activation_session``, started by ``ceremony.procedures.activation``).
 
 A client is a :class:`AgentKeyStore`: a key store whose keys are the token key classes of
 :mod:`ceremony.keys.pkcs11`, their signatures made in the session process. Each process (a forked batch
@@ -224,7 +224,7 @@ def serve(session: Session, path: Path, ready: Callable[[], None]) -> str:
     finally:
         os.umask(old)
     server.session = session
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)  # ends promptly
     thread.start()
     try:
         ready()

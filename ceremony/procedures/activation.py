@@ -8,7 +8,8 @@ operations are used up, or an officer ends it (``ceremony activate --end``). The
 anywhere. A session process that was killed cannot journal its end: the next activation, status or end
 finds it gone and journals that.
 
-Run as ``python -m ceremony.procedures.activation ROOT`` it is the session process (started by ``activate``).
+The session process is :mod:`ceremony.record.activation_session` (started by ``activate``): a module of its own,
+so that it starts without loading the procedures, the notebooks' machinery or the inventory.
 """
 
 from __future__ import annotations
@@ -17,21 +18,19 @@ import json
 import os
 import secrets
 import select
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from ceremony.errors import CeremonyError, ConfigError, InputError, StateError, TokenError
+from ceremony.errors import InputError, StateError, TokenError
 from ceremony.keys import agent
 from ceremony.keys.custody import CustodyError, combine, pin_from_secret, share_fingerprint
-from ceremony.model.events import Action, Event, TokenActivated, TokenActivationEnded
+from ceremony.model.events import Action, Event, TokenActivationEnded
 from ceremony.model.policy import PolicyParameters, load_policy
 from ceremony.procedures.consoles import Console
+from ceremony.record.activation_session import refuse_unsuitable
 from ceremony.record.transcript import read_entries, verify_transcript
 from ceremony.record.workspace import Workspace, activation_purpose
 
@@ -101,16 +100,6 @@ def _limits(policy: PolicyParameters, minutes: int | None, operations: int | Non
     return minutes, operations
 
 
-def _refuse_unsuitable(ws: Workspace) -> str:
-    ks = ws.config.key_store
-    if ks.kind != "pkcs11" or not ks.token_label:
-        raise ConfigError(
-            f"{ws.root}: a software key store is opened with its passphrase (trial workspaces); "
-            "activation is for a PKCS#11 token"
-        )
-    return ks.token_label
-
-
 def activate(
     ws: Workspace,
     console: Console,
@@ -121,7 +110,7 @@ def activate(
 ) -> agent.Status:
     """Custodians present m PIN shares; the token opens for ``minutes`` or ``operations`` signatures."""
     minutes, operations = _limits(policy or load_policy(), minutes, operations)
-    label = _refuse_unsuitable(ws)
+    label = refuse_unsuitable(ws)
     path = agent.socket_path(ws.root)
     running = agent.status(path)
     if running is not None:
@@ -156,7 +145,7 @@ def _start(ws: Workspace, header: dict[str, Any]) -> None:
     """Start the session process and hand it the PIN through its standard input; wait until it listens."""
     env = {k: v for k, v in os.environ.items() if k not in ("CEREMONY_TOKEN_PIN",)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ceremony.procedures.activation", str(ws.root)],
+        [sys.executable, "-m", "ceremony.record.activation_session", str(ws.root)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -192,15 +181,30 @@ def status(ws: Workspace) -> agent.Status | None:
 
 def end(ws: Workspace) -> bool:
     """End the running activation session (it journals its own end); False when none was running."""
-    ended = agent.end(agent.socket_path(ws.root))
+    path = agent.socket_path(ws.root)
+    running = agent.status(path)
+    ended = agent.end(path)
     if ended:
-        for _ in range(50):  # the session journals its end as it leaves
-            if not _open_sessions(ws):
+        # The session journals its end as it leaves, normally as the journal's last entry: wait for it (5 s at
+        # most), reading the whole journal only now and then (something else may have been journalled after it).
+        deadline, polls = time.monotonic() + 5, 0
+        while time.monotonic() < deadline and not _ended_last(ws, running):
+            polls += 1
+            if polls % 50 == 0 and not _open_sessions(ws):
                 break
-            time.sleep(0.1)
+            time.sleep(0.01)
     else:
         _journal_lost_sessions(ws)
     return ended
+
+
+def _ended_last(ws: Workspace, running: agent.Status | None) -> bool:
+    last = ws.journal.last_entry() or {}
+    return (
+        running is not None
+        and last.get("event") == Event.TOKEN_ACTIVATION_ENDED
+        and str(last.get("session")) == running.session
+    )
 
 
 def _open_sessions(ws: Workspace) -> dict[str, dict[str, Any]]:
@@ -252,64 +256,3 @@ def daily(ws: Workspace, console: Console | None = None) -> str:
             f"`ceremony --workspace {ws.root} activate` (a live workspace keeps no PIN)"
         )
     return f"{ws.config.purpose.upper()} WORKSPACE: the token opens from its trial PIN source (never a live one)"
-
-
-# --- the session process ------------------------------------------------------------------------------
-def _serve(root: Path) -> int:
-    """The session process: read the header from stdin, log in, journal, listen until the session ends."""
-    out = sys.stdout
-    try:
-        header = json.loads(sys.stdin.readline(65536))
-        sys.stdin.close()
-        ws = Workspace.open(root)
-        label = _refuse_unsuitable(ws)
-        store = ws.token_store(label, str(header.pop("pin")))
-        now = ws.clock.now()
-        minutes, operations = int(header["minutes"]), int(header["operations"])
-        expires = (now + timedelta(minutes=minutes)).isoformat(timespec="seconds")
-        session = agent.Session(
-            store, session=str(header["session"]), token_label=label, expires=expires,
-            deadline=time.monotonic() + minutes * 60, operations=operations, monotonic=time.monotonic,
-        )  # fmt: skip
-        signal.signal(signal.SIGTERM, lambda *_: session.end("terminated"))
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-
-        def ready() -> None:
-            ws.journal.append(
-                TokenActivated(
-                    session=session.session,
-                    token_label=label,
-                    custodians=list(header["custodians"]),
-                    shares_presented=dict(header["shares"]),
-                    quorum_m=int(header["m"]),
-                    expires=expires,
-                    max_operations=operations,
-                    pid=os.getpid(),
-                )  # fmt: skip
-            )
-            out.write("ready\n")
-            out.flush()
-            out.close()
-
-        reason = agent.serve(session, agent.socket_path(ws.root), ready)
-    except CeremonyError as exc:
-        return _report(out, exc.message)
-    except (ValueError, KeyError, TypeError):
-        return _report(out, "the activation request was malformed")
-    store.close()
-    ws.journal.append(
-        TokenActivationEnded(session=session.session, token_label=label, reason=reason, operations=session.used)
-    )
-    ws.close()
-    return 0
-
-
-def _report(out: Any, message: str) -> int:
-    if not out.closed:  # before "ready": the starting command prints it
-        out.write(f"error {message}\n")
-        out.flush()
-    return 2
-
-
-if __name__ == "__main__":  # pragma: no cover - run by ``activate`` as its own process
-    sys.exit(_serve(Path(sys.argv[1])))

@@ -9,7 +9,7 @@ import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
 
@@ -26,8 +26,10 @@ from ceremony.fs import (
 from ceremony.keys.store import KeyStore
 from ceremony.model.config import Strict, load_model
 from ceremony.model.events import Event, KeyUseRefused, WorkspaceInit
-from ceremony.record.inventory import Inventory
 from ceremony.record.transcript import Journal
+
+if TYPE_CHECKING:  # the inventory (and SQLAlchemy) load when first used: the activation session never needs them
+    from ceremony.record.inventory import Inventory
 
 WORKSPACE_FILE = "workspace.yaml"
 PIN_ENV = "CEREMONY_TOKEN_PIN"
@@ -246,6 +248,8 @@ class Workspace:
     # --- components -----------------------------------------------------------------
     @cached_property
     def inventory(self) -> Inventory:
+        from ceremony.record.inventory import Inventory
+
         return Inventory(self.database)
 
     @cached_property
@@ -416,6 +420,8 @@ def init_workspace(
     if database is not None:
         if "://" not in database:
             raise InputError(f"--database: {database!r} is not a postgresql:// URL (SQLite is the default)")
+        from ceremony.record.inventory import Inventory
+
         Inventory(database).close()
     module = find_softhsm_module()
     if key_store == "pkcs11" and module is None:
