@@ -59,6 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--years must be between 1 and 30 (got {args.years})")
     if args.keep is not None and args.keep.exists():
         parser.error(f"--keep: {args.keep} exists; name a new directory")
+    golden_file = golden_path(args.seed)
+    if not args.write_golden and not args.breaks:
+        try:
+            golden = json.loads(golden_file.read_text())["assessments"] if golden_file.is_file() else []
+        except (ValueError, KeyError, TypeError):
+            parser.error(f"{golden_file.relative_to(REPO)} is not a golden file (JSON with 'assessments')")
+        if len(golden) < args.years:
+            have = f"has {len(golden)} years" if golden_file.is_file() else "does not exist"
+            parser.error(f"--years {args.years} --seed {args.seed}: {golden_file.relative_to(REPO)} {have}; "
+                         "add --write-golden to write the years run as the golden file")  # fmt: skip
 
     def say(text: str) -> None:
         if not args.json:
@@ -74,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lifetime: FAILED after {sim.steps} steps: {exc}", file=sys.stderr)
             return 1
     result["seed"] = args.seed
-    golden_file = golden_path(args.seed)
     if args.write_golden:
         years = [{k: a[k] for k in ("date", "verdict", "fatal", "findings")} for a in result["assessments"]]
         golden_file.write_text(json.dumps({"seed": args.seed, "assessments": years}, indent=1) + "\n")

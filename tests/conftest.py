@@ -82,6 +82,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     (ceremony.keys.pkcs11), and each such test makes a token directory of its own."""
     if item.get_closest_marker("hsm") is None or find_softhsm_module() is None:
         return None
+    if item.get_closest_marker("lifetime") is not None:
+        return None  # it waits for a simulation running in a process of its own (tests/lifetime/conftest.py)
     if item.get_closest_marker("postgres") is not None:
         _start_postgres()  # here, so that the child inherits it
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)

@@ -1,42 +1,32 @@
 """Simulated years of one PKI, checked after every step and compared with the golden verdicts each year.
 
-The simulation runs as the bench command does (``python -m bench.lifetime``), in a process of its own: its
-workspace's token is a SoftHSM2 configuration of its own, and its clock is pinned at each step's instant.
+The simulation runs as the bench command does (``python -m bench.lifetime``), in a process of its own started
+beside the rest of the suite (conftest.py): its workspace's token is a SoftHSM2 configuration of its own, and
+its clock is pinned at each step's instant.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
 
-from bench.lifetime import compare, golden_path
+from bench.lifetime import compare, golden_path, main
+from tests.lifetime.conftest import YEARS
 from tests.lifetime.engine import finding_key, violations
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _lifetime(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bench.lifetime", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-
-
-#: Simulated years the suite runs: one by default (a year costs about two minutes on 2 cores, and the whole suite
-#: must stay under twenty), ten before a release (``LIFETIME_YEARS=10 make test``, or ``python -m bench.lifetime``).
-YEARS = int(os.environ.get("LIFETIME_YEARS", "1"))
 
 
 @pytest.mark.slow
 @pytest.mark.hsm
-def test_the_simulated_years_hold_after_every_step_and_each_has_its_golden_verdict_and_findings() -> None:
-    done = _lifetime("--years", str(YEARS), "--json", timeout=600 * YEARS)
+@pytest.mark.lifetime("years")
+def test_the_simulated_years_hold_after_every_step_and_each_has_its_golden_verdict_and_findings(
+    lifetime_run: Callable[[str], subprocess.CompletedProcess[str]],
+) -> None:
+    done = lifetime_run("years")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     golden = json.loads(golden_path(1).read_text())["assessments"][:YEARS]
@@ -45,6 +35,20 @@ def test_the_simulated_years_hold_after_every_step_and_each_has_its_golden_verdi
     assert len(got) == YEARS and all(a["fatal"] == 0 for a in got)
     assert result["golden"]["matches"] is True
     assert result["steps"] > YEARS * 52 * 2  # a CRL work day a week at least: publish, end
+
+
+@pytest.mark.slow
+@pytest.mark.hsm
+@pytest.mark.lifetime("broken")
+def test_a_forgotten_crl_fails_the_simulation_naming_the_step_and_the_control(
+    lifetime_run: Callable[[str], subprocess.CompletedProcess[str]],
+) -> None:
+    done = lifetime_run("broken")
+    assert done.returncode == 1, done.stderr[-3000:]
+    (line,) = [text for text in done.stderr.splitlines() if text.startswith("lifetime: FAILED")]
+    # The last issuing CRL before 2027-01-01 is due again a week after it: the first step after that finds it.
+    failed = r"lifetime: FAILED after \d+ steps: step 2027-01-0\d \d\d:\d\d \w+ .*: "
+    assert re.match(failed + r"REV-01 fail \(stale\) crl s1sp-issuing: ", line), line
 
 
 def _finding(control: str, outcome: str, code: str = "x", subject: str = "", waived: object = None) -> SimpleNamespace:
@@ -81,3 +85,21 @@ def test_the_golden_comparison_names_the_year_and_what_differs() -> None:
         "assessment 2027-11-30: expected finding gone: CER-08 indeterminate a",
     ]
     assert compare(got, want) != [] and compare({"assessments": want}, want) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--seed", "99"], "tests/lifetime/golden/seed-99.json does not exist; add --write-golden"),
+        (["--years", "31"], "--years must be between 1 and 30 (got 31)"),
+        (["--years", "30"], "tests/lifetime/golden/seed-1.json has "),
+    ],
+)
+def test_a_run_the_golden_file_cannot_judge_is_refused_before_it_starts(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    (line,) = [text for text in capsys.readouterr().err.splitlines() if "error:" in text]
+    assert says in line
