@@ -94,7 +94,7 @@ class CeremonyRecord:
 CRL_FILE_LIMIT = 1 << 30
 #: CRL entries kept parsed across assessments in one process (a notebook, the lifetime simulation): CRLs are
 #: published weekly, each listing every revocation still current, so the same entries are read again and again.
-_PARSED_ENTRIES_KEPT = 2_000_000
+_PARSED_ENTRIES_KEPT = 500_000  # about 100 MB
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,7 @@ class CrlFile:
 
 
 _parsed: OrderedDict[str, CrlFile] = OrderedDict()
+_kept = [0]  # entries (plus one per file) held in _parsed
 
 
 def crl_file(data: bytes) -> CrlFile:
@@ -142,10 +143,10 @@ def crl_file(data: bytes) -> CrlFile:
         crl, entries = None, ()
     parsed = CrlFile(digest, crl, entries)
     _parsed[digest] = parsed
-    kept = sum(len(p.entries) + 1 for p in _parsed.values())
-    while kept > _PARSED_ENTRIES_KEPT and len(_parsed) > 1:
+    _kept[0] += len(entries) + 1
+    while _kept[0] > _PARSED_ENTRIES_KEPT and len(_parsed) > 1:
         _, dropped = _parsed.popitem(last=False)
-        kept -= len(dropped.entries) + 1
+        _kept[0] -= len(dropped.entries) + 1
     return parsed
 
 

@@ -188,3 +188,43 @@ def test_every_live_transcript_is_read_but_not_attestations(ws: Workspace) -> No
     assert record.ceremony_id == "root-2026-12" and len(record.entries) == 4
     assert not record.report.ok  # hand-written: no hash chain
     assert ev.ceremonies == []  # it started before the period
+
+
+def _crl(key: Any, serials: list[int]) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CA")]))
+        .last_update(now)
+        .next_update(now + timedelta(days=7))
+    )
+    for serial in serials:
+        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
+        revoked = revoked.add_extension(x509.CRLReason(x509.ReasonFlags.superseded), critical=False)
+        builder = builder.add_revoked_certificate(revoked.build())
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def test_a_crl_file_is_parsed_once_per_content_and_the_parsed_entries_kept_are_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ceremony.compliance import sources
+
+    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    data = _crl(key, [5, 6])
+    first = sources.crl_file(data)
+    assert sources.crl_file(bytes(data)) is first  # the same bytes, not the same object: parsed once
+    assert [(s, r) for s, r, _ in first.entries] == [(f"{5:032X}", "superseded"), (f"{6:032X}", "superseded")]
+    assert first.signed_by(key.public_key()) and not first.signed_by(other.public_key())
+    assert sources.crl_file(b"\x30\x03\x02\x01\x00").crl is None  # not a CRL: no entries, nothing raised
+    monkeypatch.setattr(sources, "_PARSED_ENTRIES_KEPT", 10)
+    for n in range(4):
+        sources.crl_file(_crl(key, [100 + n, 200 + n, 300 + n]))
+    assert sources._kept[0] <= 10 and sources._kept[0] == sum(len(p.entries) + 1 for p in sources._parsed.values())
+    assert sources.crl_file(data) is not first  # dropped, least recently read first, and parsed again
