@@ -370,7 +370,7 @@ def load_model(model: type[M], path: Path, limit: int | None = None) -> M:
     return cast(M, _validated(model, data, str(path)))
 
 
-#: Files up to this size are kept validated (256 of them at most: a few MB), larger ones parsed each time.
+#: Files up to this size are kept validated (256 of them at most: 16 MB at worst), larger ones parsed each time.
 _KEPT_BYTES = 64 * 1024
 
 
