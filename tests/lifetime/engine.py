@@ -271,8 +271,14 @@ class Lifetime:
         if check and self.check_every_step:
             self.check(self.findings(RECORDS_AGREE))
 
-    def workspace(self) -> Workspace:
-        return Workspace.open(self.root)
+    @contextmanager
+    def opened(self) -> Iterator[Workspace]:
+        """The workspace, open for one step's work and closed after it."""
+        ws = Workspace.open(self.root)
+        try:
+            yield ws
+        finally:
+            ws.close()
 
     # --- day one ----------------------------------------------------------------------------------------
     def day_one(self) -> None:
@@ -323,11 +329,8 @@ class Lifetime:
             (folder / "incidents.yaml").write_text("schema_version: 1\nincidents: []\n", encoding="utf-8")
 
     def record(self, reason: str, by: str = "alice") -> None:
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             record_registers(ws, by=by, reason=reason)
-        finally:
-            ws.close()
 
     def enrol_everyone(self) -> None:
         """Each person's attestation key on a SoftHSM2 token of their own (outside the workspace)."""
@@ -375,13 +378,10 @@ class Lifetime:
                                    self.rehearsal_people.components).result()  # fmt: skip
             self.rehearsal_people.shares, self.rehearsal_people.components = held
         with self.doing(when + timedelta(minutes=30), "approve", path.name, check=False):
-            ws = self.workspace()
-            try:
+            with self.opened() as ws:
                 register = load_register(self.root / "people.yaml")
                 for by in ("alice", "victor"):
                     record_approval(ws.journal, load_ceremony(path), by, register)
-            finally:
-                ws.close()
         with self.doing(when + timedelta(minutes=40), "ceremony", kind):
             outcome = procedures.run(path, self.root, console=self.people)
             self.attest(outcome.transcript)
@@ -394,39 +394,29 @@ class Lifetime:
 
     # --- daily work -------------------------------------------------------------------------------------
     def activate(self) -> None:
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             self.people.on_duty = self.custodians[:2]
             try:
                 activation.activate(ws, self.people, minutes=120)
             finally:
                 self.people.on_duty = []
-        finally:
-            ws.close()
 
     def deactivate(self) -> None:
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             if not activation.end(ws):
                 raise SimulationFailure(f"step {self.step}: no activation session was running")
-        finally:
-            ws.close()
 
     def crl(self, ca: str) -> None:
         if self.breaks == "skip-crl" and ca == ISSUING and self.step and self.step.at >= BREAK_AT:
             return  # broken on purpose: from BREAK_AT on, the operator forgets the issuing CA's CRLs
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             published = publish_crl(ws, ca, by="bob")
             self.last_crl[ca] = published.this_update
             if not published.path.is_file():
                 raise SimulationFailure(f"step {self.step}: CRL {published.number} of {ca} has no file")
-        finally:
-            ws.close()
 
     def issue_organisation(self) -> None:
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             profile = get_profile(ORG_PROFILE, ws.config.oids)
             for usage in ("ds", "ka"):
                 identity = Identity(eui64=ORG_EUI64, usage=usage, role=ORG_ROLE, name=ORG_NAME)
@@ -434,18 +424,13 @@ class Lifetime:
                 issued = issue(ws, ca_name=ISSUING, profile_name=ORG_PROFILE, csr=csr, csr_source=f"sim:org-{usage}",
                                identity=identity, approved_by="bob")  # fmt: skip
                 self.org[usage] = issued.record.serial
-        finally:
-            ws.close()
 
     def renew_organisation(self) -> None:
         """New organisation certificates before the old expire (profile: 1826 days). Single issuance keeps one valid
         certificate per identity, so the old are revoked (superseded, two people) and the new issued at once."""
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             for serial in self.org.values():
                 revoke(ws, ca_name=ISSUING, serial=serial, reason="superseded", requested_by="bob", approved_by="alice")
-        finally:
-            ws.close()
         self.issue_organisation()
 
     def batch(self, day: date, *, rekey: bool) -> None:
@@ -472,8 +457,7 @@ class Lifetime:
         path.write_text("\n".join(rows) + "\n")
         if not rekey:
             self._next_device += len(chosen)
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             result = issue_batch(ws, ca_name=ISSUING, profile_name=DEVICE_PROFILE, devices=path, approved_by="bob",
                                  rekey=rekey, skip_rejected=folder / "rejects.csv" if bad else None, progress=False,
                                  say=lambda _t: None)  # fmt: skip
@@ -484,8 +468,6 @@ class Lifetime:
                     f"{len(result.rejected)} of {int(bad)}"
                 )
             serials = self.batch_serials(ws, result.batch_id)
-        finally:
-            ws.close()
         for device in chosen:
             old = dict(device.serials)
             device.serials = serials[device.eui64]
@@ -502,12 +484,9 @@ class Lifetime:
         return found
 
     def revoke_pending(self) -> None:
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             for serial, reason in self.pending_revocations:
                 revoke(ws, ca_name=ISSUING, serial=serial, reason=reason, requested_by="bob", approved_by="alice")
-        finally:
-            ws.close()
         self.pending_revocations = []
 
     def workday(self, day: date) -> None:
@@ -549,11 +528,8 @@ class Lifetime:
         """A device certificate revoked for one of the policy's reasons, in turn, by two people."""
         device = self.random.choice([d for d in self.devices if not d.retired and d.serials])
         reason = REASONS[len([d for d in self.devices if d.retired]) % len(REASONS)]
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             revoke(ws, ca_name=ISSUING, eui64=device.eui64, reason=reason, requested_by="bob", approved_by="alice")
-        finally:
-            ws.close()
         device.retired = True
 
     def governance(self, day: date) -> None:
@@ -628,15 +604,12 @@ class Lifetime:
     # --- invariants ---------------------------------------------------------------------------------------
     def findings(self, controls: tuple[str, ...] | None = None) -> list[Any]:
         """The catalogue's findings on the workspace now (only ``controls``, when given)."""
-        ws = self.workspace()
-        try:
+        with self.opened() as ws:
             ev = Evidence(ws, pack_folders=(ws.reports_dir / "evidence",))
             if controls is None:
                 return run_checks(self.catalogue, ev)
             chosen = [c for c in self.catalogue.controls if c.id in controls]
             return apply_waivers([f for c in chosen for f in run_control(c, ev)], ev)
-        finally:
-            ws.close()
 
     def check(self, findings: list[Any] | None = None) -> None:
         """What must hold after every step: nothing at rest, no FATAL finding, the records agreeing."""
@@ -660,13 +633,9 @@ class Lifetime:
         started = time.perf_counter()
         with self.doing(at, "assessment", f"year {year}", check=False):
             self.activate()  # the assessment reads the token's key attributes: custodians open it for the pack
-            ws = self.workspace()
             ref = token_ref("victor-card", find_softhsm_module(), self.base / "own-tokens" / "victor" / "softhsm2.conf")
-            try:
-                with patch.dict(os.environ, {PERSON_PIN_ENV: OWN_TOKEN_PIN}):
-                    pack = build_pack(ws, person="victor", token=ref, pdf=False)
-            finally:
-                ws.close()
+            with self.opened() as ws, patch.dict(os.environ, {PERSON_PIN_ENV: OWN_TOKEN_PIN}):
+                pack = build_pack(ws, person="victor", token=ref, pdf=False)
             self.deactivate()
             data = json.loads((pack.directory / "findings.json").read_text(encoding="utf-8"))
             if year > 1 and not data.get("previous_pack"):
