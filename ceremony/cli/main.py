@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ceremony.cli import abandonment as cli_abandonment
     from ceremony.cli import activation as cli_activation
+    from ceremony.cli import calendar as cli_calendar
     from ceremony.cli import ceremonies as cli_ceremonies
     from ceremony.cli import certificates as cli_certificates
     from ceremony.cli import compliance as cli_compliance
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_people.add_parsers(sub)
     cli_registers.add_parsers(sub)
     cli_ceremonies.add_parsers(sub)
+    cli_calendar.add_parsers(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -48,6 +49,45 @@ def issuer_of(ws: Workspace, ca_name: str) -> tuple[CARecord, x509.Certificate, 
         )
     ws.refuse_destroyed(ca.key_label)
     return ca, cert, ws.key_store.load(ca.key_label)
+
+
+#: Revocation reasons that end a CA's issuing whatever else certifies its key (RFC 5280 5.3.1).
+_COMPROMISED = ("keyCompromise", "cACompromise")
+
+
+def refuse_succeeded(ws: Workspace, ca_name: str) -> None:
+    """Refuse new end-entity certificates from a CA that may not issue any more:
+
+    - its certificate is revoked for a compromise, or revoked and no other valid certificate certifies its key
+      (a root rollover supersedes an issuing CA's certificate under the old root once the new root has
+      re-certified the same key and name);
+    - its successor's overlap has ended: it signs CRLs for what it issued (for as long as any of it is valid),
+      and nothing new (issue M: new issuance moves to the successor).
+    """
+    from ceremony.record.revocations import revocation
+
+    ca = ws.inventory.ca(ca_name)
+    own = ws.inventory.certificate(ca.issuer_ca, ca.serial) if ca.issuer_ca else None
+    if own is not None and own.status != "valid":
+        revoked = revocation(ws.inventory, own.issuer_ca, own.serial)
+        reason = revoked.reason if revoked else own.status
+        others = [c for c in ws.inventory.valid_certificates_of_key(own.ski) if c.profile == own.profile]
+        if reason in _COMPROMISED or not others:
+            when = f" on {revoked.revoked_at[:10]}" if revoked else ""
+            raise StateError(
+                f"CA {ca_name}'s certificate was revoked ({reason}){when}: it issues nothing more"
+                + ("; its compromise is answered by re-certifying its devices under another CA"
+                   if reason in _COMPROMISED else "")  # fmt: skip
+            )
+    succession = ws.inventory.succession(ca_name)
+    if succession is None:
+        return
+    until = datetime.fromisoformat(succession.issues_until)
+    if ws.clock.now() > until:
+        raise StateError(
+            f"CA {ca_name} was succeeded by {succession.successor} ({succession.ceremony_id}); its overlap ended "
+            f"{until:%Y-%m-%d %H:%MZ}: it issues nothing new (it still signs CRLs); issue from {succession.successor}"
+        )
 
 
 def recover(ws: Workspace, ca_name: str) -> None:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from ceremony.errors import InputError, StateError
 from ceremony.faults import crash_point
 from ceremony.fs import write_once
-from ceremony.issue.recovery import issuer_of
+from ceremony.issue.recovery import issuer_of, refuse_succeeded
 from ceremony.issue.signing import Discard, certificate_record, certificates_dir, new_serial, sign_checked
 from ceremony.model.algorithms import CAPrivateKey, KeyAlgorithm
 from ceremony.model.csr import CertificationRequest, check_identity, parse_csr
@@ -230,6 +230,7 @@ def issue(
     request: CertificationRequest = parse_csr(csr, profile, csr_source)
     check_identity(request, eui64=identity.eui64, role=identity.role, name=identity.name)
     ca, issuer_cert, signer = issuer_of(ws, ca_name)
+    refuse_succeeded(ws, ca_name)
     if ca.profile not in profile.rules.issued_by:
         raise InputError(
             f"profile {profile_name} must be issued by a {', '.join(profile.rules.issued_by)} CA, "
@@ -269,6 +270,71 @@ def issue(
         now=now,
     )
     path = _store_issued(ws, cert, record, extra={"csr": csr_source})
+    return Issued(cert, record, path)
+
+
+def certify_ca_key(
+    ws: Workspace,
+    *,
+    subject_ca: str,
+    issuer_ca: str,
+    profile_name: str,
+    approved_by: str,
+    days: int | None = None,
+    now: datetime | None = None,
+) -> Issued:
+    """Certify an existing CA's key and name under another CA: a root rollover's link certificates (each root's
+    key under the other root, profile kind ``link-ca``) and the re-certification of an issuing CA under the new
+    root. The subject and key are taken from ``subject_ca``'s certificate (a relying party builds the chain by
+    that name and key identifier, so the subject must come out byte-identical); the certificate is an ordinary
+    row of ``issuer_ca``'s (journalled ``certificate.issue``, file under its certificates folder), checked and
+    signed as every certificate is. ``subject_ca``'s own record is unchanged.
+
+    Raises:
+        InputError: the profile is not a link or issuing-CA profile, or ``issuer_ca`` may not issue under it.
+        StateError: the subject cannot be rebuilt byte-identical under the profile.
+    """
+    check_person(approved_by, "approved-by")
+    if now is None:
+        ws.journal.check_clock()
+    profile = get_profile(profile_name, ws.config.oids)
+    if profile.rules.kind not in ("link-ca", "issuing-ca"):
+        raise InputError(f"profile {profile_name} is a {profile.rules.kind} profile; a CA key is certified under a "
+                         "link-ca or issuing-ca profile")  # fmt: skip
+    subject_cert = x509.load_der_x509_certificate(ws.inventory.ca_certificate_der(subject_ca))
+    parent, issuer_cert, signer = issuer_of(ws, issuer_ca)
+    if parent.profile not in profile.rules.issued_by:
+        raise InputError(
+            f"profile {profile_name} must be issued by {', '.join(profile.rules.issued_by)}, not by CA {issuer_ca} "
+            f"({parent.profile})"
+        )
+    cn = subject_cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    ou = subject_cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)
+    identity = Identity(role=str(ou[0].value) if ou else None, name=str(cn[0].value) if cn else None)
+    now = now or ws.clock.now()
+    issuer = Issuer(issuer_cert.subject, key_identifier(issuer_cert.public_key()), issuer_cert.not_valid_after_utc)  # type: ignore[arg-type]
+    serial = new_serial(ws, issuer_ca)
+    builder = build_tbs(identity, subject_cert.public_key(), profile, issuer, serial, now, days=days)  # type: ignore[arg-type]
+    if builder._subject_name is None or builder._subject_name.public_bytes() != subject_cert.subject.public_bytes():
+        raise StateError(
+            f"profile {profile_name} does not rebuild {subject_ca}'s subject byte for byte "
+            f"({subject_cert.subject.rfc4514_string()}); a chain could not be built through it"
+        )
+    cert = sign_checked(builder, profile, signer, issuer_cert, on_discard=_discarder(ws, issuer_ca, profile_name,
+                                                                                   approved_by))  # fmt: skip
+    artifact = f"{certificates_dir(issuer_ca)}{serial_hex(serial)}.pem"
+    record = _record(
+        cert,
+        issuer_ca=issuer_ca,
+        profile=profile_name,
+        identity=identity,
+        approved_by=approved_by,
+        csr_sha256=None,
+        key_store=None,
+        artifact=artifact,
+        now=now,
+    )
+    path = _store_issued(ws, cert, record, extra={"certifies_ca": subject_ca})
     return Issued(cert, record, path)
 
 

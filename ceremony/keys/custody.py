@@ -252,6 +252,14 @@ def deposit(directory: Path, shares: list[Share]) -> list[Path]:
     return paths
 
 
+def withdraw(directory: Path) -> int:
+    """Remove the shares deposited in ``directory`` (their secret was replaced); returns how many were there."""
+    paths = sorted(directory.glob(f"*{_SHARE_SUFFIX}")) if directory.is_dir() else []
+    for path in paths:
+        path.unlink()
+    return len(paths)
+
+
 def deposited(directory: Path) -> list[tuple[str, str]]:
     """(custodian, words) for every share deposited in ``directory``, by custodian id."""
     return [

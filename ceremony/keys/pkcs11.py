@@ -336,6 +336,78 @@ def init_softhsm_token(
         _fail(exc, "set the user PIN")
 
 
+def _logged_in(module: str, conf: str | None, label: str) -> bool:
+    """Whether this process holds a user login of the token (PKCS#11 logins are per application)."""
+    return any(k[:3] == (module, conf, label) and k[3] == os.getpid() for k in _logins)
+
+
+def so_operation(
+    module: str,
+    token_label: str,
+    conf: Path | str | None,
+    so_pin: str,
+    *,
+    new_user_pin: str | None = None,
+    new_so_pin: str | None = None,
+) -> None:
+    """Log in as the token's security officer and reset the user PIN (C_InitPIN) or change the SO PIN (C_SetPIN).
+
+    PKCS#11 allows one user type logged in per application: refused while this process holds a user login of
+    the token (close its stores first). SoftHSM2 and libp11 users meet the difference: a user changes their own
+    PIN with C_SetPIN; only the SO sets a new user PIN without knowing the old one (C_InitPIN).
+
+    Raises:
+        InputError: neither or both of ``new_user_pin`` and ``new_so_pin``, or a PIN of the wrong length.
+        TokenError: a user login is open in this process, the SO PIN is refused, or the token refuses the PIN.
+    """
+    if (new_user_pin is None) == (new_so_pin is None):
+        raise InputError("an SO operation resets the user PIN or changes the SO PIN: one of them")
+    new = new_user_pin if new_user_pin is not None else new_so_pin
+    assert new is not None
+    if not 4 <= len(new.encode("utf-8")) <= 255:
+        raise InputError("a PIN must be 4-255 characters")
+    wanted = os.path.abspath(conf) if conf is not None else os.environ.get("SOFTHSM2_CONF")
+    if _logged_in(module, wanted, token_label):
+        raise TokenError(f"token {token_label!r} has a user logged in in this process; the SO logs in alone")
+    lib = _lib(module, conf)
+    doing = "reset the user PIN" if new_user_pin is not None else "change the SO PIN"
+    try:
+        token = lib.get_token(token_label=token_label)
+        with token.open(rw=True, so_pin=so_pin) as session:
+            if new_user_pin is not None:
+                session.init_pin(new_user_pin)
+            else:
+                session.set_pin(so_pin, new)
+    except pkcs11.NoSuchToken as exc:
+        raise TokenError(f"no token labelled {token_label!r} in {module}") from exc
+    except pkcs11.PKCS11Error as exc:
+        _fail(exc, f"{doing} on token {token_label!r}")
+
+
+def pin_accepted(module: str, token_label: str, conf: Path | str | None, pin: str, *, so: bool = False) -> bool:
+    """Whether the token accepts ``pin`` as its user PIN (``so``: its SO PIN) now (a login tried and closed at once).
+
+    Used to show that a replaced PIN no longer opens the token: refused while this process holds a user login
+    of the token, since a second C_Login would only be told the user is already logged in.
+    """
+    wanted = os.path.abspath(conf) if conf is not None else os.environ.get("SOFTHSM2_CONF")
+    if _logged_in(module, wanted, token_label):
+        raise TokenError(f"token {token_label!r} has a user logged in in this process; close its stores first")
+    lib = _lib(module, conf)
+    try:
+        token = lib.get_token(token_label=token_label)
+        # Read-write: a failed login leaves its session open in python-pkcs11, and a read-only one would bar
+        # the SO's later login (CKR_SESSION_READ_ONLY_EXISTS).
+        with token.open(rw=True, **({"so_pin": pin} if so else {"user_pin": pin})):
+            return True
+    except pkcs11.PinIncorrect:
+        return False
+    except pkcs11.NoSuchToken as exc:
+        raise TokenError(f"no token labelled {token_label!r} in {module}") from exc
+    except pkcs11.PKCS11Error as exc:
+        _fail(exc, f"try a PIN on token {token_label!r}")
+
+
 class Pkcs11KeyStore:
     """CA keys on a PKCS#11 token found by its label, behind one logged-in session per process.
 
@@ -759,6 +831,25 @@ class Pkcs11KeyStore:
                 obj.destroy()
         except pkcs11.PKCS11Error as exc:
             _fail(exc, f"destroy key {label!r}")
+
+    def change_pin(self, new_pin: str) -> None:
+        """The user changes their own PIN (C_SetPIN on the logged-in session); this store keeps working with it.
+
+        Raises:
+            InputError: the new PIN is not 4-255 characters.
+            TokenError: the token refuses the change.
+        """
+        if not 4 <= len(new_pin.encode("utf-8")) <= 255:
+            raise InputError("a PIN must be 4-255 characters")
+        session = self._session()
+        try:
+            session.set_pin(self._pin.decode("utf-8"), new_pin)
+        except pkcs11.PKCS11Error as exc:
+            _fail(exc, f"change the user PIN of token {self.token_label!r}")
+        for login in _logins.values():
+            if login.session is session:
+                login.pin = new_pin.encode("utf-8")
+        self._pin = new_pin.encode("utf-8")
 
     def close(self) -> None:
         """Leave the process's session; the last store to leave logs out and closes it."""

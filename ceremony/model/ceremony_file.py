@@ -137,6 +137,49 @@ class IssuingCeremony(RootCeremony):
     issuer: str
 
 
+class LinkSpec(Strict):
+    """The link certificates of a root rollover: each root's key and name certified by the other root."""
+
+    profile: str
+    validity_days: int = Field(gt=0)
+
+
+class RootRolloverCeremony(RootCeremony):
+    """A new root (key and self-signed certificate) succeeding the old one: link certificates both ways, the issuing
+    CAs re-certified under the new root, and their certificates under the old root superseded on its ARL."""
+
+    type: Literal["root-rollover"]  # type: ignore[assignment]
+    #: The root CA (by workspace name) this one succeeds.
+    predecessor: str
+    links: LinkSpec
+    #: The issuing CAs (by workspace name) re-certified under the new root, with their keys and names unchanged.
+    recertify: list[str] = Field(min_length=1)
+    recertify_validity_days: int = Field(gt=0)
+    #: The two people a revocation takes (the superseded certificates on the old root's ARL).
+    requested_by: str
+    approved_by: str
+
+    @model_validator(mode="after")
+    def _two_people(self) -> RootRolloverCeremony:
+        if self.requested_by == self.approved_by:
+            raise ValueError(f"approved_by: a revocation needs two people (both {self.approved_by})")
+        if len(set(self.recertify)) != len(self.recertify):
+            raise ValueError("recertify: a CA appears twice")
+        return self
+
+
+class IssuingRenewalCeremony(IssuingCeremony):
+    """A new generation of an issuing CA: a new key and certificate (re-key), the predecessor issuing on through
+    the overlap, then only signing CRLs for what it issued."""
+
+    type: Literal["issuing-ca-renewal"]  # type: ignore[assignment]
+    #: The issuing CA (by workspace name) this one succeeds.
+    predecessor: str
+    #: Days from the ceremony during which the predecessor may still issue; afterwards new issuance is refused
+    #: there and goes to this CA.
+    overlap_days: int = Field(ge=0, le=366)
+
+
 class KeyBackupCeremony(CeremonyBase):
     type: Literal["key-backup"]
     quorum: Quorum
@@ -242,15 +285,94 @@ class KeyRotationCeremony(CeremonyBase):
     rotation_days: int = Field(gt=0)
 
 
+class _PinCeremony(CeremonyBase):
+    """What the PIN ceremonies share: the new split, the token, why, and who of the current holders leaves."""
+
+    #: The new split, m-of-n among participants.custodians.
+    quorum: Quorum
+    token: Token
+    reason: str = Field(min_length=10)
+    #: Holders of the current shares who leave: they present nothing and get no new share.
+    leaving: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _leavers_unseated(self) -> _PinCeremony:
+        for i, pid in enumerate(self.leaving):
+            if pid in self.participants.custodians:
+                raise ValueError(f"leaving[{i}]: {pid} leaves, so is not among participants.custodians")
+        return self
+
+
+class PinChangeCeremony(_PinCeremony):
+    """New PINs for the workspace's token, split afresh among ``participants.custodians`` (which may differ from
+    the holders of the current shares: a custodian change), the old cards retired under witness."""
+
+    type: Literal["pin-change"]
+    #: Which PINs change: the user PIN (C_SetPIN by the user, activated by a quorum of its current shares) and/or
+    #: the SO PIN (C_SetPIN by the SO, who logs in with a quorum of the current SO shares).
+    pins: list[Literal["user", "so"]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PinChangeCeremony:
+        if len(set(self.pins)) != len(self.pins):
+            raise ValueError("pins: a PIN appears twice")
+        return self
+
+
+class UserPinResetCeremony(_PinCeremony):
+    """The SO, logged in with a quorum of the SO PIN's shares, sets a new user PIN (C_InitPIN): the way back when
+    no quorum of the user PIN's shares can be gathered. The new user PIN is split among the custodians."""
+
+    type: Literal["user-pin-reset"]
+
+
+class CaRevocationCeremony(CeremonyBase):
+    """A CA's certificate revoked after its key's compromise, the ARL that lists it signed by the issuer's key in
+    the ceremony, every certificate the revoked CA issued that is still valid listed, and the incident's timeline."""
+
+    type: Literal["ca-revocation"]
+    #: The CA (by workspace name) whose certificate is revoked, e.g. the issuing CA.
+    ca: str
+    #: The CA whose key signs the ARL listing it: the revoked CA's issuer (the root).
+    issuer: str
+    #: RFC 5280 5.3.1: a CA's certificate is revoked for a compromise, of its key or of the CA.
+    reason: Literal["keyCompromise", "cACompromise"]
+    #: The incident (its id in registers/incidents.yaml) the revocation answers.
+    incident: str
+    #: Two different people of the participant register: who asks, and an approver who approves.
+    requested_by: str
+    approved_by: str
+    #: The custodians who activate the token (their PIN shares), m of n.
+    quorum: Quorum
+    token: Token
+
+    @model_validator(mode="after")
+    def _two_people_witnessed(self) -> CaRevocationCeremony:
+        if self.requested_by == self.approved_by:
+            raise ValueError(
+                f"approved_by: a revocation needs two people; requested_by and approved_by are both {self.approved_by}"
+            )
+        if self.issuer == self.ca:
+            raise ValueError(f"issuer: CA {self.ca} cannot sign the ARL that revokes its own certificate")
+        if not self.participants.witnesses:
+            raise ValueError("participants.witnesses: a CA revocation needs at least one witness")
+        return self
+
+
 CEREMONY_TYPES: dict[str, type[CeremonyBase]] = {
     "token-init": TokenInitCeremony,
     "root-ca": RootCeremony,
     "issuing-ca": IssuingCeremony,
+    "issuing-ca-renewal": IssuingRenewalCeremony,
+    "root-rollover": RootRolloverCeremony,
     "key-backup": KeyBackupCeremony,
     "key-restore": KeyRestoreCeremony,
     "key-destruction": KeyDestructionCeremony,
     "symmetric-key": SymmetricKeyCeremony,
     "key-rotation": KeyRotationCeremony,
+    "pin-change": PinChangeCeremony,
+    "user-pin-reset": UserPinResetCeremony,
+    "ca-revocation": CaRevocationCeremony,
 }
 
 
@@ -299,7 +421,16 @@ def _seats(p: Participants) -> list[tuple[str, str]]:
 
 
 #: The ceremonies that work on the workspace's own token (restore and backup name a token of their own).
-WORKSPACE_TOKEN_TYPES = ("token-init", "root-ca", "issuing-ca")
+WORKSPACE_TOKEN_TYPES = (
+    "token-init",
+    "root-ca",
+    "issuing-ca",
+    "issuing-ca-renewal",
+    "root-rollover",
+    "pin-change",
+    "user-pin-reset",
+    "ca-revocation",
+)
 
 
 def check_workspace_token(ceremony: CeremonyFile, token_label: str | None) -> None:
@@ -324,6 +455,8 @@ def preflight(ceremony: CeremonyFile, register: Register, policy: PolicyParamete
             raise ConfigError(f"{src}: {where}: {pid!r} is not in the participant register")
         role = _ROLE_OF[where.split(".")[1].split("[")[0]]
         person = people[pid]
+        if person.left is not None and dt.date.fromisoformat(person.left) <= spec.day:
+            raise ConfigError(f"{src}: {where}: {pid} left the PKI on {person.left} (ceremony date {spec.date})")
         if role not in person.roles and not (role == "witness" and "auditor" in person.roles):
             raise ConfigError(
                 f"{src}: {where}: {pid} is not registered for the {role} role (registered: {', '.join(person.roles)})"
@@ -366,10 +499,33 @@ def preflight(ceremony: CeremonyFile, register: Register, policy: PolicyParamete
             raise ConfigError(f"{src}: bags.share_cards: no tamper-evident bag for {', '.join(missing)}")
     if isinstance(spec, RootCeremony):
         _preflight_naming(spec, src)
+    if isinstance(spec, CaRevocationCeremony):
+        _preflight_revocation(spec, src, register)
+
+
+def _preflight_revocation(spec: CaRevocationCeremony, src: str, register: Register) -> None:
+    """A CA revocation's two people, as ``ceremony revoke`` checks them: the requester is in the register, the
+    approver is registered for the approver role (the workspace's CAs and incidents are checked at begin)."""
+    people = register.people
+    if spec.requested_by not in people:
+        raise ConfigError(f"{src}: requested_by: {spec.requested_by!r} is not in the participant register")
+    approver = people.get(spec.approved_by)
+    if approver is None:
+        raise ConfigError(f"{src}: approved_by: {spec.approved_by!r} is not in the participant register")
+    if "approver" not in approver.roles:
+        raise ConfigError(
+            f"{src}: approved_by: {spec.approved_by} is not registered for the approver role "
+            f"(registered: {', '.join(approver.roles)})"
+        )
 
 
 #: The profile kind each CA ceremony issues under.
-_CA_PROFILE_KIND = {"root-ca": "root-ca", "issuing-ca": "issuing-ca"}
+_CA_PROFILE_KIND = {
+    "root-ca": "root-ca",
+    "issuing-ca": "issuing-ca",
+    "issuing-ca-renewal": "issuing-ca",
+    "root-rollover": "root-ca",
+}
 
 
 def _preflight_naming(spec: RootCeremony, src: str) -> None:

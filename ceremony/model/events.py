@@ -85,6 +85,15 @@ class Action(StrEnum):
     KEY_SUCCESSOR = "key.successor"
     KEYS_REWRAP = "keys.rewrap"
     KEY_RETIRE = "key.retire"
+    PIN_CHANGE = "pin.change"  # noqa: S105 - a step name
+    PIN_RESET = "pin.reset"  # noqa: S105 - a step name
+    PIN_VERIFY = "pin.verify"  # noqa: S105 - a step name
+    CARDS_RETIRE = "share_cards.retire"
+    CA_SUCCESSION = "ca.succession"
+    CA_REVOKE = "ca.revoke"
+    ARL_PUBLISH = "arl.publish"
+    AFFECTED_LIST = "affected.list"
+    INCIDENT_RECORD = "incident.record"
 
 
 @dataclass(frozen=True, kw_only=True)

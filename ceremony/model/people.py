@@ -27,6 +27,9 @@ class Person(Strict):
     roles: list[TrustedRole] = Field(min_length=1)
     vetting_expires: IsoDate
     training_expires: IsoDate
+    #: The day the person left the PKI (kept on the register: their past acts stay attributable). From that day
+    #: they hold no seat, and a share they still hold of a current split is a finding (KEY-10).
+    left: IsoDate | None = None
     #: SHA-256 of the DER SubjectPublicKeyInfo of the key this person attests with (key file or own token).
     attestation_key: str | None = None
     #: The self-signed certificate of that key (PEM), relative to the register's folder (set by enrolment).
@@ -79,6 +82,8 @@ def load_register(path: Path) -> Register:
 
 #: A workspace's own participant register, in its root.
 REGISTER_FILE = "people.yaml"
+#: The folder of a workspace that holds its rehearsal area (a workspace of its own).
+REHEARSAL_AREA = "rehearsal"
 
 
 def default_register(workspace: Path | None = None) -> Path:
@@ -95,6 +100,9 @@ def default_register(workspace: Path | None = None) -> Path:
     if workspace is None:
         return data_dir() / REGISTER_FILE
     path = workspace / REGISTER_FILE
+    live = workspace.parent / REGISTER_FILE
+    if not os.path.lexists(path) and workspace.name == REHEARSAL_AREA and os.path.lexists(live):
+        return live  # a rehearsal area practises with its live workspace's people, as they stand today
     if not os.path.lexists(path):  # anything else that stands there is refused when it is read
         raise ConfigError(
             f"{path}: no participant register in this workspace",

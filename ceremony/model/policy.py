@@ -44,9 +44,29 @@ class ActivationPolicy(Strict):
     max_operations: int = Field(ge=1)
 
 
+class CompromisePolicy(Strict):
+    """REV-05: how soon a CA compromise is answered (the PMA's notification: compliance.incident_notification_hours)"""
+
+    #: From the incident's detection to the CA certificate's revocation.
+    revocation_hours: int = Field(ge=1)
+    #: From the revocation to the first CRL/ARL of the issuer that lists it.
+    arl_publication_hours: int = Field(ge=1)
+
+
+class RenewalWindow(Strict):
+    """Days before a CA certificate's notAfter that its renewal window opens, by the CA's role (the calendar)."""
+
+    root: int = Field(ge=1)
+    issuing: int = Field(ge=1)
+
+
 class KeyPolicy(Strict):
     #: KEY-01: a CA key may stay EXTRACTABLE (for its wrapped backup) at most this many days after generation.
     extractable_max_days: int = Field(ge=1)
+    #: The calendar (``ceremony calendar``, GOV-07): a CA's renewal window opens this long before it expires.
+    #: Optional so that older parameter files (and the packs that carry them) still read; without it the calendar
+    #: shows no renewal windows and says so.
+    ca_renewal_window_days: RenewalWindow | None = None
 
 
 ControlOutcome = Literal["pass", "fail", "not-applicable", "indeterminate", "fatal"]
@@ -73,6 +93,9 @@ class CompliancePolicy(Strict):
     serial_entropy_bits: int = Field(ge=1)
     clock_tolerance_seconds: int = Field(ge=0)
     hsm_min_fips_level: int = Field(ge=1, le=4)
+    #: The calendar (``ceremony calendar``): an item falling due within this many days is "due soon". Optional
+    #: so that older parameter files still read; without it only what falls due today is "due soon".
+    calendar_due_soon_days: int | None = Field(default=None, ge=0)
     #: First matching rule wins; the last rule has no condition and is the default.
     verdict: list[VerdictRule] = Field(min_length=1)
 
@@ -85,6 +108,9 @@ class PolicyParameters(Strict):
     activation: ActivationPolicy
     keys: KeyPolicy
     compliance: CompliancePolicy
+    #: Optional so that older parameter files (and the packs that carry them) still read; REV-05 cannot decide
+    #: without it.
+    compromise: CompromisePolicy | None = None
 
 
 def load_policy(path: Path | None = None) -> PolicyParameters:

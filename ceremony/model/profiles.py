@@ -27,7 +27,7 @@ KeyUsageBit = Literal[
 ]
 Presence = Literal["required", "optional", "absent"]
 Violation = Literal["error", "warning"]
-Kind = Literal["root-ca", "issuing-ca", "organisation", "device"]
+Kind = Literal["root-ca", "issuing-ca", "link-ca", "organisation", "device"]
 
 
 class ExtensionRule(Strict):
@@ -131,7 +131,7 @@ class Profile(Strict):
 
     @property
     def is_ca(self) -> bool:
-        return self.kind in ("root-ca", "issuing-ca")
+        return self.kind in ("root-ca", "issuing-ca", "link-ca")
 
 
 class ProfileSet(Strict):

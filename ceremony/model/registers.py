@@ -88,6 +88,9 @@ class Incident(Strict):
     kind: Literal["key-compromise", "suspected-compromise", "other"]
     summary: str
     detected_at: str
+    #: The CA (by workspace name) whose key the incident compromises: REV-05 then wants its certificate revoked,
+    #: on its issuer's ARL and the PMA notified, each on time (the times come from the inventory and the CRL files).
+    ca: str | None = None
     pma_notified_at: str | None = None
     recovery_decision_at: str | None = None
     recovery_key_used_at: str | None = None

@@ -21,7 +21,7 @@ import select
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ceremony.errors import InputError, StateError, TokenError
@@ -31,7 +31,7 @@ from ceremony.model.events import Action, Event, TokenActivationEnded
 from ceremony.model.policy import PolicyParameters, load_policy
 from ceremony.procedures.consoles import Console
 from ceremony.record.activation_session import refuse_unsuitable
-from ceremony.record.transcript import read_entries, verify_transcript
+from ceremony.record.transcript import read_entries, verify_chain, verify_transcript
 from ceremony.record.workspace import Workspace, activation_purpose
 
 #: How long ``activate`` waits for the session process to log in and listen.
@@ -40,30 +40,73 @@ _START_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class PinSplit:
-    """What the token's initialisation ceremony recorded of its user-PIN split (nothing secret)."""
+    """What the ceremony that last set a token's PIN recorded of its split (nothing secret)."""
 
     ceremony_id: str
     m: int
     shares: dict[str, str]  # custodian -> share fingerprint
+    #: custodian -> tamper-evident bag of their share card, as that ceremony recorded them
+    bags: dict[str, str | None] = field(default_factory=dict)
+    #: When the split was recorded (the transcript entry's time).
+    time: str = ""
 
 
-def pin_split(ws: Workspace, token_label: str) -> PinSplit:
-    """The user-PIN split of ``token_label`` from its sealed, intact token-initialisation transcript."""
-    purpose = activation_purpose(token_label)
+#: The steps that set a token PIN and record its new split: initialisation (a rehearsal's throwaway token's too), a PIN
+#: change, an SO reset.
+PIN_SETTING_STEPS = (Action.TOKEN_INITIALISE, Action.REHEARSAL_TOKEN, Action.PIN_CHANGE, Action.PIN_RESET)
+
+
+def so_purpose(token_label: str) -> str:
+    """The share set of a token's security-officer PIN."""
+    return f"{token_label}.so-pin"
+
+
+def pin_splits(ws: Workspace, token_label: str, purpose: str | None = None) -> list[PinSplit]:
+    """Every split of a token PIN on record (the user PIN unless ``purpose`` names another), oldest first.
+
+    A split counts once its ceremony's transcript recorded it: the step that sets the PIN on the token
+    records the split after the token accepted it. A transcript whose chain is broken, or whose seal does not
+    verify, stops any activation.
+    """
+    purpose = purpose or activation_purpose(token_label)
+    found: list[PinSplit] = []
     for path in sorted(ws.transcripts_dir.glob("*.jsonl")):
         if path.name.endswith(".attestations.jsonl"):
             continue
         entries = read_entries(path)
         for entry in entries:
-            split = (entry.get("details") or {}).get(purpose) if entry.get("event") == Event.STEP else None
-            if entry.get("step") == Action.TOKEN_INITIALISE and isinstance(split, dict):
-                if not verify_transcript(path).ok:
-                    raise StateError(f"the token-initialisation transcript {path.name} does not verify; no activation")
-                return PinSplit(str(entries[0].get("ceremony_id")), int(split["m"]), dict(split["shares"]))
-    raise StateError(
-        f"no token-initialisation ceremony of token {token_label!r} is on record in {ws.transcripts_dir}; "
-        "a token is activated with the shares its initialisation handed out"
-    )
+            if entry.get("event") != Event.STEP or entry.get("step") not in PIN_SETTING_STEPS:
+                continue
+            split = (entry.get("details") or {}).get(purpose)
+            if not isinstance(split, dict):
+                continue
+            # Intact, and its seal valid if sealed: a PIN change that set the PIN and then stopped, unsealed,
+            # still tells which shares rebuild the PIN the token has now.
+            sealed = any(e.get("event") == Event.SEAL for e in entries)
+            if not verify_chain(path).ok or (sealed and not verify_transcript(path).ok):
+                raise StateError(f"the transcript {path.name}, which set a PIN of token {token_label!r}, does not "
+                                 "verify; no activation")  # fmt: skip
+            found.append(
+                PinSplit(
+                    str(entries[0].get("ceremony_id")),
+                    int(split["m"]),
+                    dict(split["shares"]),
+                    dict(split.get("share_card_bags") or {}),
+                    str(entry.get("time") or ""),
+                )  # fmt: skip
+            )
+    return sorted(found, key=lambda s: s.time)
+
+
+def pin_split(ws: Workspace, token_label: str, purpose: str | None = None) -> PinSplit:
+    """The current split of a token PIN (the user PIN unless ``purpose`` names another): the latest on record."""
+    splits = pin_splits(ws, token_label, purpose)
+    if not splits:
+        raise StateError(
+            f"no token-initialisation ceremony of token {token_label!r} is on record in {ws.transcripts_dir}; "
+            "a token is activated with the shares its initialisation handed out"
+        )
+    return splits[-1]
 
 
 def presented_pin(ws: Workspace, token_label: str, console: Console) -> tuple[str, dict[str, str], PinSplit]:
@@ -81,7 +124,8 @@ def presented_pin(ws: Workspace, token_label: str, console: Console) -> tuple[st
         fingerprint = share_fingerprint(words)
         if split.shares.get(custodian) != fingerprint:
             raise CustodyError(
-                f"{custodian}'s share is not the one the token's initialisation ({split.ceremony_id}) recorded for them"
+                f"{custodian}'s share is not the one recorded for them when the token's PIN was last set "
+                f"({split.ceremony_id})"
             )
         shares[custodian] = fingerprint
     return pin_from_secret(combine([words for _, words in presented])), shares, split

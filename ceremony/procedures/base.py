@@ -527,7 +527,7 @@ class Procedure:
             record[purpose] = {
                 **self._split_record(purpose, shares),
                 "acknowledged": self._distribute(shares, cards),
-                **(self._deposit(purpose, shares) if purpose == activation_purpose(label) else {}),
+                **self._deposit(purpose, shares),  # unattended trial runs: the SO PIN's too (an SO reset's)
             }
         store = self.ws.token_store(label, pin_from_secret(user))
         sealer = store.generate(SEAL_KEY, "ec-p256")

@@ -18,13 +18,18 @@ from ceremony.model.policy import load_policy
 from ceremony.procedures import display
 from ceremony.procedures.asymmetric import IssuingCA, KeyBackup, KeyDestruction, KeyRestore, RootCA, TokenInit
 from ceremony.procedures.base import Outcome, Procedure
+from ceremony.procedures.compromise import CaRevocation
 from ceremony.procedures.consoles import Console, kernel_console
+from ceremony.procedures.generations import IssuingRenewal, RootRollover
+from ceremony.procedures.pins import PinChange, UserPinReset
 from ceremony.procedures.symmetric import KeyRotation, SymmetricKeys
 from ceremony.record.workspace import Workspace, default_workspace, init_workspace
 
 #: Every ceremony type the workbench runs, by the ``type`` its file names.
 PROCEDURES: dict[str, type[Procedure]] = {
-    p.TYPE: p for p in (TokenInit, RootCA, IssuingCA, KeyBackup, KeyRestore, KeyDestruction, SymmetricKeys, KeyRotation)
+    p.TYPE: p
+    for p in (TokenInit, RootCA, IssuingCA, KeyBackup, KeyRestore, KeyDestruction, SymmetricKeys, KeyRotation,
+              PinChange, UserPinReset, IssuingRenewal, RootRollover, CaRevocation)  # fmt: skip
 }
 
 
@@ -145,3 +150,6 @@ symmetric_keys = _runner("symmetric-key")
 
 
 key_rotation = _runner("key-rotation")
+
+
+ca_revocation = _runner("ca-revocation")

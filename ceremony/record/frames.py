@@ -33,7 +33,7 @@ _CATEGORIES = {
 }  # fmt: skip
 _TIMES = {
     "certificates": ("not_before", "not_after", "issued_at", "revoked_at"),
-    "cas": ("created_at",),
+    "cas": ("created_at", "issues_until"),
     "symmetric_keys": ("created_at", "activated_at", "rotation_due", "expires_at"),
     "crls": ("this_update", "next_update"),
     "batches": ("created_at", "completed_at"),
@@ -48,6 +48,15 @@ _INTEGERS = {
 EXPIRY_BUCKETS = ((0, "expired"), (30, "< 30 days"), (90, "30-90 days"), (365, "90 days-1 year"),
                   (5 * 365, "1-5 years"))  # fmt: skip
 NEVER = "never (GBCS 9999-12-31)"
+
+
+#: The CAs with their generations: whom each succeeded, who succeeded it, and until when it issued (issue M).
+_CAS = (
+    "SELECT cas.*, before.predecessor AS predecessor, after.successor AS successor, "
+    "after.issues_until AS issues_until FROM cas "
+    "LEFT JOIN ca_successions AS before ON before.successor = cas.name "
+    "LEFT JOIN ca_successions AS after ON after.predecessor = cas.name"
+)
 
 
 @dataclass
@@ -194,7 +203,7 @@ def frames(workspace: Workspace | Path | str, *, snapshot: bool = True) -> Frame
     try:
         return Frames(
             certificates=certificates_frame(ws, snapshot=snapshot),
-            cas=_read(ws, "SELECT * FROM cas", "cas"),
+            cas=_read(ws, _CAS, "cas"),
             symmetric_keys=_read(ws, "SELECT * FROM symmetric_keys", "symmetric_keys"),
             asymmetric_keys=_read(ws, "SELECT * FROM asymmetric_keys", "asymmetric_keys"),
             crls=_read(ws, "SELECT * FROM crls", "crls"),
@@ -277,14 +286,25 @@ def revocations_by_reason(f: Frames) -> pd.DataFrame:
 
 
 def ca_lineage(f: Frames) -> pd.DataFrame:
-    """Each CA with its issuer, and how many certificates it issued, valid and revoked."""
+    """Each CA with its issuer, its generation in its line (1: the first; a renewal's successor one more than its
+    predecessor), whom it succeeded and who succeeded it, until when it issued, and how many certificates it
+    issued, valid and revoked."""
     counts = (
         f.certificates.groupby(["issuer_ca", "status"], observed=True)
         .size()
         .unstack(fill_value=0)
         .reindex(columns=["valid", "revoked"], fill_value=0)
     )
-    lineage = f.cas[["name", "role", "profile", "issuer_ca", "key_label"]].set_index("name")
+    columns = ["name", "role", "profile", "issuer_ca", "key_label", "predecessor", "successor", "issues_until"]
+    cas = f.cas.reindex(columns=columns)
+    before = dict(zip(cas["name"].astype(str), cas["predecessor"], strict=True))
+    generation = {}
+    for name in before:
+        n, seen = 1, name
+        while isinstance(before.get(seen), str) and n <= len(before):
+            seen, n = str(before[seen]), n + 1
+        generation[name] = n
+    lineage = cas.assign(generation=cas["name"].astype(str).map(generation).astype("int64")).set_index("name")
     return lineage.join(counts).fillna({"valid": 0, "revoked": 0}).reset_index()
 
 

@@ -246,6 +246,17 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE batches SET batch_key = batch_id;
     CREATE INDEX batches_key ON batches (batch_key)
     """,
+    # CA generations (issue M): a renewal ceremony's new CA succeeds its predecessor, which issues until the
+    # overlap ends and signs CRLs for what it issued for as long as any of it is valid.
+    """
+    CREATE TABLE ca_successions (
+        predecessor TEXT PRIMARY KEY REFERENCES cas(name),
+        successor TEXT NOT NULL UNIQUE REFERENCES cas(name),
+        ceremony_id TEXT NOT NULL,
+        succeeded_at TEXT NOT NULL,
+        issues_until TEXT NOT NULL
+    )
+    """,
 )
 
 #: The rule the inventory enforces itself (CRT-06; DOMAIN.md: "(EUI, role, keyUsage) has at most one valid
@@ -334,6 +345,18 @@ class CARecord:
 
 
 @dataclass(frozen=True)
+class Succession:
+    """A CA generation handing over: the successor issues from ``succeeded_at``; the predecessor until
+    ``issues_until`` (the overlap), then only signs CRLs for what it issued."""
+
+    predecessor: str
+    successor: str
+    ceremony_id: str
+    succeeded_at: str
+    issues_until: str
+
+
+@dataclass(frozen=True)
 class FindingRecord:
     """A lint finding of an imported certificate (a foreign CA's certificates are kept with what is wrong)."""
 
@@ -378,6 +401,7 @@ INSERT_CERTIFICATE = (
     f"VALUES ({', '.join('?' for _ in CERTIFICATE_COLUMNS)})"
 )
 _CA_COLUMNS = ", ".join(f.name for f in fields(CARecord))
+_SUCCESSION_COLUMNS = ", ".join(f.name for f in fields(Succession))
 _CEREMONY_COLUMNS = ", ".join(f.name for f in fields(CeremonySummary))
 _SELECT_CERTIFICATES = f"SELECT {', '.join(CERTIFICATE_COLUMNS)} FROM certificates"  # noqa: S608 - our column names
 
@@ -652,6 +676,16 @@ class Inventory:
             (issuer_ca, eui64) + (() if usage is None else (usage,)),
         )
 
+    def valid_certificates_of_ca(self, issuer_ca: str) -> list[CertificateRecord]:
+        """The certificates ``issuer_ca`` issued that are not revoked, in the order issued (what the CA's
+        compromise leaves to re-certify; expired ones are the caller's to set aside)."""
+        return self._certificates("WHERE issuer_ca = ? AND status = 'valid' ORDER BY issued_at, serial", (issuer_ca,))
+
+    def valid_certificates_of_key(self, ski: str) -> list[CertificateRecord]:
+        """The valid certificates of the key with this subject key identifier (a CA's certificate and any
+        re-certification or link of its key), in the order recorded."""
+        return self._certificates("WHERE ski = ? AND status = 'valid' ORDER BY rowid", (ski,))
+
     def fingerprints(self) -> set[str]:
         """The SHA-256 fingerprint of every certificate in the inventory."""
         return {row[0] for row in self._execute("SELECT fingerprint FROM certificates")}
@@ -795,6 +829,27 @@ class Inventory:
             known = ", ".join(self.ca_names()) or "none"
             raise InputError(f"no CA named {name!r} in this workspace (known: {known})")
         return CARecord(**row._mapping)
+
+    def record_succession(self, db: Inventory, succession: Succession) -> None:
+        """``succession.successor`` takes over from ``succession.predecessor`` (once: a CA is succeeded once)."""
+        try:
+            db._execute("INSERT INTO ca_successions VALUES (?, ?, ?, ?, ?)", tuple(asdict(succession).values()))
+        except sa.exc.IntegrityError as exc:
+            raise StateError(
+                f"CA {succession.predecessor!r} already has a successor, or {succession.successor!r} succeeds "
+                "another CA"
+            ) from exc
+
+    def succession(self, name: str) -> Succession | None:
+        """The succession in which CA ``name`` was succeeded (None: it is its line's current generation)."""
+        row = self._execute(f"SELECT {_SUCCESSION_COLUMNS} FROM ca_successions WHERE predecessor = ?", (name,))  # noqa: S608
+        found = row.fetchone()
+        return None if found is None else Succession(**found._mapping)
+
+    def successions(self) -> list[Succession]:
+        """Every succession on record, oldest first."""
+        rows = self._execute(f"SELECT {_SUCCESSION_COLUMNS} FROM ca_successions ORDER BY succeeded_at")  # noqa: S608
+        return [Succession(**r._mapping) for r in rows]
 
     def ca_names(self) -> list[str]:
         return [r[0] for r in self._execute("SELECT name FROM cas ORDER BY created_at")]

@@ -401,6 +401,8 @@ _VOLATILE = {
     "message",
     "kcv",
     "expected",
+    "succeeded_at",
+    "issues_until",
 }
 _HEX = re.compile(r"[0-9a-fA-F]{16,}")
 

@@ -26,6 +26,7 @@ from ceremony.fs import (
 from ceremony.keys.store import KeyStore
 from ceremony.model.config import Strict, load_model
 from ceremony.model.events import Event, KeyUseRefused, WorkspaceInit
+from ceremony.model.people import REHEARSAL_AREA
 from ceremony.record.transcript import Journal
 
 if TYPE_CHECKING:  # the inventory (and SQLAlchemy) load when first used: the activation session never needs them
@@ -208,7 +209,7 @@ class Workspace:
     @property
     def rehearsal_dir(self) -> Path:
         """The rehearsal area: a workspace of its own, with its own throwaway token."""
-        return self.root / "rehearsal"
+        return self.root / REHEARSAL_AREA
 
     def discard(self, path: Path) -> str:
         """Remove a file or folder of this workspace that a ceremony made and an abandonment clears (share cards,

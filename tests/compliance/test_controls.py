@@ -354,6 +354,14 @@ def _compromise_notified_late(case: Case) -> Expected:
     return [("INC-2026-011", "late")]
 
 
+def _overdue_on_the_calendar(case: Case) -> Expected:
+    """Eight days on, no newer CRL has been published since the first (its nextUpdate a week after it), and frank's
+    training ran out the day before."""
+    case.edit_yaml("people.yaml", lambda d: d["people"]["frank"].update(training_expires=_day(7)))
+    case.as_of = AS_OF + timedelta(days=8)
+    return [(f"crl {ISSUING}", "crl-next-update"), ("person frank", "training-expiry")]
+
+
 def _approval_missing(case: Case) -> Expected:
     """The journal holds only one of the two approvals of the issuing CA ceremony's file."""
     sha = read_entries(case.transcript("issuing-ca-2026-12"))[0]["file_sha256"]
@@ -629,6 +637,16 @@ def _training_lapsed(case: Case) -> Expected:
     return [("ceremony key-restore-2026-12", "training:frank"), ("ceremony key-destruction-2026-12", "training:frank")]
 
 
+def _leaver_holds_a_share(case: Case) -> Expected:
+    """frank left on 2026-12-01 and still holds shares of the backup key's split and of the restore token's PIN
+    (no custodian change since)."""
+    case.edit_yaml("people.yaml", lambda d: d["people"]["frank"].update(left="2026-12-01"))
+    return [
+        ("split ca-s1sp-root.kek", "leaver-holds-share"),
+        ("split s1sp-restore-token.user-pin", "leaver-holds-share"),
+    ]
+
+
 def _revocation_self_approved(case: Case) -> Expected:
     """A revocation on record that bob requested and approved himself (revoke refuses one at the desk since issue
     K: the row is edited, as a hand edit or an older record could say)."""
@@ -785,6 +803,39 @@ def _issued_backdated(case: Case) -> Expected:
     return [(subject, "issued-before-validity"), (subject, "issued-at")]
 
 
+#: REV-05: the issuing CA's key compromise, the incident the example ca-revocation ceremony answers.
+COMPROMISE = "INC-2026-012"
+
+
+def _compromise_on_record(root: Path, detected: datetime, notified: datetime | None) -> None:
+    """The incident register names the issuing CA's key compromise, detected and (unless None) notified then."""
+    path = root / "registers" / "incidents.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["incidents"] = [i for i in data["incidents"] if i["id"] != COMPROMISE] + [
+        {"id": COMPROMISE, "kind": "key-compromise", "summary": "the issuing CA's token found outside the safe",
+         "detected_at": detected.isoformat(), "ca": ISSUING}
+        | ({"pma_notified_at": notified.isoformat()} if notified else {})
+    ]  # fmt: skip
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _ca_compromise_answered(root: Path) -> None:
+    """REV-05's passing workspace: the issuing CA's key compromise detected two hours before the ca-revocation
+    ceremony (data/ceremonies/ca-revocation.yaml) revokes its certificate and signs the root's ARL in the ceremony;
+    the PMA notified an hour after detection."""
+    _compromise_on_record(root, DEFECTS_AT - timedelta(hours=2), DEFECTS_AT - timedelta(hours=1))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(clock.PIN_VARIABLE, clock.pin(DEFECTS_AT).to_environment())
+        run(root, CEREMONIES / "ca-revocation.yaml")
+
+
+def _compromise_revoked_late(case: Case) -> Expected:
+    """The compromise was detected 30 hours before the revocation (policy: 24); the PMA heard within the hour."""
+    detected = DEFECTS_AT - timedelta(hours=30)
+    _compromise_on_record(case.root, detected, detected + timedelta(hours=1))
+    return [(COMPROMISE, "revocation-late")]
+
+
 @dataclass(frozen=True)
 class Golden:
     """A control's golden pair: what its check examines on the clean workspace (the pass finding's message),
@@ -802,6 +853,7 @@ GOLDEN: dict[str, Golden] = {
     "GOV-02": Golden("2 assessments; independence beyond the register needs the PMA's judgement", _stage_2_missing),
     "GOV-03": Golden("every assessment finding's status and due date", _finding_overdue),
     "GOV-04": Golden("1 compromise incidents", _compromise_notified_late),
+    "GOV-07": Golden("17 dates on the calendar to 2027-12-01, 1 due soon", _overdue_on_the_calendar),
     "CER-01": Golden("7 ceremonies' file approvals in the journal", _approval_missing),
     "CER-02": Golden("7 transcripts: chain, seal and recorded hash", _transcript_tampered),
     "CER-03": Golden("attestations of 7 transcripts", _attestation_missing),
@@ -836,6 +888,12 @@ GOLDEN: dict[str, Golden] = {
     "REV-02": Golden("1 CRL files", _crl_file_changed),
     "REV-03": Golden("1 revocations against 1 CRLs", _revoked_without_crl),
     "REV-04": Golden("1 CRL entries", _crl_lists_a_valid_certificate),
+    "REV-05": Golden(
+        "1 CA compromises: revoked within 24 h of detection, on the issuer's ARL within 24 h, the PMA notified within "
+        "24 h",
+        _compromise_revoked_late,
+        prepare=_ca_compromise_answered,
+    ),
     "LOG-01": Golden("38 journal entries", _journal_tampered),
     "LOG-02": Golden(
         "records reach back to the workspace's creation 2026-12-01 (0 days; retention 7 years)", _transcript_deleted
@@ -858,6 +916,7 @@ GOLDEN: dict[str, Golden] = {
         prepare=_nothing_at_rest,
     ),  # fmt: skip
     "CER-11": Golden("7 ceremonies, none abandoned", _ceremony_abandoned),
+    "KEY-10": Golden("the holders of 3 current splits; the cards of 0 replaced splits", _leaver_holds_a_share),
     "CER-10": Golden(
         "48 attestations of 7 transcripts, 48 with the participants' own tokens",
         _attested_with_the_workspaces_key_files,
@@ -933,8 +992,9 @@ def _parametrised(test: Callable[..., None]) -> set[str]:
 def test_every_control_in_the_catalogue_has_a_passing_and_a_failing_golden_case() -> None:
     catalogue = set(CATALOGUE)
     assert (
-        len(catalogue) == 46
-    )  # + GOV-05, KEY-09 (issue I), + CER-10 (participants' own keys), + GOV-06, LOG-03..05 (J), + CER-11 (K)
+        len(catalogue) == 49
+    )  # + GOV-05, KEY-09 (issue I), + CER-10 (participants' own keys), + GOV-06, LOG-03..05 (J), + CER-11 (K),
+    # + GOV-07, KEY-10, REV-05 (CA compromise answered on time)
     assert _parametrised(test_control_passes) == catalogue
     assert _parametrised(test_control_fails) == catalogue
 
@@ -1147,3 +1207,84 @@ def test_a_certificate_row_naming_a_file_outside_the_artifacts_is_a_finding_and_
         case.close()
     findings = _assess(root, "LOG-04", AS_OF)
     assert [(f.subject, f.code) for f in findings] == [(f"certificate {ISSUING} {outside}", "artifact-outside")]
+
+
+def _rev05(root: Path, as_of: datetime) -> list[tuple[str, str, str]]:
+    return [(f.outcome, f.subject, f.code) for f in _assess(root, "REV-05", as_of)]
+
+
+def test_rev05_fails_a_ca_compromise_not_revoked_then_its_arl_missing_then_late(
+    golden_software: Path, tmp_path: Path
+) -> None:
+    """REV-05 beyond its golden case: the issuing CA revoked outside a ceremony, and the root's ARL listing it only
+    30 hours later (policy: 24). Each deadline counts from the time before it, and waits until it has passed."""
+    root = _copy(golden_software, tmp_path / "ws")
+    detected = DEFECTS_AT - timedelta(hours=1)
+    _compromise_on_record(root, detected, detected + timedelta(minutes=30))
+    assert _rev05(root, DEFECTS_AT) == [("pass", "", "pass")]  # detected an hour ago: within its window
+    assert _rev05(root, detected + timedelta(hours=25)) == [("fail", COMPROMISE, "not-revoked")]
+    case = Case(root)
+    try:
+        serial = case.ws.inventory.ca(ISSUING).serial
+        revoke(case.ws, ca_name=ROOT, serial=serial, reason="keyCompromise", requested_by="bob", approved_by="victor")
+    finally:
+        case.close()
+    assert _rev05(root, DEFECTS_AT + timedelta(hours=2)) == [("pass", "", "pass")]  # the ARL is not due yet
+    assert _rev05(root, DEFECTS_AT + timedelta(hours=25)) == [("fail", COMPROMISE, "arl-missing")]
+    ws = Workspace.open(root, clock=clock.pin(DEFECTS_AT + timedelta(hours=30)))
+    try:
+        publish_crl(ws, ROOT, by="bob")
+    finally:
+        ws.close()
+    findings = _assess(root, "REV-05", DEFECTS_AT + timedelta(hours=31))
+    assert [(f.outcome, f.subject, f.code) for f in findings] == [("fail", COMPROMISE, "arl-late")]
+    assert findings[0].message == f"{ROOT}'s first CRL/ARL listing CA {ISSUING} came 30 h after its revocation (24 h)"
+
+
+def test_rev05_fails_a_ca_compromise_the_pma_heard_of_late_or_never(golden_software: Path, tmp_path: Path) -> None:
+    """On the golden case's workspace (the ceremony answered the compromise on time): the PMA's notification, 30
+    hours after detection, is late; none on record is a finding once the policy's 24 hours have passed."""
+    root = _prepared("REV-05", golden_software, tmp_path)
+    detected = DEFECTS_AT - timedelta(hours=2)
+    _compromise_on_record(root, detected, detected + timedelta(hours=30))
+    assert _rev05(root, detected + timedelta(hours=31)) == [("fail", COMPROMISE, "pma-late")]
+    _compromise_on_record(root, detected, None)
+    assert _rev05(root, AS_OF) == [("pass", "", "pass")]
+    assert _rev05(root, detected + timedelta(hours=25)) == [("fail", COMPROMISE, "pma-not-notified")]
+
+
+def test_rev05_reads_a_compromise_the_register_names_no_ca_for_from_the_ceremony_that_answered_it(
+    golden_software: Path, tmp_path: Path
+) -> None:
+    """An incident without ``ca`` (the shipped example register's) is a CA compromise when a sealed ca-revocation
+    ceremony answered it: REV-05 then judges the ceremony's CA (here: the revocation 30 hours after detection)."""
+    root = _prepared("REV-05", golden_software, tmp_path)
+    detected = DEFECTS_AT - timedelta(hours=30)
+    _compromise_on_record(root, detected, detected + timedelta(hours=1))
+    path = root / "registers" / "incidents.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["incidents"][-1].pop("ca")
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert _rev05(root, AS_OF) == [("fail", COMPROMISE, "revocation-late")]
+
+
+def test_rev01_asks_no_more_crls_of_a_ca_revoked_for_a_compromise(golden_software: Path, tmp_path: Path) -> None:
+    """The issuing CA's certificate revoked for keyCompromise: its last CRL may lapse (the root's ARL says
+    everything under it is invalid; a CRL signed with its key would prove nothing). Revoked as superseded, it may
+    not."""
+    late = None
+    for reason, expected in (("superseded", [("fail", f"crl {ISSUING}", "stale")]), ("keyCompromise", [])):
+        root = _copy(golden_software, tmp_path / reason)
+        ws = Workspace.open(root, clock=clock.pin(DEFECTS_AT))
+        try:
+            revoke(ws, ca_name=ROOT, serial=ws.inventory.ca(ISSUING).serial, reason=reason, requested_by="bob",
+                   approved_by="alice")  # fmt: skip
+            publish_crl(ws, ROOT, by="bob")
+            next_update = ws.inventory._execute("SELECT next_update FROM crls WHERE issuer_ca = ?", (ISSUING,))
+            late = parse_time(next_update.fetchone()[0]) + timedelta(hours=1)
+        finally:
+            ws.close()
+        findings = _assess(root, "REV-01", late)
+        assert [(f.outcome, f.subject, f.code) for f in findings if f.outcome != "pass"] == expected, reason
+        if not expected:
+            assert findings[0].message.endswith("; 1 CA(s) revoked for a compromise publish no more")

@@ -39,7 +39,8 @@ def test_control_id_refuses_anything_else_naming_it(value: str) -> None:
 def test_the_shipped_catalogue_has_unique_ids_in_their_areas() -> None:
     catalogue = load_catalogue()
     ids = [c.id for c in catalogue.controls]
-    assert len(ids) == len(set(ids)) == 46  # + GOV-05, KEY-09, CER-10 (issue I), + GOV-06, LOG-03..05 (J), CER-11 (K)
+    assert len(ids) == len(set(ids)) == 49  # + GOV-05, KEY-09, CER-10 (issue I), + GOV-06, LOG-03..05 (J), CER-11 (K)
+    # + GOV-07, KEY-10, REV-05 (CA compromise)
     assert {c.id: c.area for c in catalogue.controls} == {c.id: PREFIX_AREA[c.id[:3]] for c in catalogue.controls}
     assert all(c.policy_ref and c.check and c.evidence and c.applies_to for c in catalogue.controls)
 

@@ -10,7 +10,7 @@ import yaml
 
 from ceremony.cli.main import main
 from ceremony.errors import ConfigError, InputError
-from ceremony.model.ceremony_file import load_ceremony, preflight, require_approvals
+from ceremony.model.ceremony_file import CEREMONY_TYPES, load_ceremony, preflight, require_approvals
 from ceremony.model.people import load_register
 from ceremony.model.policy import load_policy
 from ceremony.record.workspace import init_workspace
@@ -42,16 +42,8 @@ def test_every_example_ceremony_file_passes_preflight(path: Path) -> None:
 
 
 def test_every_ceremony_type_has_an_example() -> None:
-    assert {load_ceremony(p).spec.type for p in EXAMPLES} == {  # type: ignore[attr-defined]
-        "token-init",
-        "root-ca",
-        "issuing-ca",
-        "key-backup",
-        "key-restore",
-        "key-destruction",
-        "symmetric-key",
-        "key-rotation",
-    }
+    # Every ceremony type has its shipped example, and every example is of a known type.
+    assert {load_ceremony(p).spec.type for p in EXAMPLES} == set(CEREMONY_TYPES)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -128,8 +120,7 @@ def test_custodians_from_one_organisation_are_refused(tmp_path: Path) -> None:
         ({"token.colour": "red"}, "token.colour is not a field; allowed: module, label, wrap_mechanism (line 23)"),
         (
             {"type": "party"},
-            "type must be one of token-init, root-ca, issuing-ca, key-backup, key-restore, "
-            "key-destruction, symmetric-key, key-rotation (got 'party')",
+            f"type must be one of {', '.join(CEREMONY_TYPES)} (got 'party')",
         ),
         ({"date": "1 Dec 2026"}, "date: must be a date YYYY-MM-DD"),
     ],
@@ -259,3 +250,43 @@ def test_approval_refuses_a_file_naming_another_token_than_the_workspaces(
         "(workspace.yaml key_store.token_label), not 'other-token'; correct the file and have it approved\n"
     )
     assert "ceremony.approve" not in (tmp_path / "ws" / "journal.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        ("pin-change.yaml", {"pins": ["user", "user"]}, "pins: a PIN appears twice"),
+        ("pin-change.yaml", {"pins": []}, "pins: List should have at least 1 item"),
+        ("pin-change.yaml", {"pins": ["admin"]}, "pins.0 must be one of 'user', 'so' (got 'admin')"),
+        (
+            "pin-change.yaml",
+            {"leaving": ["carol"]},
+            "leaving[0]: carol leaves, so is not among participants.custodians",
+        ),
+        (
+            "user-pin-reset.yaml",
+            {"leaving": ["dave"]},
+            "leaving[0]: dave leaves, so is not among participants.custodians",
+        ),
+        ("user-pin-reset.yaml", {"reason": "lost"}, "reason"),
+    ],
+)
+def test_pin_ceremony_files_are_strict(tmp_path: Path, name: str, change: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_ceremony(_variant(tmp_path, name, change))
+    assert message in err.value.message
+
+
+def test_a_person_who_left_holds_no_seat_from_that_day(tmp_path: Path) -> None:
+    register = yaml.safe_load((DATA / "people.yaml").read_text())
+    register["people"]["erin"]["left"] = "2026-12-01"  # the root-ca example's own date
+    (tmp_path / "people.yaml").write_text(yaml.safe_dump(register))
+    path = _variant(tmp_path, "root-ca.yaml", {})
+    with pytest.raises(ConfigError) as err:
+        preflight(load_ceremony(path), load_register(tmp_path / "people.yaml"), load_policy())
+    assert err.value.message.endswith(
+        "participants.custodians[2]: erin left the PKI on 2026-12-01 (ceremony date 2026-12-01)"
+    )
+    register["people"]["erin"]["left"] = "2026-12-02"  # leaving tomorrow: still seated today
+    (tmp_path / "people.yaml").write_text(yaml.safe_dump(register))
+    preflight(load_ceremony(path), load_register(tmp_path / "people.yaml"), load_policy())

@@ -76,3 +76,18 @@ def test_whatever_stands_at_the_register_path_is_refused_when_read(tmp_path: Pat
         fh.truncate(MAX_REGISTER_BYTES + 1)
     with pytest.raises(ConfigError, match=f"the participant register is {MAX_REGISTER_BYTES + 1} bytes"):
         load_register(path)
+
+
+def test_a_rehearsal_area_practises_with_its_live_workspaces_register(tmp_path: Path) -> None:
+    from ceremony.model.people import default_register
+
+    live = tmp_path / "ws"
+    (live / "rehearsal").mkdir(parents=True)
+    (live / "people.yaml").write_text("schema_version: 1\n")
+    assert default_register(live / "rehearsal") == live / "people.yaml"
+    (live / "rehearsal" / "people.yaml").write_text("schema_version: 1\n")
+    assert default_register(live / "rehearsal") == live / "rehearsal" / "people.yaml"  # its own, if it has one
+    (tmp_path / "other" / "sub").mkdir(parents=True)
+    (tmp_path / "other" / "people.yaml").write_text("schema_version: 1\n")
+    with pytest.raises(ConfigError, match="no participant register in this workspace"):
+        default_register(tmp_path / "other" / "sub")  # only a rehearsal area borrows its parent's

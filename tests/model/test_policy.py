@@ -128,3 +128,19 @@ def test_an_older_parameter_file_with_two_person_reasons_still_loads(tmp_path: P
     older = shipped.replace("revocation:\n", "revocation:\n  two_person_reasons: [keyCompromise, cACompromise]\n", 1)
     (tmp_path / "older.yaml").write_text(older, encoding="utf-8")
     assert load_policy(tmp_path / "older.yaml").revocation.reasons == load_policy().revocation.reasons
+
+
+def test_the_compromise_deadlines_load_and_an_older_file_without_them_still_does() -> None:
+    """REV-05's deadlines (compromise.*); a parameter file from before them (and the packs carrying one) still reads,
+    with none, and REV-05 then cannot decide."""
+    assert load_policy().compromise is not None
+    assert (load_policy().compromise.revocation_hours, load_policy().compromise.arl_publication_hours) == (24, 24)  # type: ignore[union-attr]
+    data = _data()
+    del data["compromise"]
+    assert parse_model(PolicyParameters, data, "older.yaml").compromise is None
+    data["compromise"] = {"revocation_hours": 0, "arl_publication_hours": 24}
+    with pytest.raises(ConfigError) as err:
+        parse_model(PolicyParameters, data, "p.yaml")
+    assert err.value.message == (
+        "p.yaml: compromise.revocation_hours: Input should be greater than or equal to 1 (got 0)"
+    )

@@ -52,3 +52,18 @@ def test_a_malformed_register_is_refused_naming_the_field(tmp_path: Path, model:
     path.write_text("schema_version: 1\n" + text + "\n")
     with pytest.raises(ConfigError, match=message):
         load_model(model, path)
+
+
+def test_an_incident_may_name_the_ca_it_compromised_and_older_registers_still_load(tmp_path: Path) -> None:
+    """``ca`` (REV-05) is optional: a register written before it loads as it did; a CA name must be a string."""
+    path = tmp_path / "incidents.yaml"
+    path.write_text(
+        "schema_version: 1\nincidents:\n"
+        "  - {id: I1, kind: key-compromise, summary: s, detected_at: '2026-05-01T09:30:00Z', ca: s1sp-issuing}\n"
+        "  - {id: I2, kind: other, summary: s, detected_at: '2026-05-01T09:30:00Z'}\n"
+    )
+    loaded = load_model(IncidentRegister, path)
+    assert [i.ca for i in loaded.incidents] == ["s1sp-issuing", None]
+    path.write_text(path.read_text().replace("ca: s1sp-issuing", "ca: [s1sp-issuing]"))
+    with pytest.raises(ConfigError, match=r"incidents\.0\.ca: Input should be a valid string"):
+        load_model(IncidentRegister, path)

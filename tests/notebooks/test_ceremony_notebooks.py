@@ -150,3 +150,31 @@ def test_a_kernel_whose_client_can_answer_input_runs_attended(allow_stdin: bool,
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     assert "".join(out).strip() == console
+
+
+@pytest.mark.slow
+def test_the_ca_revocation_notebook_revokes_publishes_the_arl_and_seals(tmp_path: Path) -> None:
+    """papermill runs notebooks/45-ca-revocation-ceremony.ipynb on a workspace with the root and issuing CA; what
+    the package wrote is asserted on: the revocation, the ARL, the affected-certificates files and the seal."""
+    from ceremony.record.revocations import revocation
+    from ceremony.record.workspace import Workspace
+
+    ws = live_workspace(tmp_path / "ws", "software")
+    run_examples(ws, "issuing-ca")
+    approve(ws, CEREMONIES / "ca-revocation.yaml")
+    notebook = next(p for p in NOTEBOOKS if p.stem == "45-ca-revocation-ceremony")
+    params = {"ceremony_file": str(CEREMONIES / "ca-revocation.yaml"), "workspace": str(ws)}
+    run_notebook(notebook, params, reports_dir=tmp_path / "reports", progress=False)
+    transcript = ws / "transcripts" / "ca-revocation-2026-12.jsonl"
+    assert verify_transcript(transcript).ok
+    steps = [e["step"] for e in read_entries(transcript) if e["event"] == "step"]
+    assert steps == ["token.activate", "ca.revoke", "arl.publish", "affected.list", "incident.record"]
+    opened = Workspace.open(ws)
+    try:
+        done = revocation(opened.inventory, "s1sp-root", opened.inventory.ca("s1sp-issuing").serial)
+    finally:
+        opened.close()
+    assert done is not None and done.reason == "keyCompromise"
+    assert (ws / "artifacts" / "crls" / "s1sp-root-1.arl").is_file()
+    folder = ws / "artifacts" / "compromise" / "ca-revocation-2026-12"
+    assert sorted(p.name for p in folder.iterdir()) == ["affected-certificates.csv", "recertification-devices.csv"]

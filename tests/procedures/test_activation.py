@@ -126,7 +126,8 @@ def test_a_share_that_is_not_the_one_on_record_opens_nothing(live: tuple[Path, C
     done = _activate(root, swapped)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        "ceremony: carol's share is not the one the token's initialisation (token-init-2026-12) recorded for them"
+        "ceremony: carol's share is not the one recorded for them when the token's PIN was last set "
+        "(token-init-2026-12)"
     )
     assert held["dave"] not in done.stderr + done.stdout
     assert (root / "journal.jsonl").read_bytes() == before

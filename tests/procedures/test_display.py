@@ -82,7 +82,7 @@ def test_papermill_stops_at_a_wrong_share_and_the_notebook_shows_one_line(tmp_pa
     approve(ws, CEREMONIES / "root-ca.yaml")
     # carol's deposited share is swapped for her SO-PIN share: a real share, of another split.
     so_card = ws / "share-cards" / "token-init-2026-12.s1sp-ca-token.so-pin.carol.txt"
-    deposited = next((ws / "secrets").rglob("carol.share"))
+    deposited = ws / "secrets" / "shares" / "s1sp-ca-token.user-pin" / "carol.share"
     deposited.write_text(read_share_card(so_card) + "\n")
     with pytest.raises(NotebookError) as err:
         run_notebook(

@@ -199,7 +199,8 @@ def test_the_explorer_notebook_runs_headless_and_draws(estate: Workspace, tmp_pa
     run_notebook(notebook, params, reports_dir=tmp_path / "reports", progress=False)
     made = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert made == [
-        "certificates.csv", "certificates.parquet", "expiry.png", "issuance.png", "keys.png", "revocations.png"
+        "calendar.png", "certificates.csv", "certificates.parquet", "expiry.png", "issuance.png", "keys.png",
+        "revocations.png",
     ]  # fmt: skip
     assert all((tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG" for name in made if name.endswith(".png"))
 

@@ -99,6 +99,15 @@ def test_certificates_are_found_by_issuer_and_serial_by_serial_and_by_device(sto
     assert store.valid_certificates_of_device("other", "00DB123400000002") == []
 
 
+def test_a_cas_valid_certificates_are_found_in_the_order_issued(store: Inventory) -> None:
+    """What a CA's compromise leaves to re-certify (ceremony.procedures.compromise): not the revoked, not another
+    CA's, in issuance order whatever the order recorded."""
+    c = _device_estate(store)
+    assert store.valid_certificates_of_ca("issuing") == [c["ka"], c["second-device"], c["ds"]]
+    assert store.valid_certificates_of_ca("other") == [c["elsewhere"]]
+    assert store.valid_certificates_of_ca("nobody") == []
+
+
 def test_the_certificate_pass_reads_issuer_serial_der_and_profile(store: Inventory) -> None:
     c = _device_estate(store)
     assert store.fingerprints() == {record.fingerprint for record in c.values()}  # type: ignore[attr-defined]

@@ -76,10 +76,10 @@ def test_the_catalogue_and_the_registered_checks_agree(capsys: pytest.CaptureFix
 
     catalogue = load_catalogue()
     assert [c.id for c in catalogue.controls] == sorted(CHECKS, key=[c.id for c in catalogue.controls].index)
-    assert set(CHECKS) == {c.id for c in catalogue.controls} and len(CHECKS) == 46
+    assert set(CHECKS) == {c.id for c in catalogue.controls} and len(CHECKS) == 49
     assert main(["checks", "list"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("S1SPKM control catalogue") and out.count("\n") == 47
+    assert out.startswith("S1SPKM control catalogue") and out.count("\n") == 50
 
 
 def test_the_demo_pack_is_complete_and_its_verdict_follows_the_rule(demo: Demo) -> None:
@@ -95,7 +95,7 @@ def test_the_demo_pack_is_complete_and_its_verdict_follows_the_rule(demo: Demo) 
     assert any(n.startswith("notebooks/") and n.endswith("-10-root-ca-ceremony.pdf") for n in names)
     data = json.loads((pack / "findings.json").read_text())
     by_control = {f["control"] for f in data["findings"]}
-    assert len(by_control) == 46 and data["verdict"]["rule"] == 1 and data["workspace_purpose"] == "demo"
+    assert len(by_control) == 49 and data["verdict"]["rule"] == 1 and data["workspace_purpose"] == "demo"
     # Not approved, honestly: the demo's deposited shares rebuild its secrets from its own disk (KEY-09).
     failed = [f for f in data["findings"] if f["outcome"] == "fail"]
     at_rest = {f["subject"]: f["message"] for f in failed if f["control"] == "KEY-09"}

@@ -71,6 +71,28 @@ def run_examples(ws_root: Path, upto: str) -> dict[str, procedures.Outcome]:
     return done
 
 
+def run_notebooks(ws_root: Path, stems: list[tuple[str, str]]) -> list[Path]:
+    """Approve each (notebook stem, ceremony type)'s example file and run the notebook with ``ceremony run``
+    (papermill), each in a forked child (a SoftHSM2 workspace's token library is per process); returns the
+    transcripts, each verified intact and sealed."""
+    from ceremony.cli.main import main
+    from ceremony.model.ceremony_file import load_ceremony
+    from ceremony.record.transcript import verify_transcript
+    from tests.support.processes import in_child
+
+    notebooks = DATA.parent / "notebooks"
+    transcripts = []
+    for stem, kind in stems:
+        path = CEREMONIES / f"{kind}.yaml"
+        approve(ws_root, path)
+        code = in_child(main, ["--workspace", str(ws_root), "run", str(notebooks / f"{stem}.ipynb")])
+        assert code == 0, f"ceremony run {stem}: exit {code}"
+        transcript = ws_root / "transcripts" / f"{load_ceremony(path).spec.ceremony_id}.jsonl"
+        assert verify_transcript(transcript).ok, transcript
+        transcripts.append(transcript)
+    return transcripts
+
+
 class Presenting(Unattended):
     """Unattended, except that the shares for some purposes are the ones the test hands over."""
 

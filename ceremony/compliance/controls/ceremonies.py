@@ -246,10 +246,14 @@ def recorded(ev: Evidence, c: Checker) -> None:
     c.checked(f"{len(ev.ceremonies)} ceremonies' recordings")
 
 
+#: The ceremonies that make a CA and its certificate from a naming document.
+_CA_CEREMONIES = ("root-ca", "issuing-ca", "issuing-ca-renewal", "root-rollover")
+
+
 def ca_certificate_as_named(ev: Evidence, c: Checker) -> None:
     cas = ev.frames.cas.set_index("name")
     for cer in ev.ceremonies:
-        if cer.type not in ("root-ca", "issuing-ca") or abandonment(cer.entries) is not None:
+        if cer.type not in _CA_CEREMONIES or abandonment(cer.entries) is not None:
             continue  # an abandoned ceremony issued nothing (CER-11 reports it)
         spec = cer.start.get("ceremony", {})
         issued = cer.steps(Action.CERTIFICATE_ISSUE)
@@ -257,7 +261,7 @@ def ca_certificate_as_named(ev: Evidence, c: Checker) -> None:
         if not issued or name not in cas.index:
             c.fail(f"ceremony {cer.ceremony_id}", "no-certificate", f"no certificate for CA {name} on record")
             continue
-        details = issued[-1]["details"]
+        details = issued[0]["details"]  # the CA's own certificate (a rollover's later steps issue links)
         issuer = cas.loc[name, "issuer_ca"] if pd.notna(cas.loc[name, "issuer_ca"]) else name
         cert = ev.ws.inventory.certificate(str(issuer), str(cas.loc[name, "serial"]))
         if cert is None or cert.fingerprint != details.get("fingerprint"):

@@ -10,6 +10,7 @@ that its verdict is honest about what the deposited shares mean: its keys can be
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence
 from ceremony.errors import CeremonyError
 from ceremony.model.config import load_model
+from ceremony.model.events import Action, Event
+from ceremony.record.transcript import abandonment
 from ceremony.record.workspace import WORKSPACE_FILE, WorkspaceConfig, recorded_purpose
 
 #: Whole PINs and passphrases: the files trial workspaces may keep in ``secrets/``.
@@ -25,21 +28,95 @@ _CARD_HEADER = "SHARE CARD - "
 _CARD_READ_LIMIT = 4096
 
 
-def _splits(ev: Evidence) -> dict[str, dict[str, Any]]:
-    """Every m-of-n split on record (purpose -> its record), from the transcripts' steps."""
-    found: dict[str, dict[str, Any]] = {}
+def _split_history(ev: Evidence) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
+    """Every m-of-n split on record, by purpose, oldest first: (time, ceremony id, split record), from the steps
+    of the transcripts (an abandoned ceremony's splits open nothing: its token or key was destroyed)."""
+    # purpose -> ceremony id -> (time, record): a ceremony's last record of a split is its split (a PIN change
+    # records the split it hands out, then the same split once the token took it).
+    found: dict[str, dict[str, tuple[str, dict[str, Any]]]] = defaultdict(dict)
 
-    def visit(node: Any) -> None:
+    def visit(node: Any, when: str, ceremony_id: str) -> None:
         if isinstance(node, dict):
-            if {"purpose", "m", "n", "shares"} <= set(node):
-                found[str(node["purpose"])] = node
+            if {"purpose", "m", "n", "shares"} <= set(node) and isinstance(node["shares"], dict):
+                found[str(node["purpose"])][ceremony_id] = (when, node)
             for value in node.values():
-                visit(value)
+                visit(value, when, ceremony_id)
 
     for ceremony in ev.all_ceremonies:
+        if abandonment(ceremony.entries) is not None:
+            continue
+        cid = str(ceremony.start.get("ceremony_id", ceremony.path.stem))
         for entry in ceremony.entries:
-            visit(entry.get("details"))
-    return found
+            visit(entry.get("details"), str(entry.get("time") or ""), cid)
+    return {
+        purpose: sorted(((t, cid, rec) for cid, (t, rec) in splits.items()), key=lambda s: (s[0], s[1]))
+        for purpose, splits in found.items()
+    }
+
+
+def _splits(ev: Evidence) -> dict[str, dict[str, Any]]:
+    """The current m-of-n split of every secret on record (purpose -> the latest split's record)."""
+    return {purpose: history[-1][2] for purpose, history in _split_history(ev).items()}
+
+
+def _retired_cards(ev: Evidence) -> dict[str, set[str]]:
+    """ceremony id of a split -> the purposes whose cards of that split a later ceremony recorded retired."""
+    retired: dict[str, set[str]] = defaultdict(set)
+    for ceremony in ev.all_ceremonies:
+        for entry in ceremony.entries:
+            if entry.get("event") == Event.STEP and entry.get("step") == Action.CARDS_RETIRE:
+                for purpose, record in ((entry.get("details") or {}).get("retired") or {}).items():
+                    if isinstance(record, dict):
+                        retired[str(record.get("split_by"))].add(str(purpose))
+    return retired
+
+
+#: How a secret whose current split a leaver holds a share of is re-split without them.
+_RESPLIT = {
+    "user-pin": "a pin-change ceremony listing them under leaving",
+    "so-pin": "a pin-change ceremony (pins: [so]) listing them under leaving",
+}
+
+
+def shares_held_by_custodians(ev: Evidence, c: Checker) -> None:
+    """KEY-10: every share of a current split is held by a registered custodian who has not left, and every
+    replaced split's cards were recorded retired by the ceremony that replaced them."""
+    people = ev.register.people
+    today = ev.as_of.date()
+    retired = _retired_cards(ev)
+    history = _split_history(ev)
+    for purpose, splits in sorted(history.items()):
+        _, split_by, current = splits[-1]
+        for holder in sorted(current["shares"]):
+            person = people.get(holder)
+            why = (
+                "is not in the participant register"
+                if person is None
+                else f"left the PKI on {person.left}"
+                if person.left is not None and date.fromisoformat(person.left) <= today
+                else "is no longer registered for the custodian role"
+                if "custodian" not in person.roles
+                else None
+            )
+            if why is not None:
+                kind = purpose.rsplit(".", 1)[-1]
+                c.fail(
+                    f"split {purpose}",
+                    "leaver-holds-share",
+                    f"{holder} {why} and still holds a share of the current {purpose} split ({split_by}); re-split it "
+                    f"without them, rotating the secret: {_RESPLIT.get(kind, 'a custodian change of that key')}",
+                    f"transcripts/{split_by}.jsonl",
+                )
+        for _, old_by, _ in splits[:-1]:
+            if purpose not in retired.get(old_by, set()):
+                c.fail(
+                    f"split {purpose}",
+                    "cards-not-retired",
+                    f"the {purpose} cards split by {old_by} were replaced, but no ceremony recorded them retired",
+                    f"transcripts/{old_by}.jsonl",
+                )
+    replaced = sum(len(splits) - 1 for splits in history.values())
+    c.checked(f"the holders of {len(history)} current splits; the cards of {replaced} replaced splits")
 
 
 def _components_on_record(ev: Evidence) -> dict[str, int]:

@@ -1,9 +1,11 @@
-"""Governance controls (GOV): approved documents, assessment cadence, remediation, incident notification."""
+"""Governance controls (GOV): approved documents, assessment cadence, remediation, incident notification, and
+nothing overdue on the calendar."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
+from ceremony.compliance.calendar import KINDS, workspace_calendar
 from ceremony.compliance.controls.seats import OPERATIONAL
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence, parse_time
@@ -84,3 +86,13 @@ def incidents_notified(ev: Evidence, c: Checker) -> None:
         ):
             c.fail(i.id, "no-decision", f"{i.id}: a recovery key was used before the PMA's recovery decision")
     c.checked(f"{len(serious)} compromise incidents")
+
+
+def nothing_overdue(ev: Evidence, c: Checker) -> None:
+    cal = workspace_calendar(ev)
+    for item in cal.overdue:
+        c.fail(item.subject, item.kind, f"{KINDS[item.kind]} {item.date}, now past ({item.detail}); {item.source}")
+    for gap in cal.gaps:
+        c.indeterminate(gap.source, "calendar-gap", f"{gap.source} is not on the calendar: {gap.reason}")
+    soon = sum(1 for i in cal.items if i.status == "due soon")
+    c.checked(f"{len(cal.items)} dates on the calendar to {cal.until}, {soon} due soon")

@@ -13,10 +13,33 @@ from ceremony.compliance.sources import Evidence
 
 
 # --- revocation ------------------------------------------------------------------------------
+def _compromised_cas(ev: Evidence) -> dict[str, str]:
+    """CA name -> when its own certificate was revoked for a compromise of its key (RFC 5280 5.3.1 keyCompromise,
+    cACompromise): from then on its issuer's ARL says everything under it is invalid, and a CRL signed with
+    the compromised key would prove nothing, so it publishes none."""
+    from ceremony.record.revocations import revocation
+
+    out: dict[str, str] = {}
+    inventory = ev.ws.inventory
+    for name in inventory.ca_names():
+        ca = inventory.ca(name)
+        if ca.issuer_ca is None:
+            continue
+        done = revocation(inventory, ca.issuer_ca, ca.serial)
+        if done is not None and done.reason in ("keyCompromise", "cACompromise"):
+            out[name] = done.revoked_at
+    return out
+
+
 def crls_timely(ev: Evidence, c: Checker) -> None:
     crls = ev.frames.crls.sort_values(["issuer_ca", "kind", "number"])
     now = pd.Timestamp(ev.as_of)
+    ended = _compromised_cas(ev)
     for (ca, kind), group in crls.groupby(["issuer_ca", "kind"], observed=True):
+        if str(ca) in ended:
+            group = group[group["this_update"] <= pd.Timestamp(ended[str(ca)])]  # its CRLs until its revocation
+            if group.empty:
+                continue
         # Each CRL but the last, where the one after it came later than its nextUpdate (the mask is one
         # shorter than the group: it compares neighbours).
         late = group["this_update"].to_numpy()[1:] > group["next_update"].to_numpy()[:-1]
@@ -28,14 +51,15 @@ def crls_timely(ev: Evidence, c: Checker) -> None:
                 f"{str(kind).upper()} after number {row.number} came after its nextUpdate",
             )
         last = group.iloc[-1]
-        if last["next_update"] < now:
+        if last["next_update"] < now and str(ca) not in ended:
             c.fail(
                 f"{kind} {ca}",
                 "stale",
                 f"{ca}'s latest {str(kind).upper()} (number {last['number']}) passed its "
                 f"nextUpdate {last['next_update']:%Y-%m-%d %H:%M}Z",
             )
-    c.checked(f"{len(crls)} CRLs/ARLs")
+    c.checked(f"{len(crls)} CRLs/ARLs" + (f"; {len(ended)} CA(s) revoked for a compromise publish no more"
+                                          if ended else ""))  # fmt: skip
 
 
 def crls_well_formed(ev: Evidence, c: Checker) -> None:
@@ -116,3 +140,90 @@ def revoked_serials_real(ev: Evidence, c: Checker) -> None:
     for row in joined[joined["known"].isna()].head(20).itertuples():
         c.fail(row.crl, f"serial:{row.serial}", f"serial {row.serial} on the CRL is not a certificate that CA revoked")
     c.checked(f"{len(entries)} CRL entries")
+
+
+#: RFC 5280 5.3.1: the reasons a compromised CA's certificate is revoked for.
+_COMPROMISE_REASONS = ("keyCompromise", "cACompromise")
+
+
+def ca_compromises_answered(ev: Evidence, c: Checker) -> None:
+    """REV-05: each CA compromise (an incident naming a CA, or answered by a sealed ca-revocation ceremony) was
+    answered on time: the CA's certificate revoked after detection, listed on its issuer's CRL/ARL after the
+    revocation, the PMA notified after detection, each within the policy's hours. The times are the inventory's
+    (revocation), the CRL files' own thisUpdate (publication) and the register's (detection, notification)."""
+    from ceremony.compliance.sources import parse_time
+
+    rules = ev.policy.compromise
+    if rules is None:
+        c.indeterminate(
+            "policy parameters",
+            "no-deadlines",
+            "the policy parameters set no compromise deadlines (compromise.revocation_hours, arl_publication_hours)",
+        )
+        return
+    incidents = {i.id: i for i in ev.registers["incidents"].incidents}
+    # The register's word for which CA an incident compromised, else the ceremony that revoked one for it.
+    compromised = {i.id: str(i.ca) for i in incidents.values() if i.ca}
+    for cer in ev.all_ceremonies:
+        named = cer.start.get("ceremony", {})
+        if cer.type == "ca-revocation" and cer.sealed and named.get("incident") in incidents:
+            compromised.setdefault(str(named["incident"]), str(named.get("ca")))
+
+    def hours(delta: timedelta) -> str:
+        return f"{delta.total_seconds() / 3600:.4g} h"
+
+    revoke_in = timedelta(hours=rules.revocation_hours)
+    publish_in = timedelta(hours=rules.arl_publication_hours)
+    notify_in = timedelta(hours=ev.policy.compliance.incident_notification_hours)
+    cas = ev.frames.cas.set_index(ev.frames.cas["name"].astype(str))
+    certs = ev.frames.certificates
+    for incident_id, ca_name in sorted(compromised.items()):
+        incident = incidents[incident_id]
+        detected = parse_time(incident.detected_at)
+        if incident.pma_notified_at is None:
+            if ev.as_of - detected > notify_in:
+                c.fail(incident_id, "pma-not-notified", f"CA {ca_name}'s compromise was never notified to the PMA")
+        elif parse_time(incident.pma_notified_at) - detected > notify_in:
+            taken = parse_time(incident.pma_notified_at) - detected
+            c.fail(incident_id, "pma-late",
+                   f"the PMA heard of CA {ca_name}'s compromise after {hours(taken)} ({hours(notify_in)})")  # fmt: skip
+        if ca_name not in cas.index:
+            c.fail(incident_id, "unknown-ca", f"{incident_id} names CA {ca_name}, which is not in the inventory")
+            continue
+        ca = cas.loc[ca_name]
+        issuer, serial = str(ca["issuer_ca"] or ca_name), str(ca["serial"])
+        row = certs[(certs["issuer_ca"].astype(str) == issuer) & (certs["serial"].astype(str) == serial)]
+        revoked = None if row.empty or pd.isna(row["revoked_at"].iloc[0]) else row["revoked_at"].iloc[0]
+        if revoked is None:
+            if ev.as_of - detected > revoke_in:
+                c.fail(incident_id, "not-revoked",
+                       f"CA {ca_name}'s certificate is not revoked, {hours(revoke_in)} after the compromise was "
+                       "detected")  # fmt: skip
+            continue
+        revoked = revoked.to_pydatetime()
+        if revoked - detected > revoke_in:
+            taken = revoked - detected
+            c.fail(incident_id, "revocation-late",
+                   f"CA {ca_name}'s certificate was revoked {hours(taken)} after detection "
+                   f"({hours(revoke_in)})")  # fmt: skip
+        reason = str(row["revocation_reason"].iloc[0])
+        if reason not in _COMPROMISE_REASONS:
+            c.fail(incident_id, "reason", f"CA {ca_name}'s certificate was revoked as {reason}, not for a compromise")
+        listed = [
+            d.file.crl.last_update_utc
+            for d in ev.crls
+            if str(d.row.issuer_ca) == issuer and d.file is not None and d.file.crl is not None
+            and serial in d.file.serials
+        ]  # fmt: skip
+        if not listed:
+            if ev.as_of - revoked > publish_in:
+                c.fail(incident_id, "arl-missing", f"no CRL/ARL of {issuer} lists CA {ca_name}'s certificate, "
+                       f"{hours(publish_in)} after its revocation")  # fmt: skip
+        elif min(listed) - revoked > publish_in:
+            taken = min(listed) - revoked
+            c.fail(incident_id, "arl-late", f"{issuer}'s first CRL/ARL listing CA {ca_name} came {hours(taken)} "
+                   f"after its revocation ({hours(publish_in)})")  # fmt: skip
+    c.checked(
+        f"{len(compromised)} CA compromises: revoked within {hours(revoke_in)} of detection, on the issuer's ARL "
+        f"within {hours(publish_in)}, the PMA notified within {hours(notify_in)}"
+    )

@@ -28,7 +28,7 @@ from ceremony.issue.batch.devices import (
 )
 from ceremony.issue.batch.plan import BatchPlan, build_templates, ca_point, issuer_of_certificate, prove_exemplar
 from ceremony.issue.batch.runner import CHUNK, check_rows, progress_bar, signing
-from ceremony.issue.recovery import issuer_of
+from ceremony.issue.recovery import issuer_of, refuse_succeeded
 from ceremony.model.events import BatchRefused, BatchResume, BatchStart
 from ceremony.model.people import check_role, operator, workspace_register
 from ceremony.model.profiles import ResolvedProfile, get_profile
@@ -115,6 +115,7 @@ def issue_batch(
     ws.journal.check_clock()
     device_list = read_device_list(devices)
     ca, issuer_cert, key = issuer_of(ws, ca_name)
+    refuse_succeeded(ws, ca_name)
     if ca.profile not in profile.rules.issued_by:
         raise InputError(
             f"profile {profile_name} must be issued by {', '.join(profile.rules.issued_by)}, not {ca_name}"
