@@ -181,10 +181,14 @@ def key_items(keys: Iterable[SymmetricKeyRecord], clause: str, dating: Dating) -
     return items
 
 
-def crl_items(published: Iterable[CRLRecord], dating: Dating) -> list[CalendarItem]:
-    """The nextUpdate of each CA's latest CRL or ARL (by number): a newer one is due before it."""
+def crl_items(published: Iterable[CRLRecord], dating: Dating, ended: Iterable[str] = ()) -> list[CalendarItem]:
+    """The nextUpdate of each CA's latest CRL or ARL (by number): a newer one is due before it; none of a CA in
+    ``ended`` (revoked for a compromise: it publishes no more)."""
     latest: dict[tuple[str, str], CRLRecord] = {}
+    done = set(ended)
     for crl in published:
+        if crl.issuer_ca in done:
+            continue
         key = (crl.issuer_ca, crl.kind)
         if key not in latest or crl.number > latest[key].number:
             latest[key] = crl
@@ -342,7 +346,7 @@ def workspace_calendar(ev: Evidence, until: date | None = None) -> Calendar:
         gaps.append(Gap("CA renewal windows", "the policy parameters name no keys.ca_renewal_window_days"))
     items = ca_items(_cas(ev, gaps), ev.policy, dating)
     items += key_items(symmetric_keys(ev.ws.inventory), f"KEY-07: {clauses['KEY-07']}", dating)
-    items += crl_items(crls(ev.ws.inventory), dating)
+    items += crl_items(crls(ev.ws.inventory), dating, ev.compromised_cas)
     readers: tuple[tuple[str, Callable[[], list[CalendarItem]]], ...] = (
         ("participant register", lambda: people_items(ev.register, clauses["PER-01"], dating)),
         ("documents register", lambda: document_items(ev.registers["documents"], clauses["GOV-01"], dating)),

@@ -286,6 +286,24 @@ class Evidence:
         return attestation_status(ceremony.path, self.register)
 
     @cached_property
+    def compromised_cas(self) -> dict[str, str]:
+        """CA name -> when its own certificate was revoked for a compromise of its key (RFC 5280 5.3.1
+        keyCompromise, cACompromise): from then on its issuer's ARL says everything under it is invalid, and a
+        CRL signed with the compromised key would prove nothing, so it publishes none (REV-01, the calendar)."""
+        from ceremony.record.revocations import revocation
+
+        out: dict[str, str] = {}
+        inventory = self.ws.inventory
+        for name in inventory.ca_names():
+            ca = inventory.ca(name)
+            if ca.issuer_ca is None:
+                continue
+            done = revocation(inventory, ca.issuer_ca, ca.serial)
+            if done is not None and done.reason in ("keyCompromise", "cACompromise"):
+                out[name] = done.revoked_at
+        return out
+
+    @cached_property
     def scope(self) -> set[str]:
         """What this S1SP runs: a PKI (CAs in the inventory), symmetric keys, or both. A workspace that
         runs neither yet is assessed against every control: nothing is "not applicable" by default."""

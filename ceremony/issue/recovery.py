@@ -76,8 +76,11 @@ def refuse_succeeded(ws: Workspace, ca_name: str) -> None:
             when = f" on {revoked.revoked_at[:10]}" if revoked else ""
             raise StateError(
                 f"CA {ca_name}'s certificate was revoked ({reason}){when}: it issues nothing more"
-                + ("; its compromise is answered by re-certifying its devices under another CA"
-                   if reason in _COMPROMISED else "")  # fmt: skip
+                + (
+                    "; its compromise is answered by re-certifying its devices under another CA"
+                    if reason in _COMPROMISED
+                    else ""
+                )  # fmt: skip
             )
     succession = ws.inventory.succession(ca_name)
     if succession is None:

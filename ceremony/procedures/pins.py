@@ -173,7 +173,12 @@ class _PinProcedure(Procedure):
         self.seal_with = (store, SEAL_KEY)
         return self._record(
             Action.PIN_VERIFY,
-            "the old PIN(s) refused by the token; the new user PIN's shares open it",
+            (
+                f"the token refuses the old {' and '.join(sorted(refused))} PIN; "
+                if refused
+                else "(the old user PIN was never presented: an SO reset does not know it) "
+            )
+            + "the new user PIN's shares open it",
             [c for c in presented],
             details={"old_pin_refused": refused, "new_shares_presented": presented},
         )

@@ -28,8 +28,21 @@ from ceremony.record.workspace import Workspace, default_workspace, init_workspa
 #: Every ceremony type the workbench runs, by the ``type`` its file names.
 PROCEDURES: dict[str, type[Procedure]] = {
     p.TYPE: p
-    for p in (TokenInit, RootCA, IssuingCA, KeyBackup, KeyRestore, KeyDestruction, SymmetricKeys, KeyRotation,
-              PinChange, UserPinReset, IssuingRenewal, RootRollover, CaRevocation)  # fmt: skip
+    for p in (
+        TokenInit,
+        RootCA,
+        IssuingCA,
+        KeyBackup,
+        KeyRestore,
+        KeyDestruction,
+        SymmetricKeys,
+        KeyRotation,
+        PinChange,
+        UserPinReset,
+        IssuingRenewal,
+        RootRollover,
+        CaRevocation,
+    )  # fmt: skip
 }
 
 

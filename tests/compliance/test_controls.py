@@ -1288,3 +1288,11 @@ def test_rev01_asks_no_more_crls_of_a_ca_revoked_for_a_compromise(golden_softwar
         assert [(f.outcome, f.subject, f.code) for f in findings if f.outcome != "pass"] == expected, reason
         if not expected:
             assert findings[0].message.endswith("; 1 CA(s) revoked for a compromise publish no more")
+        from ceremony.compliance.calendar import workspace_calendar
+
+        ws = Workspace.open(root, clock=clock.pin(late))
+        try:
+            subjects = {i.subject for i in workspace_calendar(Evidence(ws)).items if i.kind == "crl-next-update"}
+        finally:
+            ws.close()
+        assert (f"crl {ISSUING}" in subjects) == bool(expected), reason  # nothing falls due of a compromised CA

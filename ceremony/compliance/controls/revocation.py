@@ -13,28 +13,10 @@ from ceremony.compliance.sources import Evidence
 
 
 # --- revocation ------------------------------------------------------------------------------
-def _compromised_cas(ev: Evidence) -> dict[str, str]:
-    """CA name -> when its own certificate was revoked for a compromise of its key (RFC 5280 5.3.1 keyCompromise,
-    cACompromise): from then on its issuer's ARL says everything under it is invalid, and a CRL signed with
-    the compromised key would prove nothing, so it publishes none."""
-    from ceremony.record.revocations import revocation
-
-    out: dict[str, str] = {}
-    inventory = ev.ws.inventory
-    for name in inventory.ca_names():
-        ca = inventory.ca(name)
-        if ca.issuer_ca is None:
-            continue
-        done = revocation(inventory, ca.issuer_ca, ca.serial)
-        if done is not None and done.reason in ("keyCompromise", "cACompromise"):
-            out[name] = done.revoked_at
-    return out
-
-
 def crls_timely(ev: Evidence, c: Checker) -> None:
     crls = ev.frames.crls.sort_values(["issuer_ca", "kind", "number"])
     now = pd.Timestamp(ev.as_of)
-    ended = _compromised_cas(ev)
+    ended = ev.compromised_cas
     for (ca, kind), group in crls.groupby(["issuer_ca", "kind"], observed=True):
         if str(ca) in ended:
             group = group[group["this_update"] <= pd.Timestamp(ended[str(ca)])]  # its CRLs until its revocation
