@@ -108,6 +108,18 @@ BREAK_AT = datetime(2027, 1, 1, tzinfo=timezone.utc)
 ORG_RENEWAL = date(2031, 11, 1)
 #: A custodian of the backup KEK leaves in the third year.
 LEAVER, LEAVER_DAY = "frank", date(2029, 6, 15)
+#: Issue M's ceremonies of a PKI's life, each on its day (rehearsed first, approved by two, as every ceremony):
+#: the CA token's PINs changed by its custodians; a custodian change of the token's PINs (erin hands her custody
+#: to grace); the issuing CA renewed with a new key (generation 2, a 30-day overlap); the first generation's key
+#: reported compromised and its certificate revoked on the ARL, its devices re-certified under generation 2; and
+#: a root rollover with link certificates both ways, generation 2 of the issuing CA re-certified under the new
+#: root, the new root key backed up, restore-tested and the test copy destroyed.
+PIN_CHANGE_DAY = date(2027, 5, 3)
+CUSTODIAN_CHANGE_DAY, CUSTODY_FROM, CUSTODY_TO = date(2028, 3, 6), "erin", "grace"
+RENEWAL_DAY, ISSUING_G2 = date(2029, 3, 5), "s1sp-issuing-g2"
+COMPROMISE_DAY = date(2030, 2, 4)
+ROLLOVER_DAY, ROOT_G2 = date(2031, 5, 5), "s1sp-root-g2"
+RESTORE_TOKEN_G2 = "s1sp-restore-token-2"  # noqa: S105 - a label
 
 
 class SimulationFailure(AssertionError):
@@ -149,6 +161,8 @@ class Device:
     eui64: str
     serials: dict[str, str] = field(default_factory=dict)  # usage -> the valid certificate's serial
     retired: bool = False
+    #: The issuing CA of those certificates.
+    ca: str = ISSUING
 
 
 _RANDOM = re.compile(r"\b[0-9A-Fa-f]{16,}\b")
@@ -206,7 +220,7 @@ class Lifetime:
         self.keys: dict[str, TokenKey] = {}
         self.devices: list[Device] = []
         self.org: dict[str, str] = {}
-        self.pending_revocations: list[tuple[str, str]] = []  # (serial, reason) awaiting the next work day
+        self.pending_revocations: list[tuple[str, str, str]] = []  # (CA, serial, reason) for the next work day
         self.steps = 0
         self.step: Step | None = None
         self.assessments: list[Assessment] = []
@@ -221,6 +235,11 @@ class Lifetime:
         self.rotations: dict[str, date] = {k: START.date() + timedelta(days=3 + v[1]) for k, v in ROTATED.items()}
         self.generations: dict[str, int] = {}
         self.left: list[str] = []
+        #: The issuing CA new certificates come from, the issuing CAs that publish CRLs, the roots that publish ARLs.
+        self.issuing = ISSUING
+        self.crl_cas = [ISSUING]
+        self.roots = [ROOT]
+        self.org_ca = ISSUING
 
     # --- the calendar ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -351,8 +370,13 @@ class Lifetime:
         data = yaml.safe_load((CEREMONIES / f"{kind}.yaml").read_text())
         if when.date() != date.fromisoformat(data["date"]):
             data["date"] = when.date().isoformat()
-            data["ceremony_id"] = f"{data['ceremony_id'].rsplit('-2026-12', 1)[0]}-{when:%Y-%m}"
+            data["ceremony_id"] = f"{re.sub(r'-[0-9]{4}-[0-9]{2}$', '', data['ceremony_id'])}-{when:%Y-%m}"
             data["recording"] = {"video_id": f"VID-{when:%Y-%m-%d}-{kind}"}
+        seats = data.get("participants", {})
+        if seats.get("custodians") == ["carol", "dave", "erin"] and self.custodians != seats["custodians"]:
+            # A ceremony on the CA token seats its PIN's custodians as they are now (after a custodian change).
+            seats["custodians"] = list(self.custodians)
+            data["bags"]["share_cards"] = {c: f"TEB-{data['date'][:4]}{i:02d}" for i, c in enumerate(self.custodians)}
         for dotted, value in (change or {}).items():
             *parents, last = dotted.split(".")
             node = data
@@ -421,22 +445,27 @@ class Lifetime:
             for usage in ("ds", "ka"):
                 identity = Identity(eui64=ORG_EUI64, usage=usage, role=ORG_ROLE, name=ORG_NAME)
                 csr = _csr(subject_name(profile, identity))
-                issued = issue(ws, ca_name=ISSUING, profile_name=ORG_PROFILE, csr=csr, csr_source=f"sim:org-{usage}",
-                               identity=identity, approved_by="bob")  # fmt: skip
+                issued = issue(ws, ca_name=self.issuing, profile_name=ORG_PROFILE, csr=csr,
+                               csr_source=f"sim:org-{usage}", identity=identity, approved_by="bob")  # fmt: skip
                 self.org[usage] = issued.record.serial
+        self.org_ca = self.issuing
 
     def renew_organisation(self) -> None:
         """New organisation certificates before the old expire (profile: 1826 days). Single issuance keeps one valid
         certificate per identity, so the old are revoked (superseded, two people) and the new issued at once."""
         with self.opened() as ws:
             for serial in self.org.values():
-                revoke(ws, ca_name=ISSUING, serial=serial, reason="superseded", requested_by="bob", approved_by="alice")
+                revoke(ws, ca_name=self.org_ca, serial=serial, reason="superseded", requested_by="bob",
+                       approved_by="alice")  # fmt: skip
         self.issue_organisation()
 
-    def batch(self, day: date, *, rekey: bool) -> None:
-        """This month's device list: new devices (or re-keys of some in service), sometimes with a bad row."""
-        folder = self.requests / f"{day:%Y-%m}-{'rekey' if rekey else 'new'}"
-        if rekey:
+    def batch(self, day: date, *, rekey: bool, devices: list[Device] | None = None) -> None:
+        """This month's device list: new devices (or re-keys of some in service), sometimes with a bad row; or the
+        re-certification of ``devices`` under the current issuing CA."""
+        folder = self.requests / f"{day:%Y-%m}-{'rekey' if rekey else 'new'}{'-recertify' if devices else ''}"
+        if devices:
+            chosen = devices
+        elif rekey:
             chosen = self.random.sample([d for d in self.devices if not d.retired], 1)
         else:
             first = 0x00DB123400000000 + self._next_device
@@ -450,17 +479,20 @@ class Lifetime:
             for line in (ds, ka):
                 _eui, usage, csr = line.split(",")
                 rows.append(f"{device.eui64},{usage},csr-source/{csr}")
-        bad = self.random.random() < 0.25
+        bad = not devices and self.random.random() < 0.25
         if bad:  # a row whose CSR is not one: rejected, the rest issued
             (folder / "broken.der").write_bytes(b"\x30\x03\x02\x01\x00")
             rows.append(f"{0x00DB12340000FFFF - self._next_device:016X},ds,broken.der")
         path.write_text("\n".join(rows) + "\n")
         if not rekey:
             self._next_device += len(chosen)
+        # One valid certificate per identity and issuing-CA key (issue J): a device's first certificate from another
+        # CA (a new generation) is no re-key there.
+        rekey = rekey and all(d.ca == self.issuing for d in chosen)
         with self.opened() as ws:
-            result = issue_batch(ws, ca_name=ISSUING, profile_name=DEVICE_PROFILE, devices=path, approved_by="bob",
-                                 rekey=rekey, skip_rejected=folder / "rejects.csv" if bad else None, progress=False,
-                                 say=lambda _t: None)  # fmt: skip
+            result = issue_batch(ws, ca_name=self.issuing, profile_name=DEVICE_PROFILE, devices=path,
+                                 approved_by="bob", rekey=rekey, skip_rejected=folder / "rejects.csv" if bad else None,
+                                 progress=False, say=lambda _t: None)  # fmt: skip
             expected = 2 * len(chosen)
             if result.issued_now != expected or len(result.rejected) != int(bad):
                 raise SimulationFailure(
@@ -469,10 +501,12 @@ class Lifetime:
                 )
             serials = self.batch_serials(ws, result.batch_id)
         for device in chosen:
-            old = dict(device.serials)
-            device.serials = serials[device.eui64]
-            if rekey:
-                self.pending_revocations += [(serial, "superseded") for serial in old.values()]
+            old, old_ca = dict(device.serials), device.ca
+            device.serials, device.ca = serials[device.eui64], self.issuing
+            if devices:
+                continue  # re-certified: its old CA is revoked, which invalidates everything under it
+            if old:
+                self.pending_revocations += [(old_ca, serial, "superseded") for serial in old.values()]
             else:
                 self.devices.append(device)
 
@@ -485,14 +519,13 @@ class Lifetime:
 
     def revoke_pending(self) -> None:
         with self.opened() as ws:
-            for serial, reason in self.pending_revocations:
-                revoke(ws, ca_name=ISSUING, serial=serial, reason=reason, requested_by="bob", approved_by="alice")
+            for ca, serial, reason in self.pending_revocations:
+                revoke(ws, ca_name=ca, serial=serial, reason=reason, requested_by="bob", approved_by="alice")
         self.pending_revocations = []
 
     def workday(self, day: date) -> None:
         """What falls due on ``day``, done in one activation of the token (if anything needs it)."""
         tasks: list[tuple[str, str, Callable[[], None]]] = []
-        crl_due = self.last_crl.get(ISSUING, START) + timedelta(hours=168) - CRL_LEAD
         if day.day == 10:
             tasks.append(("batch", f"devices {day:%Y-%m}", lambda: self.batch(day, rekey=False)))
         if day.day == 20 and day.month % 3 == 0 and len(self.devices) > 2:
@@ -504,11 +537,14 @@ class Lifetime:
         if self.pending_revocations and day.day == 21:
             tasks.append(("revoke", f"{len(self.pending_revocations)} superseded", self.revoke_pending))
         revoked_today = any(kind in ("revoke", "renew") for kind, _, _ in tasks)
-        arl_due = self.last_crl.get(ROOT, START) + timedelta(days=365) - timedelta(days=30)
-        if revoked_today or self.at(day, 23) >= crl_due:
-            tasks.append(("crl", ISSUING, lambda: self.crl(ISSUING)))
-        if self.at(day, 23) >= arl_due:
-            tasks.append(("arl", ROOT, lambda: self.crl(ROOT)))
+        for ca in self.crl_cas:
+            crl_due = self.last_crl.get(ca, START) + timedelta(hours=168) - CRL_LEAD
+            if revoked_today or self.at(day, 23) >= crl_due:
+                tasks.append(("crl", ca, lambda ca=ca: self.crl(ca)))  # type: ignore[misc]
+        for root in self.roots:
+            arl_due = self.last_crl.get(root, START) + timedelta(days=365) - timedelta(days=30)
+            if self.at(day, 23) >= arl_due:
+                tasks.append(("arl", root, lambda root=root: self.crl(root)))  # type: ignore[misc]
         if tasks:
             hour = 10
             # The activation's own journal entries are checked with the day's first task.
@@ -529,7 +565,7 @@ class Lifetime:
         device = self.random.choice([d for d in self.devices if not d.retired and d.serials])
         reason = REASONS[len([d for d in self.devices if d.retired]) % len(REASONS)]
         with self.opened() as ws:
-            revoke(ws, ca_name=ISSUING, eui64=device.eui64, reason=reason, requested_by="bob", approved_by="alice")
+            revoke(ws, ca_name=device.ca, eui64=device.eui64, reason=reason, requested_by="bob", approved_by="alice")
         device.retired = True
 
     def governance(self, day: date) -> None:
@@ -543,6 +579,7 @@ class Lifetime:
         if day == LEAVER_DAY:
             with self.doing(self.at(day, 15), "register", f"{LEAVER} leaves"):
                 self.leave(LEAVER)
+        self.life(day)
         if day.month == 9 and day.day == 1:
             with self.doing(self.at(day, 16), "register", f"annual assessment {day.year}"):
                 self.annual_assessment(day)
@@ -563,15 +600,120 @@ class Lifetime:
         self.rotations[successor] = day + timedelta(days=ROTATED[base][1])
 
     def leave(self, person: str) -> None:
-        """``person`` leaves the PKI: their vetting and training end today and are never renewed (the register has
-        no other way to say so; their share card stays out until issue M's custodian change re-splits it)."""
+        """``person`` leaves the PKI: the register says so (``left``), and their vetting and training end today and are
+        never renewed. Their shares of the backup key's split and of the restore token's PIN stay out: KEY-10 reports
+        them until those secrets are re-split without them."""
         path = self.root / "people.yaml"
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         today = self.step.at.date().isoformat() if self.step else None
         data["people"][person]["vetting_expires"] = data["people"][person]["training_expires"] = today
+        data["people"][person]["left"] = today
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         self.left.append(person)
         self.record(f"{person} leaves")
+
+    # --- issue M: the ceremonies of a PKI's life --------------------------------------------------------------
+    def life(self, day: date) -> None:
+        """The PIN change, the custodian change, the renewal, the compromise and the rollover, on their days."""
+        if day == PIN_CHANGE_DAY:
+            self.ceremony("pin-change", self.at(day, 11))
+        elif day == CUSTODIAN_CHANGE_DAY:
+            seated = [c if c != CUSTODY_FROM else CUSTODY_TO for c in self.custodians]
+            bags = {c: f"TEB-{day.year}2{i}" for i, c in enumerate(seated)}
+            self.ceremony("pin-change", self.at(day, 11), {
+                "participants.custodians": seated, "leaving": [CUSTODY_FROM], "bags.share_cards": bags,
+                "reason": f"custodian change: {CUSTODY_FROM} hands the CA token's custody to {CUSTODY_TO}",
+            }, ceremony_id=f"custodian-change-{day:%Y-%m}")  # fmt: skip
+            self.custodians = seated
+            for people in (self.people, self.rehearsal_people):  # the rehearsal area's token changed hands too
+                for purpose in (f"{TOKEN}.user-pin", f"{TOKEN}.so-pin"):
+                    people.shares.get(purpose, {}).pop(CUSTODY_FROM, None)  # not handed back: they open nothing
+        elif day == RENEWAL_DAY:
+            self.ceremony("issuing-ca-renewal", self.at(day, 11))
+            self.issuing = ISSUING_G2
+            self.crl_cas.append(ISSUING_G2)
+            with self.doing(self.at(day, 12), "activate", "the new generation's first CRL", check=False):
+                self.activate()
+            with self.doing(self.at(day, 12), "crl", ISSUING_G2, pin=False):
+                self.crl(ISSUING_G2)
+            with self.doing(self.at(day, 12), "deactivate", "end of day", pin=False):
+                self.deactivate()
+        elif day == COMPROMISE_DAY:
+            self.compromise(day)
+        elif day == ROLLOVER_DAY:
+            self.rollover(day)
+        elif 1 <= (day - ROLLOVER_DAY).days <= 3:
+            self.new_root_backup(day)
+
+    def compromise(self, day: date) -> None:
+        """The first issuing generation's key is reported compromised: the incident on the register, the CA's
+        certificate revoked on the root's ARL in a ca-revocation ceremony (two people), its devices re-certified
+        under generation 2 (fresh CSRs: the recorded ones are not archived yet) and the organisation's certificates
+        issued again there. The revoked CA publishes no more CRLs (REV-01: its key would sign nothing trustworthy)."""
+        incident = f"INC-{day.year}-CA1"
+        with self.doing(self.at(day, 12), "incident", incident):  # after the day's work (at 10)
+            path = self.root / "registers" / "incidents.yaml"
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data["incidents"].append({
+                "id": incident, "kind": "key-compromise", "ca": ISSUING,
+                "summary": f"{ISSUING}'s key reported compromised by the HSM vendor's advisory",
+                "detected_at": self.at(day, 11, 30).isoformat(), "pma_notified_at": self.at(day, 11, 50).isoformat(),
+            })  # fmt: skip
+            path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+            self.record(f"incident {incident}")
+        self.ceremony("ca-revocation", self.at(day, 12, 10), {"incident": incident, "ca": ISSUING, "issuer": ROOT,
+                                                          "outputs": {}})  # fmt: skip
+        self.crl_cas.remove(ISSUING)
+        self.last_crl[ROOT] = self.at(day, 12, 50)  # the ceremony published the ARL
+        self.pending_revocations = [p for p in self.pending_revocations if p[0] != ISSUING]  # the ARL covers them
+        affected = [d for d in self.devices if d.ca == ISSUING and not d.retired]
+        with self.doing(self.at(day, 14), "activate", "re-certification", check=False):
+            self.activate()
+        if affected:
+            with self.doing(self.at(day, 14), "recertify", f"{len(affected)} devices", pin=False):
+                self.batch(day, rekey=False, devices=affected)
+        if self.org_ca == ISSUING:
+            with self.doing(self.at(day, 14), "issue", "organisation certificates again", pin=False):
+                self.issue_organisation()
+        with self.doing(self.at(day, 14), "crl", ISSUING_G2, pin=False):
+            self.crl(ISSUING_G2)
+        with self.doing(self.at(day, 14), "deactivate", "end of day", pin=False):
+            self.deactivate()
+        for device in self.devices:
+            if device.ca == ISSUING:
+                device.retired = True  # retired before the compromise: nothing left to re-certify
+
+    def rollover(self, day: date) -> None:
+        """A root rollover: the new root with link certificates both ways, generation 2 of the issuing CA re-certified
+        under it (its key backed up, restore-tested and the test copy destroyed on the days after, as day one did)."""
+        self.ceremony("root-rollover", self.at(day, 11), {"recertify": [ISSUING_G2]})
+        self.roots.append(ROOT_G2)
+        self.last_crl[ROOT] = self.last_crl[ROOT_G2] = self.at(day, 11)  # both ARLs published in the ceremony
+
+    def new_root_backup(self, day: date) -> None:
+        """The new root key's backup (day 1 after the rollover), restore test (day 2), test copy destroyed (day 3),
+        with the backup key's custodians who have not left; each in the afternoon, after the day's work."""
+        kek = [c for c in ("carol", "dave", "erin", "frank", "grace") if c not in self.left]
+        bags = {c: f"TEB-{day.year}3{i}" for i, c in enumerate(kek)}
+        backup = "artifacts/backups/ca-s1sp-root-g2.wrapped"
+        seats = {"participants.custodians": kek, "quorum": {"m": 3, "n": len(kek)}, "bags.share_cards": bags}
+        # A restore test initialises a fresh token (the first one's stays on the HSM inventory).
+        token = {"token.label": RESTORE_TOKEN_G2, "bags.tokens": {RESTORE_TOKEN_G2: f"TEB-{day.year}39"}}
+        key = {"key_label": "ca-s1sp-root-g2"}
+        after = (day - ROLLOVER_DAY).days
+        if after == 1:
+            self.ceremony("key-backup", self.at(day, 14), {
+                **seats, **key, "outputs": {"backup": backup, "backup_metadata": f"{backup}.json"},
+            }, ceremony_id=f"key-backup-root-g2-{day:%Y-%m}")  # fmt: skip
+        elif after == 2:
+            self.ceremony("key-restore", self.at(day, 14), {
+                **seats, **token, **key, "backup": backup, "ca": ROOT_G2,
+            }, ceremony_id=f"key-restore-root-g2-{day:%Y-%m}")  # fmt: skip
+        elif after == 3:
+            self.ceremony("key-destruction", self.at(day, 14), {
+                **seats, **token, **key,
+                "reason": "restore test complete: the test token's copy of the new root key is destroyed",
+            }, ceremony_id=f"key-destruction-root-g2-{day:%Y-%m}")  # fmt: skip
 
     def annual_assessment(self, day: date) -> None:
         """The assessor's annual assessment (of last year's pack) entered in the assessment register (GOV-02)."""
@@ -716,7 +858,7 @@ hsms:
     fips_certificate: none
     fips_level: 0
     location: the simulation's machine
-    token_labels: [s1sp-ca-token, s1sp-restore-token]
+    token_labels: [s1sp-ca-token, s1sp-restore-token, s1sp-restore-token-2]
 """
 
 
@@ -733,6 +875,11 @@ waivers:
     expires: "{until}"
   - control: KEY-01
     subject: token s1sp-restore-token
+    reason: the simulation runs on SoftHSM2; a live PKI generates its keys in FIPS 140-3 level 3 HSMs
+    approved_by: victor
+    expires: "{until}"
+  - control: KEY-01
+    subject: token s1sp-restore-token-2
     reason: the simulation runs on SoftHSM2; a live PKI generates its keys in FIPS 140-3 level 3 HSMs
     approved_by: victor
     expires: "{until}"
