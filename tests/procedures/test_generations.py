@@ -238,6 +238,7 @@ def test_a_rollover_rehearsal_differs_from_the_live_run_only_where_it_must(tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.hsm  # forked: the workspace's SoftHSM2 configuration is this process's only one
 def test_the_renewal_and_rollover_notebooks_run_under_papermill(tmp_path: Path) -> None:
     root = live_workspace(tmp_path / "ws", "pkcs11")
     run_examples(root, "issuing-ca")
