@@ -383,7 +383,16 @@ class AgentKeyStore:
     def wrap(self, label: str, kek: bytes, mechanism: int) -> bytes:
         self._refuse("wrap a key")
 
-    def unwrap(self, label: str, wrapped: bytes, kek: bytes, mechanism: int, public_key: CAPublicKey) -> CAPrivateKey:
+    def unwrap(
+        self,
+        label: str,
+        wrapped: bytes,
+        kek: bytes,
+        mechanism: int,
+        public_key: CAPublicKey,
+        *,
+        extractable: bool = False,
+    ) -> CAPrivateKey:
         self._refuse("unwrap a key")
 
     def destroy(self, label: str) -> None:

@@ -528,8 +528,18 @@ class Pkcs11KeyStore:
         finally:
             kek_object.destroy()
 
-    def unwrap(self, label: str, wrapped: bytes, kek: bytes, mechanism: int, public_key: CAPublicKey) -> CAPrivateKey:
-        """Restore a wrapped EC key under ``label``: SENSITIVE, not EXTRACTABLE, sign only."""
+    def unwrap(
+        self,
+        label: str,
+        wrapped: bytes,
+        kek: bytes,
+        mechanism: int,
+        public_key: CAPublicKey,
+        *,
+        extractable: bool = False,
+    ) -> CAPrivateKey:
+        """Restore a wrapped EC key under ``label``: SENSITIVE, sign only, not EXTRACTABLE unless ``extractable``
+        (a backup re-wrap's scratch copy, wrapped again under a new key, then destroyed)."""
         if label in self.labels():
             raise TokenError(f"token {self.token_label!r} already holds a key labelled {label!r}")
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -552,7 +562,7 @@ class Pkcs11KeyStore:
                 mechanism=Mechanism(mechanism),
                 template={
                     Attribute.SENSITIVE: True,
-                    Attribute.EXTRACTABLE: False,
+                    Attribute.EXTRACTABLE: extractable,
                     Attribute.SIGN: True,
                     Attribute.DECRYPT: False,
                     Attribute.UNWRAP: False,

@@ -111,8 +111,18 @@ class SoftwareKeyStore:
             serialization.BestAvailableEncryption(kek.hex().encode()),
         )
 
-    def unwrap(self, label: str, wrapped: bytes, kek: bytes, mechanism: int, public_key: CAPublicKey) -> CAPrivateKey:
-        """Decrypt a ``wrap`` output with ``kek`` and store it under ``label`` (it must match ``public_key``).
+    def unwrap(
+        self,
+        label: str,
+        wrapped: bytes,
+        kek: bytes,
+        mechanism: int,
+        public_key: CAPublicKey,
+        *,
+        extractable: bool = False,
+    ) -> CAPrivateKey:
+        """Decrypt a ``wrap`` output with ``kek`` and store it under ``label`` (it must match ``public_key``);
+        ``extractable`` gives the copy a backup allowance (a backup re-wrap's scratch copy).
 
         Raises:
             TokenError: Wrong key-encryption key or damaged backup, a key that does not match
@@ -129,6 +139,8 @@ class SoftwareKeyStore:
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) or key.public_key() != public_key:
             raise TokenError(f"the unwrapped key {label!r} does not match the CA's public key")
         self._write(label, key)
+        if extractable:
+            self._backup_marker(label).touch(mode=0o600)
         return key
 
     def _write(self, label: str, key: CAPrivateKey) -> None:

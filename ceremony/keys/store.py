@@ -116,8 +116,18 @@ class KeyStore(Protocol):
         """The private key ``label`` exported under the 256-bit key-encryption key ``kek``."""
         ...
 
-    def unwrap(self, label: str, wrapped: bytes, kek: bytes, mechanism: int, public_key: CAPublicKey) -> CAPrivateKey:
-        """Import a wrapped private key under ``label``; it must match ``public_key``."""
+    def unwrap(
+        self,
+        label: str,
+        wrapped: bytes,
+        kek: bytes,
+        mechanism: int,
+        public_key: CAPublicKey,
+        *,
+        extractable: bool = False,
+    ) -> CAPrivateKey:
+        """Import a wrapped private key under ``label``; it must match ``public_key``. ``extractable`` only for a
+        scratch copy that is wrapped again and then destroyed (a backup re-wrap)."""
         ...
 
     def destroy(self, label: str) -> None:

@@ -285,8 +285,9 @@ class KeyRotationCeremony(CeremonyBase):
     rotation_days: int = Field(gt=0)
 
 
-class _PinCeremony(CeremonyBase):
-    """What the PIN ceremonies share: the new split, the token, why, and who of the current holders leaves."""
+class _CustodyChange(CeremonyBase):
+    """What the ceremonies that re-split a secret share: the new split, the token, why, and who of the current
+    holders leaves."""
 
     #: The new split, m-of-n among participants.custodians.
     quorum: Quorum
@@ -296,11 +297,15 @@ class _PinCeremony(CeremonyBase):
     leaving: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _leavers_unseated(self) -> _PinCeremony:
+    def _leavers_unseated(self) -> _CustodyChange:
         for i, pid in enumerate(self.leaving):
             if pid in self.participants.custodians:
                 raise ValueError(f"leaving[{i}]: {pid} leaves, so is not among participants.custodians")
         return self
+
+
+class _PinCeremony(_CustodyChange):
+    """What the PIN ceremonies share (the token is the workspace's own)."""
 
 
 class PinChangeCeremony(_PinCeremony):
@@ -324,6 +329,31 @@ class UserPinResetCeremony(_PinCeremony):
     no quorum of the user PIN's shares can be gathered. The new user PIN is split among the custodians."""
 
     type: Literal["user-pin-reset"]
+
+
+class BackupRewrapCeremony(_CustodyChange):
+    """A custodian change of a CA key's backup: the backup is restored into a scratch token (``token``), wrapped
+    there under a new backup key split among ``participants.custodians``, the new backup restore-tested, both
+    copies on the scratch token destroyed, and the old backup and its cards recorded retired. The live key is not
+    touched (it stays non-extractable)."""
+
+    type: Literal["backup-rewrap"]
+    key_label: str
+    #: The backup being replaced, relative to the workspace (its .json beside it).
+    backup: str
+    #: The CA whose certificate the key must sign for (the restore test of the new backup).
+    ca: str
+
+    @field_validator("backup")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return inside_workspace(value)
+
+    @model_validator(mode="after")
+    def _witnessed(self) -> BackupRewrapCeremony:
+        if not self.participants.witnesses:
+            raise ValueError("participants.witnesses: a backup re-wrap destroys keys; it needs at least one witness")
+        return self
 
 
 class CaRevocationCeremony(CeremonyBase):
@@ -367,6 +397,7 @@ CEREMONY_TYPES: dict[str, type[CeremonyBase]] = {
     "root-rollover": RootRolloverCeremony,
     "key-backup": KeyBackupCeremony,
     "key-restore": KeyRestoreCeremony,
+    "backup-rewrap": BackupRewrapCeremony,
     "key-destruction": KeyDestructionCeremony,
     "symmetric-key": SymmetricKeyCeremony,
     "key-rotation": KeyRotationCeremony,
@@ -420,15 +451,14 @@ def _seats(p: Participants) -> list[tuple[str, str]]:
     return seats
 
 
-#: The ceremonies that work on the workspace's own token (restore and backup name a token of their own).
+#: The ceremonies that work on the workspace's own token (restore and backup name a token of their own; a PIN
+#: ceremony may name any token initialised in the workspace, e.g. a restore test's).
 WORKSPACE_TOKEN_TYPES = (
     "token-init",
     "root-ca",
     "issuing-ca",
     "issuing-ca-renewal",
     "root-rollover",
-    "pin-change",
-    "user-pin-reset",
     "ca-revocation",
 )
 

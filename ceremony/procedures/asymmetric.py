@@ -11,6 +11,8 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cryptography import x509
@@ -21,6 +23,7 @@ from ceremony.fs import sha256_file, write_once
 from ceremony.issue.single import create_ca
 from ceremony.keys.custody import (
     CustodyError,
+    Share,
     combine,
     kcv,
     new_secret,
@@ -356,6 +359,103 @@ def _mechanism_record(mechanism: int | None) -> dict[str, Any]:
     }
 
 
+def write_backup(
+    procedure: Procedure,
+    path: Path,
+    wrapped: bytes,
+    *,
+    public_key: Any,
+    mechanism: int | None,
+    kcv: str,
+    shares: list[Share],
+    supersedes: dict[str, Any] | None = None,
+) -> Path:
+    """Write a wrapped backup once (0600) and its metadata beside it: how it was wrapped, the backup key's check
+    value and split, the public key, the blob's digest, and the backup it replaces (a re-wrap); returns the
+    metadata's path."""
+    spec = procedure.spec
+    write_once(path, wrapped, mode=0o600)
+    public_der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    meta = {
+        "ceremony_id": spec.ceremony_id,
+        "rehearsal": procedure.rehearsal,
+        "key_label": spec.key_label,
+        "token": procedure.token.label,
+        "key_store": procedure.ws.config.key_store.kind,
+        **_mechanism_record(mechanism),
+        "kek_purpose": f"{spec.key_label}.kek",
+        "kcv": kcv,
+        "quorum": {"m": procedure.quorum.m, "n": procedure.quorum.n},
+        "shares": {s.custodian: s.fingerprint for s in shares},
+        "public_key": public_der.hex(),
+        "wrapped_sha256": hashlib.sha256(wrapped).hexdigest(),
+        **({"supersedes": supersedes} if supersedes else {}),
+    }
+    meta_path = path.with_name(path.name + ".json")
+    write_once(meta_path, json.dumps(meta, indent=2).encode())
+    return meta_path
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A wrapped backup as read back: the blob, its metadata, and both files' paths."""
+
+    path: Path
+    meta_path: Path
+    wrapped: bytes
+    meta: dict[str, Any]
+
+
+def read_backup(ws: Workspace, relative: str, source: str) -> Backup:
+    """The backup at ``relative`` with its metadata, the blob checked against the digest its ceremony recorded;
+    a backup another backup's metadata says it supersedes (a re-wrap retired it) is refused.
+
+    Raises:
+        InputError: missing, altered, or retired (naming the ceremony that retired it).
+    """
+    path = ws.root / relative
+    meta_path = path.with_name(path.name + ".json")
+    if not path.is_file() or not meta_path.is_file() or path.is_symlink() or meta_path.is_symlink():
+        raise InputError(f"{source}: backup: {relative} (and its .json) not found in {ws.root}")
+    wrapped = path.read_bytes()
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    digest = hashlib.sha256(wrapped).hexdigest()
+    if digest != meta.get("wrapped_sha256"):
+        raise InputError(f"{relative}: does not match the digest its backup ceremony recorded")
+    for other in sorted(path.parent.glob("*.json")):
+        if other == meta_path or other.is_symlink() or not other.is_file():
+            continue
+        try:
+            later = json.loads(other.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        replaced = later.get("supersedes") if isinstance(later, dict) else None
+        if isinstance(replaced, dict) and replaced.get("wrapped_sha256") == digest:
+            raise InputError(
+                f"{source}: backup: {relative} was retired by {later.get('ceremony_id')} (a custodian change); "
+                f"restore from {(other.parent / other.stem).relative_to(ws.root)} instead"
+            )
+    return Backup(path, meta_path, wrapped, meta)
+
+
+def backup_mechanism(store: KeyStore, meta: dict[str, Any], token: Token, source: str, backup: str) -> int | None:
+    """The mechanism a backup's metadata names, which the token unwrapping it must offer (None: software)."""
+    named = meta.get("wrap_mechanism")
+    offered = export_control(store).wrap_mechanisms()
+    if offered is None:
+        return None
+    if not isinstance(named, str) or not named.lower().startswith("0x"):
+        raise InputError(f"{backup}: its metadata names no PKCS#11 wrap mechanism (got {named!r})")
+    mechanism = int(named, 16)
+    requested = _requested(token)
+    if requested is not None and requested != mechanism:
+        raise InputError(
+            f"{source}: token.wrap_mechanism: {token.wrap_mechanism} is not the mechanism the "
+            f"backup was wrapped with ({_hex(mechanism)}); use auto or {_hex(mechanism)}"
+        )
+    return choose_wrap_mechanism(offered, mechanism, token=token.label)
+
+
 class KeyBackup(Procedure):
     TYPE = "key-backup"
     SCRIPT = (
@@ -419,26 +519,10 @@ class KeyBackup(Procedure):
         wrapped = self._key_store().wrap(spec.key_label, self.kek, self.mechanism or 0)
         del self.kek
         path = self.ws.root / self.expected_outputs()["backup"]
-        write_once(path, wrapped, mode=0o600)
-        public_der = self.public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        meta = {
-            "ceremony_id": spec.ceremony_id,
-            "rehearsal": self.rehearsal,
-            "key_label": spec.key_label,
-            "token": self.token.label,
-            "key_store": self.ws.config.key_store.kind,
-            **_mechanism_record(self.mechanism),
-            "kek_purpose": f"{spec.key_label}.kek",
-            "kcv": self.kek_kcv,
-            "quorum": {"m": self.quorum.m, "n": self.quorum.n},
-            "shares": {s.custodian: s.fingerprint for s in self.kek_shares},
-            "public_key": public_der.hex(),
-            "wrapped_sha256": hashlib.sha256(wrapped).hexdigest(),
-        }
-        meta_path = path.with_name(path.name + ".json")
-        write_once(meta_path, json.dumps(meta, indent=2).encode())
+        meta_path = write_backup(
+            self, path, wrapped, public_key=self.public_key, mechanism=self.mechanism, kcv=self.kek_kcv,
+            shares=self.kek_shares,
+        )  # fmt: skip
         how = _mechanism_record(self.mechanism)
         return self._record(
             Action.KEY_WRAP,
@@ -488,14 +572,8 @@ class KeyRestore(Procedure):
 
     def do_rebuild_kek(self) -> dict[str, Any]:
         spec: KeyRestoreCeremony = self.spec
-        path = self.ws.root / spec.backup
-        meta_path = path.with_name(path.name + ".json")
-        if not path.is_file() or not meta_path.is_file():
-            raise InputError(f"{self.ceremony.path}: backup: {spec.backup} (and its .json) not found in {self.ws.root}")
-        self.backup = path.read_bytes()
-        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if hashlib.sha256(self.backup).hexdigest() != self.meta["wrapped_sha256"]:
-            raise InputError(f"{spec.backup}: does not match the digest its backup ceremony recorded")
+        backup = read_backup(self.ws, spec.backup, str(self.ceremony.path))
+        path, meta_path, self.backup, self.meta = backup.path, backup.meta_path, backup.wrapped, backup.meta
         presented = self.console.present_shares(
             self.meta["kek_purpose"], self.custodians, int(self.meta["quorum"]["m"])
         )
@@ -552,20 +630,7 @@ class KeyRestore(Procedure):
     def _backup_mechanism(self, store: KeyStore) -> int | None:
         """The mechanism the backup's metadata names, which the restore token must offer (None: software)."""
         spec: KeyRestoreCeremony = self.spec
-        named = self.meta.get("wrap_mechanism")
-        offered = export_control(store).wrap_mechanisms()
-        if offered is None:
-            return None
-        if not isinstance(named, str) or not named.lower().startswith("0x"):
-            raise InputError(f"{spec.backup}: its metadata names no PKCS#11 wrap mechanism (got {named!r})")
-        mechanism = int(named, 16)
-        requested = _requested(self.token)
-        if requested is not None and requested != mechanism:
-            raise InputError(
-                f"{self.ceremony.path}: token.wrap_mechanism: {self.token.wrap_mechanism} is not the mechanism the "
-                f"backup was wrapped with ({_hex(mechanism)}); use auto or {_hex(mechanism)}"
-            )
-        return choose_wrap_mechanism(offered, mechanism, token=self.token.label)
+        return backup_mechanism(store, self.meta, self.token, str(self.ceremony.path), spec.backup)
 
     def do_prove(self) -> dict[str, Any]:
         spec: KeyRestoreCeremony = self.spec

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 from ceremony.errors import ConfigError, StateError
 from ceremony.keys.custody import CustodyError, Share, new_secret, pin_from_secret, share_fingerprint, withdraw
+from ceremony.keys.store import KeyStore
 from ceremony.model.ceremony_file import PinChangeCeremony
 from ceremony.model.events import Action
 from ceremony.procedures.activation import PinSplit, pin_split, so_purpose
-from ceremony.procedures.asymmetric import refuse_token_label
 from ceremony.procedures.base import SEAL_KEY, Procedure
 from ceremony.record.workspace import activation_purpose
 
@@ -44,7 +44,6 @@ class _PinProcedure(Procedure):
 
     def check(self) -> None:
         super().check()
-        refuse_token_label(self, "PINs are those of")
         src = self.ceremony.path
         if self.ws.config.key_store.kind != "pkcs11":
             raise ConfigError(
@@ -118,6 +117,13 @@ class _PinProcedure(Procedure):
         for card in self.ws.share_cards_dir.glob(f"{self.spec.ceremony_id}.*.txt"):
             card.unlink()
 
+    def _use(self, store: KeyStore) -> None:
+        """The workspace's own token, once opened, is its key store; another token of the workspace (a restore
+        test's, a re-wrap's scratch token) is only this ceremony's."""
+        self.store = store
+        if self.token.label == self.ws.token_label:
+            self.ws.use_key_store(store)
+
     def _close_store(self) -> None:
         if self.store is not None:
             self.store.close()
@@ -168,7 +174,7 @@ class _PinProcedure(Procedure):
             raise StateError(f"the token still accepts the old {' and '.join(kept)} PIN after the change")
         secret, presented, _ = self._present("user")
         store = self.ws.token_store(self.token.label, secret)
-        self.ws.use_key_store(store)
+        self._use(store)
         self.store = store
         self.seal_with = (store, SEAL_KEY)
         return self._record(
@@ -236,7 +242,7 @@ class PinChange(_PinProcedure):
         if "user" in self._pins():
             self.replaced["user"] = current
         store = self.ws.token_store(self.token.label, self.old_user_pin)
-        self.ws.use_key_store(store)
+        self._use(store)
         self.store = store
         return self._record(
             Action.TOKEN_ACTIVATE,
@@ -259,7 +265,7 @@ class PinChange(_PinProcedure):
             details[self._purpose("so")] = self._set_record("so")
             assert self.old_user_pin is not None
             self.store = self.ws.token_store(self.token.label, self.old_user_pin)
-            self.ws.use_key_store(self.store)
+            self._use(self.store)
         if "user" in self._pins():
             store = self._key_store()
             assert isinstance(store, Pkcs11KeyStore)

@@ -22,6 +22,7 @@ from ceremony.procedures.compromise import CaRevocation
 from ceremony.procedures.consoles import Console, kernel_console
 from ceremony.procedures.generations import IssuingRenewal, RootRollover
 from ceremony.procedures.pins import PinChange, UserPinReset
+from ceremony.procedures.rewrap import BackupRewrap
 from ceremony.procedures.symmetric import KeyRotation, SymmetricKeys
 from ceremony.record.workspace import Workspace, default_workspace, init_workspace
 
@@ -35,6 +36,7 @@ PROCEDURES: dict[str, type[Procedure]] = {
         KeyBackup,
         KeyRestore,
         KeyDestruction,
+        BackupRewrap,
         SymmetricKeys,
         KeyRotation,
         PinChange,

@@ -400,6 +400,8 @@ _VOLATILE = {
     "not_after",
     "message",
     "kcv",
+    "old_kcv",
+    "wrapped_sha256",
     "expected",
     "succeeded_at",
     "issues_until",

@@ -161,7 +161,7 @@ def quorum_honoured(ev: Evidence, c: Checker) -> None:
                 continue
             uses += 1
             purpose = f"{details['token']}.user-pin" if "token" in details else str(details.get("purpose", ""))
-            if not purpose and cer.type == "key-restore":  # the backup key's shares, split at backup
+            if not purpose and cer.type in ("key-restore", "backup-rewrap"):  # a backup key's shares
                 purpose = f"{cer.start.get('ceremony', {}).get('key_label')}.kek"
             m = sizes.get(purpose)
             people = {person_key(ev, pid) for pid in details["shares_presented"]}

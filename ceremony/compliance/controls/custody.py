@@ -75,6 +75,7 @@ def _retired_cards(ev: Evidence) -> dict[str, set[str]]:
 _RESPLIT = {
     "user-pin": "a pin-change ceremony listing them under leaving",
     "so-pin": "a pin-change ceremony (pins: [so]) listing them under leaving",
+    "kek": "a backup-rewrap ceremony listing them under leaving (a new backup key, the old backup retired)",
 }
 
 

@@ -198,14 +198,15 @@ def key_inventory_complete(ev: Evidence, c: Checker) -> None:
 def backups(ev: Evidence, c: Checker) -> None:
     f = ev.frames
     sealed = {x.ceremony_id: x for x in ev.all_ceremonies if _completed(x)}
-    backed_up = {x.start["ceremony"].get("key_label") for x in sealed.values() if x.type == "key-backup"}
+    wrapped = ("key-backup", "backup-rewrap")
+    backed_up = {x.start["ceremony"].get("key_label") for x in sealed.values() if x.type in wrapped}
     for row in f.cas[f.cas["role"] == "root"].itertuples():
         if row.key_label not in backed_up:
             c.fail(f"CA {row.name}", "no-backup", f"root CA {row.name}'s key has no backup ceremony on record")
     restored = f.asymmetric_keys[f.asymmetric_keys["origin"] == "unwrapped"]
     for k in restored.itertuples():
         cer = sealed.get(str(k.ceremony_id)) if pd.notna(k.ceremony_id) else None
-        if cer is None or cer.type != "key-restore":
+        if cer is None or cer.type not in ("key-restore", "backup-rewrap"):
             c.fail(
                 f"key {k.token}/{k.label}",
                 "restore-unrecorded",
