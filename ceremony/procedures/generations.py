@@ -172,23 +172,33 @@ class RootRollover(RootCA):
         except CeremonyError as exc:
             raise ConfigError(f"{src}: {exc.message}") from None
 
-    def do_link_certificates(self) -> dict[str, Any]:
+    def _certify(
+        self, outputs: dict[str, str], output: str, *, subject: str, issuer: str, profile: str, days: int
+    ) -> dict[str, Any]:
+        """``subject``'s key certified by ``issuer`` in this ceremony (approved by its first approver); the new
+        certificate goes into ``outputs`` as ``output``, and what the transcript records of it is returned."""
         from ceremony.issue.single import certify_ca_key
 
         spec: RootRolloverCeremony = self.spec
         approver = (self.approved_by or [spec.participants.administrator])[0]
+        issued = certify_ca_key(self.ws, subject_ca=subject, issuer_ca=issuer, profile_name=profile,
+                                approved_by=approver, days=days)  # fmt: skip
+        outputs |= self._output(output, issued.artifact)
+        return {"serial": issued.record.serial, "not_after": issued.certificate.not_valid_after_utc.isoformat(),
+                "fingerprint": issued.record.fingerprint}  # fmt: skip
+
+    def do_link_certificates(self) -> dict[str, Any]:
+        spec: RootRolloverCeremony = self.spec
         gate = self._gate("link-certificates", f"{spec.predecessor} and {spec.ca} certify each other's keys",
                           self.operators)  # fmt: skip
-        made: dict[str, Any] = {}
         outputs: dict[str, str] = {}
-        for name, subject, issuer in (("new_under_old", spec.ca, spec.predecessor),
-                                      ("old_under_new", spec.predecessor, spec.ca)):  # fmt: skip
-            issued = certify_ca_key(self.ws, subject_ca=subject, issuer_ca=issuer, profile_name=spec.links.profile,
-                                    approved_by=approver, days=spec.links.validity_days)  # fmt: skip
-            outputs |= self._output(f"link_{name}", issued.artifact)
-            made[name] = {"subject_ca": subject, "issuer_ca": issuer, "serial": issued.record.serial,
-                          "not_after": issued.certificate.not_valid_after_utc.isoformat(),
-                          "fingerprint": issued.record.fingerprint}  # fmt: skip
+        made = {
+            name: {"subject_ca": subject, "issuer_ca": issuer,
+                   **self._certify(outputs, f"link_{name}", subject=subject, issuer=issuer, profile=spec.links.profile,
+                                   days=spec.links.validity_days)}
+            for name, subject, issuer in (("new_under_old", spec.ca, spec.predecessor),
+                                          ("old_under_new", spec.predecessor, spec.ca))
+        }  # fmt: skip
         return self._record(
             Action.CERTIFICATE_ISSUE,
             f"link certificates: {spec.ca}'s key under {spec.predecessor}, {spec.predecessor}'s under {spec.ca}",
@@ -198,22 +208,16 @@ class RootRollover(RootCA):
         )
 
     def do_recertify(self) -> dict[str, Any]:
-        from ceremony.issue.single import certify_ca_key
-
         spec: RootRolloverCeremony = self.spec
-        approver = (self.approved_by or [spec.participants.administrator])[0]
         self.superseded: dict[str, str] = {}
         made: dict[str, Any] = {}
         outputs: dict[str, str] = {}
         for name in spec.recertify:
             ca = self.ws.inventory.ca(name)
-            issued = certify_ca_key(self.ws, subject_ca=name, issuer_ca=spec.ca, profile_name=ca.profile,
-                                    approved_by=approver, days=spec.recertify_validity_days)  # fmt: skip
             self.superseded[name] = ca.serial
-            outputs |= self._output(f"recertified_{name}", issued.artifact)
-            made[name] = {"serial": issued.record.serial, "superseded_serial": ca.serial,
-                          "not_after": issued.certificate.not_valid_after_utc.isoformat(),
-                          "fingerprint": issued.record.fingerprint}  # fmt: skip
+            certified = self._certify(outputs, f"recertified_{name}", subject=name, issuer=spec.ca,
+                                      profile=ca.profile, days=spec.recertify_validity_days)  # fmt: skip
+            made[name] = {"superseded_serial": ca.serial, **certified}
         return self._record(
             Action.CERTIFICATE_ISSUE,
             f"{', '.join(spec.recertify)} re-certified under {spec.ca} (keys and names unchanged)",

@@ -33,14 +33,15 @@ def _steps(transcript: Path) -> dict[str, dict]:  # type: ignore[type-arg]
     return {e["step"]: e for e in read_entries(transcript) if e.get("event") == "step"}
 
 
-def _key_10(ws: Path) -> list[tuple[str, str, str]]:
+def _key_10(ws: Path, control_id: str = "KEY-10") -> list[tuple[str, str, str]]:
+    """A control's findings on the workspace now: (outcome, subject, code)."""
     from ceremony.compliance.assessment import run_control
     from ceremony.compliance.sources import Evidence
     from ceremony.model.catalogue import load_catalogue
 
     opened = Workspace.open(ws)
     try:
-        control = next(c for c in load_catalogue().controls if c.id == "KEY-10")
+        control = next(c for c in load_catalogue().controls if c.id == control_id)
         return [(f.outcome, f.subject, f.code) for f in run_control(control, Evidence(opened))]
     finally:
         opened.close()
@@ -106,6 +107,9 @@ def test_a_rewrap_rotates_the_backup_key_and_retires_the_old_blob_and_cards(tmp_
     assert kcv(combine([w for _, w in new_shares])) == new_meta["kcv"]
     text = outcome.transcript.read_text()
     assert all(words not in text for _, words in old_shares + new_shares)  # fingerprints only
+    # KEY-08: the scratch copies were destroyed under witness in the sealed re-wrap; KEY-04: nothing unrecorded.
+    assert in_child(_key_10, ws, "KEY-08") == [("pass", "", "pass")]
+    assert in_child(_key_10, ws, "KEY-04") == [("pass", "", "pass")]
     # KEY-10: no current share of the backup key with the leaver, the replaced cards retired. The restore test's
     # token still has frank's PIN shares: on a token, a PIN custodian change of that token clears them too.
     assert not [f for f in in_child(_key_10, ws) if KEK in f[1]]

@@ -275,7 +275,9 @@ def rotation(ev: Evidence, c: Checker) -> None:
 
 
 def destruction(ev: Evidence, c: Checker) -> None:
-    sealed = {x.ceremony_id for x in ev.all_ceremonies if x.type == "key-destruction" and _completed(x)}
+    # A backup re-wrap destroys its scratch copies under witness in the ceremony that made them.
+    destroying = ("key-destruction", "backup-rewrap")
+    sealed = {x.ceremony_id for x in ev.all_ceremonies if x.type in destroying and _completed(x)}
     events = [e for e in ev.journal if e.get("event") == Event.KEY_DESTROYED and not e.get("rehearsal")]
     for e in events:
         if e.get("ceremony_id") not in sealed:
