@@ -560,6 +560,7 @@ class KeyRestore(Procedure):
                 f"{self.ceremony.path}: the workspace names no live token (workspace.yaml key_store.token_label), "
                 "whose CA key the restore test makes non-extractable"
             )
+        read_backup(self.ws, self.spec.backup, str(self.ceremony.path))  # missing, altered or retired: refused now
 
     def do_initialise(self) -> dict[str, Any]:
         record = self._new_token(self.token.label)

@@ -61,6 +61,14 @@ def _labels(ws: Path, token: str) -> set[str]:
         opened.close()
 
 
+def _token_exists(ws: Path, label: str) -> bool:
+    opened = Workspace.open(ws)
+    try:
+        return opened.token_exists(label)
+    finally:
+        opened.close()
+
+
 def _frank_leaves(ws: Path) -> None:
     people = ws / "people.yaml"
     people.write_text(people.read_text().replace("  frank:\n", "  frank:\n    left: '2026-12-01'\n", 1))
@@ -128,6 +136,8 @@ def test_a_rewrap_rotates_the_backup_key_and_retires_the_old_blob_and_cards(tmp_
     restore_old = variant(tmp_path, "key-restore.yaml", old_file, as_name="old.yaml")
     with pytest.raises(InputError, match=f"was retired by backup-rewrap-2027-05.*restore from {NEW}"):
         in_child(run, ws, restore_old)
+    assert not (ws / "transcripts" / "key-restore-old.jsonl").exists()  # refused before its token was made
+    assert in_child(_token_exists, ws, "t-old") is False
     restore_new = variant(tmp_path, "key-restore.yaml", {
         "ceremony_id": "key-restore-new", "backup": NEW, "token.label": "t-new", "bags.tokens": {"t-new": "B2"},
         **seats,
