@@ -269,7 +269,7 @@ def issue(
         artifact=artifact,
         now=now,
     )
-    path = _store_issued(ws, cert, record, extra={"csr": csr_source})
+    path = _store_issued(ws, cert, record, extra={"csr": csr_source}, csr=request.der)
     return Issued(cert, record, path)
 
 
@@ -339,17 +339,26 @@ def certify_ca_key(
 
 
 def _store_issued(
-    ws: Workspace, cert: x509.Certificate, record: CertificateRecord, *, extra: dict[str, object]
+    ws: Workspace,
+    cert: x509.Certificate,
+    record: CertificateRecord,
+    *,
+    extra: dict[str, object],
+    csr: bytes | None = None,
 ) -> Path:
     """Row, write-once artifact and journal line of an end-entity certificate, in one transaction under the
-    CA's lock. The row goes in first: the one-valid-certificate-per-identity claim refuses a run that lost a
+    CA's lock, with the CSR it was issued from (``csr``, DER: archived under ``record.csr_sha256``, for a later
+    re-certification). The row goes in first: the one-valid-certificate-per-identity claim refuses a run that lost a
     race before its file exists. A process killed after the file is written and before the commit leaves a
-    file without a row, which the next command of this CA recovers (:func:`~ceremony.issue.signing.issuer_of`)."""
+    file without a row, which the next command of this CA recovers (:func:`~ceremony.issue.signing.issuer_of`);
+    its CSR is not archived then (the recovery has only the file)."""
     assert record.artifact is not None
     path = ws.root / record.artifact
     with ws.inventory.transaction() as db:
         ws.inventory.lock_ca(db, record.issuer_ca)
         ws.inventory.add_certificate(db, record, claim="first")
+        if csr is not None and ws.inventory.archive_csr(db, csr) != record.csr_sha256:
+            raise StateError(f"the CSR archived for serial {record.serial} is not the one it was issued from")
         digest = write_once(path, cert.public_bytes(serialization.Encoding.PEM))
         crash_point("issue.written")
         ws.journal.append(_stored_event(CertificateStored, record, digest, extra))

@@ -3,8 +3,9 @@
 The custodians activate the token; the revoked CA's certificate is revoked (keyCompromise or cACompromise, one
 person asking and an approver approving); its issuer's ARL listing it is signed with the issuer's key inside the
 ceremony (DOMAIN.md profile E: "at every ceremony"); every certificate the revoked CA issued that is still valid
-is listed, with a re-certification plan for its devices; and the incident's timeline goes on record. The times
-come from the inventory and the ARL itself, the detection and the PMA's notification from the incident register.
+is listed, with a re-certification plan for its devices (a device list naming their CSRs in the inventory's
+archive); and the incident's timeline goes on record. The times come from the inventory and the ARL itself, the
+detection and the PMA's notification from the incident register.
 
 A rehearsal runs in the rehearsal area, which holds no live CA: it revokes CAs of the area's throwaway token
 (those an earlier root-ca and issuing-ca rehearsal made there, else throwaway ones it makes itself).
@@ -22,6 +23,7 @@ from cryptography import x509
 
 from ceremony.errors import ConfigError, StateError
 from ceremony.fs import write_once
+from ceremony.issue.batch.devices import RECORDED
 from ceremony.issue.crl import Published, publish_crl
 from ceremony.issue.revocation import revoke
 from ceremony.issue.single import create_ca
@@ -41,7 +43,8 @@ COMPROMISE_KINDS = ("key-compromise", "suspected-compromise")
 AFFECTED_COLUMNS = (
     "serial", "profile", "subject", "eui64", "usage", "role", "name", "not_after", "csr_sha256", "fingerprint",
 )  # fmt: skip
-#: The re-certification plan: ``ceremony issue --devices`` columns first, then the revoked CA's serial.
+#: The re-certification plan: ``ceremony issue --devices`` columns first (each CSR ``recorded:<sha256>``, from the
+#: inventory's archive), then the serial of the revoked CA's certificate it replaces.
 PLAN_COLUMNS = ("eui64", "usage", "csr", "serial")
 
 
@@ -239,14 +242,17 @@ class CaRevocation(Procedure):
         now = self.ws.clock.now()
         affected = [r for r in self.ws.inventory.valid_certificates_of_ca(spec.ca) if _time(r.not_after) > now]
         devices = [r for r in affected if r.eui64 and r.usage and r.role is None]
+        planned = self._recorded(devices)
+        without = len(devices) - len(planned)
         paths = {name: self.ws.root / rel for name, rel in self.expected_outputs().items()}
         write_once(paths["affected_certificates"], _csv(AFFECTED_COLUMNS, [_affected_row(r) for r in affected]))
-        write_once(paths["recertification_plan"], _csv(PLAN_COLUMNS, [_plan_row(r) for r in devices]))
+        write_once(paths["recertification_plan"], _csv(PLAN_COLUMNS, [_plan_row(r) for r in planned]))
         profiles = sorted({r.profile for r in affected})
         return self._record(
             Action.AFFECTED_LIST,
             f"{len(affected)} certificates of CA {spec.ca} still valid, to re-certify under another CA; "
-            f"{len(devices)} devices in the re-certification plan",
+            f"{len(planned)} devices in the re-certification plan"
+            + (f", {without} without an archived CSR (they need a fresh CSR)" if without else ""),
             [*self.operators, *spec.participants.witnesses],
             outputs={
                 **self._output("affected_certificates", paths["affected_certificates"]),
@@ -256,13 +262,23 @@ class CaRevocation(Procedure):
                 "ca": spec.ca,
                 "affected": len(affected),
                 "by_profile": {p: sum(1 for r in affected if r.profile == p) for p in profiles},
-                "devices": len(devices),
-                # The workspace records each CSR's SHA-256, not the CSR: until CSRs are archived for
-                # re-certification, the plan's csr column names the recorded digest (or nothing).
-                "csr_column": "recorded:<csr_sha256> (the CSR itself is not archived yet) or empty",
+                "devices": len(planned),
+                # The plan names each device's CSR in the inventory's archive, its proof of possession; the
+                # identity comes from the plan, approved as a device list (DESIGN principle 7).
+                "csr_column": "recorded:<csr_sha256> (a CSR in the inventory's archive)",
+                # Device certificates whose CSR the archive does not hold (issued before it existed, recovered
+                # after a crash, imported): listed as affected, left out of the plan.
+                "devices_without_recorded_csr": without,
                 "others": len(affected) - len(devices),
             },
         )
+
+    def _recorded(self, devices: list[CertificateRecord]) -> list[CertificateRecord]:
+        """The device certificates whose CSR the archive holds, intact, for their own EUI-64 and usage: what
+        ``ceremony issue --devices`` takes from the plan's ``recorded:`` rows."""
+        asked = [r for r in devices if r.csr_sha256]
+        found = self.ws.inventory.recorded_csrs([(r.eui64 or "", r.usage or "", r.csr_sha256 or "") for r in asked])
+        return [r for r, csr in zip(asked, found, strict=True) if isinstance(csr, bytes)]
 
     def do_record_incident(self) -> dict[str, Any]:
         spec: CaRevocationCeremony = self.spec
@@ -333,7 +349,7 @@ def _affected_row(r: CertificateRecord) -> list[str]:
 
 
 def _plan_row(r: CertificateRecord) -> list[str]:
-    return [r.eui64 or "", r.usage or "", f"recorded:{r.csr_sha256}" if r.csr_sha256 else "", r.serial]
+    return [r.eui64 or "", r.usage or "", f"{RECORDED}{r.csr_sha256}", r.serial]
 
 
 def _throwaway_profiles(oids: dict[str, str]) -> tuple[str, str]:

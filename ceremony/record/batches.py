@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -225,15 +225,24 @@ class IdentityTaken(StateError):
     """A chunk of a batch holds an identity that another run gave a valid certificate meanwhile."""
 
 
-def record_signed(db: Inventory, rows: list[BatchCertificateRow], *, rekey: bool = False) -> None:
-    """Insert a chunk of a batch's certificates at once (``db``: the inventory inside a transaction).
+_CSR_SHA256_AT = BatchCertificateRow._fields.index("csr_sha256")
+
+
+def record_signed(
+    db: Inventory, rows: list[BatchCertificateRow], *, csrs: Sequence[bytes], rekey: bool = False
+) -> None:
+    """Insert a chunk of a batch's certificates at once, with the CSR each was issued from (``db``: the inventory
+    inside a transaction).
 
     Each claims its identity's generation 0 (``ceremony.record.inventory.IDENTITY_CLAIMS``); a re-key's the
-    next one of its identity, in the same transaction, so the old certificate stays valid beside it.
+    next one of its identity, in the same transaction, so the old certificate stays valid beside it. ``csrs``
+    holds each row's CSR (DER), in row order: archived in the same transaction (``Inventory.archive_csrs``), so
+    that the archive and the certificates agree, also when a run is killed and resumed.
 
     Raises:
         IdentityTaken: an identity of the chunk already has a valid certificate from this CA key.
-        StateError: one of them is already in the inventory (a serial or a fingerprint seen before).
+        StateError: one of them is already in the inventory (a serial or a fingerprint seen before), or a CSR
+            is not the one its row names (a bug: nothing of the chunk is recorded).
     """
     try:
         db._executemany(INSERT_BATCH_CERTIFICATE, rows)
@@ -243,6 +252,9 @@ def record_signed(db: Inventory, rows: list[BatchCertificateRow], *, rekey: bool
         if identity_taken(exc):
             raise IdentityTaken("an identity of this chunk already has a valid certificate") from exc
         raise StateError(f"a certificate of this batch is already in the inventory ({_first_line(exc)})") from exc
+    digests = db.archive_csrs(db, csrs) if len(csrs) == len(rows) else []
+    if len(digests) != len(rows) or any(d != row[_CSR_SHA256_AT] for d, row in zip(digests, rows, strict=True)):
+        raise StateError("a CSR of this chunk is not the one its certificate was issued from; nothing of it recorded")
 
 
 def first_taken(inventory: Inventory, rows: list[BatchCertificateRow]) -> str:

@@ -257,7 +257,22 @@ MIGRATIONS: tuple[str, ...] = (
         issues_until TEXT NOT NULL
     )
     """,
+    # The CSR archive: each issued certificate's CSR (DER) under its SHA-256 (``certificates.csr_sha256``), written
+    # in the transaction that records the certificate, so that a device can be re-certified under another CA from
+    # the CSR it sent once (its proof of possession; the identity still comes from an approved request).
+    """
+    CREATE TABLE csrs (
+        sha256 TEXT PRIMARY KEY,
+        der BLOB NOT NULL
+    )
+    """,
 )
+
+#: Archive a CSR: (SHA-256 hex, DER); a CSR already archived stays as it is (the same CSR twice is one row).
+ARCHIVE_CSR = "INSERT INTO csrs (sha256, der) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING"
+#: Digests per look-up query of the archive (well under SQLite's and PostgreSQL's bound-parameter limits).
+_ARCHIVE_LOOKUP = 500
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 #: The rule the inventory enforces itself (CRT-06; DOMAIN.md: "(EUI, role, keyUsage) has at most one valid
 #: certificate"): a valid certificate the workbench issued to an identity claims it with a row of
@@ -728,6 +743,83 @@ class Inventory:
         )
         return {r[0] for r in rows}
 
+    # --- the CSR archive ----------------------------------------------------------------
+    def archive_csrs(self, db: Inventory, ders: Sequence[bytes]) -> list[str]:
+        """Archive CSRs (DER) under their SHA-256 (``db``: inside the transaction that records their certificates,
+        so that the archive and the certificates agree); a CSR already archived is left as it is. Returns each
+        CSR's SHA-256 (hex), in order."""
+        digests = [hashlib.sha256(der).hexdigest() for der in ders]
+        db._executemany(ARCHIVE_CSR, list(zip(digests, ders, strict=True)))
+        return digests
+
+    def archive_csr(self, db: Inventory, der: bytes) -> str:
+        """Archive one CSR (see ``archive_csrs``); returns its SHA-256 (hex)."""
+        return self.archive_csrs(db, [der])[0]
+
+    def archived_csr(self, sha256: str) -> bytes | str:
+        """The archived CSR (DER) whose SHA-256 is ``sha256`` (64 hex digits), or why there is none, in one line:
+        none is archived under it, or the bytes stored under it no longer hash to it (altered: never used)."""
+        digest = sha256.lower()
+        if not _SHA256_HEX.match(digest):
+            return "a CSR is archived under its SHA-256: 64 hex digits"
+        return self._archived([digest]).get(digest, _NOT_ARCHIVED)
+
+    def _archived(self, digests: Sequence[str]) -> dict[str, bytes | str]:
+        """Each archived digest of ``digests`` (lower-case hex) -> its DER, checked against the digest (or why not)."""
+        found: dict[str, bytes | str] = {}
+        unique = sorted(set(digests))
+        for start in range(0, len(unique), _ARCHIVE_LOOKUP):
+            part = unique[start : start + _ARCHIVE_LOOKUP]
+            marks = ", ".join("?" for _ in part)
+            rows = self._execute(f"SELECT sha256, der FROM csrs WHERE sha256 IN ({marks})", part)  # noqa: S608
+            for digest, der in rows:
+                data = bytes(der)  # PostgreSQL's BYTEA can come back as a memoryview
+                found[digest] = data if hashlib.sha256(data).hexdigest() == digest else _ALTERED
+        return found
+
+    def recorded_csrs(self, requests: Sequence[tuple[str, str, str]]) -> list[bytes | str]:
+        """For each request (EUI-64, usage, CSR SHA-256 hex): the archived CSR (DER) to re-certify that device from,
+        or why not, in one line.
+
+        A recorded CSR serves only the identity it was recorded for: the inventory must hold a device certificate
+        (no role) of the same EUI-64 and usage issued from it, so that one device's CSR can never be attached to
+        another identity's request. Its bytes must hash to the digest (else altered, never used), and no
+        certificate of that identity from it may have been revoked for keyCompromise (its key is not certified
+        again). Two queries per 500 requests, each by an index (the archive's key; certificates by EUI-64)."""
+        out: list[bytes | str] = []
+        for start in range(0, len(requests), _ARCHIVE_LOOKUP):
+            part = [(e.upper(), u, d.lower()) for e, u, d in requests[start : start + _ARCHIVE_LOOKUP]]
+            archived = self._archived([d for _, _, d in part])
+            devices = sorted({e for e, _, _ in part})
+            marks = ", ".join("?" for _ in devices)
+            rows = self._execute(
+                "SELECT c.eui64, c.usage, c.csr_sha256, r.reason FROM certificates c LEFT JOIN revocations r "  # noqa: S608
+                "ON r.issuer_ca = c.issuer_ca AND r.serial = c.serial "
+                f"WHERE c.eui64 IN ({marks}) AND c.role IS NULL AND c.csr_sha256 IS NOT NULL",
+                devices,
+            )
+            recorded: set[tuple[str, str, str]] = set()
+            compromised: set[tuple[str, str, str]] = set()
+            for eui64, usage, digest, reason in rows:
+                recorded.add((eui64, usage, digest))
+                if reason == "keyCompromise":
+                    compromised.add((eui64, usage, digest))
+            for request in part:
+                eui64, usage, digest = request
+                der = archived.get(digest, _NOT_ARCHIVED)
+                if isinstance(der, str):
+                    out.append(der)
+                elif request not in recorded:
+                    out.append(f"this CSR was not recorded for EUI-64 {eui64} {usage} (a recorded CSR serves only "
+                               "the identity it was recorded for)")  # fmt: skip
+                elif request in compromised:
+                    out.append(
+                        "a certificate from this CSR was revoked for keyCompromise; its key is not certified again"
+                    )
+                else:
+                    out.append(der)
+        return out
+
     # --- leases -------------------------------------------------------------------------
     @contextmanager
     def lease(self, name: str, *, what: str, now: str) -> Iterator[None]:
@@ -889,6 +981,11 @@ class Inventory:
                 fh.write(pem_certificate(bytes(der)))
                 count += 1
         return count
+
+
+#: Why an archived CSR is not given: none under the digest, or bytes that no longer hash to it.
+_NOT_ARCHIVED = "no CSR with this SHA-256 is in the inventory's archive"
+_ALTERED = "the archived CSR does not match its SHA-256 (altered in the inventory); not used"
 
 
 def _alive(pid: int, host: str) -> bool:

@@ -348,7 +348,7 @@ def test_a_secret_file_named_as_a_device_list_is_refused_by_column_not_content(
     secret = tmp_path / "in" / "shadow"
     secret.write_text(SECRET + "\n")
     line = _refuses(ws, _issue(secret), capsys, str(secret))
-    assert line == f"ceremony: {secret}: the header must be eui64,usage,csr (column 1 is not eui64)"
+    assert line == f"ceremony: {secret}: the header must start eui64,usage,csr (column 1 is not eui64)"
 
 
 @pytest.mark.parametrize(

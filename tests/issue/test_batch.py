@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import random
 import shutil
@@ -21,12 +22,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.cli.main import main
 from ceremony.errors import InputError
+from ceremony.issue import batch as batch_module
 from ceremony.issue.batch import issue_batch, read_device_list
+from ceremony.issue.revocation import revoke
+from ceremony.issue.single import create_ca
 from ceremony.lint.certificate import check_certificate
 from ceremony.lint.findings import failing
 from ceremony.model.profiles import get_profile
 from ceremony.model.tbs import Issuer, key_identifier
 from ceremony.model.template import TbsTemplate, new_serial
+from ceremony.record import batches
 from ceremony.record.workspace import Workspace
 from tests.support.ceremony_files import device_list
 from tests.support.openssl import openssl_verify
@@ -77,12 +82,28 @@ def _bundle_certificates(path: Path) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(path.read_bytes())
 
 
+def _check_archive(ws: Workspace, batch_id: str) -> None:
+    """Every certificate of the batch has its CSR in the archive, intact, and its key is the CSR's."""
+    rows = ws.inventory._execute(
+        "SELECT c.csr_sha256, c.der, a.der FROM certificates c LEFT JOIN csrs a ON a.sha256 = c.csr_sha256 "
+        "WHERE c.batch_id = ?",
+        (batch_id,),
+    ).fetchall()
+    for digest, cert, csr in rows:
+        assert csr is not None, f"the CSR {digest} of a certificate of {batch_id} is not archived"
+        assert hashlib.sha256(bytes(csr)).hexdigest() == digest
+        public = x509.load_der_x509_certificate(bytes(cert)).public_key()
+        assert x509.load_der_x509_csr(bytes(csr)).public_key() == public
+
+
 def _check_batch(ws: Workspace, batch_id: str, expected: int) -> list[x509.Certificate]:
-    """Inventory and bundle agree; no duplicate serial or identity; every certificate verifies and is clean."""
+    """Inventory and bundle agree; no duplicate serial or identity; every certificate verifies and is clean, and its
+    CSR is in the archive."""
     rows = ws.inventory._execute(
         "SELECT serial, eui64, usage, der FROM certificates WHERE batch_id = ?", (batch_id,)
     ).fetchall()
     assert len(rows) == expected
+    _check_archive(ws, batch_id)
     assert len({r[0] for r in rows}) == expected and len({(r[1], r[2]) for r in rows}) == expected
     bundle = ws.root / f"artifacts/batches/{batch_id}.pem"
     certs = _bundle_certificates(bundle)
@@ -119,6 +140,115 @@ def test_a_batch_issues_every_row_once_and_records_it(ca_workspace: Workspace, t
     )
     assert (again.batch_id, again.issued_now, again.issued_before) == (result.batch_id, 0, 40)
     assert ca_workspace.journal.entries()[-1] == checkpoint  # nothing new to anchor either
+
+
+def test_a_batch_archives_each_csr_as_der_with_its_chunk(ca_workspace: Workspace, tmp_path: Path) -> None:
+    devices = device_list(tmp_path / "list", 5, pem=True)
+    result = issue_batch(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=devices,
+                         approved_by="bob", progress=False, chunk=3)  # fmt: skip
+    _check_batch(ca_workspace, result.batch_id, 10)
+    for line in devices.read_text().splitlines()[1:]:
+        eui64, usage, name = line.split(",")
+        der = x509.load_pem_x509_csr((devices.parent / name).read_bytes()).public_bytes(serialization.Encoding.DER)
+        digest = hashlib.sha256(der).hexdigest()
+        assert ca_workspace.inventory.archived_csr(digest) == der
+        assert ca_workspace.inventory.recorded_csrs([(eui64, usage, digest)]) == [der]
+    assert ca_workspace.inventory._execute("SELECT COUNT(*) FROM csrs").scalar_one() == 10
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_resumed_batch_archives_what_it_commits_and_nothing_else(
+    ca_workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """A run that dies after its first chunk is committed (here: its second commit fails) leaves the archive
+    holding exactly that chunk's CSRs; the run that resumes archives the rest with the rest."""
+    devices = device_list(tmp_path / "list", 5)
+    kw = {"ca_name": "issuing", "profile_name": "ss1sp-device", "devices": devices, "approved_by": "bob",
+          "progress": False, "chunk": 4, "jobs": jobs}  # fmt: skip
+    real = batches.record_signed
+    calls: list[int] = []
+
+    def dies_on_the_second(db: object, rows: list[object], **options: object) -> None:
+        calls.append(len(rows))
+        real(db, rows, **options)  # type: ignore[arg-type]
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill would, after the rows went in and before the commit
+
+    monkeypatch.setattr(batch_module.batches, "record_signed", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        issue_batch(ca_workspace, **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(batch_module.batches, "record_signed", real)
+    inventory = ca_workspace.inventory
+    assert inventory._execute("SELECT COUNT(*) FROM certificates WHERE batch_id IS NOT NULL").scalar_one() == 4
+    archived = {r[0] for r in inventory._execute("SELECT sha256 FROM csrs")}
+    recorded = {r[0] for r in inventory._execute("SELECT csr_sha256 FROM certificates WHERE batch_id IS NOT NULL")}
+    assert archived == recorded and len(archived) == 4
+    again = issue_batch(ca_workspace, **kw)  # type: ignore[arg-type]
+    assert (again.issued_before, again.issued_now) == (4, 6)
+    _check_batch(ca_workspace, again.batch_id, 10)
+    assert inventory._execute("SELECT COUNT(*) FROM csrs").scalar_one() == 10
+
+
+def _recorded(ws: Workspace, eui64: str, usage: str) -> str:
+    """The recorded: cell of the CSR ``eui64``'s ``usage`` certificate was issued from."""
+    (record,) = ws.inventory.valid_certificates_of_device("issuing", eui64, usage)
+    return f"recorded:{record.csr_sha256}"
+
+
+def test_recorded_csrs_re_certify_their_own_identities_under_another_ca_and_no_other(
+    ca_workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = ca_workspace
+    first = issue_batch(ws, ca_name="issuing", profile_name="ss1sp-device", devices=device_list(tmp_path / "a", 3),
+                        approved_by="bob", progress=False)  # fmt: skip
+    create_ca(ws, "issuing-2", profile_name="ss1spca-issuing", common_name="Test Issuing 2", approved_by="alice",
+              issuer_ca="root")  # fmt: skip
+    one, two, three = (f"{0x00DB123400000000 + n:016X}" for n in (1, 2, 3))
+    (revoked,) = ws.inventory.valid_certificates_of_device("issuing", three, "ka")
+    revoke(ws, ca_name="issuing", serial=revoked.serial, reason="keyCompromise", requested_by="bob",
+           approved_by="alice")  # fmt: skip
+    rows = [
+        f"{one},ds,{_recorded(ws, one, 'ds')},first",
+        f"{one.lower()},ka,{_recorded(ws, one, 'ka')},",
+        f"{two},ds,{_recorded(ws, one, 'ds')},another device's CSR",
+        f"{two},ka,{_recorded(ws, two, 'ds')},the same device's other usage",
+        f"{three},ds,recorded:{'ab' * 32},never archived",
+        f"{three},ka,recorded:{revoked.csr_sha256},revoked for keyCompromise",
+    ]
+    plan = tmp_path / "plan" / "devices.csv"
+    plan.parent.mkdir()
+    plan.write_text("eui64,usage,csr,note\n" + "\n".join(rows) + "\n")
+    lines: list[str] = []
+    rejects = tmp_path / "rejects.csv"
+    result = issue_batch(ws, ca_name="issuing-2", profile_name="ss1sp-device", devices=plan, approved_by="bob",
+                         progress=False, skip_rejected=rejects, say=lines.append)  # fmt: skip
+    assert (result.requested, result.issued_now) == (6, 2)
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        f"this CSR was not recorded for EUI-64 {two} ds (a recorded CSR serves only the identity it was recorded for)",
+        f"this CSR was not recorded for EUI-64 {two} ka (a recorded CSR serves only the identity it was recorded for)",
+        "no CSR with this SHA-256 is in the inventory's archive",
+        "a certificate from this CSR was revoked for keyCompromise; its key is not certified again",
+    ]
+    with rejects.open() as fh:
+        assert [r["row"] for r in csv.DictReader(fh)] == ["4", "5", "6", "7"]
+    # The new certificates are the old keys' under the other CA, with the same CSR on record.
+    for usage in ("ds", "ka"):
+        (old,) = ws.inventory.valid_certificates_of_device("issuing", one, usage)
+        (new,) = ws.inventory.valid_certificates_of_device("issuing-2", one, usage)
+        assert new.csr_sha256 == old.csr_sha256 and new.batch_id == result.batch_id != first.batch_id
+        old_key = x509.load_der_x509_certificate(old.der).public_key()
+        assert x509.load_der_x509_certificate(new.der).public_key() == old_key
+    _check_batch_under(ws, result.batch_id, "issuing-2", 2)
+
+
+def _check_batch_under(ws: Workspace, batch_id: str, ca: str, expected: int) -> None:
+    """A batch of another CA than ``issuing``: its certificates verify under it, and their CSRs are archived."""
+    issuer = x509.load_der_x509_certificate(ws.inventory.ca_certificate_der(ca))
+    certs = ws.inventory.certificates_of_batch(batch_id)
+    assert len(certs) == expected
+    for record in certs:
+        x509.load_der_x509_certificate(record.der).verify_directly_issued_by(issuer)
+    _check_archive(ws, batch_id)
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")

@@ -60,6 +60,37 @@ def test_device_issuance_is_recorded_everywhere(ca_workspace: Workspace) -> None
     assert ca_workspace.journal.verify().ok
 
 
+def test_issuance_archives_the_csr_with_its_certificate(ca_workspace: Workspace) -> None:
+    """The CSR (as DER, whatever was sent) is archived under the row's csr_sha256, in the transaction that records
+    the certificate: a device can be re-certified from it later (``recorded:<sha256>`` in a device list)."""
+    pem, _ = good_device_csr()
+    issued = issue(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", csr=pem, csr_source="d.csr",
+                   identity=Identity(eui64="00DB123456789001", usage="ds"), approved_by="bob")  # fmt: skip
+    csr_der = x509.load_pem_x509_csr(pem).public_bytes(serialization.Encoding.DER)
+    assert issued.record.csr_sha256 == hashlib.sha256(csr_der).hexdigest()
+    assert ca_workspace.inventory.archived_csr(issued.record.csr_sha256) == csr_der
+    assert ca_workspace.inventory.recorded_csrs([("00DB123456789001", "ds", issued.record.csr_sha256)]) == [csr_der]
+
+
+def test_a_certificate_not_recorded_leaves_no_csr_in_the_archive(
+    ca_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive and the certificates agree: a failure inside the recording transaction (here its journal line)
+    rolls the CSR back with the row."""
+    pem, _ = good_device_csr()
+    digest = hashlib.sha256(x509.load_pem_x509_csr(pem).public_bytes(serialization.Encoding.DER)).hexdigest()
+
+    def fail(_entry: object) -> None:
+        raise RuntimeError("journal unavailable")
+
+    monkeypatch.setattr(ca_workspace.journal, "append", fail)
+    with pytest.raises(RuntimeError, match="journal unavailable"):
+        issue(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", csr=pem, csr_source="d.csr",
+              identity=Identity(eui64="00DB123456789001", usage="ds"), approved_by="bob")  # fmt: skip
+    assert ca_workspace.inventory.valid_for_identity("issuing", "ss1sp-device", "00DB123456789001", "ds", None) == []
+    assert ca_workspace.inventory.archived_csr(digest) == "no CSR with this SHA-256 is in the inventory's archive"
+
+
 def test_organisation_issuance(ca_workspace: Workspace) -> None:
     pem, _ = good_org_csr(eui64="90B3D51F30000001", role="02")
     issued = issue(

@@ -16,19 +16,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ceremony import procedures
 from ceremony.cli.main import main
 from ceremony.errors import ConfigError, StateError
+from ceremony.issue.batch import issue_batch
 from ceremony.issue.revocation import revoke
-from ceremony.issue.single import issue
+from ceremony.issue.single import create_ca, issue
 from ceremony.model.ceremony_file import load_ceremony
 from ceremony.model.profiles import get_profile
 from ceremony.model.tbs import Identity, subject_name
 from ceremony.record.revocations import revocation
 from ceremony.record.transcript import read_entries, verify_transcript
 from ceremony.record.workspace import Workspace
-from tests.support.ceremony_files import CEREMONIES, approve, live_workspace, run, run_examples, variant
+from tests.support.ceremony_files import CEREMONIES, approve, device_list, live_workspace, run, run_examples, variant
 from tests.support.processes import in_child
 
-ROOT, ISSUING = "s1sp-root", "s1sp-issuing"
-DEVICE, ORG = "00DB123456780001", "90B3D51F30000001"
+ROOT, ISSUING, NEW_ISSUING = "s1sp-root", "s1sp-issuing", "s1sp-issuing-b"
+DEVICE, ORG, BEFORE = "00DB123456780001", "90B3D51F30000001", "00DB123456780099"
 FILE = CEREMONIES / "ca-revocation.yaml"
 
 
@@ -116,6 +117,7 @@ def test_a_ca_revocation_revokes_publishes_the_arl_lists_the_affected_and_record
     assert [(r["eui64"], r["usage"], r["serial"]) for r in plan] == [(DEVICE, "ka", made["device-ka"])]
     assert plan[0]["csr"].startswith("recorded:") and len(plan[0]["csr"]) == len("recorded:") + 64
     assert steps["affected.list"]["details"]["affected"] == 2 and steps["affected.list"]["details"]["devices"] == 1
+    assert steps["affected.list"]["details"]["devices_without_recorded_csr"] == 0
     # The timeline: detection and PMA notification from the register, the rest from the inventory and the ARL.
     timeline = steps["incident.record"]["details"]
     assert timeline["timeline"]["detected_at"] == "2026-12-01T09:30:00+00:00"
@@ -126,15 +128,67 @@ def test_a_ca_revocation_revokes_publishes_the_arl_lists_the_affected_and_record
     assert steps["incident.record"]["result"] == "ok"
 
 
-def test_the_plan_is_a_device_list_whose_csr_column_awaits_archived_csrs(
-    estate: tuple[Path, dict[str, str]],
+def test_the_plan_re_certifies_the_devices_under_another_ca_from_their_archived_csrs(
+    estate: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The plan's first columns are those ``ceremony issue --devices`` reads; until CSRs are archived the csr
-    column names the recorded digest, which the reader refuses as a path (so the plan cannot be issued by mistake)."""
-    ws, _ = estate
+    """The plan is a device list ``ceremony issue --devices`` takes as it is: each device's archived CSR (its proof
+    of possession) under the identity the plan names, issued by another issuing CA (the one-valid-certificate rule
+    is per issuing CA: no --rekey). A device whose CSR the archive lacks is affected but not in the plan."""
+    ws, made = estate
+    live = Workspace.open(ws)
+    try:
+        fleet = issue_batch(live, ca_name=ISSUING, profile_name="ss1sp-device", approved_by="bob", progress=False,
+                            devices=device_list(tmp_path / "fleet", 2))  # fmt: skip
+        # A certificate from before the archive existed: its CSR's SHA-256 is on record, the CSR is not.
+        identity = Identity(eui64=BEFORE, usage="ds")
+        old = issue(live, ca_name=ISSUING, profile_name="ss1sp-device", csr=_csr("ss1sp-device", identity),
+                    csr_source="test:before", identity=identity, approved_by="bob").record  # fmt: skip
+        with live.inventory.transaction() as db:
+            db._execute("DELETE FROM csrs WHERE sha256 = ?", (old.csr_sha256,))
+    finally:
+        live.close()
     outcome = run(ws, FILE)
-    plan = outcome.outputs["recertification_plan"]
-    assert plan.read_text().splitlines()[0] == "eui64,usage,csr,serial"
+    steps = _steps(outcome.transcript)
+    details = steps["affected.list"]["details"]
+    assert (details["affected"], details["devices"], details["devices_without_recorded_csr"]) == (7, 5, 1)
+    assert details["others"] == 1  # the organisation's certificate
+    assert "not archived yet" not in str(details) and "1 without an archived CSR" in steps["affected.list"]["action"]
+    affected = _rows(outcome.outputs["affected_certificates"])
+    assert old.serial in {r["serial"] for r in affected}
+    plan_path = outcome.outputs["recertification_plan"]
+    plan = _rows(plan_path)
+    assert plan_path.read_text().splitlines()[0] == "eui64,usage,csr,serial"
+    assert old.serial not in {r["serial"] for r in plan} and len(plan) == 5
+    assert made["device-ka"] in {r["serial"] for r in plan}
+    live = Workspace.open(ws)
+    try:
+        for row in plan:
+            cert = live.inventory.certificate(ISSUING, row["serial"])
+            assert cert is not None and row["csr"] == f"recorded:{cert.csr_sha256}"
+            assert (row["eui64"], row["usage"]) == (cert.eui64, cert.usage)
+        create_ca(live, NEW_ISSUING, profile_name="ss1spca-issuing", common_name="S1SP Issuing B",
+                  approved_by="alice", issuer_ca=ROOT)  # fmt: skip
+    finally:
+        live.close()
+    argv = ["--workspace", str(ws), "issue", "--ca", NEW_ISSUING, "--profile", "ss1sp-device", "--devices",
+            str(plan_path), "--approved-by", "bob", "--json"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    live = Workspace.open(ws)
+    try:
+        issuer = x509.load_der_x509_certificate(live.inventory.ca_certificate_der(NEW_ISSUING))
+        for row in plan:
+            before = live.inventory.certificate(ISSUING, row["serial"])
+            (after,) = live.inventory.valid_certificates_of_device(NEW_ISSUING, row["eui64"], row["usage"])
+            assert before is not None and after.csr_sha256 == before.csr_sha256
+            new_cert = x509.load_der_x509_certificate(after.der)
+            new_cert.verify_directly_issued_by(issuer)
+            assert new_cert.public_key() == x509.load_der_x509_certificate(before.der).public_key()
+        assert live.inventory.valid_certificates_of_device(NEW_ISSUING, BEFORE) == []
+        assert len(live.inventory.valid_certificates_of_ca(NEW_ISSUING)) == 5
+        assert {c.serial for c in live.inventory.certificates_of_batch(fleet.batch_id)} <= {r["serial"] for r in plan}
+    finally:
+        live.close()
 
 
 def _refused(ws: Path, path: Path, *, approved: bool = False) -> str:

@@ -82,7 +82,7 @@ def test_signed_certificates_are_recorded_as_the_inventory_reads_them(store: Inv
     _open(store, "b-one")
     signed = [_signed(1), _signed(2, ka=True), _signed(3)]
     with store.transaction() as db:
-        batches.record_signed(db, [row(s, CREATED) for s in signed])
+        batches.record_signed(db, [row(s, CREATED) for s in signed], csrs=[s.der for s in signed])
     read = store._execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM certificates ORDER BY rowid").fetchall()
     records = [_record(r._mapping) for r in read]
     first = records[0]
@@ -108,11 +108,32 @@ def test_a_certificate_recorded_twice_is_refused_and_nothing_of_its_chunk_kept(s
     row = _rows("b-one", _issuer())
     _open(store, "b-one")
     with store.transaction() as db:
-        batches.record_signed(db, [row(_signed(1), CREATED)])
+        batches.record_signed(db, [row(_signed(1), CREATED)], csrs=[_signed(1).der])
     with pytest.raises(StateError, match="a certificate of this batch is already in the inventory"):
         with store.transaction() as db:
-            batches.record_signed(db, [row(_signed(2), CREATED), row(_signed(1), CREATED)])
+            batches.record_signed(db, [row(_signed(2), CREATED), row(_signed(1), CREATED)],
+                                  csrs=[_signed(2).der, _signed(1).der])  # fmt: skip
     assert batches.issued_count(store, "b-one") == 1
+    assert store._execute("SELECT COUNT(*) FROM csrs").scalar_one() == 1  # chunk 2's CSRs went with it
+
+
+def test_a_chunk_archives_the_csr_of_each_certificate_in_its_transaction(store: Inventory) -> None:
+    """The stand-in certificates of ``_signed`` name the SHA-256 of their own bytes as their CSR's, so those bytes
+    stand in for the CSRs too."""
+    row = _rows("b-one", _issuer())
+    _open(store, "b-one")
+    signed = [_signed(1), _signed(2, ka=True)]
+    with store.transaction() as db:
+        batches.record_signed(db, [row(s, CREATED) for s in signed], csrs=[s.der for s in signed])
+    for s in signed:
+        assert store.archived_csr(s.csr_sha256.hex()) == s.der
+    # A CSR that is not the one its row names (out of step), or one missing, refuses the whole chunk.
+    for csrs in ([_signed(4).der, _signed(3).der], [_signed(3).der]):
+        with pytest.raises(StateError, match="a CSR of this chunk is not the one its certificate was issued from"):
+            with store.transaction() as db:
+                batches.record_signed(db, [row(_signed(3), CREATED), row(_signed(4), CREATED)], csrs=csrs)
+    assert batches.issued_count(store, "b-one") == 2
+    assert store._execute("SELECT COUNT(*) FROM csrs").scalar_one() == 2
 
 
 def test_a_batch_opens_then_completes_with_its_bundle(store: Inventory) -> None:
@@ -140,7 +161,7 @@ def test_valid_identities_leave_out_the_batch_asking_and_revoked_certificates(st
         _open(store, batch_id)
         row = _rows(batch_id, issuer)
         with store.transaction() as db:
-            batches.record_signed(db, [row(s, CREATED) for s in signed])
+            batches.record_signed(db, [row(s, CREATED) for s in signed], csrs=[s.der for s in signed])
     with store.transaction() as db:
         db._execute("UPDATE certificates SET status = 'revoked' WHERE eui64 = '00DB123400000002'")
     valid = {tuple(i) for i in batches.valid_identities(store, "issuing", "ss1sp-device", outside="b-two")}

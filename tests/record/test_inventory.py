@@ -3,6 +3,7 @@ look-ups, exports, and concurrent writers."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from tests.support.records import add_certificates, certificate
 def test_every_migration_runs_and_is_recorded(store: Inventory) -> None:
     assert store.schema_version == len(MIGRATIONS)
     tables = {"cas", "certificates", "batches", "revocations", "crls", "symmetric_keys", "key_custody",
-              "key_wraps", "findings", "ceremonies", "transcript_entries"}  # fmt: skip
+              "key_wraps", "findings", "ceremonies", "transcript_entries", "csrs"}  # fmt: skip
     for table in tables:
         assert store._execute(f"SELECT COUNT(*) FROM {table}").scalar_one() == 0  # noqa: S608
     # Opening again runs nothing (and a second client sees the same version).
@@ -166,3 +167,113 @@ def test_exports_select_by_column_values(store: Inventory, tmp_path: Path) -> No
     assert certificate_filter(None) == ("", ())
     with pytest.raises(ValueError, match="not certificate columns: der, nonsense"):
         certificate_filter({"nonsense": "1", "der": "x"})
+
+
+# --- the CSR archive ---------------------------------------------------------------------------------------------
+CSR_A, CSR_B = b"\x30\x03\x02\x01\x0a", b"\x30\x03\x02\x01\x0b"  # stand-ins: the archive keeps bytes, parses none
+DIGEST_A, DIGEST_B = hashlib.sha256(CSR_A).hexdigest(), hashlib.sha256(CSR_B).hexdigest()
+NOT_ARCHIVED = "no CSR with this SHA-256 is in the inventory's archive"
+ALTERED = "the archived CSR does not match its SHA-256 (altered in the inventory); not used"
+
+
+def test_a_csr_is_archived_once_under_its_sha256_and_read_back(store: Inventory) -> None:
+    with store.transaction() as db:
+        assert store.archive_csrs(db, [CSR_A, CSR_B, CSR_A]) == [DIGEST_A, DIGEST_B, DIGEST_A]
+    with store.transaction() as db:
+        assert store.archive_csr(db, CSR_A) == DIGEST_A  # the same CSR again: nothing new
+    assert store._execute("SELECT COUNT(*) FROM csrs").scalar_one() == 2
+    got = store.archived_csr(DIGEST_A)
+    assert got == CSR_A and isinstance(got, bytes)  # bytes on both engines (PostgreSQL's BYTEA too)
+    assert store.archived_csr(DIGEST_B.upper()) == CSR_B
+    assert store.archived_csr("00" * 32) == NOT_ARCHIVED
+    assert store.archived_csr("not-a-digest") == "a CSR is archived under its SHA-256: 64 hex digits"
+    # Rolled back with its transaction, as the certificates it goes with.
+    with pytest.raises(RuntimeError), store.transaction() as db:
+        store.archive_csr(db, b"\x30\x00")
+        raise RuntimeError("the chunk failed")
+    assert store.archived_csr(hashlib.sha256(b"\x30\x00").hexdigest()) == NOT_ARCHIVED
+
+
+def test_an_altered_archive_row_is_never_given(store: Inventory) -> None:
+    with store.transaction() as db:
+        store.archive_csrs(db, [CSR_A, CSR_B])
+        db._execute("UPDATE csrs SET der = ? WHERE sha256 = ?", (CSR_B, DIGEST_A))  # someone swapped A's bytes
+    assert store.archived_csr(DIGEST_A) == ALTERED
+    assert store.archived_csr(DIGEST_B) == CSR_B
+    add_certificates(store, certificate(1, csr_sha256=DIGEST_A))
+    assert store.recorded_csrs([("00DB123400000001", "ds", DIGEST_A)]) == [ALTERED]
+    with store.transaction() as db:
+        store.archive_csr(db, CSR_A)  # archiving the true bytes again leaves the row as it is (and still refused)
+    assert store.archived_csr(DIGEST_A) == ALTERED
+
+
+def test_a_recorded_csr_serves_only_the_identity_it_was_recorded_for(store: Inventory) -> None:
+    with store.transaction() as db:
+        store.archive_csrs(db, [CSR_A, CSR_B])
+    add_certificates(
+        store,
+        certificate(1, csr_sha256=DIGEST_A),  # 00DB123400000001 ds
+        certificate(2, eui64="90B3D51F30000001", role="02", name="ORG", csr_sha256=DIGEST_B),  # an organisation's
+    )
+    other_eui64 = "this CSR was not recorded for EUI-64 00DB123400000002 ds"
+    other_usage = "this CSR was not recorded for EUI-64 00DB123400000001 ka"
+    got = store.recorded_csrs([
+        ("00db123400000001", "ds", DIGEST_A.upper()),  # EUI-64 and digest in either case
+        ("00DB123400000002", "ds", DIGEST_A),  # another device
+        ("00DB123400000001", "ka", DIGEST_A),  # another usage
+        ("90B3D51F30000001", "ds", DIGEST_B),  # an organisation's certificate is no device's
+        ("00DB123400000001", "ds", "00" * 32),  # never archived
+    ])  # fmt: skip
+    assert got[0] == CSR_A
+    assert [str(g).split(" (")[0] for g in got[1:4]] == [
+        other_eui64,
+        other_usage,
+        "this CSR was not recorded for EUI-64 90B3D51F30000001 ds",
+    ]
+    assert got[4] == NOT_ARCHIVED
+    assert store.recorded_csrs([]) == []
+
+
+def test_a_recorded_csr_whose_certificate_was_revoked_for_key_compromise_is_refused(store: Inventory) -> None:
+    with store.transaction() as db:
+        store.archive_csrs(db, [CSR_A, CSR_B])
+    add_certificates(store, certificate(1, csr_sha256=DIGEST_A), certificate(2, usage="ka", csr_sha256=DIGEST_B))
+    with store.transaction() as db:
+        for serial, reason in ((1, "keyCompromise"), (2, "superseded")):
+            db._execute(
+                "INSERT INTO revocations VALUES (?, ?, ?, ?, ?, ?)",
+                ("issuing", f"{serial:032X}", reason, "2026-12-01T11:00:00+00:00", "bob", "alice"),
+            )
+    assert store.recorded_csrs([("00DB123400000001", "ds", DIGEST_A), ("00DB123400000001", "ka", DIGEST_B)]) == [
+        "a certificate from this CSR was revoked for keyCompromise; its key is not certified again",
+        CSR_B,  # superseded: the key was not reported compromised
+    ]
+
+
+def test_many_recorded_csrs_are_looked_up_in_parts(store: Inventory) -> None:
+    """More requests than one query takes (500): each still gets its own answer, in order."""
+    csrs = [b"\x30\x04" + n.to_bytes(4, "big") for n in range(1203)]
+    with store.transaction() as db:
+        digests = store.archive_csrs(db, csrs)
+    add_certificates(store, *(
+        certificate(n + 1, eui64=f"{0x00DB123400000000 + n:016X}", csr_sha256=d, ski=f"{n:040X}")
+        for n, d in enumerate(digests)
+    ))  # fmt: skip
+    requests = [(f"{0x00DB123400000000 + n:016X}", "ds", d) for n, d in enumerate(digests)]
+    requests[700] = (requests[701][0], "ds", digests[700])  # one of them asks for its neighbour's CSR
+    got = store.recorded_csrs(requests)
+    assert got[:700] == csrs[:700] and got[701:] == csrs[701:]
+    assert str(got[700]).startswith(f"this CSR was not recorded for EUI-64 {requests[701][0]} ds")
+
+
+def test_an_inventory_from_before_the_archive_gets_it_on_opening(tmp_path: Path) -> None:
+    Inventory(tmp_path / "inv.sqlite").close()
+    with sqlite3.connect(tmp_path / "inv.sqlite") as db:
+        db.execute("DROP TABLE csrs")
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    upgraded = Inventory(tmp_path / "inv.sqlite")
+    try:
+        assert upgraded.schema_version == len(MIGRATIONS)
+        assert upgraded.archived_csr(DIGEST_A) == NOT_ARCHIVED
+    finally:
+        upgraded.close()

@@ -117,10 +117,12 @@ def test_init_names_the_token_as_the_shipped_ceremony_files_and_hsm_register_do(
     data = Path(__file__).resolve().parents[2] / "data"
     labels = {p.name: yaml.safe_load(p.read_text())["token"]["label"] for p in (data / "ceremonies").glob("*.yaml")}
     assert labels["token-init.yaml"] == DEFAULT_TOKEN_LABEL == "s1sp-ca-token"
-    # Every file works on the workspace's token, but restore and destruction on the restore token.
+    # Every file works on the workspace's token, but restore and destruction on the restore token and a backup
+    # re-wrap on a scratch token of its own.
     assert {name for name, label in labels.items() if label != DEFAULT_TOKEN_LABEL} == {
         "key-restore.yaml",
         "key-destruction.yaml",
+        "backup-rewrap.yaml",
     }
     hsms = yaml.safe_load((data / "registers" / "hsms.yaml").read_text())["hsms"]
     assert any(DEFAULT_TOKEN_LABEL in hsm["token_labels"] for hsm in hsms)

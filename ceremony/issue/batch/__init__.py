@@ -73,12 +73,13 @@ def issue_batch(
 ) -> BatchResult:
     """Validate the whole device list, then issue what is missing.
 
-    The device list is the approved request: a CSV with the columns ``eui64,usage,csr`` (the CSR path
-    relative to the list's directory, PEM or DER). Its SHA-256, the CA, the profile and the re-key
-    flag make the batch key, so running the same command again after a crash or a kill issues only
-    what is missing. Each chunk of certificates is committed to the inventory in one transaction;
-    the batch's bundle (one PEM file of all its certificates) is written once, from the inventory,
-    when the batch completes, so the inventory and the bundle always agree.
+    The device list is the approved request: a CSV whose first columns are ``eui64,usage,csr`` (the CSR path
+    relative to the list's directory, PEM or DER; or ``recorded:<sha256>``, a CSR the inventory archived when it
+    certified the same EUI-64 and usage before: re-certification under another CA). Its SHA-256, the CA, the
+    profile and the re-key flag make the batch key, so running the same command again after a crash or a kill
+    issues only what is missing. Each chunk of certificates is committed to the inventory in one transaction,
+    with the CSR of each archived in it; the batch's bundle (one PEM file of all its certificates) is written
+    once, from the inventory, when the batch completes, so the inventory and the bundle always agree.
 
     Every certificate costs one CSR signature verification, one CA signature and one verification
     of that signature with the CA's public key. The profile's exemplar is linted in full once per
@@ -125,7 +126,8 @@ def issue_batch(
         raise InputError(f"a batch signs with ECDSA; the key of CA {ca_name} is not an EC key")
     issuer = issuer_of_certificate(issuer_cert)
     templates = build_templates(profile, issuer)
-    checked = check_rows(device_list, ca_point=ca_point(issuer_cert), jobs=jobs, progress=progress, chunk=chunk)
+    checked = check_rows(device_list, ca_point=ca_point(issuer_cert), jobs=jobs, progress=progress, chunk=chunk,
+                         recorded=ws.inventory.recorded_csrs)  # fmt: skip
     batch_key = batch_id_for(device_list, checked, ca_name, profile_name, rekey)
     now = ws.clock.now().isoformat(timespec="microseconds")
     with ws.inventory.lease(f"batch:{batch_key}", what=f"this batch (list {device_list.path.name}, key {batch_key})",
@@ -305,7 +307,10 @@ def _issue(
     chunk: int,
     rekey: bool = False,
 ) -> None:
-    """Sign what is accepted, chunk by chunk, committing each chunk to the inventory as it comes back."""
+    """Sign what is accepted, chunk by chunk, committing each chunk to the inventory as it comes back, with the
+    CSRs of its certificates (the DER after each accepted request's packed bytes, taken here by index: chunks
+    come back in order, one certificate per request)."""
+    done = 0
     # The workers fork before the bar exists: no tqdm thread is running when they do.
     with signing(plan, accepted, jobs=jobs, chunk=chunk) as out, progress_bar(len(accepted), "issue", progress) as bar:
         for signed in out:
@@ -314,9 +319,11 @@ def _issue(
                 raise StateError(f"batch {result.batch_id}: {signed}; this chunk was discarded, nothing of it recorded")
             issued_at = ws.clock.now().isoformat(timespec="microseconds")
             chunk_rows = [rows(s, issued_at) for s in signed]
+            csrs = [request[PACKED:] for request in accepted[done : done + len(signed)]]
+            done += len(signed)
             try:
                 with ws.inventory.transaction() as db:
-                    batches.record_signed(db, chunk_rows, rekey=rekey)
+                    batches.record_signed(db, chunk_rows, csrs=csrs, rekey=rekey)
             except batches.IdentityTaken as exc:
                 taken = batches.first_taken(ws.inventory, chunk_rows)
                 reason = f"EUI-64 {taken} got a valid certificate from another run meanwhile"

@@ -8,7 +8,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +20,15 @@ from ceremony.fs import create
 from ceremony.model.csr import MAX_CSR_BYTES, csr_der
 from ceremony.model.template import ECDSA_WITH_SHA256, P256_SPKI_PREFIX
 
+#: The first columns of a device list's header, in this order (more columns may follow, each named).
 COLUMNS = ("eui64", "usage", "csr")
-#: A validated request, packed: EUI-64 (8) + usage (1: 0 ds, 1 ka) + P-256 point (65) + CSR SHA-256 (32).
+#: A validated request, packed: EUI-64 (8) + usage (1: 0 ds, 1 ka) + P-256 point (65) + CSR SHA-256 (32). An
+#: accepted request carries the CSR's DER after these bytes (archived with its certificate, by the parent: the
+#: signing workers get the packed bytes only).
 PACKED = 106
+#: A csr cell naming a CSR of the inventory's archive by its SHA-256 (re-certification): ``recorded:<64 hex>``.
+RECORDED = "recorded:"
+_RECORDED_DIGEST = re.compile(r"^[0-9A-Fa-f]{64}$")
 _EUI64 = re.compile(r"^[0-9A-Fa-f]{16}$")
 _USAGES = frozenset({"ds", "ka"})
 _ECDSA = ec.ECDSA(hashes.SHA256())
@@ -31,6 +37,12 @@ _EMPTY_SUBJECT = b"\x30\x00"
 _VERSION_1 = b"\x02\x01\x00"  # INTEGER 0
 
 Row = tuple[int, str, str, str]  # (row number, eui64, usage, csr path as written)
+#: The CSRs of a chunk's ``recorded:`` rows, by row number, as the parent took them from the inventory's archive
+#: before the row checks: the DER (its digest checked, recorded for the row's EUI-64 and usage), or why not.
+Recorded = dict[int, bytes | str]
+#: How the parent looks recorded CSRs up: (EUI-64, usage, CSR SHA-256 hex) each -> the DER, or why not (one line);
+#: ``Inventory.recorded_csrs``.
+RecordedLookup = Callable[[Sequence[tuple[str, str, str]]], list[bytes | str]]
 
 
 @dataclass(frozen=True)
@@ -149,7 +161,8 @@ def _read_list(path: Path) -> bytes:
 
 
 def read_device_list(path: Path) -> DeviceList:
-    """The CSV as written: header ``eui64,usage,csr``; rows numbered from 2 (the header is row 1).
+    """The CSV as written: a header whose first columns are ``eui64,usage,csr`` (more columns may follow, each
+    named, none twice; they are not read); rows numbered from 2 (the header is row 1).
 
     Bounded: ``MAX_DEVICE_LIST_BYTES`` for the file, ``MAX_DEVICE_LINE_BYTES`` per line,
     ``MAX_DEVICE_FIELD_CHARS`` per field. Errors name the line and what is wrong, never its content (the file
@@ -160,15 +173,43 @@ def read_device_list(path: Path) -> DeviceList:
     header = next(device_list.records(), None)
     if header is None:
         raise InputError(f"{path}: the device list is empty (no header line {','.join(COLUMNS)})")
-    names = [h.strip().lower() for h in header]
-    if names != list(COLUMNS):
-        wrong = next((i for i, (got, want) in enumerate(zip(names, COLUMNS, strict=False)) if got != want), None)
-        why = f"column {wrong + 1} is not {COLUMNS[wrong]}" if wrong is not None else f"it has {len(names)} columns"
-        raise InputError(f"{path}: the header must be {','.join(COLUMNS)} ({why})")
+    fault = _header_fault([h.strip().lower() for h in header])
+    if fault is not None:
+        raise InputError(f"{path}: {fault}")
     count = sum(1 for _ in device_list.rows())
     if not count:
         raise InputError(f"{path}: the device list has no rows")
     return DeviceList(path, device_list.sha256, data, count)
+
+
+def _header_fault(names: list[str]) -> str | None:
+    """What is wrong with a header's column names, in one line naming the column (never quoting a name), or None."""
+    wrong = next((i for i, (got, want) in enumerate(zip(names, COLUMNS, strict=False)) if got != want), None)
+    if wrong is not None or len(names) < len(COLUMNS):
+        why = f"column {wrong + 1} is not {COLUMNS[wrong]}" if wrong is not None else f"it has {len(names)} columns"
+        return f"the header must start {','.join(COLUMNS)} ({why})"
+    for i, name in enumerate(names[len(COLUMNS) :], start=len(COLUMNS)):
+        if not name or name in names[:i]:
+            why = "has no name" if not name else f"has the name of column {names.index(name) + 1}"
+            return f"the header's further columns need names of their own (column {i + 1} {why})"
+    return None
+
+
+def recorded_digest(csr: str) -> str | None:
+    """The SHA-256 (lower-case hex) a csr cell ``recorded:<64 hex>`` names, or None (not a well-formed one)."""
+    digest = csr[len(RECORDED) :] if csr.startswith(RECORDED) else ""
+    return digest.lower() if _RECORDED_DIGEST.match(digest) else None
+
+
+def resolve_recorded(rows: list[Row], lookup: RecordedLookup | None) -> Recorded:
+    """The archived CSRs of the rows naming one (``recorded:<sha256>``), looked up at once (in the parent, which
+    holds the inventory: the workers check what they are given). ``lookup`` None: nothing is looked up, and such a
+    row is refused by ``validate_row``."""
+    wanted = [(number, eui64, usage, digest) for number, eui64, usage, csr in rows if (digest := recorded_digest(csr))]
+    if not wanted or lookup is None:
+        return {}
+    found = lookup([(eui64.upper(), usage, digest) for _, eui64, usage, digest in wanted])
+    return {number: outcome for (number, *_), outcome in zip(wanted, found, strict=True)}
 
 
 def batched(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -299,7 +340,7 @@ def _read(path: str) -> bytes:
     return data
 
 
-def validate_row(base: str, row: Row, *, ca_point: bytes | None) -> bytes | Reject:
+def validate_row(base: str, row: Row, *, ca_point: bytes | None, recorded: bytes | str | None = None) -> bytes | Reject:
     """Check one row and its CSR (P-256, ecdsa-with-SHA256, proof of possession); pack it, or say why not.
 
     Args:
@@ -307,9 +348,11 @@ def validate_row(base: str, row: Row, *, ca_point: bytes | None) -> bytes | Reje
         row: One row of ``DeviceList.rows``.
         ca_point: The issuing CA's public key (uncompressed point): a CSR for that key is refused.
             None only where there is no CA (fuzzing the row checks alone).
+        recorded: For a row whose csr is ``recorded:<sha256>``: the archived CSR the parent looked up
+            (``resolve_recorded``), or why there is none; it is checked as a CSR file is.
 
     Returns:
-        The request packed (see ``PACKED``), or the row's ``Reject``.
+        The request packed (see ``PACKED``) followed by the CSR's DER, or the row's ``Reject``.
     """
     number, eui64, usage, csr_path = row
 
@@ -322,23 +365,34 @@ def validate_row(base: str, row: Row, *, ca_point: bytes | None) -> bytes | Reje
         return reject("usage must be ds or ka")
     if not csr_path:
         return reject("no CSR path")
-    if os.path.isabs(csr_path) or os.path.normpath(csr_path).split(os.sep)[0] == "..":
+    if csr_path.startswith(RECORDED):
+        # A CSR the inventory archived when it certified this identity before (re-certification under another CA).
+        if recorded_digest(csr_path) is None:
+            return reject(f"{RECORDED} must be followed by the CSR's SHA-256 (64 hex digits)")
+        if recorded is None:
+            return reject("a recorded CSR comes from the inventory's archive, which was not consulted")
+        if isinstance(recorded, str):
+            return reject(recorded)
+        der = recorded
+    elif os.path.isabs(csr_path) or os.path.normpath(csr_path).split(os.sep)[0] == "..":
         return reject("the CSR path leaves the device list's folder (absolute, or through ..)")
-    try:
-        der = _read(os.path.join(base, csr_path))
-        if der[:1] != b"\x30":
-            der = csr_der(der, csr_path)
-    except InputError as exc:
-        return reject(exc.message.split(": ", 1)[-1])
+    else:
+        try:
+            der = _read(os.path.join(base, csr_path))
+            if der[:1] != b"\x30":
+                der = csr_der(der, csr_path)
+        except InputError as exc:
+            return reject(exc.message.split(": ", 1)[-1])
     point = check_device_csr(der, ca_point=ca_point)
     if isinstance(point, str):
         return reject(point)
-    return bytes.fromhex(eui64) + bytes([usage == "ka"]) + point + hashlib.sha256(der).digest()
+    return bytes.fromhex(eui64) + bytes([usage == "ka"]) + point + hashlib.sha256(der).digest() + der
 
 
-def validate_chunk(base: str, ca_point: bytes, rows: list[Row]) -> list[bytes | Reject]:
-    """``validate_row`` over a chunk of rows (the unit of work a pool worker gets)."""
-    return [validate_row(base, row, ca_point=ca_point) for row in rows]
+def validate_chunk(base: str, ca_point: bytes, work: tuple[list[Row], Recorded]) -> list[bytes | Reject]:
+    """``validate_row`` over a chunk of rows with their recorded CSRs (the unit of work a pool worker gets)."""
+    rows, recorded = work
+    return [validate_row(base, row, ca_point=ca_point, recorded=recorded.get(row[0])) for row in rows]
 
 
 # --- the whole list -------------------------------------------------------------------------

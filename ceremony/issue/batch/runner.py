@@ -6,7 +6,8 @@ import functools
 import hashlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.pool import Pool
 from typing import Any, TypeVar
@@ -14,7 +15,17 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ceremony.issue.batch.devices import DeviceList, Reject, batched, validate_chunk
+from ceremony.issue.batch.devices import (
+    PACKED,
+    DeviceList,
+    Recorded,
+    RecordedLookup,
+    Reject,
+    Row,
+    batched,
+    resolve_recorded,
+    validate_chunk,
+)
 from ceremony.issue.batch.plan import BatchPlan
 from ceremony.lint.certificate import check_certificate
 from ceremony.lint.findings import failing
@@ -24,6 +35,7 @@ from ceremony.record.batches import SignedInBatch
 CHUNK = 1024
 _ECDSA = ec.ECDSA(hashes.SHA256())
 T = TypeVar("T")
+R = TypeVar("R")
 ChunkResult = list[SignedInBatch] | str  # a chunk signed and verified, or why it was refused
 
 
@@ -124,15 +136,41 @@ def _pool(jobs: int, plan: BatchPlan | None = None) -> Iterator[Pool | None]:
         pool.join()
 
 
+def _in_order(pool: Pool, fn: Callable[[T], R], work: Iterable[T], window: int) -> Iterator[R]:
+    """``fn`` over ``work`` in the pool's workers, results in order, at most ``window`` tasks out at a time.
+
+    Unlike ``Pool.imap``, whose task thread draws ``work``, the items are drawn here, in the calling thread: drawing
+    one may query the inventory (``resolve_recorded``), whose connection belongs to this thread."""
+    pending: deque[Any] = deque()
+    for item in work:
+        pending.append(pool.apply_async(fn, (item,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
 def check_rows(
-    device_list: DeviceList, *, ca_point: bytes, jobs: int, progress: bool | None, chunk: int
+    device_list: DeviceList,
+    *,
+    ca_point: bytes,
+    jobs: int,
+    progress: bool | None,
+    chunk: int,
+    recorded: RecordedLookup | None = None,
 ) -> list[bytes | Reject]:
-    """Every row checked, CSRs verified (in the workers); in row order, one packed request or reject per row."""
+    """Every row checked, CSRs verified (in the workers); in row order, one packed request (followed by its CSR's
+    DER) or reject per row. ``recorded`` looks up the archived CSRs of ``recorded:`` rows, a chunk at a time, in
+    this process, before the workers check them (None: such rows are refused)."""
     check = functools.partial(validate_chunk, device_list.base, ca_point)
-    work = batched(device_list.rows(), chunk)
+
+    def work() -> Iterator[tuple[list[Row], Recorded]]:
+        for rows in batched(device_list.rows(), chunk):
+            yield rows, resolve_recorded(rows, recorded)
+
     checked: list[bytes | Reject] = []
     with _pool(jobs) as pool, progress_bar(device_list.count, "validate", progress) as bar:
-        for outcomes in map(check, work) if pool is None else pool.imap(check, work):
+        for outcomes in map(check, work()) if pool is None else _in_order(pool, check, work(), 2 * jobs):
             checked += outcomes
             bar.update(len(outcomes))
     return checked
@@ -140,10 +178,11 @@ def check_rows(
 
 @contextmanager
 def signing(plan: BatchPlan, accepted: list[bytes], *, jobs: int, chunk: int) -> Iterator[Iterator[ChunkResult]]:
-    """Each chunk of ``accepted`` signed, in order: in this process, or by ``jobs`` forked workers given ``plan``."""
+    """Each chunk of ``accepted`` signed, in order: in this process, or by ``jobs`` forked workers given ``plan``
+    (sent each request's packed bytes only: the CSR after them stays here, for the inventory)."""
     work = chunks(accepted, chunk)
     with _pool(jobs if accepted else 1, plan) as pool:
         if pool is None:
             yield (issue_chunk(plan, start, items) for start, items in work)
         else:
-            yield pool.imap(_issue_in_worker, work)
+            yield pool.imap(_issue_in_worker, ((start, [r[:PACKED] for r in items]) for start, items in work))

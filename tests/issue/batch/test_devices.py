@@ -15,12 +15,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ceremony.errors import InputError
-from ceremony.issue.batch import Reject, read_device_list, validate_row
+from ceremony.issue.batch import PACKED, Reject, read_device_list, validate_row
 from ceremony.issue.batch.devices import (
     MAX_DEVICE_FIELD_CHARS,
     MAX_DEVICE_LINE_BYTES,
     _split_csr,
     check_device_csr,
+    recorded_digest,
+    resolve_recorded,
+    validate_chunk,
 )
 from ceremony.model.csr import parse_csr
 from ceremony.model.der import hardware_module_name
@@ -285,17 +288,19 @@ def _list(tmp_path: Path, rows: list[str], files: dict[str, bytes]) -> Path:
     return path
 
 
-def test_a_valid_row_is_packed_eui64_usage_point_and_csr_digest(tmp_path: Path) -> None:
+def test_a_valid_row_is_packed_eui64_usage_point_and_csr_digest_then_the_csr(tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     der = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
     data = der.public_bytes(serialization.Encoding.PEM)
     path = _list(tmp_path, ["00db123400000001,KA,a.pem"], {"a.pem": data})
     (row,) = read_device_list(path).rows()
     packed = validate_row(str(tmp_path), row, ca_point=None)
-    assert isinstance(packed, bytes) and len(packed) == 106
+    csr = der.public_bytes(serialization.Encoding.DER)  # the file is PEM: the request carries the DER
+    assert isinstance(packed, bytes) and len(packed) == PACKED + len(csr)
     assert packed[:8] == bytes.fromhex("00db123400000001") and packed[8] == 1
     assert packed[9:74] == _point(key.public_key())
-    assert packed[74:] == hashlib.sha256(der.public_bytes(serialization.Encoding.DER)).digest()
+    assert packed[74:PACKED] == hashlib.sha256(csr).digest()
+    assert packed[PACKED:] == csr
 
 
 def test_a_csr_for_the_cas_own_key_is_refused(tmp_path: Path) -> None:
@@ -366,10 +371,46 @@ def test_the_header_is_refused_by_column_never_quoted(tmp_path: Path) -> None:
     path.write_text("root:$6$hidden:19000,usage,csr\n00DB123400000001,ds,a.der\n")
     with pytest.raises(InputError) as err:
         read_device_list(path)
-    assert err.value.message == f"{path}: the header must be eui64,usage,csr (column 1 is not eui64)"
+    assert err.value.message == f"{path}: the header must start eui64,usage,csr (column 1 is not eui64)"
     path.write_text("eui64,usage\n")
     with pytest.raises(InputError, match=r"\(it has 2 columns\)"):
         read_device_list(path)
+    path.write_text("eui64,csr,usage\n00DB123400000001,a.der,ds\n")  # the order is the rule
+    with pytest.raises(InputError) as err:
+        read_device_list(path)
+    assert err.value.message == f"{path}: the header must start eui64,usage,csr (column 2 is not usage)"
+
+
+@pytest.mark.parametrize(
+    "header, why",
+    [
+        ("eui64,usage,csr,serial,", "column 5 has no name"),
+        ("eui64,usage,csr, ,serial", "column 4 has no name"),
+        ("eui64,usage,csr,serial,Serial", "column 5 has the name of column 4"),
+        ("eui64,usage,csr,csr", "column 4 has the name of column 3"),
+    ],
+)
+def test_a_further_column_needs_a_name_of_its_own(tmp_path: Path, header: str, why: str) -> None:
+    path = tmp_path / "devices.csv"
+    path.write_text(header + "\n00DB123400000001,ds,a.der,1,2\n")
+    with pytest.raises(InputError) as err:
+        read_device_list(path)
+    assert err.value.message == f"{path}: the header's further columns need names of their own ({why})"
+
+
+def test_a_list_with_further_columns_is_read_by_its_first_three(tmp_path: Path) -> None:
+    """DESIGN.md: at least the columns eui64, usage, csr; more columns are allowed (a compromise's plan adds the
+    serial it replaces). The further columns are not read, and a row may leave them out."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+    (tmp_path / "a.der").write_bytes(der.public_bytes(serialization.Encoding.DER))
+    path = tmp_path / "devices.csv"
+    path.write_text("EUI64, Usage ,csr,serial,note\n00DB123400000001,ds,a.der,0A1B,first\n00DB123400000002,ka,a.der\n")
+    listing = read_device_list(path)
+    assert listing.count == 2
+    rows = list(listing.rows())
+    assert rows == [(2, "00DB123400000001", "ds", "a.der"), (3, "00DB123400000002", "ka", "a.der")]
+    assert all(isinstance(validate_row(str(tmp_path), row, ca_point=None), bytes) for row in rows)
 
 
 def test_line_endings_and_a_bom_read_as_before(tmp_path: Path) -> None:
@@ -388,3 +429,72 @@ def test_a_csr_path_that_is_not_a_regular_file_is_a_reject(tmp_path: Path) -> No
     (row,) = read_device_list(_list(tmp_path, ["00DB123400000001,ds,a.der"], {})).rows()
     outcome = validate_row(str(tmp_path), row, ca_point=None)
     assert isinstance(outcome, Reject) and outcome.reason == "CSR is not a regular file"
+
+
+# --- recorded CSRs (re-certification from the inventory's archive) -----------------------------------------------
+def _device_csr() -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+    return der.public_bytes(serialization.Encoding.DER), key
+
+
+def test_a_recorded_cell_names_a_sha256() -> None:
+    digest = "Ab" * 32
+    assert recorded_digest(f"recorded:{digest}") == digest.lower()
+    for cell in ("recorded:" + "ab" * 31, "recorded:" + "zz" * 32, "recorded: " + "ab" * 32, "ab" * 32, "csr/a.der"):
+        assert recorded_digest(cell) is None
+
+
+def test_a_recorded_row_is_checked_as_a_csr_file_is(tmp_path: Path) -> None:
+    der, key = _device_csr()
+    cell = f"recorded:{hashlib.sha256(der).hexdigest()}"
+    row = (2, "00DB123400000001", "ds", cell)
+    packed = validate_row(str(tmp_path), row, ca_point=None, recorded=der)
+    assert isinstance(packed, bytes)
+    assert packed[9:74] == _point(key.public_key()) and packed[74:PACKED] == hashlib.sha256(der).digest()
+    assert packed[PACKED:] == der
+    # Proof of possession again, as for a file: an archived CSR whose signature no longer verifies is refused.
+    broken = bytearray(der)
+    broken[-5] ^= 0x01
+    assert validate_row(str(tmp_path), row, ca_point=None, recorded=bytes(broken)) == Reject(
+        2, "00DB123400000001", "ds", cell, "CSR signature does not verify (no proof of possession)"
+    )
+    # The CA's own key is refused as from a file.
+    assert validate_row(str(tmp_path), row, ca_point=_point(key.public_key()), recorded=der) == Reject(
+        2, "00DB123400000001", "ds", cell, "the CSR carries the CA's own public key"
+    )
+    # The inventory's reason is the row's; and a row no archive was consulted for is refused, never read as a path.
+    assert validate_row(str(tmp_path), row, ca_point=None, recorded="no such CSR") == Reject(
+        2, "00DB123400000001", "ds", cell, "no such CSR"
+    )
+    (tmp_path / "recorded:x").write_bytes(der)
+    refused = validate_row(str(tmp_path), row, ca_point=None)
+    assert isinstance(refused, Reject) and refused.reason.startswith("a recorded CSR comes from the inventory")
+    bad = validate_row(str(tmp_path), (3, "00DB123400000001", "ds", "recorded:x"), ca_point=None, recorded=der)
+    assert isinstance(bad, Reject) and bad.reason == "recorded: must be followed by the CSR's SHA-256 (64 hex digits)"
+    # The row's own checks come first.
+    first = validate_row(str(tmp_path), (4, "00DB12340000000Z", "ds", cell), ca_point=None, recorded=der)
+    assert isinstance(first, Reject) and first.reason == "EUI-64 must be 16 hex digits"
+
+
+def test_the_parent_looks_up_the_recorded_rows_of_a_chunk_at_once(tmp_path: Path) -> None:
+    der, _ = _device_csr()
+    digest = hashlib.sha256(der).hexdigest()
+    rows = [
+        (2, "00db123400000001", "ds", f"recorded:{digest.upper()}"),
+        (3, "00DB123400000002", "ka", "csr/b.der"),
+        (4, "00DB123400000003", "ka", "recorded:" + "00" * 32),
+    ]
+    asked: list[list[tuple[str, str, str]]] = []
+
+    def lookup(requests: object) -> list[bytes | str]:
+        asked.append(list(requests))  # type: ignore[call-overload]
+        return [der, "not archived"]
+
+    recorded = resolve_recorded(rows, lookup)
+    assert asked == [[("00DB123400000001", "ds", digest), ("00DB123400000003", "ka", "00" * 32)]]
+    assert recorded == {2: der, 4: "not archived"}
+    assert resolve_recorded(rows[1:2], lookup) == {} and len(asked) == 1  # no recorded row: no look-up
+    outcomes = validate_chunk(str(tmp_path), b"", (rows, recorded))
+    assert isinstance(outcomes[0], bytes) and outcomes[0][PACKED:] == der
+    assert [o.reason for o in outcomes[1:] if isinstance(o, Reject)][1] == "not archived"
