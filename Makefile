@@ -41,7 +41,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.evidence --markdown docs/benchmarks.md
 
 # Ten simulated years of one PKI, checked after every step, each year's verdict against the golden file
-# (docs/lifetime.md; `make test` runs the first seven beside its other tests). Before every release.
+# (docs/lifetime.md; `make test` runs the first six beside its other tests). Before every release.
 lifetime: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.lifetime --years 10
 

@@ -106,8 +106,10 @@ ROTATED = {"s1sp-tkek-1": (1095, 730), "s1sp-dmk-1": (365, 300), "s1sp-dmk-2": (
 BREAK_AT = datetime(2027, 1, 1, tzinfo=timezone.utc)
 #: The organisation's certificates (1826 days from 2026-12-04) are renewed a month before they expire.
 ORG_RENEWAL = date(2031, 11, 1)
-#: A custodian of the backup KEK leaves in the third year.
+#: A custodian of the backup KEK leaves in the third year; a fortnight later the root key's backup is re-wrapped
+#: under a new backup key without him (backup-rewrap), and the restore test token's PINs changed without him.
 LEAVER, LEAVER_DAY = "frank", date(2029, 6, 15)
+REWRAP_DAY, REWRAP_TOKEN = date(2029, 7, 2), "s1sp-rewrap-token"  # noqa: S105 - a label
 #: Issue M's ceremonies of a PKI's life, each on its day (rehearsed first, approved by two, as every ceremony):
 #: the CA token's PINs changed by its custodians; a custodian change of the token's PINs (erin hands her custody
 #: to grace); the issuing CA renewed with a new key (generation 2, a 30-day overlap); the first generation's key
@@ -644,11 +646,29 @@ class Lifetime:
             self.rollover(day)
         elif 1 <= (day - ROLLOVER_DAY).days <= 3:
             self.new_root_backup(day)
+        elif day == REWRAP_DAY:
+            self.without_leaver(day)
+
+    def without_leaver(self, day: date) -> None:
+        """The secrets the leaver held a share of, rotated without him: the root key's backup re-wrapped under a
+        new backup key (the old blob and cards retired), and the restore test token's PINs changed."""
+        kek = [c for c in ("carol", "dave", "erin", "frank", "grace") if c not in self.left]
+        bags = {c: f"TEB-{day.year}4{i}" for i, c in enumerate(kek)}
+        seats = {"participants.custodians": kek, "quorum": {"m": 3, "n": len(kek)}, "bags.share_cards": bags,
+                 "leaving": [LEAVER]}  # fmt: skip
+        self.ceremony("backup-rewrap", self.at(day, 14), {
+            **seats, "bags.tokens": {REWRAP_TOKEN: f"TEB-{day.year}49"},
+            "reason": f"custodian change: {LEAVER} left on {LEAVER_DAY}; the root key's backup key is rotated",
+        }, ceremony_id=f"backup-rewrap-root-{day:%Y-%m}")  # fmt: skip
+        self.ceremony("pin-change", self.at(day, 16), {
+            **seats, "token.label": "s1sp-restore-token", "pins": ["user", "so"],
+            "reason": f"custodian change: {LEAVER} left on {LEAVER_DAY}; the restore test token's PINs are changed",
+        }, ceremony_id=f"custodian-change-restore-token-{day:%Y-%m}")  # fmt: skip
 
     def compromise(self, day: date) -> None:
         """The first issuing generation's key is reported compromised: the incident on the register, the CA's
         certificate revoked on the root's ARL in a ca-revocation ceremony (two people), its devices re-certified
-        under generation 2 (fresh CSRs: the recorded ones are not archived yet) and the organisation's certificates
+        under generation 2 from their recorded CSRs (the ceremony's plan) and the organisation's certificates
         issued again there. The revoked CA publishes no more CRLs (REV-01: its key would sign nothing trustworthy)."""
         incident = f"INC-{day.year}-CA1"
         with self.doing(self.at(day, 12), "incident", incident):  # after the day's work (at 10)
@@ -670,8 +690,9 @@ class Lifetime:
         with self.doing(self.at(day, 14), "activate", "re-certification", check=False):
             self.activate()
         if affected:
-            with self.doing(self.at(day, 14), "recertify", f"{len(affected)} devices", pin=False):
-                self.batch(day, rekey=False, devices=affected)
+            with self.doing(self.at(day, 14), "recertify", f"{len(affected)} devices from their recorded CSRs",
+                            pin=False):  # fmt: skip
+                self.recertify(day, affected)
         if self.org_ca == ISSUING:
             with self.doing(self.at(day, 14), "issue", "organisation certificates again", pin=False):
                 self.issue_organisation()
@@ -682,6 +703,29 @@ class Lifetime:
         for device in self.devices:
             if device.ca == ISSUING:
                 device.retired = True  # retired before the compromise: nothing left to re-certify
+
+    def recertify(self, day: date, affected: list[Device]) -> None:
+        """The compromised CA's devices re-certified under generation 2 from the ca-revocation ceremony's plan:
+        each device's recorded CSR (its proof of possession, verified again) with the identity the plan names,
+        approved as any batch is; the same key, a new certificate."""
+        plan = self.root / "artifacts" / "compromise" / f"ca-revocation-{day:%Y-%m}" / "recertification-devices.csv"
+        with self.opened() as ws:
+            result = issue_batch(ws, ca_name=self.issuing, profile_name=DEVICE_PROFILE, devices=plan,
+                                 approved_by="bob", progress=False, say=lambda _t: None)  # fmt: skip
+            if result.issued_now != 2 * len(affected) or result.rejected:
+                raise SimulationFailure(
+                    f"step {self.step}: the re-certification issued {result.issued_now} of {2 * len(affected)} and "
+                    f"rejected {len(result.rejected)}"
+                )
+            serials = self.batch_serials(ws, result.batch_id)
+            for device in affected:
+                for usage, serial in serials[device.eui64].items():
+                    old, new = (ws.inventory.certificate(ca, s) for ca, s in ((device.ca, device.serials[usage]),
+                                                                              (self.issuing, serial)))  # fmt: skip
+                    assert old is not None and new is not None
+                    if _public_key(old.der) != _public_key(new.der):
+                        raise SimulationFailure(f"step {self.step}: {device.eui64} {usage}: another key re-certified")
+                device.serials, device.ca = serials[device.eui64], self.issuing
 
     def rollover(self, day: date) -> None:
         """A root rollover: the new root with link certificates both ways, generation 2 of the issuing CA re-certified
@@ -809,6 +853,17 @@ def _rehearse(
     return people.shares, people.components
 
 
+def _public_key(der: bytes) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    return (
+        x509.load_der_x509_certificate(der)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
 def _csr(subject: Any) -> bytes:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -858,7 +913,7 @@ hsms:
     fips_certificate: none
     fips_level: 0
     location: the simulation's machine
-    token_labels: [s1sp-ca-token, s1sp-restore-token, s1sp-restore-token-2]
+    token_labels: [s1sp-ca-token, s1sp-restore-token, s1sp-restore-token-2, s1sp-rewrap-token]
 """
 
 
@@ -880,6 +935,11 @@ waivers:
     expires: "{until}"
   - control: KEY-01
     subject: token s1sp-restore-token-2
+    reason: the simulation runs on SoftHSM2; a live PKI generates its keys in FIPS 140-3 level 3 HSMs
+    approved_by: victor
+    expires: "{until}"
+  - control: KEY-01
+    subject: token s1sp-rewrap-token
     reason: the simulation runs on SoftHSM2; a live PKI generates its keys in FIPS 140-3 level 3 HSMs
     approved_by: victor
     expires: "{until}"
