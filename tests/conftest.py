@@ -168,3 +168,13 @@ def ca_workspace(tmp_path: Path, key_store_kind: str, database: str | None):  # 
     )
     yield ws
     ws.close()
+
+
+@pytest.fixture
+def tsa(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A time-stamping authority on 127.0.0.1 for one test (tests/support/tsa.py), stopped after it."""
+    from tests.support.tsa import LocalTsa, make_tsa
+
+    local = LocalTsa(make_tsa(tmp_path_factory.mktemp("tsa"))).start()
+    yield local
+    local.stop()

@@ -1,4 +1,5 @@
-"""`ceremony approve | run | open | transcript`: approving ceremony files, running or opening notebooks, transcripts."""
+"""`ceremony approve | run | open | transcript`: approving ceremony files, running or opening notebooks, transcripts
+(verified, attested, compared, timestamped)."""
 
 from __future__ import annotations
 
@@ -215,13 +216,38 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         lines = diff_transcripts(Path(args.a), Path(args.b))
         print("\n".join(lines) if lines else "same steps, actors, parameters and outputs")
         return 1 if lines else 0
+    if args.transcript_command == "timestamp":
+        return _timestamp_pending(args)
+    from ceremony.record.timestamps import seal_timestamp
+
     report = verify_transcript(Path(args.file))
     print(report.message)
     if not report.ok:
         return 1
+    stamp = seal_timestamp(Path(args.file), Path(args.tsa_chain) if args.tsa_chain else None)
+    if stamp is not None:
+        print(stamp.message)
     status = attestation_status(Path(args.file), load_register(register_path(args)))
     print(status.render())
-    return 0 if status.ok else 1
+    return 0 if status.ok and (stamp is None or stamp.ok) else 1
+
+
+def _timestamp_pending(args: argparse.Namespace) -> int:
+    """`ceremony transcript timestamp`: stamp every sealed transcript and checkpoint still without a token."""
+    from ceremony.record.timestamps import stamp_pending, workspace_authority
+    from ceremony.record.workspace import WORKSPACE_FILE
+
+    with opened(args) as ws:
+        if workspace_authority(ws) is None:  # a chain that cannot be read is refused here (exit 2)
+            raise InputError(
+                f"{ws.root / WORKSPACE_FILE} names no time-stamping authority (timestamping: url, certificate)"
+            )
+        report = stamp_pending(ws)
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print("\n".join(report.lines()) or "nothing to timestamp: every sealed transcript and checkpoint has its token")
+    return 1 if report.pending or report.problems else 0
 
 
 def add_parsers(sub: Any) -> None:
@@ -264,6 +290,12 @@ def add_parsers(sub: Any) -> None:
     t = tsub.add_parser("verify", help="exit 0 only for an intact, sealed transcript whose seal verifies")
     t.add_argument("file")
     t.add_argument("--register", help="participant register (for the attestations)")
+    t.add_argument(
+        "--tsa-chain",
+        metavar="PEM",
+        help="the TSA chain its seal's timestamp token is checked under (default: the one the evidence pack it lies "
+        "in carries, else the one its workspace names)",
+    )
     t = tsub.add_parser("sign", help="attest a sealed transcript with your registered key")
     t.add_argument("file")
     t.add_argument("--as", dest="person", required=True, help="your person id")
@@ -282,4 +314,10 @@ def add_parsers(sub: Any) -> None:
     t = tsub.add_parser("diff", help="differences that matter between two transcripts (not times, digests, keys)")
     t.add_argument("a")
     t.add_argument("b")
+    t = tsub.add_parser(
+        "timestamp",
+        help="get the workspace TSA's timestamp tokens for every sealed transcript and journal checkpoint still "
+        "without one (seals made offline); exit 1 while any is still pending",
+    )
+    t.add_argument("--json", action="store_true", help="print one JSON object: stamped, pending, deferred, problems")
     p.set_defaults(func=cmd_transcript)

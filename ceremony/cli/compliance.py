@@ -72,6 +72,10 @@ def cmd_evidence_build(args: argparse.Namespace) -> int:
         print(f"evidence pack {result.directory}")
         print(f"verdict: {result.summary}")
         print(f"manifest signed by {result.signer}; SHA-256 {result.fingerprint}")
+        for line in result.report_lines():
+            print(line)
+        for line in result.timestamp_lines():
+            print(line)
         print(f"read aloud: {result.words}")
     return 0
 
@@ -81,6 +85,10 @@ def cmd_evidence_verify(args: argparse.Namespace) -> int:
 
     report = verify_pack(Path(args.directory), Path(args.trust) if args.trust else None)
     print(report.message)
+    if report.report_signature:
+        print(report.report_signature)
+    for line in report.timestamps:
+        print(line)
     if report.words:
         print(f"manifest read aloud: {report.words}")
     contradicted = None

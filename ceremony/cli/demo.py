@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ceremony.errors import InputError
 from ceremony.fs import write_once
 from ceremony.issue.single import Issued, issue
-from ceremony.keys.personal import FILE_KEY_NOTE, load_file_key
+from ceremony.keys.personal import FILE_KEY_NOTE, CertificateRequest, load_file_key, self_signed_certificate
 from ceremony.lint.certificate import check_certificate
 from ceremony.lint.findings import Finding, failing
 from ceremony.model.ceremony_file import load_ceremony, record_approval
@@ -123,17 +123,23 @@ CEREMONY_RUNS: tuple[tuple[str, dict[str, str]], ...] = (
 def demo_register(ws: Workspace) -> Register:
     """The example register with an attestation key for each person: file keys, for trying the tool only
     (private keys in secrets/attestation/, 0600; a live register enrols each person's own token instead,
-    ``ceremony people enrol``)."""
+    ``ceremony people enrol``), each with the self-signed certificate enrolment would make (people/<id>.pem beside
+    the register, from the workspace's clock: what report.pdf's signature is verified under)."""
     data = load_yaml(data_dir() / "people.yaml")
     keys = ws.secrets_dir / "attestation"
     keys.mkdir(mode=0o700)
+    now = ws.clock.now()
     for pid, person in data["people"].items():
         key = ec.generate_private_key(ec.SECP256R1())
         der = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         write_once(keys / f"{pid}.key", der, mode=0o600)
+        request = CertificateRequest(person=pid, organisation=person["organisation"], not_before=now)
+        certificate = self_signed_certificate(key, request).public_bytes(serialization.Encoding.PEM)
+        write_once(ws.root / "people" / f"{pid}.pem", certificate, what="participant certificates")
         person["attestation_key"] = key_fingerprint(key.public_key())
+        person["attestation_certificate"] = f"people/{pid}.pem"
     path = ws.root / "people.yaml"
     path.write_text(
         f"# Demo register: data/people.yaml with an attestation key per person: each a {FILE_KEY_NOTE}\n"
@@ -279,9 +285,10 @@ def _evidence(ws: Workspace, result: DemoResult, reports: Path, say: Any) -> Non
     (registers / "hsms.yaml").write_text(DEMO_HSMS, encoding="utf-8")
     (registers / "waivers.yaml").write_text(DEMO_WAIVERS, encoding="utf-8")
     record_registers(ws, by=DEMO_ADMINISTRATOR, reason="the demo's registers, before its first assessment")
-    pdf = bool(available_renderers())
+    pdf = "weasyprint" in available_renderers()  # the pack's PDF/A documents are WeasyPrint's (Chromium's are no PDF/A)
     if not pdf:
-        say("notice: neither Chromium nor WeasyPrint can render here; the evidence pack is built without PDFs")
+        say("notice: WeasyPrint cannot render here (apt-get install libpango-1.0-0 libpangoft2-1.0-0); the evidence "
+            "pack is built without PDFs")  # fmt: skip
     say("building the evidence pack: control checks, report notebook, PDFs, signed manifest")
     pack = build_pack(ws, reports=reports, person=DEMO_OFFICER, pdf=pdf)
     result.evidence_pack, result.verdict, result.pdfs = pack.directory, pack.verdict, pack.pdfs

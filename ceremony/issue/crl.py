@@ -35,6 +35,7 @@ from ceremony.model.template import ECDSA_WITH_SHA256, der_length
 from ceremony.record.checkpoints import write_checkpoint
 from ceremony.record.crls import CRLRecord, add_crl, last_crl
 from ceremony.record.revocations import crl_entries, revocation_count
+from ceremony.record.timestamps import stamp_pending
 from ceremony.record.workspace import Workspace
 
 #: A CRL file found unrecorded is read up to this size (a CRL of a million entries is some 40 MB).
@@ -294,4 +295,5 @@ def publish_crl(ws: Workspace, ca_name: str, *, by: str, now: datetime | None = 
         reason=f"{kind} {ca_name} #{number} published",
         anchors={relative: digest},
     )
+    stamp_pending(ws)  # this checkpoint and what earlier offline steps left unstamped (a TSA named and in reach)
     return Published(ca_name, kind, number, count, this_update, next_update, ws.root / relative, digest)

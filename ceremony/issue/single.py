@@ -24,6 +24,7 @@ from ceremony.model.people import check_person, check_role, operator, workspace_
 from ceremony.model.profiles import ResolvedProfile, get_profile
 from ceremony.model.tbs import Identity, Issuer, build_tbs, key_identifier
 from ceremony.record.inventory import CARecord, CertificateRecord, key_row
+from ceremony.record.timestamps import stamp_pending
 from ceremony.record.workspace import Workspace
 
 
@@ -270,6 +271,7 @@ def issue(
         now=now,
     )
     path = _store_issued(ws, cert, record, extra={"csr": csr_source}, csr=request.der)
+    stamp_pending(ws)  # the next online step after a seal made offline (a TSA named and in reach)
     return Issued(cert, record, path)
 
 

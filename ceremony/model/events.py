@@ -49,6 +49,7 @@ class Event(StrEnum):
     TOKEN_ACTIVATION_ENDED = "token.activation_ended"  # noqa: S105 - an event name
     JOURNAL_CHECKPOINT = "journal.checkpoint"
     REGISTER_RECORD = "register.record"
+    TIMESTAMP_TOKEN = "timestamp.token"  # noqa: S105 - an event name
     # a ceremony transcript
     CEREMONY_START = "ceremony.start"
     STEP = "step"
@@ -443,6 +444,30 @@ class RegisterRecord(Record):
     by: str
     reason: str
     people: list[str] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimestampToken(Record):
+    """An RFC 3161 token from the workspace's time-stamping authority (ceremony.record.timestamps), for a
+    transcript's seal or a journal checkpoint, obtained at once or, after a step made offline, at the next online
+    step: what it stamps (``subject``: ``transcript seal`` or ``journal checkpoint``; ``stamped``: the transcript,
+    relative to the workspace, or the checkpoint's number; ``imprint``: SHA-256 of the bytes stamped), when that was
+    made by the workspace's clock (``made_at``), the TSA's time (``gen_time``) and how many seconds after (as
+    measured: the two clocks are not the same clock), the token file (relative to the workspace) with its SHA-256,
+    and the TSA certificate (its SHA-256 and its name). Kept in the transcript's ``.timestamps.log`` (a seal's) and
+    in the operations journal (both)."""
+
+    EVENT = Event.TIMESTAMP_TOKEN
+    subject: str
+    stamped: str
+    imprint: str
+    made_at: str
+    gen_time: str
+    after_seconds: float
+    token: str
+    token_sha256: str
+    tsa: str
+    tsa_name: str
 
 
 # --- a ceremony transcript ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from ceremony.procedures.activation import presented_pin
 from ceremony.procedures.base import SEAL_KEY, _lock_holder, _spki_sha256
 from ceremony.procedures.consoles import Console
 from ceremony.record.checkpoints import write_checkpoint
+from ceremony.record.timestamps import stamp_pending
 from ceremony.record.transcript import Transcript, read_entries, verify_chain
 from ceremony.record.workspace import Workspace, activation_purpose
 
@@ -338,6 +339,7 @@ def abandon(
     )
     if lock is not None:
         lock.unlink(missing_ok=True)
+    stamp_pending(ws)  # the abandoned seal too, when the workspace names a TSA in reach (else the next online step)
     return done
 
 

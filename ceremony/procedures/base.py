@@ -51,6 +51,7 @@ from ceremony.procedures import display
 from ceremony.procedures.consoles import Console
 from ceremony.record.checkpoints import write_checkpoint
 from ceremony.record.inventory import key_row
+from ceremony.record.timestamps import stamp_pending
 from ceremony.record.transcript import Transcript
 from ceremony.record.workspace import Workspace, activation_purpose
 
@@ -254,6 +255,7 @@ class Procedure:
     def start(self) -> None:
         self.check()
         self.transcript.ensure_new()
+        self._stamp_pending()  # the next online step after a seal made offline (ceremony.record.timestamps)
         self._lock()
         spec = self.spec
         kind = self.ws.config.key_store.kind
@@ -413,10 +415,17 @@ class Procedure:
             hashlib.sha256(self.transcript.path.read_bytes()).hexdigest(),
         )
         self.console.show(f"sealed {self.transcript.path}\nread aloud: {entry['words']}")
+        self._stamp_pending()  # this seal and its checkpoint, when the workspace names a TSA in reach
         self.outcome = Outcome(
             self.spec.ceremony_id, self.TYPE, self.transcript.path, self.rehearsal, entry["words"], self.outputs
         )
         return self.outcome
+
+    def _stamp_pending(self) -> None:
+        """Timestamp what is sealed and not yet stamped (nothing when the workspace names no TSA), saying what."""
+        lines = stamp_pending(self.ws).lines()
+        if lines:
+            self.console.show("\n".join(lines))
 
     def run(self) -> Outcome:
         """Every step of the script, then the seal."""

@@ -33,7 +33,7 @@ from ceremony.record.workspace import WORKSPACE_FILE, Workspace
 INDEX = "BACKUP.json"
 #: What a backup holds, relative to the workspace (directories whole, minus lock files).
 KEPT = (WORKSPACE_FILE, "people.yaml", "journal.jsonl", "checkpoints.jsonl", "artifacts", "transcripts", "registers",
-        "exports")  # fmt: skip
+        "exports", "timestamping")  # fmt: skip
 #: Never backed up: secrets and the token's own files.
 NEVER = ("secrets", "share-cards", "token", "rehearsal", "locks", "snapshots")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import stat
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
+from pydantic import Field, field_validator
 
 from ceremony.clock import PIN_VARIABLE, SYSTEM, Clock, pinned
 from ceremony.errors import CeremonyError, ConfigError, InputError, StateError, TokenError
@@ -59,6 +61,34 @@ class KeyStoreConfig(Strict):
     softhsm_conf: str | None = None
 
 
+class TimestampingConfig(Strict):
+    """An RFC 3161 time-stamping authority (optional): when named, transcript seals, journal checkpoints, the
+    evidence pack's manifest and report.pdf's signature carry its timestamp tokens (ceremony.record.timestamps)."""
+
+    #: Where requests go (http:// or https://; a redirect is never followed).
+    url: str
+    #: The TSA's certificate chain, PEM: its own certificate first, then its issuers up to the root the tokens are
+    #: verified against; relative to the workspace (e.g. ``timestamping/tsa-chain.pem``).
+    certificate: str
+    #: How long one request may take before the TSA counts as out of reach (the operation then goes on unstamped,
+    #: and the next online step stamps it).
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", value):
+            raise ValueError("must be an http:// or https:// address of a time-stamping authority")
+        return value
+
+    @field_validator("certificate")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if not value or value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("must be a path inside the workspace, e.g. timestamping/tsa-chain.pem")
+        return value
+
+
 #: What a workspace is for, fixed at init and journalled: a live workspace runs the PKI; a demo, rehearsal or
 #: test workspace is throwaway, and only such a workspace honours a pinned clock (``ceremony.clock``).
 Purpose = Literal["live", "demo", "rehearsal", "test"]
@@ -76,6 +106,8 @@ class WorkspaceConfig(Strict):
     profile_sets: list[str] = ["s1spki-secure"]
     #: Production OIDs (policy, hwType) override the profile files' documentation-arc values.
     oids: dict[str, str] = {}
+    #: An RFC 3161 time-stamping authority (none: every time in the workspace is its own clock's).
+    timestamping: TimestampingConfig | None = None
 
 
 def _read_secret_file(path: Path, what: str, variable: str, root: Path | None = None) -> str:

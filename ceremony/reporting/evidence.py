@@ -3,13 +3,15 @@
 ``build_pack`` runs the control checks, gathers the evidence (transcripts and attestations, journal,
 CA certificates and CRLs, executed ceremony notebooks and their PDFs, findings, catalogue and policy
 parameters, an inventory snapshot, the token's key attributes, tool versions), writes
-``evidence-manifest.json`` over it, runs notebook 80 (report mode) whose PDF quotes that manifest's
-fingerprint, and finally writes ``manifest.json`` over every file, signed (``manifest.json.sig``,
-DER ECDSA/Ed25519 over the file's bytes) by the key the participant register names for the officer.
+``evidence-index.json`` over it, runs notebook 80 (report mode) whose PDF quotes that index's fingerprint, prints
+the report as a PDF/A-3b carrying findings.json, the index and the CA certificates as associated files, signed by the
+officer (PAdES, with the certificate the register names for their key: :func:`finish_report`), and finally writes
+``manifest.json`` over every file, the report included, signed (``manifest.json.sig``, DER ECDSA/Ed25519 over the
+file's bytes) by the key the participant register names for the officer.
 
 ``verify_pack`` checks every hash and size, that no file was added, and the signature: against a
 trusted public key, or, without one, against the key the pack carries (whose fingerprint the caller
-must compare with the published one). A pack can be checked with sha256sum and openssl alone (its
+must compare with the published one). A pack can be checked with sha256sum, openssl, find and comm alone (its
 README says how).
 """
 
@@ -25,19 +27,46 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 
-from ceremony.compliance.pack import MANIFEST, SIGNATURE, SIGNER, fingerprint_words
+from ceremony.clock import current
+from ceremony.compliance.pack import (
+    MANIFEST,
+    MANIFEST_TOKEN,
+    REPORT_PDF,
+    SIGNATURE,
+    SIGNER,
+    attachment_path,
+    fingerprint_words,
+)
+from ceremony.compliance.pdf_signature import SIGNER_CERTIFICATE
 from ceremony.errors import CeremonyError, InputError, StateError
-from ceremony.fs import create, make_dirs, open_regular, write_once
+from ceremony.fs import create, make_dirs, open_regular, read_regular, write_once
 from ceremony.keys.personal import PersonalKey, TokenRef, person_pin
 from ceremony.procedures.attestation import key_fingerprint, signing_key
 from ceremony.record.manifest import file_list
+from ceremony.record.timestamps import (
+    CHECKPOINT_TOKENS,
+    PACK_CHAIN,
+    TRANSCRIPT_FILES,
+    Authority,
+    Stamp,
+    StampReport,
+    request_stamp,
+    stamp_pending,
+    workspace_authority,
+)
 from ceremony.record.workspace import Workspace
+from ceremony.reporting.pdf import Attached, PrintedDocument, archival_pdf, render_archival_pdf
 
-EVIDENCE_MANIFEST = "evidence-manifest.json"
+if TYPE_CHECKING:
+    from ceremony.reporting.signature import ReportSigner, SignedReport
+
+#: Every evidence file with its SHA-256 and size, written before the report, which quotes its fingerprint: every file
+#: of the pack but the report (report.pdf and report/, which quote the index), SHA256SUMS and the manifest.
+EVIDENCE_INDEX = "evidence-index.json"
 REPORT_NOTEBOOK = "80-compliance-evidence-pack.ipynb"
 PACKAGES = (
     "cryptography",
@@ -113,6 +142,36 @@ class PackResult:
     #: the real findings by kind (``fatal``, ``fail (critical)``..., ``indeterminate``, ``waived``); passes and
     #: not-applicable results are not findings
     problems: dict[str, int] = field(default_factory=dict)
+    #: the RFC 3161 timestamps (None: the workspace names no TSA): the manifest's token or why there is none, and
+    #: what the build stamped in the workspace first (:func:`_stamp_manifest`)
+    timestamping: dict[str, Any] | None = None
+    #: report.pdf's PAdES signature (None: no report.pdf): its level, its timestamp or why it has none
+    #: (:class:`ceremony.reporting.signature.SignedReport`)
+    report_signature: dict[str, Any] | None = None
+
+    def report_lines(self) -> list[str]:
+        """What the build says of report.pdf's signature (nothing without a report.pdf)."""
+        signed = self.report_signature
+        if signed is None:
+            return []
+        line = f"report.pdf signed by {self.signer}: PAdES {signed['pades_level']}"
+        if signed["timestamp"] is not None:
+            return [f"{line}, timestamped by {signed['tsa']} at {signed['timestamp']}"]
+        if signed["not_timestamped"] is not None:
+            return [f"{line}, NOT timestamped: {signed['not_timestamped']}"]
+        return [line]
+
+    def timestamp_lines(self) -> list[str]:
+        """What the build says of the manifest's timestamp (nothing when the workspace names no TSA)."""
+        if self.timestamping is None:
+            return []
+        stamped = self.timestamping
+        if stamped["manifest_token"] is not None:
+            return [f"manifest timestamped by {stamped['tsa']} at {stamped['gen_time']} ({stamped['manifest_token']})"]
+        return [
+            f"manifest NOT timestamped: {stamped['deferred']}; a token cannot be added to a built pack (build another "
+            "when the TSA is in reach)"
+        ]
 
     @property
     def summary(self) -> str:
@@ -123,9 +182,7 @@ class PackResult:
     @property
     def shown_verdict(self) -> str:
         """The verdict as printed: a trial workspace's says what the workspace is."""
-        if self.workspace_purpose == "live":
-            return self.verdict
-        return f"{self.verdict} - {self.workspace_purpose.upper()} WORKSPACE, not a live PKI"
+        return shown_verdict(self.verdict, self.workspace_purpose)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,7 +196,14 @@ class PackResult:
             "read_aloud": self.words,
             "pdfs": [str(p) for p in self.pdfs],
             "stages_seconds": {k: round(v, 3) for k, v in self.stages.items()},
+            **({"timestamping": self.timestamping} if self.timestamping is not None else {}),
+            **({"report_signature": self.report_signature} if self.report_signature is not None else {}),
         }
+
+
+def shown_verdict(verdict: str, purpose: str) -> str:
+    """A verdict as printed: a demo, rehearsal or test workspace's says what the workspace is."""
+    return verdict if purpose == "live" else f"{verdict} - {purpose.upper()} WORKSPACE, not a live PKI"
 
 
 #: Where each kind of evidence a control reads stands in a pack.
@@ -252,6 +316,9 @@ def build_pack(
     reports = ws.reports_dir if reports is None else reports
     since, until = parse_period(period)
     signer, key = _signer(ws, person, key_path, token)  # refused before anything is written
+    officer = _report_signer(ws, signer, key, now or ws.clock.now()) if pdf else None  # so is a missing certificate
+    authority = workspace_authority(ws)  # a TSA chain that cannot be read is refused before anything is written
+    stamped = stamp_pending(ws)  # an online step: seals and checkpoints made offline get their tokens, then travel
     sources = _workspace_evidence(ws)  # a planted link is refused before anything is written too
     now = now or ws.clock.now()
     root = reports / "evidence"
@@ -322,6 +389,8 @@ def build_pack(
             )
     _copy_file(catalogue_path(), out, "controls.yaml")
     _copy_file(data_dir() / "policy" / "s1spkm-parameters.yaml", out, "policy-parameters.yaml")
+    if authority is not None:  # listed in the manifest: what the pack's timestamp tokens are verified under
+        _write(out, PACK_CHAIN, authority.chain.pem())
     make_dirs(out / "registers", root=out)
     for name in ("documents", "assessments", "incidents", "hsms", "waivers"):
         if (ws.root / "registers" / f"{name}.yaml").is_file():  # the workspace's own; examples never stand in
@@ -352,6 +421,7 @@ def build_pack(
     stage("token attributes and versions")
 
     pdfs: list[Path] = []
+    signed: SignedReport | None = None  # report.pdf's signature
     runs = _runs_for(ws, reports, since, until)
     if runs:
         make_dirs(out / "notebooks", root=out)
@@ -359,12 +429,19 @@ def build_pack(
         target = out / "notebooks" / f"{executed.parent.name}.ipynb"
         _copy_file(executed, out, target.relative_to(out).as_posix())
         if pdf:
-            pdfs.append(_pdf(target, target.with_suffix(".pdf"), hide_code=False))
+            pdfs.append(_notebook_pdf(target, out, now))
     stage("ceremony notebooks and their PDFs")
 
-    evidence_files = file_list(out)
-    evidence_digest = json.dumps({"files": evidence_files}, indent=1).encode("utf-8")
-    _write(out, EVIDENCE_MANIFEST, evidence_digest)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    _write(out, SIGNER, public)
+    if officer is not None:  # what report.pdf's signature is verified under
+        _write(out, SIGNER_CERTIFICATE, officer.certificate.public_bytes(serialization.Encoding.PEM))
+    fingerprint = key_fingerprint(key.public_key())
+    readme = _readme(signer, fingerprint, ws.mark, notebooks=bool(runs), timestamped=authority is not None,
+                     signed_report=officer is not None)  # fmt: skip
+    _write(out, "README.md", readme)
+    evidence_digest = evidence_index(out)
+    _write(out, EVIDENCE_INDEX, evidence_digest)
     run = run_notebook(
         notebooks_dir() / REPORT_NOTEBOOK,
         {
@@ -382,12 +459,16 @@ def build_pack(
     _copy_file(run.executed, out, f"report/{REPORT_NOTEBOOK}")
     stage("report notebook")
     if pdf:
-        pdfs.insert(0, _pdf(report, out / "report.pdf", hide_code=True))
+        document = report_document(
+            out, signer=_signer_name(ws, signer), verdict=shown_verdict(result.verdict, ws.config.purpose),
+            controls=[c.id for c in catalogue.controls], created=now,
+        )  # fmt: skip
+        assert officer is not None  # made with pdf
+        finished, signed = finish_report(out, report, document, officer, authority)
+        pdfs.insert(0, finished)
     stage("report PDF")
 
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    _write(out, SIGNER, public)
-    _write(out, "README.md", _readme(signer, key_fingerprint(key.public_key()), ws.mark, notebooks=bool(runs)))
+    # report.pdf is final from here on: SHA256SUMS and the signed manifest cover it as it stands.
     files = file_list(out, skip=(MANIFEST, SIGNATURE, "SHA256SUMS"))
     _write(out, "SHA256SUMS", "".join(f"{e['sha256']}  {e['path']}\n" for e in files))
     files = file_list(out, skip=(MANIFEST, SIGNATURE))
@@ -404,13 +485,14 @@ def build_pack(
             "key_kind": key.kind,
             "key_origin": key.origin,
         },
-        "evidence_manifest_sha256": hashlib.sha256(evidence_digest).hexdigest(),
+        "evidence_index_sha256": hashlib.sha256(evidence_digest).hexdigest(),
         "journal": anchor,
         "files": files,
     }
     data = json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
     _write(out, MANIFEST, data)
     _write(out, SIGNATURE, key.sign(data))
+    timestamping = _stamp_manifest(out, authority, data, stamped)
     stage("manifest and signature")
     return PackResult(
         out,
@@ -423,6 +505,8 @@ def build_pack(
         stages,
         ws.config.purpose,
         problems(findings, catalogue),
+        timestamping,
+        report_signature=signed.to_json() if signed is not None else None,
     )
 
 
@@ -472,8 +556,14 @@ def _workspace_evidence(ws: Workspace) -> list[tuple[Path, str]]:
         refuse(ws.transcripts_dir)
         for path in sorted(ws.transcripts_dir.iterdir()):
             refuse(path)
-            if path.suffix in (".jsonl", ".json") and path.is_file():
+            if (path.suffix in (".jsonl", ".json") or path.name.endswith(TRANSCRIPT_FILES)) and path.is_file():
                 found.append((path, f"transcripts/{path.name}"))
+    tokens = ws.root / CHECKPOINT_TOKENS  # the journal checkpoints' timestamp tokens (ceremony.record.timestamps)
+    for where in (tokens.parent, tokens):
+        refuse(where)
+    for path in sorted(tokens.glob("checkpoint-*.tsr")) if tokens.is_dir() else []:
+        refuse(path)
+        found.append((path, f"{CHECKPOINT_TOKENS}/{path.name}"))
     refuse(ws.journal_path)
     found.append((ws.journal_path, "journal.jsonl"))
     refuse(ws.artifacts_dir)
@@ -507,6 +597,26 @@ def _write(pack: Path, rel: str, data: str | bytes) -> None:
     write_once(pack / rel, data.encode("utf-8") if isinstance(data, str) else data, what="pack files", root=pack)
 
 
+def _stamp_manifest(
+    pack: Path, authority: Authority | None, manifest: bytes, stamped: StampReport
+) -> dict[str, Any] | None:
+    """The manifest's RFC 3161 token, ``manifest.json.tsr`` (outside the manifest, like its signature), when the
+    workspace names a TSA: what the build's ``timestamping`` says (the token, or why there is none: a TSA out of reach
+    does not stop the build, and no token can be added to the pack later), with what it stamped in the workspace."""
+    if authority is None:
+        return None
+    stamp = request_stamp(authority, manifest)
+    if isinstance(stamp, Stamp):
+        _write(pack, MANIFEST_TOKEN, stamp.token)
+    return {
+        "tsa": authority.chain.name,
+        "manifest_token": str(pack / MANIFEST_TOKEN) if isinstance(stamp, Stamp) else None,
+        "gen_time": stamp.gen_time.isoformat().replace("+00:00", "Z") if isinstance(stamp, Stamp) else None,
+        "deferred": None if isinstance(stamp, Stamp) else stamp.reason,
+        "workspace": stamped.to_json(),
+    }
+
+
 def _copy_file(source: Path, pack: Path, rel: str, source_root: Path | None = None) -> None:
     """Copy ``source`` into the pack at ``rel``: read without following a link (nor, below ``source_root``,
     a linked directory), written exclusively (see :mod:`ceremony.fs`)."""
@@ -517,10 +627,89 @@ def _copy_file(source: Path, pack: Path, rel: str, source_root: Path | None = No
         shutil.copyfileobj(src, dst, 1 << 20)
 
 
-def _pdf(notebook: Path, out: Path, *, hide_code: bool) -> Path:
-    from ceremony.reporting.pdf import render_pdf
+def evidence_index(pack: Path) -> bytes:
+    """``evidence-index.json``: every file of the pack so far with its SHA-256 and size (the report, SHA256SUMS and
+    the manifest come after it; the report quotes its fingerprint and carries it)."""
+    excluded = [REPORT_PDF, "report/", "SHA256SUMS", MANIFEST, SIGNATURE, EVIDENCE_INDEX]
+    index = {"format": "s1spki-evidence-index/1", "excludes": excluded, "files": file_list(pack)}
+    return json.dumps(index, indent=1).encode("utf-8")
 
-    return render_pdf(notebook, out, hide_code=hide_code)
+
+def report_attachments(pack: Path) -> tuple[Attached, ...]:
+    """The files report.pdf carries as PDF/A-3 associated files: findings.json (``Data``: what its tables show),
+    the evidence index and every CA certificate on record (``Supplement``), each named so that
+    :func:`ceremony.compliance.pack.attachment_path` finds it in the pack again."""
+    chosen = [("findings.json", "Data", "every finding of this assessment (the report's tables)"),
+              (EVIDENCE_INDEX, "Supplement", "every evidence file of the pack with its SHA-256")]  # fmt: skip
+    cas = sorted((pack / "artifacts" / "cas").glob("*.pem")) if (pack / "artifacts" / "cas").is_dir() else []
+    chosen += [(p.name, "Supplement", f"the certificate of CA {p.stem} on record") for p in cas]
+    attached = []
+    for name, relationship, what in chosen:
+        data = read_regular(pack / attachment_path(name), 1 << 30, "pack file", root=pack)
+        attached.append(Attached(name, data, f"{attachment_path(name)}: {what}", relationship))
+    return tuple(attached)
+
+
+def report_document(
+    pack: Path, *, signer: str, verdict: str, controls: list[str], created: datetime
+) -> PrintedDocument:
+    """What report.pdf says about itself: its title, the running header (the pack and its verdict), the officer who
+    signs as its author, a subject, the control ids as keywords, when it was made, and its attachments."""
+    return PrintedDocument(
+        title=f"S1SPKM assessment report, evidence pack {pack.name}",
+        header=f"Evidence pack {pack.name} \u00b7 verdict: {verdict}",
+        author=signer,
+        subject=f"Assessment against the S1SPKM control catalogue ({len(controls)} controls): {verdict}",
+        keywords=tuple(controls),
+        created=created,
+        attachments=report_attachments(pack),
+        report=True,
+    )
+
+
+def finish_report(
+    pack: Path, executed: Path, document: PrintedDocument, officer: ReportSigner, authority: Authority | None
+) -> tuple[Path, SignedReport]:
+    """The one place report.pdf is made: the executed report notebook printed as PDF/A-3b (always WeasyPrint,
+    through the print template), with ``document``'s metadata and associated files, signed by the compliance officer
+    (PAdES, :mod:`ceremony.reporting.signature`: B-LT when ``authority`` stamps it, else B-B), then written once,
+    mode 0644 like every file of the pack. The caller writes SHA256SUMS and the signed manifest over report.pdf as
+    this function leaves it."""
+    from ceremony.reporting.signature import sign_report
+
+    rendered = archival_pdf(executed, document, hide_code=True)
+    reason = f"the S1SPKM assessment report of evidence pack {pack.name}, signed by the compliance officer"
+    signed = sign_report(rendered, officer, at=document.created or current().now(), authority=authority, reason=reason)
+    _write(pack, REPORT_PDF, signed.data)
+    return pack / REPORT_PDF, signed
+
+
+def _report_signer(ws: Workspace, person: str, key: PersonalKey, at: datetime) -> ReportSigner:
+    """The officer as report.pdf's signature needs them: their key and the certificate the register names for it."""
+    from ceremony.model.people import default_register
+    from ceremony.reporting.signature import report_signer
+
+    return report_signer(default_register(ws.root), person, key, at)
+
+
+def _notebook_pdf(notebook: Path, pack: Path, created: datetime) -> Path:
+    """An executed ceremony notebook of the pack as a PDF/A-3b beside it, its code shown, through the print template."""
+    run = notebook.stem
+    document = PrintedDocument(
+        title=f"Ceremony notebook {run}",
+        header=f"Evidence pack {pack.name} \u00b7 notebooks/{notebook.name}",
+        subject=f"The executed ceremony notebook {notebook.name} as the evidence pack {pack.name} carries it",
+        created=created,
+    )
+    return render_archival_pdf(notebook, notebook.with_suffix(".pdf"), document)
+
+
+def _signer_name(ws: Workspace, person: str) -> str:
+    """The officer who signs as the register names them: ``Name (id)``."""
+    from ceremony.model.people import default_register, load_register
+
+    registered = load_register(default_register(ws.root)).people.get(person)
+    return f"{registered.name} ({person})" if registered is not None else person
 
 
 def _token_keys(ws: Workspace) -> dict[str, Any]:
@@ -547,8 +736,48 @@ def _versions() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(), "packages": packages}
 
 
-def _readme(signer: str, fingerprint: str, mark: str | None = None, *, notebooks: bool = True) -> str:
+def _readme(
+    signer: str,
+    fingerprint: str,
+    mark: str | None = None,
+    *,
+    notebooks: bool = True,
+    timestamped: bool = False,
+    signed_report: bool = False,
+) -> str:
+    # fmt: off
+    pades = "\n".join((
+        "",
+        f"    # {6 + timestamped}. report.pdf's PAdES signature (pdfsig from poppler-utils). An intact report",
+        '    #    prints "Total document signed" and "Signature Validation: Signature is Valid."; the officer\'s',
+        '    #    certificate is self-signed: "Certificate Validation: Certificate issuer is unknown." (years on,',
+        '    #    "Certificate has Expired": pdfsig reads this machine\'s clock, while `ceremony evidence verify`',
+        "    #    validates at the signature timestamp's time, or the pack's)",
+        f"    pdfsig {REPORT_PDF}",
+        f"    #    the certificate that signed it is {SIGNER_CERTIFICATE} (the first two commands print the same",
+        "    #    digest), and its key is the published one (the third prints step 1's fingerprint)",
+        f'    d=$(mktemp -d); (cd "$d" && pdfsig -dump "$OLDPWD/{REPORT_PDF}" >/dev/null && openssl pkcs7 \\',
+        f"      -inform DER -in {REPORT_PDF}.sig0 -print_certs | openssl x509 -outform DER | sha256sum)",
+        '    rm -r "$d"',
+        f"    openssl x509 -in {SIGNER_CERTIFICATE} -outform DER | sha256sum",
+        f"    openssl x509 -in {SIGNER_CERTIFICATE} -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum",
+    )) if signed_report else ""
+    # fmt: on
+    stamping = (
+        f"\n    # 6. the manifest's RFC 3161 timestamp (when the pack carries {MANIFEST_TOKEN}: the TSA was in reach)\n"
+        f"    openssl ts -verify -data {MANIFEST} -in {MANIFEST_TOKEN} -CAfile {PACK_CHAIN}"
+        if timestamped
+        else ""
+    )
+    tokens = (
+        f"\nRFC 3161 timestamps: {PACK_CHAIN} (the TSA's chain), {MANIFEST_TOKEN} (outside the manifest, when the TSA\n"
+        f"was in reach), transcripts/*.seal.tsr and *.timestamps.log (the seals' tokens, and when each was obtained),\n"
+        f"{CHECKPOINT_TOKENS}/ (the journal checkpoints' tokens).\n"
+        if timestamped
+        else ""
+    )
     heading = "" if mark is None else f"**{mark}: nothing in this pack is a live PKI's evidence.**\n\n"
+    certificate = f", {SIGNER_CERTIFICATE} (the officer's certificate: report.pdf's signature)" if signed_report else ""
     carried = (
         "notebooks/ (the executed and attended ceremony notebooks and their PDFs)"
         if notebooks
@@ -569,6 +798,15 @@ Compare that fingerprint with the one the compliance officer published before re
     # 3. every file is the one the manifest lists (SHA256SUMS is itself listed in the manifest)
     sha256sum -c SHA256SUMS
     grep -A2 '"SHA256SUMS"' {MANIFEST}; sha256sum SHA256SUMS
+    # 4. no file was added: sha256sum -c ignores files it does not list, so list what is present but not in the
+    #    manifest (bash; prints nothing for an intact pack)
+    find . -type f ! -path ./{MANIFEST} ! -path ./{SIGNATURE} ! -path ./{MANIFEST_TOKEN} | cut -c3- \\
+      | LC_ALL=C sort | LC_ALL=C comm -23 - <(grep -o '"path": "[^"]*"' {MANIFEST} | cut -d'"' -f4 | LC_ALL=C sort)
+    # 5. the files report.pdf carries (PDF/A-3 associated files: findings.json, {EVIDENCE_INDEX}, the CA
+    #    certificates) are the pack's own (pdfdetach from poppler-utils; prints nothing when they are)
+    d=$(mktemp -d); pdfdetach -saveall -o "$d" {REPORT_PDF}; for f in "$d"/*; do n=${{f##*/}}
+      case $n in *.pem) p=artifacts/cas/$n;; *) p=$n;; esac; cmp -s "$f" "$p" || echo "$n: not the pack's $p"
+    done; rm -r "$d"{stamping}{pades}
 
 ## Verify with the workbench
 
@@ -576,9 +814,10 @@ Compare that fingerprint with the one the compliance officer published before re
 
 ## Contents
 
-report.pdf (the assessment report), report/ (its executed notebook), findings.json and findings.csv,
+report.pdf (the assessment report, PDF/A-3b, carrying findings.json, {EVIDENCE_INDEX} and the CA
+certificates as attachments), report/ (its executed notebook), findings.json and findings.csv,
 controls.yaml and policy-parameters.yaml, registers/, inventory/ (Parquet), transcripts/ (with
 attestations and seals), journal.jsonl, artifacts/ (CA certificates, CRLs), {carried},
-token-keys.json, versions.json, {EVIDENCE_MANIFEST} (the evidence the report quotes), SHA256SUMS,
-{MANIFEST}, {SIGNATURE}, {SIGNER}.
-"""
+token-keys.json, versions.json, {EVIDENCE_INDEX} (the evidence the report quotes), SHA256SUMS,
+{MANIFEST}, {SIGNATURE}, {SIGNER}{certificate}.
+{tokens}"""

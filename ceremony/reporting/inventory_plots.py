@@ -106,6 +106,26 @@ def new_figure(width: float, height: float) -> tuple[Any, Any]:
     return fig, fig.subplots()
 
 
+def counts_axis(ax: Any, axis: str = "x", label: str | None = None) -> None:
+    """A count axis: whole-number ticks only (no 0.25 steps), from zero, with a plain label."""
+    from matplotlib.ticker import MaxNLocator
+
+    locator = MaxNLocator(integer=True, min_n_ticks=1)
+    if axis == "x":
+        ax.xaxis.set_major_locator(locator)
+        ax.set_xlim(left=0)
+        ax.set_xlabel(label or "")
+    else:
+        ax.yaxis.set_major_locator(locator)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel(label or "")
+
+
+def plain_labels(index: pd.Index) -> list[str]:
+    """Index entries as plain labels: a multi-level entry ``("key pair", "ca")`` reads ``key pair: ca``."""
+    return [": ".join(str(part) for part in entry) if isinstance(entry, tuple) else str(entry) for entry in index]
+
+
 def save_png(fig: Any, path: Path) -> Path:
     """Write ``fig`` as a PNG at ``path`` (write-once: an existing file is refused, a link never followed)."""
     fig.tight_layout()
@@ -131,9 +151,11 @@ def expiry_png(table: pd.DataFrame, path: Path, *, title: str, height: float = 3
     fig, ax = new_figure(8, height)
     if table.size:
         table.plot.barh(stacked=True, ax=ax, title=title)
+        ax.legend(title="profile", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     else:
         ax.set_title(title)
-    ax.set_xlabel("certificates")
+    ax.set_ylabel("")
+    counts_axis(ax, "x", "certificates")
     return save_png(fig, path)
 
 
@@ -145,8 +167,12 @@ def keys_png(keys: pd.DataFrame, path: Path, *, height: float = 2.5) -> Path:
     by_state = keys.pivot_table(
         index=["kind", "purpose"], columns="state", values="keys", aggfunc="sum", fill_value=0, observed=False
     )
+    by_state.index = pd.Index(plain_labels(by_state.index))
     fig, ax = new_figure(8, height)
     by_state.plot.barh(stacked=True, ax=ax, title="Keys by kind, purpose and state")
+    ax.set_ylabel("")
+    ax.legend(title="state", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    counts_axis(ax, "x", "keys")
     return save_png(fig, path)
 
 
@@ -176,7 +202,7 @@ def draw_issuance(x: Explorer) -> Shown:
         ax.xaxis.set_major_formatter(matplotlib.dates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call,unused-ignore]
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.set_title("Certificates issued per month")
-    ax.set_ylabel("certificates")
+    counts_axis(ax, "y", "certificates")
     return _figure(save_png(fig, x.out / "issuance.png"), issued)
 
 
@@ -186,7 +212,10 @@ def draw_revocations(x: Explorer) -> Shown:
     if not len(revoked):
         return Shown((revoked,))
     fig, ax = new_figure(8, 2.5)
-    revoked.set_index(["issuer_ca", "revocation_reason"])["revoked"].plot.barh(ax=ax, title="Revocations by reason")
+    by_reason = revoked.set_index(["issuer_ca", "revocation_reason"])["revoked"]
+    by_reason.index = pd.Index(plain_labels(by_reason.index))
+    by_reason.plot.barh(ax=ax, title="Revocations by CA and reason")
+    counts_axis(ax, "x", "certificates revoked")
     return _figure(save_png(fig, x.out / "revocations.png"), revoked)
 
 

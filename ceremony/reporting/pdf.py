@@ -1,8 +1,15 @@
 """An executed notebook as an A4 PDF: nbconvert's lab template to HTML, then headless Chromium or WeasyPrint.
 
+:func:`render_pdf` prints a run's notebook with whichever renderer is installed. :func:`render_archival_pdf`
+prints an evidence pack's documents: always WeasyPrint (Chromium's print gives no PDF/A), through the workbench's
+own print template (``templates/print.html.j2`` and ``print.css``: a running header, page numbers, tables that
+wrap within the page, wide ones on landscape pages), as PDF/A-3b (ISO 19005-3) with the document's metadata and
+its associated files embedded.
+
 Nothing is fetched from the network: the template's remote scripts (RequireJS, MathJax, Mermaid, widgets) are
 left out, a Content-Security-Policy keeps Chromium to ``file:`` and ``data:`` URLs, and WeasyPrint's fetcher
-allows only those two. Math stays as its LaTeX source, and JavaScript outputs do not run.
+allows only those two. Math stays as its LaTeX source, and JavaScript outputs do not run. A PDF is written once,
+with the mode of every other file (:func:`ceremony.fs.write_once`).
 """
 
 from __future__ import annotations
@@ -13,9 +20,15 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from ceremony.clock import current
 from ceremony.errors import InputError, StateError
+from ceremony.fs import write_once
 
 RENDERERS = ("chromium", "weasyprint")
 """The renderers in the order ``renderer="auto"`` tries them."""
@@ -186,20 +199,170 @@ def render_pdf(
     with tempfile.TemporaryDirectory(prefix="ceremony-pdf-") as scratch:
         html = Path(scratch) / f"{notebook.stem}.html"
         html.write_text(page, encoding="utf-8")
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        os.close(fd)
-        partial = Path(name)
-        try:
-            if renderer == "chromium":
-                _print_chromium(html, partial, Path(scratch))
-            else:
-                _print_weasyprint(html, partial)
-            try:
-                os.link(partial, out)  # atomic, and never replaces a file that appeared meanwhile
-            except FileExistsError:
-                raise InputError(f"{out} already exists: not overwriting it") from None
-            except OSError:  # a file system without hard links
-                os.replace(partial, out)
-        finally:
-            partial.unlink(missing_ok=True)
+        printed = Path(scratch) / "printed.pdf"
+        if renderer == "chromium":
+            _print_chromium(html, printed, Path(scratch))
+        else:
+            _print_weasyprint(html, printed)
+        _write_pdf(out, printed.read_bytes())
     return out
+
+
+def _write_pdf(out: Path, data: bytes) -> None:
+    """The finished PDF at ``out``: exclusive (never replaces a file that appeared meanwhile), never through a
+    link, with the mode every other file of a pack or run has (0644), whatever the umask."""
+    try:
+        write_once(out, data, what="PDFs")
+    except StateError:
+        raise InputError(f"{out} already exists: not overwriting it") from None
+
+
+# --- archival PDFs: the evidence pack's report and notebooks ------------------------------------------------
+ARCHIVAL_VARIANT = "pdf/a-3b"
+"""ISO 19005-3 level B: a PDF/A that may carry any file as an associated file (AF, with its AFRelationship)."""
+
+AF_RELATIONSHIPS = ("Source", "Data", "Alternative", "Supplement", "Unspecified")
+"""The AFRelationship values of ISO 32000-2 7.11.3 (Table 43) that PDF/A-3 accepts."""
+
+GENERATOR = "S1SPKI ceremony workbench"
+
+
+@dataclass(frozen=True)
+class Attached:
+    """A file an archival PDF carries as an associated file: its name in the PDF, its bytes, what it is and how it
+    relates to the document (``Data``: what the document's tables show; ``Supplement``: evidence beside it)."""
+
+    name: str
+    data: bytes
+    description: str
+    relationship: str = "Supplement"
+
+    def __post_init__(self) -> None:
+        if self.relationship not in AF_RELATIONSHIPS:
+            raise InputError(
+                f"attachment {self.name}: relationship must be one of {', '.join(AF_RELATIONSHIPS)} "
+                f"(got {self.relationship!r})"
+            )
+
+
+@dataclass(frozen=True)
+class PrintedDocument:
+    """What an archival PDF says about itself: its title (also at the foot of each page), the running header, the
+    document information (author, subject, keywords, when it was made) and the files it carries."""
+
+    title: str
+    header: str
+    author: str | None = None
+    subject: str | None = None
+    keywords: tuple[str, ...] = ()
+    #: When it was made (default: now, by the workbench's clock): the PDF's dates and its attachments'.
+    created: datetime | None = None
+    attachments: tuple[Attached, ...] = ()
+    #: The assessment report's own styles (title page, findings blocks).
+    report: bool = False
+
+
+def _css_string(text: str) -> str:
+    """``text`` as a CSS string (CSS Syntax 4.3.5) on one line: quotes and backslashes escaped, and ``<`` as its
+    code point, so that no text closes the ``<style>`` element it stands in."""
+    cleaned = " ".join(text.split())
+    return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\3c ") + '"'
+
+
+def _page_css(doc: PrintedDocument) -> str:
+    """The page margins' text: the running header on the left at the top, the title at the foot."""
+    font = 'font: 6.5pt "DejaVu Sans", sans-serif; color: #444;'
+    return (
+        f"@page {{ @top-left {{ content: {_css_string(doc.header)}; {font} }} "
+        f"@bottom-left {{ content: {_css_string(doc.title)}; {font} color: #666; }} }}"
+    )
+
+
+def _template_file(name: str) -> str:
+    return resources.files("ceremony.reporting").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def print_html(notebook: Path, doc: PrintedDocument, *, hide_code: bool = False) -> str:
+    """The notebook as one self-contained HTML page through the print template, ``doc``'s metadata in its head."""
+    import nbformat
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call,unused-ignore]
+    except (OSError, ValueError) as exc:  # nbformat's read errors are ValueErrors
+        raise InputError(f"{notebook}: not a readable notebook: {str(exc).splitlines()[0]}") from None
+    name = "ceremony-print.html.j2"
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call,unused-ignore]
+        template_name="lab",
+        template_file=name,
+        extra_loaders=[DictLoader({name: _template_file("print.html.j2")})],
+        exclude_input=hide_code,
+        exclude_input_prompt=hide_code,
+        exclude_output_prompt=hide_code,
+    )
+    created = (doc.created or current().now()).astimezone(timezone.utc)
+    meta: dict[str, Any] = {
+        "csp": CSP,
+        "title": doc.title,
+        "author": doc.author,
+        "subject": doc.subject,
+        "keywords": list(doc.keywords),
+        "created": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "generator": GENERATOR,
+        "css": _template_file("print.css"),
+        "page_css": _page_css(doc),
+        "report": doc.report,
+    }
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": notebook.stem}, "ceremony": meta})
+    return str(body)
+
+
+def _each_associated_file_once(document: Any, pdf: Any) -> None:
+    """The catalogue's AF array lists each associated file once: WeasyPrint 70 adds each file specification twice
+    (once from the EmbeddedFiles name tree, once as a Filespec object)."""
+    listed = pdf.catalog.get("AF")
+    if listed:
+        kept = list(dict.fromkeys(listed))
+        listed.clear()
+        listed.extend(kept)
+
+
+def render_archival_pdf(notebook: Path, out: Path, doc: PrintedDocument, *, hide_code: bool = False) -> Path:
+    """Print an executed ``notebook`` through the print template as a PDF/A-3b at ``out`` (never overwritten), with
+    ``doc``'s metadata and attachments, and return ``out``. Always WeasyPrint: Chromium's print gives no PDF/A."""
+    if out.exists():
+        raise InputError(f"{out} already exists: not overwriting it")
+    _write_pdf(out, archival_pdf(notebook, doc, hide_code=hide_code))
+    return out
+
+
+def archival_pdf(notebook: Path, doc: PrintedDocument, *, hide_code: bool = False) -> bytes:
+    """The bytes of :func:`render_archival_pdf`'s PDF/A-3b, written nowhere (for what finishes a document before it
+    is written: report.pdf's signature, ``ceremony.reporting.signature``)."""
+    if not notebook.is_file():
+        raise InputError(f"{notebook}: no such notebook")
+    try:
+        from weasyprint import HTML, Attachment, URLFetcher  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except (ImportError, OSError) as exc:
+        raise StateError(f"WeasyPrint is not usable: {str(exc).splitlines()[0]}") from None
+    import io
+
+    names = [a.name for a in doc.attachments]
+    if len(set(names)) != len(names):
+        raise InputError(f"attachments: each needs a name of its own (got {', '.join(names)})")
+    page = print_html(notebook, doc, hide_code=hide_code)
+    created = (doc.created or current().now()).astimezone(timezone.utc).replace(tzinfo=None)  # WeasyPrint: naive UTC
+    attachments = [  # by name: the EmbeddedFiles name tree's keys are sorted (ISO 32000-1 7.9.6)
+        Attachment(file_obj=io.BytesIO(a.data), name=a.name, description=a.description, created=created,
+                   modified=created, relationship=a.relationship)
+        for a in sorted(doc.attachments, key=lambda a: a.name)
+    ]  # fmt: skip
+    try:
+        data = HTML(string=page, url_fetcher=URLFetcher(allowed_protocols=("file", "data"))).write_pdf(
+            pdf_variant=ARCHIVAL_VARIANT, attachments=attachments, finisher=_each_associated_file_once
+        )
+    except Exception as exc:  # WeasyPrint may raise anything from its layout and font code
+        why = (str(exc).splitlines() or [""])[0]
+        raise StateError(f"WeasyPrint failed to print the PDF: {type(exc).__name__}: {why}") from None
+    return bytes(data)

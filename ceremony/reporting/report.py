@@ -5,19 +5,32 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ceremony.compliance.sources import CeremonyRecord
 from ceremony.errors import ConfigError, InputError
 from ceremony.fs import read_regular
 from ceremony.model.config import load_model
+from ceremony.model.events import Event
 from ceremony.model.policy import PolicyParameters, load_policy
 from ceremony.model.registers import Assessment, AssessmentRegister, Waiver, Waivers
 from ceremony.record import frames as fr
-from ceremony.reporting.cells import Shown
-from ceremony.reporting.inventory_plots import expiry_png, expiry_table, keys_png, keys_table, new_figure, save_png
+from ceremony.record.transcript import read_entries, verify_transcript
+from ceremony.reporting.cells import MISSING, Html, Shown, cell_text
+from ceremony.reporting.inventory_plots import (
+    counts_axis,
+    expiry_png,
+    expiry_table,
+    keys_png,
+    keys_table,
+    new_figure,
+    save_png,
+)
 from ceremony.reporting.parameters import required_path
 
 #: findings.json holds one finding per control and subject; a pack of a very large estate stays far below this.
@@ -88,6 +101,11 @@ def _register(root: Path, name: str, model: type[AssessmentRegister] | type[Waiv
         return None
 
 
+def when(text: str | None) -> str:
+    """An ISO 8601 time from the pack as the report prints it (to the minute, UTC), or a dash."""
+    return cell_text(pd.Timestamp(text)) if text else MISSING
+
+
 # --- sections, in report order ----------------------------------------------------------------
 def title_page(r: Report, *, s1sp: str, signer: str, evidence_sha256: str, evidence_words: str) -> Shown:
     """Who is assessed, the scope and period, the assessor of record, the signer and the evidence fingerprint."""
@@ -95,13 +113,15 @@ def title_page(r: Report, *, s1sp: str, signer: str, evidence_sha256: str, evide
     last = r.assessments[-1] if r.assessments else None
     assessor = f"{last.assessor} ({last.assessor_organisation})" if last else "none on record"
     scope = " and ".join(data["scope"]) or "nothing"
+    begins = pd.Timestamp(period["from"]).strftime("%Y-%m-%d") if period["from"] else "the beginning"
+    ends = pd.Timestamp(period["to"]).strftime("%Y-%m-%d") if period["to"] else when(data["as_of"])  # days, inclusive
     return Shown((f"""
 | | |
 |---|---|
 | **Service provider** | {s1sp} |
 | **Scope** | {scope} S1SP controls ({len(data['controls'])} in catalogue controls.yaml) |
-| **Period** | {period['from'] or 'the beginning'} to {period['to'] or data['as_of']} |
-| **Assessed as of** | {data['as_of']} |
+| **Period** | {begins} to {ends} |
+| **Assessed as of** | {when(data['as_of'])} |
 | **Assessor of record** | {assessor} |
 | **Pack signed by** | {signer} |
 | **Evidence fingerprint** | `{evidence_sha256}` |
@@ -138,13 +158,14 @@ def verdict_section(r: Report) -> Shown:
 def controls_section(r: Report) -> Shown:
     """``controls.png`` (controls by outcome) and the control table."""
     controls = pd.DataFrame(r.data["controls"])
-    counts = controls["outcome"].value_counts().reindex(list(OUTCOMES)).fillna(0) if len(controls) else None
+    counts = controls["outcome"].value_counts().reindex(list(OUTCOMES)).fillna(0).astype(int) if len(controls) else None
     fig, ax = new_figure(8, 2.2)
-    title = "Controls by outcome (worst finding not waived)"
+    ax.set_title("Controls by outcome (worst finding not waived)")
     if counts is not None:
-        counts.plot.barh(ax=ax, title=title)
-    else:
-        ax.set_title(title)
+        bars = ax.barh(list(counts.index), list(counts.values))
+        ax.bar_label(bars, padding=2, fontsize="small")
+        ax.invert_yaxis()  # in the order of OUTCOMES, top down
+    counts_axis(ax, "x", "controls")
     return Shown((save_png(fig, r.figures / "controls.png"), controls), report=True)
 
 
@@ -164,17 +185,70 @@ def changes_table(r: Report) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["finding", "change"])
 
 
-def findings_section(r: Report) -> Shown:
-    """The findings that are not passes, then how they changed since the previous pack."""
-    problems = problems_table(r)
+def finding_block(f: dict[str, Any]) -> str:
+    """One finding as a block of paragraphs: its id and control, outcome, severity and subject, the message whole,
+    the waiver that covers it, and the pack files it rests on (every value escaped)."""
+    outcome = "waived" if f.get("waived") else str(f["outcome"])
+    labels = f'<span class="label {escape(str(f["outcome"]))}">{escape(str(f["outcome"]))}</span>'
+    if f.get("waived"):
+        labels += ' <span class="label waived">waived</span>'
+    subject = (
+        f"subject <code>{escape(f['subject'])}</code>" if f.get("subject") else "no subject (the control as a whole)"
+    )
+    parts = [
+        f'<div class="finding {escape(outcome)}">',
+        f'<div class="head">{escape(f["id"])} \u00b7 {escape(f["control"])} {escape(f.get("title", ""))}</div>',
+        f'<div class="meta">{labels} severity {escape(str(f.get("severity", MISSING)))} \u00b7 {subject}</div>',
+        f'<p class="message">{escape(f["message"])}</p>',
+    ]
+    if f.get("waived"):
+        w = f["waived"]
+        until = f", until {escape(str(w['expires']))}" if w.get("expires") else ""
+        parts.append(f'<div class="meta">Waived by {escape(str(w.get("approved_by", MISSING)))}{until}: '
+                     f'{escape(str(w.get("reason", MISSING)))}</div>')  # fmt: skip
+    if f.get("evidence"):
+        files = ", ".join(f"<code>{escape(e)}</code>" for e in f["evidence"])
+        parts.append(f'<div class="evidence">Evidence: {files}</div>')
+    return "\n".join([*parts, "</div>"])
+
+
+def checks_passed(r: Report) -> Html:
+    """What each check that passed (or did not apply) examined, one line each."""
+    items = [
+        f"<li><b>{escape(f['control'])}</b> {escape(f.get('title', ''))}"
+        f"{' (not applicable)' if f['outcome'] == 'not-applicable' else ''}: {escape(f['message'])}</li>"
+        for f in r.data["findings"]
+        if f["outcome"] in ("pass", "not-applicable")
+    ]
+    return Html(f'<ul class="checks">{"".join(items)}</ul>' if items else "<p>No check passed.</p>")
+
+
+def changes_text(r: Report) -> Html:
+    """The findings new, resolved and persisting since the previous pack, by id."""
     changes = r.data["changes"]
-    parts: list[Any] = [problems if len(problems) else "No findings other than passes."]
+    lines = [
+        f"<p><b>{kind.capitalize()}</b> ({len(changes[kind])}): {escape(', '.join(changes[kind]))}</p>"
+        for kind in ("new", "resolved", "persisting")
+        if changes[kind]
+    ]
+    return Html("\n".join(lines))
+
+
+def findings_section(r: Report) -> Shown:
+    """Each finding that is not a pass as a block (message whole, waiver, evidence), how the findings changed
+    since the previous pack, then what every check that passed examined."""
+    problems = [f for f in r.data["findings"] if f["outcome"] not in ("pass", "not-applicable")]
+    changes = r.data["changes"]
+    parts: list[Any] = (
+        [Html("\n".join(finding_block(f) for f in problems))] if problems else ["No findings other than passes."]
+    )
     parts.append(
         f"Against the previous pack ({r.data['previous_pack'] or 'none'}): {len(changes['new'])} new, "
         f"{len(changes['resolved'])} resolved, {len(changes['persisting'])} persisting."
     )
     if any(changes.values()):
-        parts.append(changes_table(r))
+        parts.append(changes_text(r))
+    parts += ["#### What each check that passed examined", checks_passed(r)]
     return Shown(tuple(parts), report=True)
 
 
@@ -214,16 +288,90 @@ def inventory_section(r: Report) -> Shown:
     return Shown(tuple(parts), report=True)
 
 
-def ceremonies_table(r: Report) -> pd.DataFrame:
+def ceremonies_table(r: Report, *, rehearsals: bool = False) -> pd.DataFrame:
+    """The live ceremonies on record (``rehearsals``: the rehearsal area's runs instead, each named as the rehearsal
+    of the ceremony it practised, never under the live id); one that stopped before its seal reads "not sealed"."""
     cer = r.frames.ceremonies
-    shown = cer.drop(columns=["transcript"], errors="ignore")
-    return shown.assign(started=cer["started"].dt.strftime("%Y-%m-%d %H:%M")) if "started" in cer else shown
+    chosen = cer[cer["rehearsal"].astype(bool) == rehearsals]
+    ids = [f"rehearsal of {c}" for c in chosen["ceremony_id"]] if rehearsals else list(chosen["ceremony_id"])
+    return pd.DataFrame(
+        {
+            "rehearsal of" if rehearsals else "ceremony": ids,
+            "type": [str(t) for t in chosen["type"]],
+            "started": list(chosen["started"]),
+            "sealed": ["not sealed" if pd.isna(t) else t for t in chosen["sealed_at"]],
+            "entries": list(chosen["entries"]),
+            "deviations": list(chosen["deviations"]),
+        }
+    )
 
 
 def ceremonies_section(r: Report) -> Shown:
-    return Shown((ceremonies_table(r),), report=True)
+    """The live ceremonies, then (apart, and labelled) the rehearsals: practice runs in the rehearsal area against
+    a throwaway token, none of them a ceremony of this PKI."""
+    live = ceremonies_table(r)
+    parts: list[Any] = [live if len(live) else "No live ceremony on record."]
+    rehearsals = ceremonies_table(r, rehearsals=True)
+    if len(rehearsals):
+        parts += [
+            "#### Rehearsals (not ceremonies of this PKI)",
+            "Practice runs in the rehearsal area against a throwaway token; nothing they did is live. A rehearsal that "
+            "was stopped before its seal reads *not sealed*.",
+            rehearsals,
+        ]
+    return Shown(tuple(parts), report=True)
+
+
+def _in_period(r: Report, started: datetime | None) -> bool:
+    period = r.data["period"]
+    if started is None:
+        return True
+    return (not period["from"] or started >= pd.Timestamp(period["from"])) and (
+        not period["to"] or started <= pd.Timestamp(period["to"])
+    )
+
+
+def deviations(r: Report) -> list[dict[str, Any]]:
+    """Every deviation recorded in the pack's transcripts of ceremonies that began in the period: the ceremony,
+    the entry, when, what departed from the script, why, and who acknowledged it."""
+    found = []
+    for path in sorted((r.pack / "transcripts").glob("*.jsonl")):
+        if path.name.endswith(".attestations.jsonl"):
+            continue
+        record = CeremonyRecord(path, read_entries(path), verify_transcript(path))
+        if not _in_period(r, record.started):
+            continue
+        for e in record.entries:
+            if e.get("event") == Event.DEVIATION:
+                found.append({"ceremony": record.ceremony_id, "type": record.type, "entry": e.get("seq"),
+                              "time": e.get("time"), "what": e.get("what"), "why": e.get("why"),
+                              "acknowledged_by": list(e.get("acknowledged_by") or [])})  # fmt: skip
+    return found
+
+
+def deviation_block(d: dict[str, Any]) -> str:
+    """One deviation as a block: the ceremony and entry, what, why and who acknowledged it (escaped)."""
+    acked = ", ".join(d["acknowledged_by"]) or "nobody"
+    return (
+        f'<div class="deviation"><div class="head">{escape(str(d["ceremony"]))} \u00b7 entry {escape(str(d["entry"]))}'
+        f'</div><div class="meta">{escape(str(d["type"]))} ceremony \u00b7 {escape(when(d["time"]))} \u00b7 '
+        f"acknowledged by {escape(acked)}</div>"
+        f'<p class="message"><b>What:</b> {escape(str(d["what"] or MISSING))}</p>'
+        f'<p class="message"><b>Why:</b> {escape(str(d["why"] or MISSING))}</p></div>'
+    )
+
+
+def deviations_section(r: Report) -> Shown:
+    """Every deviation on record in the period, each described (CER-07 checks that each is acknowledged)."""
+    found = deviations(r)
+    if not found:
+        return Shown(("No deviation is recorded in the transcripts of the period.",), report=True)
+    ceremonies = len({d["ceremony"] for d in found})
+    head = f"{len(found)} deviation(s) in {ceremonies} ceremony transcript(s), as this pack's transcripts record them."
+    return Shown((head, Html("\n".join(deviation_block(d) for d in found))), report=True)
 
 
 def traceability_section(r: Report) -> Shown:
     """Requirement → evidence: each control, the pack files it rests on, and its findings."""
-    return Shown((pd.DataFrame(r.data["traceability"]),), report=True)
+    rows = [{k: (None if v == "-" else v) for k, v in row.items()} for row in r.data["traceability"]]
+    return Shown((pd.DataFrame(rows, columns=list(r.data["traceability"][0]) if rows else None),), report=True)

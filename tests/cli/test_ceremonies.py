@@ -1,12 +1,19 @@
-"""`ceremony approve | run | transcript`: usage errors of the ceremony commands, one line, exit 2."""
+"""`ceremony approve | run | transcript`: usage errors of the ceremony commands, one line, exit 2; a transcript's
+timestamp as `transcript verify` reports it, and `transcript timestamp` stamping what a TSA out of reach left."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from ceremony.cli.main import main
+from tests.support.ceremony_files import write_register
+from tests.support.tsa import LocalTsa, make_tsa, name_tsa, seal_transcript
+
+NOT_YET = "not yet timestamped (the next online step stamps it: `ceremony transcript timestamp`)"
 
 
 def test_a_parameter_given_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,3 +130,91 @@ def test_open_starts_jupyterlab_on_the_run_copy_alone(tmp_path: Path) -> None:
     assert f"run copy {run_dir.resolve() / '70-inventory-explorer.ipynb'}" in out
     assert f"Serving notebooks from local directory: {run_dir.resolve()}" in out
     assert f"http://127.0.0.1:{port}/lab" in out
+
+
+def _tsa_workspace(tmp_path: Path, tsa: LocalTsa, timeout: float = 2.0) -> Path:
+    """A test workspace (software store) naming ``tsa``, with a sealed transcript; returns the transcript."""
+    from ceremony.record.workspace import init_workspace
+
+    init_workspace(tmp_path / "ws", key_store="software", purpose="test").close()
+    write_register(tmp_path / "ws")
+    name_tsa(tmp_path / "ws", tsa, timeout=timeout)
+    return seal_transcript(tmp_path / "ws" / "transcripts" / "token-init-2026-12.jsonl")
+
+
+def test_transcript_verify_reports_the_seals_timestamp_and_fails_for_a_token_over_other_data(
+    tmp_path: Path, tsa: LocalTsa, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transcript = _tsa_workspace(tmp_path, tsa)
+    ws = ["--workspace", str(tmp_path / "ws")]
+    assert main([*ws, "transcript", "verify", str(transcript)]) == 0
+    assert NOT_YET in capsys.readouterr().out.splitlines()
+    assert main([*ws, "transcript", "timestamp"]) == 0
+    stamped = capsys.readouterr().out
+    assert stamped.startswith("the seal of transcripts/token-init-2026-12.jsonl: timestamped by Test TSA at ")
+    assert main([*ws, "transcript", "timestamp"]) == 0
+    assert capsys.readouterr().out == "nothing to timestamp: every sealed transcript and checkpoint has its token\n"
+    assert main([*ws, "transcript", "verify", str(transcript)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("intact and sealed, 3 entries; read aloud: " + lines[0].rsplit(": ", 1)[1])
+    # how long after the seal by the workspace's clock (pinned by the suite) the TSA's (the machine's) genTime is
+    assert re.fullmatch(r"timestamped by Test TSA at \S+Z \((\d+ s after|at|\d+ s before) the seal.*\)", lines[1])
+    # a token over other data in its place: the TSA's, genuine, over 32 other bytes
+    token = transcript.with_suffix(".seal.tsr")
+    data = token.read_bytes()
+    token.chmod(0o644)
+    from ceremony.record.timestamps import Authority, Stamp, load_chain, request_stamp
+
+    foreign = request_stamp(Authority(tsa.url, load_chain(tsa.tsa.chain), 5.0), bytes.fromhex("00" * 32))
+    assert isinstance(foreign, Stamp)
+    token.write_bytes(foreign.token)
+    assert main([*ws, "transcript", "verify", str(transcript)]) == 1
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "token-init-2026-12.seal.tsr: it is over other data (its message imprint is not that of what it stamps)"
+    )
+    token.write_bytes(data)
+    assert main([*ws, "transcript", "verify", str(transcript), "--tsa-chain", str(make_tsa(tmp_path / "x").chain)]) == 1
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "token-init-2026-12.seal.tsr: its signature does not verify under the TSA chain"
+    )
+
+
+def test_transcript_timestamp_says_what_is_pending_while_the_tsa_is_out_of_reach(
+    tmp_path: Path, tsa: LocalTsa, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transcript = _tsa_workspace(tmp_path, tsa, timeout=0.5)
+    ws = ["--workspace", str(tmp_path / "ws")]
+    tsa.behaviour = "garbage"
+    assert main([*ws, "transcript", "timestamp", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report == {
+        "stamped": [],
+        "pending": ["the seal of transcripts/token-init-2026-12.jsonl"],
+        "deferred": f"the TSA at {tsa.url} answered, but not with a token that verifies: not an RFC 3161 timestamp "
+        "response (a DER TimeStampResp)",
+        "problems": [],
+    }
+    assert not transcript.with_suffix(".seal.tsr").exists()
+    tsa.behaviour = "answer"
+    assert main([*ws, "transcript", "timestamp", "--json"]) == 0
+    (stamped,) = json.loads(capsys.readouterr().out)["stamped"]
+    assert (stamped["subject"], stamped["stamped"], stamped["tsa"]) == (
+        "transcript seal",
+        "transcripts/token-init-2026-12.jsonl",
+        "Test TSA",
+    )
+    assert transcript.with_suffix(".seal.tsr").is_file()
+
+
+def test_transcript_timestamp_in_a_workspace_that_names_no_tsa_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ceremony.record.workspace import init_workspace
+
+    init_workspace(tmp_path / "ws", key_store="software", purpose="test").close()
+    assert main(["--workspace", str(tmp_path / "ws"), "transcript", "timestamp"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"ceremony: {tmp_path / 'ws' / 'workspace.yaml'} names no time-stamping authority (timestamping: url, "
+        "certificate)\n"
+    )

@@ -21,6 +21,7 @@ from ceremony.model.tbs import key_identifier
 from ceremony.record.workspace import Workspace
 from tests.support.csr_factory import good_device_csr
 from tests.support.openssl import openssl_verify
+from tests.support.tsa import LocalTsa, name_tsa
 
 REASONS = ["keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "unspecified"]
 
@@ -167,3 +168,24 @@ def test_publishing_and_importing_check_the_operator_against_the_workspaces_regi
     assert ca_workspace.journal.entries()[-2]["by"] == "bob"  # the CRL's entry, before its checkpoint
     done = import_certificates(ca_workspace, [ca_workspace.root / "artifacts" / "cas"], by="bob")
     assert (done.imported, done.already, ca_workspace.journal.entries()[-1]["by"]) == (0, 2, "bob")
+
+
+@pytest.mark.parametrize("key_store_kind", ["software"])
+def test_a_crl_publication_in_reach_of_the_tsa_timestamps_its_checkpoint(
+    ca_workspace: Workspace, tsa: LocalTsa
+) -> None:
+    from ceremony.model.events import Event
+    from ceremony.record.timestamps import check_token_file, checkpoint_message, load_chain
+    from ceremony.record.transcript import read_entries
+
+    name_tsa(ca_workspace.root, tsa)
+    ws = Workspace.open(ca_workspace.root)
+    published = publish_crl(ws, "issuing", by="bob")
+    (checkpoint,) = [e for e in read_entries(ws.root / "checkpoints.jsonl") if e["reason"].startswith("crl issuing")]
+    token = ws.root / "timestamping" / "checkpoints" / f"checkpoint-{checkpoint['checkpoint']}.tsr"
+    assert (
+        published.number == 1 and check_token_file(token, checkpoint_message(checkpoint), load_chain(tsa.tsa.chain)).ok
+    )
+    (stamped,) = [e for e in ws.journal.entries() if e["event"] == Event.TIMESTAMP_TOKEN]
+    assert (stamped["stamped"], stamped["made_at"]) == (str(checkpoint["checkpoint"]), checkpoint["signed_at"])
+    ws.close()

@@ -1,5 +1,6 @@
 """The ceremony base: a file's date against the workspace's clock, the pinned clock in a live workspace; steps
-run again show their result, wrong shares are named and typed again, a failed step ends the ceremony."""
+run again show their result, wrong shares are named and typed again, a failed step ends the ceremony; a seal is
+timestamped at once by a TSA in reach, or, made offline, when the next ceremony starts."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from ceremony.keys.custody import CustodyError, read_share_card
 from ceremony.keys.pkcs11 import find_softhsm_module
 from ceremony.procedures import display
 from ceremony.procedures.consoles import Attended
+from ceremony.record.timestamps import seal_timestamp
 from ceremony.record.transcript import read_entries
 from ceremony.record.workspace import Workspace, init_workspace
 from tests.support.ceremony_files import CEREMONIES, approve, live_workspace, run, variant
+from tests.support.tsa import LocalTsa, name_tsa
 
 
 def _date_deviations(transcript: Path) -> list[str]:
@@ -214,3 +217,46 @@ def test_an_attended_custodian_who_types_a_card_back_wrong_three_times_fails_the
     (failed,) = [e for e in read_entries(token.transcript.path) if e["event"] == "step.failed"]
     assert (failed["step"], failed["message"]) == ("initialise", err.value.message)
     token.ws.close()
+
+
+def test_a_seal_made_in_reach_of_the_tsa_is_timestamped_at_once(
+    tmp_path: Path, tsa: LocalTsa, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = live_workspace(tmp_path / "ws", "software")
+    name_tsa(ws, tsa)
+    outcome = run(ws, CEREMONIES / "token-init.yaml")
+    out = capsys.readouterr().out
+    assert "the seal of transcripts/token-init-2026-12.jsonl: timestamped by Test TSA at " in out
+    assert "checkpoint 1: timestamped by Test TSA at " in out  # the checkpoint the seal made
+    assert outcome.transcript.with_suffix(".seal.tsr").is_file()
+    verdict = seal_timestamp(outcome.transcript)
+    assert verdict is not None and verdict.ok and verdict.message.startswith("timestamped by Test TSA at ")
+
+
+def test_a_seal_made_offline_is_timestamped_when_the_next_ceremony_starts(
+    tmp_path: Path, tsa: LocalTsa, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = live_workspace(tmp_path / "ws", "software")
+    name_tsa(ws, tsa, timeout=0.5)
+    tsa.stop()  # the ceremony room has no network
+    outcome = run(ws, CEREMONIES / "token-init.yaml")
+    assert (
+        capsys.readouterr()
+        .out.rstrip()
+        .endswith(
+            "not yet timestamped: the seal of transcripts/token-init-2026-12.jsonl, checkpoint 1: the TSA at "
+            f"{tsa.url} is out of reach (connection refused); the next online step stamps them "
+            "(`ceremony transcript timestamp`)"
+        )
+    )
+    token = outcome.transcript.with_suffix(".seal.tsr")
+    assert outcome.words and not token.exists()
+    tsa.start()
+    approve(ws, CEREMONIES / "root-ca.yaml")
+    root = procedures.begin(CEREMONIES / "root-ca.yaml", ws)
+    out = capsys.readouterr().out
+    assert "the seal of transcripts/token-init-2026-12.jsonl: timestamped by Test TSA at " in out
+    assert token.is_file() and (ws / "timestamping" / "checkpoints" / "checkpoint-1.tsr").is_file()
+    (late,) = [e for e in read_entries(ws / "transcripts" / "token-init-2026-12.timestamps.log")]
+    assert late["made_at"] == read_entries(outcome.transcript)[-1]["time"] <= late["time"]
+    root.ws.close()

@@ -5,6 +5,7 @@ rule prescribes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -20,14 +21,16 @@ from cryptography.hazmat.primitives import serialization
 from ceremony.cli.main import main
 from ceremony.compliance.assessment import run_checks, verdict
 from ceremony.compliance.controls import CHECKS
-from ceremony.compliance.pack import verify_pack
+from ceremony.compliance.pack import attachment_path, verify_pack
 from ceremony.compliance.sources import Evidence
 from ceremony.model.catalogue import load_catalogue
 from ceremony.record.registers import record_registers
 from ceremony.record.transcript import GENESIS, canonical, entry_hash
 from ceremony.record.workspace import Workspace
 from ceremony.reporting.evidence import MANIFEST, SIGNATURE, build_pack
+from tests.support.pdfa import assert_is_pdfa3b, associated_files
 from tests.support.processes import built_once
+from tests.support.tsa import LocalTsa, name_tsa, seal_transcript
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm]  # the demo on SoftHSM2 (its verdict differs on the software store)
 
@@ -88,7 +91,7 @@ def test_the_demo_pack_is_complete_and_its_verdict_follows_the_rule(demo: Demo) 
     names = {p.relative_to(pack).as_posix() for p in pack.rglob("*") if p.is_file()}
     for expected in ("report.pdf", "findings.json", "findings.csv", "controls.yaml", "policy-parameters.yaml",
                      "inventory/certificates.parquet", "journal.jsonl", "token-keys.json", "versions.json",
-                     "evidence-manifest.json", "README.md", "SHA256SUMS", MANIFEST, SIGNATURE, "signer.pem",
+                     "evidence-index.json", "README.md", "SHA256SUMS", MANIFEST, SIGNATURE, "signer.pem",
                      "registers/hsms.yaml", "report/80-compliance-evidence-pack.ipynb"):  # fmt: skip
         assert expected in names, expected
     assert any(n.startswith("transcripts/") and n.endswith(".attestations.jsonl") for n in names)
@@ -148,6 +151,183 @@ def test_verify_exits_0_only_for_the_trusted_signer_and_1_for_any_changed_byte(
     )
     assert main(["evidence", "verify", str(pack), "--trust", str(stranger)]) == 1
     assert verify_pack(pack, trust).ok
+
+
+# --- the report: PDF/A-3b carrying the pack's files, every finding whole (issue N) --------------------------------
+def assert_every_finding_whole(pack: Path) -> None:
+    """Every message of findings.json appears whole in the report's text (whitespace removed from both: a message
+    breaks across lines and pages; ``-raw``: a hyphen at a line's end stays in the text, as in the message)."""
+    text = "".join(subprocess.run(["pdftotext", "-raw", str(pack / "report.pdf"), "-"], capture_output=True,
+                                  text=True, check=True).stdout.split())  # fmt: skip
+    findings = json.loads((pack / "findings.json").read_text())["findings"]
+    cut = [f["id"] for f in findings if "".join(f["message"].split()) not in text]
+    assert findings and not cut, cut
+
+
+def assert_report_carries_the_packs_files(pack: Path) -> None:
+    """report.pdf is a PDF/A-3b whose associated files are findings.json, evidence-index.json and every CA
+    certificate of the pack, byte for byte; the index lists every file but the report, SHA256SUMS and the manifest."""
+    report = pack / "report.pdf"
+    assert_is_pdfa3b(report)
+    carried = {name: af["data"] for name, af in associated_files(report).items()}
+    cas = sorted(p.name for p in (pack / "artifacts" / "cas").glob("*.pem"))
+    assert sorted(carried) == sorted(["findings.json", "evidence-index.json", *cas]) and cas
+    for name, data in carried.items():
+        assert data == (pack / attachment_path(name)).read_bytes(), name
+    index = json.loads((pack / "evidence-index.json").read_text())
+    every = {p.relative_to(pack).as_posix() for p in pack.rglob("*") if p.is_file()}
+    later = {"report.pdf", "SHA256SUMS", MANIFEST, SIGNATURE, "evidence-index.json"}
+    expected = {n for n in every if n not in later and not n.startswith("report/")}
+    assert {e["path"] for e in index["files"]} == expected
+    for entry in index["files"]:
+        assert hashlib.sha256((pack / entry["path"]).read_bytes()).hexdigest() == entry["sha256"], entry["path"]
+    assert "report.pdf" in {e["path"] for e in json.loads((pack / MANIFEST).read_text())["files"]}
+    assert {oct(p.stat().st_mode & 0o777) for p in pack.rglob("*") if p.is_file()} == {"0o644"}
+
+
+def test_the_demo_report_is_pdfa_3b_carrying_the_packs_files_and_every_finding_whole(demo: Demo) -> None:
+    pack = demo.evidence_pack
+    assert_report_carries_the_packs_files(pack)
+    assert_every_finding_whole(pack)
+    info = subprocess.run(["pdfinfo", str(pack / "report.pdf")], capture_output=True, text=True, check=True).stdout
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    assert fields["Title"].strip() == f"S1SPKM assessment report, evidence pack {pack.name}"
+    assert fields["Author"].strip().endswith("(victor)")  # the compliance officer who signs
+    assert fields["Keywords"].strip() == ", ".join(c.id for c in load_catalogue().controls)
+    assert "not approved" in fields["Subject"]
+    text = subprocess.run(["pdftotext", str(pack / "report.pdf"), "-"], capture_output=True, text=True).stdout
+    pages = text.split("\f")[:-1]
+    header = f"Evidence pack {pack.name} \u00b7 verdict: not approved - DEMO WORKSPACE, not a live PKI"
+    assert all(header in page and f"of {len(pages)}" in page for page in pages)
+    for raw in ("NaN", "NaT", "None"):
+        assert raw not in text, raw
+    # The ceremony notebooks' PDFs are archival too, through the same template (code shown).
+    notebook_pdfs = sorted((pack / "notebooks").glob("*.pdf"))
+    assert notebook_pdfs
+    for path in notebook_pdfs[:2]:
+        assert_is_pdfa3b(path)
+
+
+def _readme_commands(pack: Path) -> str:
+    """The shell commands of the README's "Verify without the workbench" section, as an assessor would paste them."""
+    section = (pack / "README.md").read_text().split("## Verify without the workbench", 1)[1].split("\n## ", 1)[0]
+    lines = [line[4:] for line in section.splitlines() if line.startswith("    ")]
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+
+
+def test_the_readmes_shell_route_catches_an_added_file(demo: Demo, tmp_path: Path) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(demo.evidence_pack, pack)
+    commands = _readme_commands(pack)
+    assert "comm -23" in commands and "find . -type f" in commands and "pdfdetach" in commands
+
+    def run() -> list[str]:
+        done = subprocess.run(["bash", "-c", commands], cwd=pack, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and not done.stderr, done.stderr
+        return done.stdout.splitlines()
+
+    intact = run()
+    assert "Verified OK" in intact and not [line for line in intact if "FAILED" in line]
+    assert "  - Signature Validation: Signature is Valid." in intact  # pdfsig: report.pdf's PAdES signature
+    # What is neither the fingerprint, the openssl verdict, sha256sum's OKs, the manifest's SHA256SUMS lines nor
+    # pdfsig's report: nothing from the find | comm step or the attachments step.
+    expected = (": OK", "Verified OK", "  SHA256SUMS", "  -")  # sha256sum's, openssl's, the fingerprints'
+    pdfsig = ("Digital Signature Info of: ", "Signature #1:", "  - ")
+    others = [line for line in intact if not line.endswith(expected) and not line.strip().startswith('"')
+              and not line.startswith(pdfsig)]  # fmt: skip
+    assert others == [], others
+    # The certificate pdfsig dumps from the signature is the one the pack carries, and its key the signer's.
+    digests = [line.split()[0] for line in intact if line.endswith("  -")]
+    assert digests[-3] == digests[-2] and "sha256:" + digests[-1] == json.loads((pack / MANIFEST).read_text())[
+        "signer"]["key"]  # fmt: skip
+    (pack / "notebooks" / "planted.txt").write_text("added after signing")
+    (pack / "a file with spaces").write_text("also added")
+    added = run()
+    assert "notebooks/planted.txt" in added and "a file with spaces" in added
+    assert sum(line.endswith(": OK") for line in added) == sum(line.endswith(": OK") for line in intact)  # sha256sum
+    # never noticed them
+    assert verify_pack(pack).message.endswith(": not in the manifest (added after signing)")
+
+
+#: The hard report's long identifiers: no space to break at, longer than any column or line of the page.
+LONG_KEY = "ca-" + "retired-issuing-generation-" * 4 + "0123456789abcdef" * 3
+LONG_CEREMONY = "root-ca-rollover-" + "with-an-unusually-long-ceremony-identifier-" * 2 + "2026-12"
+
+
+def hard_workspace(source: Path, target: Path) -> Workspace:
+    """A copy of the demo workspace that is hard to report on: a key with a very long label (a finding with a long
+    subject, waived with a long reason), an interrupted ceremony with a very long id and long deviations, and a
+    failed rehearsal of the root ceremony (an unsealed run in the rehearsal area, under the live ceremony's id)."""
+    from ceremony.procedures.runner import rehearsal_area
+    from ceremony.record.transcript import Transcript
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock", "reports"))
+    ws = Workspace.open(target)
+    with ws.inventory.transaction() as db:
+        db._execute(
+            "INSERT INTO asymmetric_keys (token, label, key_store, purpose, algorithm, key_size, spki_sha256, "
+            "origin, state, created_at) VALUES (?, ?, 'pkcs11', 'ca', 'ec-p256', 256, ?, 'generated', 'active', ?)",
+            ("s1sp-ca-token", LONG_KEY, "0" * 64, "2026-11-30T00:00:00+00:00"),
+        )
+    waivers = yaml.safe_load((target / "registers" / "waivers.yaml").read_text())
+    waivers["waivers"].append({
+        "control": "KEY-03", "subject": f"key s1sp-ca-token/{LONG_KEY}", "approved_by": "victor",
+        "expires": "2027-03-31",
+        "reason": "the key belongs to a generation of issuing CAs retired before this workspace was migrated; its "
+                  "destruction is scheduled for the next key destruction ceremony, witnessed by the assessor, and "
+                  "until then the token is held in the safe under dual control (see incident INC-2026-14)",
+    })  # fmt: skip
+    (target / "registers" / "waivers.yaml").write_text(yaml.safe_dump(waivers, sort_keys=False))
+    record_registers(ws, by="alice", reason="a waiver for the retired generation's key")
+    transcript = Transcript(ws.transcripts_dir / f"{LONG_CEREMONY}.jsonl", clock=ws.clock)
+    fields = {
+        "file": "root-rollover.yaml",
+        "file_sha256": "0" * 64,
+        "rehearsal": False,
+        "ceremony": {"date": "2026-12-01"},
+    }
+    transcript.start(LONG_CEREMONY, "root-rollover", fields)
+    transcript.deviation(
+        "the second witness, who was seated for the whole ceremony, left the room during step 4 (generate-key) for "
+        "eleven minutes to take a telephone call from the PMA secretariat and was replaced by the reserve witness",
+        "the PMA secretariat needed a decision on the ceremony's go-ahead that only the witness could give; the "
+        "reserve witness had been briefed and signed the attendance sheet at 10:42",
+        ["alice", "wendy"],
+    )
+    transcript.deviation("step 5 was run twice: the label printer jammed", "the first label was unreadable", ["bob"])
+    area = rehearsal_area(ws)
+    area.inventory.record_ceremony_start(
+        {"ceremony_id": "root-ca-2026-12", "type": "root-ca", "file_sha256": "0" * 64, "rehearsal": True,
+         "time": "2026-12-01T08:00:00+00:00"},
+        file="root-ca.yaml", transcript="transcripts/root-ca-2026-12.jsonl",
+    )  # fmt: skip
+    area.close()
+    ws.close()
+    return Workspace.open(target)
+
+
+def test_a_report_with_long_subjects_deviations_waivers_and_a_failed_rehearsal(demo: Demo, tmp_path: Path) -> None:
+    ws = hard_workspace(demo.workspace, tmp_path / "hard")
+    pack = build_pack(ws, reports=tmp_path / "reports", person="victor")
+    ws.close()
+    assert verify_pack(pack.directory, pack.directory / "signer.pem").ok
+    assert_report_carries_the_packs_files(pack.directory)
+    assert_every_finding_whole(pack.directory)
+    findings = json.loads((pack.directory / "findings.json").read_text())["findings"]
+    long = [f for f in findings if LONG_KEY in f["subject"] or LONG_CEREMONY in f["subject"]]
+    assert long and any(f["waived"] for f in long)
+    text = "".join(subprocess.run(["pdftotext", "-raw", str(pack.directory / "report.pdf"), "-"],
+                                  capture_output=True, text=True, check=True).stdout.split())  # fmt: skip
+    for whole in (LONG_KEY, LONG_CEREMONY, "rehearsalofroot-ca-2026-12", "Rehearsals(notceremoniesofthisPKI)",
+                  "thesecondwitness,whowasseatedforthewholeceremony", "acknowledgedbyalice,wendy",
+                  "untilthenthetokenisheldinthesafeunderdualcontrol(seeincidentINC-2026-14)"):  # fmt: skip
+        assert whole in text, whole
+    for f in findings:  # what the checks said stands as they said it ("no certificate for CA None on record")
+        text = text.replace("".join(f["message"].split()), "")
+    for raw in ("NaN", "NaT", "None"):
+        assert raw not in text, raw
+    # The failed rehearsal is never a row of the live ceremonies: the live root ceremony is sealed, once.
+    assert text.count("root-ca-2026-12root-ca2026-12") == 2  # the live row, and the rehearsal's
 
 
 def _rechain(path: Path, keep: object) -> None:
@@ -471,3 +651,193 @@ def test_a_pack_records_the_workbench_version_it_was_built_with() -> None:
 
     # The distribution is named in pyproject.toml; a wrong name recorded null for every pack (issue K review).
     assert _versions()["packages"]["s1spki-ceremony"] == metadata.version("s1spki-ceremony")
+
+
+def test_a_workspace_naming_a_tsa_gets_its_manifest_timestamped_and_carries_its_tokens(
+    tmp_path: Path, tsa: LocalTsa, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ceremony.record.checkpoints import write_checkpoint
+
+    name_tsa(_officer_workspace(tmp_path / "ws").root, tsa, timeout=0.5)
+    ws = Workspace.open(tmp_path / "ws")
+    tsa.stop()  # a seal and a checkpoint made offline...
+    seal_transcript(ws.transcripts_dir / "token-init-2026-12.jsonl", ws.clock)
+    write_checkpoint(ws.journal, ec.generate_private_key(ec.SECP256R1()), key_label="ceremony-seal", reason="offline")
+    tsa.start()  # ...and the pack built online: the build stamps them first, then the manifest
+    built = build_pack(ws, person="victor", pdf=False)
+    pack, stamped = built.directory, built.timestamping
+    assert stamped is not None and stamped["manifest_token"] == str(pack / "manifest.json.tsr")
+    assert stamped["deferred"] is None and stamped["tsa"] == "Test TSA"
+    assert [s["stamped"] for s in stamped["workspace"]["stamped"]] == ["transcripts/token-init-2026-12.jsonl", "1"]
+    listed = {e["path"] for e in json.loads((pack / MANIFEST).read_text())["files"]}
+    carried = {"timestamping/tsa-chain.pem", "timestamping/checkpoints/checkpoint-1.tsr",
+               "transcripts/token-init-2026-12.seal.tsr", "transcripts/token-init-2026-12.timestamps.log"}  # fmt: skip
+    assert carried <= listed and "manifest.json.tsr" not in listed
+    check = verify_pack(pack, pack / "signer.pem")
+    assert check.ok, check.message
+    assert check.timestamps == (
+        f"manifest.json: timestamped by Test TSA at {stamped['gen_time']}",
+        "1 transcript seals and 1 journal checkpoints timestamped by Test TSA; every token verifies",
+    )
+    # The README's openssl route, as an assessor pastes it.
+    (command,) = [line.strip() for line in (pack / "README.md").read_text().splitlines() if "openssl ts" in line]
+    done = subprocess.run(command.split(), cwd=pack, capture_output=True, text=True, timeout=30, check=False)
+    assert (command, done.stdout) == (
+        "openssl ts -verify -data manifest.json -in manifest.json.tsr -CAfile timestamping/tsa-chain.pem",
+        "Verification: OK\n",
+    )
+    # The pack's copy of the transcript verifies with its seal's token, under the chain the pack carries.
+    copy = pack / "transcripts" / "token-init-2026-12.jsonl"
+    assert main(["transcript", "verify", str(copy), "--register", str(ws.root / "people.yaml")]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("timestamped by Test TSA at ")
+    # The TSA out of reach at the build: the pack is built without the manifest's token, and says so.
+    tsa.stop()
+    later = build_pack(ws, person="victor", pdf=False)
+    assert later.timestamping is not None and later.timestamping["manifest_token"] is None
+    reason = f"the TSA at {tsa.url} is out of reach (connection refused)"
+    assert later.timestamping["deferred"] == reason and not (later.directory / "manifest.json.tsr").exists()
+    assert later.timestamp_lines() == [
+        f"manifest NOT timestamped: {reason}; a token cannot be added to a built pack (build another when the TSA "
+        "is in reach)"
+    ]
+    check = verify_pack(later.directory, later.directory / "signer.pem")
+    assert check.ok and check.timestamps[0] == (
+        "manifest.json: not timestamped (no manifest.json.tsr: the TSA was out of reach at the build)"
+    )
+    ws.close()
+
+
+# --- report.pdf's PAdES signature (issue N item 3) ------------------------------------------------------------------
+def test_the_demo_report_is_signed_by_the_registered_officer_for_pyhanko_and_pdfsig(
+    demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ceremony.compliance.pdf_signature import SIGNER_CERTIFICATE
+    from tests.support.pades import pdfsig, pdfsig_verdict
+
+    pack = demo.evidence_pack
+    trust = tmp_path / "officer.pem"
+    shutil.copy2(pack / "signer.pem", trust)
+    assert main(["evidence", "verify", str(pack), "--trust", str(trust)]) == 0
+    created = json.loads((pack / MANIFEST).read_text())["created"].replace("+00:00", "Z")
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "report.pdf: PAdES B-B signature intact, by Victor Varga (victor), compliance officer (not timestamped; "
+        f"validated at the pack's creation, {created})"
+    )
+    said = pdfsig(pack / "report.pdf")
+    assert pdfsig_verdict(said) == "Signature is Valid." and "Total document signed" in said, said
+    # The certificate the pack carries is the one the demo's register names for victor.
+    assert (pack / SIGNER_CERTIFICATE).read_bytes() == (demo.workspace / "people" / "victor.pem").read_bytes()
+    listed = {e["path"] for e in json.loads((pack / MANIFEST).read_text())["files"]}
+    assert {SIGNER_CERTIFICATE, "registers/people.yaml"} <= listed
+
+
+def _reseal(pack: Path, key_file: Path) -> None:
+    """SHA256SUMS and the manifest rewritten over the pack as it now stands, signed again with ``key_file`` (the
+    officer's own key: someone holding it changes report.pdf and reseals the pack)."""
+    from ceremony.keys.personal import load_file_key
+    from ceremony.record.manifest import file_list
+
+    files = file_list(pack, skip=(MANIFEST, SIGNATURE, "SHA256SUMS"))
+    (pack / "SHA256SUMS").write_text("".join(f"{e['sha256']}  {e['path']}\n" for e in files))
+    manifest = json.loads((pack / MANIFEST).read_text()) | {"files": file_list(pack, skip=(MANIFEST, SIGNATURE))}
+    data = json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
+    (pack / MANIFEST).write_bytes(data)
+    (pack / SIGNATURE).write_bytes(load_file_key(key_file).sign(data))
+
+
+@pytest.mark.parametrize("change", ["byte", "update"])
+def test_a_report_changed_and_resealed_with_the_officers_key_fails_on_its_signature(
+    demo: Demo, tmp_path: Path, change: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from tests.support.pades import flip_signed_byte, pdfsig, pdfsig_verdict
+
+    pack = tmp_path / "pack"
+    shutil.copytree(demo.evidence_pack, pack)
+    report = pack / "report.pdf"
+    if change == "byte":
+        report.write_bytes(flip_signed_byte(report.read_bytes()))
+    else:  # an incremental update after the signature: the first page turned
+        from pyhanko.pdf_utils import generic
+        from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+        writer = IncrementalPdfFileWriter(io.BytesIO(report.read_bytes()))
+        page = writer.root["/Pages"]["/Kids"][0].get_object()
+        page["/Rotate"] = generic.NumberObject(90)
+        writer.update_container(page)
+        out = io.BytesIO()
+        writer.write(out)
+        report.write_bytes(out.getvalue())
+    _reseal(pack, demo.workspace / "secrets" / "attestation" / "victor.key")
+    trust = tmp_path / "officer.pem"
+    shutil.copy2(pack / "signer.pem", trust)
+    check = verify_pack(pack, trust)
+    said = {
+        "byte": "report.pdf: its signature is broken: the signed bytes changed",
+        "update": "report.pdf: changed after it was signed: an incremental update follows the signed revision",
+    }[change]
+    assert not check.ok and check.message.startswith(said), check.message
+    assert main(["evidence", "verify", str(pack), "--trust", str(trust)]) == 1
+    assert capsys.readouterr().out.startswith(said)
+    outside = pdfsig(report)
+    assert (
+        (pdfsig_verdict(outside) != "Signature is Valid.")
+        if change == "byte"
+        else ("Total document signed" not in outside)
+    ), outside
+
+
+def test_a_workspace_naming_a_tsa_gets_a_b_lt_report_signature(
+    demo: Demo, tmp_path: Path, tsa: LocalTsa, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ceremony.keys.personal import CertificateRequest, load_private_key_file, self_signed_certificate
+    from tests.support.pades import around_now, pdfsig, pdfsig_verdict
+
+    ws = _copy(demo, tmp_path)
+    # The test TSA stamps by the machine's clock: victor's certificate (same key) re-made to cover it on any date.
+    key = load_private_key_file(ws.secrets_dir / "attestation" / "victor.key")
+    request = CertificateRequest(person="victor", organisation="DCC", not_before=around_now(), days=10 * 365)
+    (ws.root / "people" / "victor.pem").write_bytes(
+        self_signed_certificate(key, request).public_bytes(serialization.Encoding.PEM)
+    )
+    ws.close()
+    name_tsa(ws.root, tsa)
+    ws = Workspace.open(ws.root)
+    built = build_pack(ws, reports=tmp_path / "reports", person="victor")
+    ws.close()
+    signed = built.report_signature
+    assert signed is not None and (signed["pades_level"], signed["tsa"], signed["not_timestamped"]) == (
+        "B-LT", "Test TSA", None
+    )  # fmt: skip
+    assert built.report_lines() == [
+        f"report.pdf signed by victor: PAdES B-LT, timestamped by Test TSA at {signed['timestamp']}"
+    ]
+    check = verify_pack(built.directory, built.directory / "signer.pem")
+    assert check.ok and check.report_signature == (
+        "report.pdf: PAdES B-LT signature intact, by Victor Varga (victor), compliance officer (timestamped by Test "
+        f"TSA at {signed['timestamp']}, validated at that time)"
+    ), check
+    assert_is_pdfa3b(built.directory / "report.pdf")
+    assert pdfsig_verdict(pdfsig(built.directory / "report.pdf")) == "Signature is Valid."
+
+
+def test_a_pack_with_report_pdf_is_refused_up_front_when_the_officer_has_no_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = _officer_workspace(tmp_path / "ws")  # victor's file key registered, no certificate of it
+    ws.close()
+    before = sorted(p.relative_to(tmp_path / "ws").as_posix() for p in (tmp_path / "ws").rglob("*"))
+    reports = tmp_path / "reports"
+    argv = ["--workspace", str(tmp_path / "ws"), "evidence", "build", "--as", "victor", "--reports", str(reports)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    said = (
+        "--as: the register names no certificate of victor's key (attestation_certificate), which report.pdf's "
+        "signature needs: enrol their key (ceremony people enrol victor --token LABEL"
+    )
+    assert len(err.strip().splitlines()) == 1 and said in err, err
+    assert not reports.exists()
+    assert sorted(p.relative_to(tmp_path / "ws").as_posix() for p in (tmp_path / "ws").rglob("*")) == before

@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -16,7 +18,16 @@ import pytest
 
 from ceremony.errors import InputError
 from ceremony.reporting.notebooks import KERNEL, ipc_kernel_manager
-from ceremony.reporting.pdf import RENDERERS, available_renderers, render_pdf
+from ceremony.reporting.pdf import (
+    RENDERERS,
+    Attached,
+    PrintedDocument,
+    _css_string,
+    available_renderers,
+    render_archival_pdf,
+    render_pdf,
+)
+from tests.support.pdfa import assert_is_pdfa3b, associated_files, landscape_pages
 
 HEADING = "Quarterly Key Inventory"
 SERIAL = "7F3A9C21"
@@ -155,3 +166,106 @@ def test_not_a_notebook_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a readable notebook"):
         render_pdf(bad, tmp_path / "out.pdf")
     assert [p.name for p in tmp_path.iterdir()] == ["bad.ipynb"]
+
+
+# --- archival PDFs: the print template, PDF/A-3b, associated files ---------------------------------------------
+def _weasyprint() -> None:
+    if "weasyprint" not in available_renderers():
+        _unavailable("WeasyPrint is not usable (pip install weasyprint; apt-get install libpango-1.0-0)")
+
+
+def _shown_notebook(path: Path, *parts: tuple[str, str]) -> Path:
+    """A notebook whose outputs are given (MIME type, content), as the package's Shown values display them."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"# {HEADING}"))
+    for mime, content in parts:
+        cell = nbformat.v4.new_code_cell("shown")
+        cell.outputs = [nbformat.v4.new_output("display_data", data={mime: content})]
+        nb.cells.append(cell)
+    nbformat.write(nb, str(path))
+    return path
+
+
+DOCUMENT = PrintedDocument(
+    title=TITLE,
+    header='Evidence pack 20261201T100000Z \u00b7 verdict: "approved" </style>',
+    author="Victor Varga (victor)",
+    subject="What the quarter's inventory holds",
+    keywords=("KEY-01", "CRT-06"),
+    created=datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc),
+    attachments=(
+        Attached("findings.json", b'{"findings": []}', "findings.json: every finding", "Data"),
+        Attached("s1sp-root.pem", b"-----BEGIN CERTIFICATE-----\n", "artifacts/cas/s1sp-root.pem: a CA"),
+    ),
+)
+
+
+@pytest.mark.slow
+def test_an_archival_pdf_is_pdfa_3b_with_its_metadata_and_associated_files(executed: Path, tmp_path: Path) -> None:
+    _weasyprint()
+    out = render_archival_pdf(executed, tmp_path / "report.pdf", DOCUMENT, hide_code=True)
+    assert_is_pdfa3b(out)
+    assert out.stat().st_mode & 0o777 == 0o644 and [p.name for p in tmp_path.iterdir()] == ["report.pdf"]
+    info = _poppler("pdfinfo", str(out))
+    for field, value in (("Title", TITLE), ("Author", "Victor Varga (victor)"), ("Keywords", "KEY-01, CRT-06"),
+                         ("Subject", "What the quarter's inventory holds"), ("Producer", "WeasyPrint")):  # fmt: skip
+        assert re.search(rf"^{field}:\s+{re.escape(value)}", info, re.MULTILINE), (field, info)
+    assert re.search(r"^CreationDate:\s+Tue Dec  1 10:00:00 2026 UTC$", info, re.MULTILINE), info  # the given time
+    carried = associated_files(out)
+    assert {name: af["data"] for name, af in carried.items()} == {a.name: a.data for a in DOCUMENT.attachments}
+    assert carried["findings.json"]["relationship"] == "/Data" and carried["findings.json"]["mime"] == (
+        "/application/json"
+    )
+    assert carried["s1sp-root.pem"]["relationship"] == "/Supplement"
+    text = _poppler("pdftotext", str(out), "-")
+    assert HEADING in text and SERIAL in text and CODE_NAME not in text
+    # The running header (quotes and markup taken literally) and the page numbers, on every page.
+    pages = text.split("\f")[:-1]
+    assert all('verdict: "approved" </style>' in page and f"of {len(pages)}" in page for page in pages), text
+    assert "page 1 of" in pages[0] and TITLE in pages[0]
+    with pytest.raises(InputError, match="already exists"):
+        render_archival_pdf(executed, out, DOCUMENT)
+
+
+@pytest.mark.slow
+def test_an_archival_pdf_sets_a_wide_table_on_a_landscape_page_and_long_identifiers_within_the_page(
+    tmp_path: Path,
+) -> None:
+    import pandas as pd
+
+    from ceremony.reporting.cells import WIDE_COLUMNS, report_html
+
+    _weasyprint()
+    long_id = "ceremony-" + "x" * 150  # no space to break at
+    columns = range(WIDE_COLUMNS + 2)
+    wide = pd.DataFrame([[f"value {i}" for i in columns]], columns=[f"column {i}" for i in columns])
+    narrow = pd.DataFrame({"ceremony": [long_id], "sealed": [None], "entries": [3.0]})
+    notebook = _shown_notebook(tmp_path / "wide.ipynb", ("text/html", report_html(narrow)),
+                               ("text/html", report_html(wide)), ("text/markdown", "after the wide table"))  # fmt: skip
+    out = render_archival_pdf(notebook, tmp_path / "wide.pdf", DOCUMENT)
+    assert landscape_pages(out) == [2]  # the wide table alone; the page after it is portrait again
+    pages = _poppler("pdftotext", "-raw", str(out), "-").split("\f")  # -raw: a line-end hyphen stays one
+    assert "column 0" in pages[1] and "after the wide table" in pages[2]
+    squeezed = "".join(pages[0].split())
+    assert long_id in squeezed and "\u2014" in pages[0] and "3.0" not in pages[0]  # broken across lines, all there
+    # Every character on the page: nothing is cut at the margin (pdftotext -bbox would show x beyond the page).
+    bbox = _poppler("pdftotext", "-bbox", "-f", "1", "-l", "1", str(out), "-")
+    xs = [float(x) for x in re.findall(r'xMax="([\d.]+)"', bbox)]
+    assert xs and max(xs) <= 595.3 - 15 / 25.4 * 72 + 1, max(xs)
+
+
+def test_two_attachments_of_one_name_are_refused(executed: Path, tmp_path: Path) -> None:
+    twice = replace(DOCUMENT, attachments=DOCUMENT.attachments[:1] * 2)
+    with pytest.raises(InputError, match="attachments: each needs a name of its own"):
+        render_archival_pdf(executed, tmp_path / "twice.pdf", twice)
+    assert not (tmp_path / "twice.pdf").exists()
+
+
+def test_a_css_string_quotes_what_it_carries() -> None:
+    assert _css_string('a "b" \\ <c>\nd') == '"a \\"b\\" \\\\ \\3c c> d"'
+
+
+def test_an_associated_file_relationship_is_one_iso_32000_names() -> None:
+    with pytest.raises(InputError, match="relationship must be one of Source, Data, Alternative, Supplement"):
+        Attached("x.json", b"{}", "x", "Evidence")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import nbformat
+import pandas as pd
 import pytest
 
 from ceremony.errors import InputError, StateError
@@ -18,6 +20,7 @@ from ceremony.model.policy import load_policy
 from ceremony.record import frames as fr
 from ceremony.record.workspace import Workspace
 from ceremony.reporting import report
+from ceremony.reporting.cells import report_html
 from ceremony.reporting.evidence import REPORT_NOTEBOOK
 from ceremony.reporting.notebooks import notebooks_dir, run_notebook
 from tests.support.ceremony_files import device_list
@@ -125,7 +128,7 @@ def test_the_title_page(pack: Path) -> None:
     [title] = shown.texts
     last = r.assessments[-1]
     for row in ("| **Service provider** | S1SP for MOC Secure |", "| **Scope** | pki S1SP controls (3 in catalogue",
-                "| **Period** | the beginning to 2026-12-31T23:59:59",
+                "| **Period** | the beginning to 2026-12-31 |", "| **Assessed as of** | 2026-12-01 10:00 UTC |",
                 f"| **Assessor of record** | {last.assessor} ({last.assessor_organisation}) |",
                 "| **Pack signed by** | victor |", f"`{'ab' * 32}`", "| **Read aloud** | alpha bravo |"):  # fmt: skip
         assert row in title, row
@@ -150,13 +153,28 @@ def test_controls_findings_and_changes(pack: Path) -> None:
     assert controls.pictures[0].read_bytes()[:4] == b"\x89PNG" and len(controls.table) == 3
     with pytest.raises(StateError, match="write-once"):  # a pack's figures are never redrawn over
         report.controls_section(r)
-    findings = report.findings_section(r)
-    problems, changes = findings.tables
+    problems = report.problems_table(r)
     assert list(problems["id"]) == ["CER-02-aaaa", "CER-08-bbbb"] and list(problems["waived"]) == [False, True]
     assert problems["evidence"].iloc[0] == "journal.jsonl, transcripts/x.jsonl"
-    assert findings.texts == ["Against the previous pack (20261101T100000.000000Z): 1 new, 1 resolved, 0 persisting."]
-    assert changes.to_dict("records") == [{"finding": "CER-02-aaaa", "change": "new"},
-                                          {"finding": "CER-03-dddd", "change": "resolved"}]  # fmt: skip
+    findings = report.findings_section(r)
+    blocks, changes, passed = findings.blocks
+    # Each finding that is not a pass is a block of its own, its message whole, its waiver and evidence beside it.
+    assert blocks.count('<div class="finding ') == 2
+    assert '<div class="finding fail">' in blocks and '<div class="finding waived">' in blocks
+    assert '<p class="message">CER-02 is fail</p>' in blocks
+    assert "Waived by victor: no recordings of a demo" in blocks
+    assert "Evidence: <code>journal.jsonl</code>, <code>transcripts/x.jsonl</code>" in blocks
+    assert findings.texts[0] == "Against the previous pack (20261101T100000.000000Z): 1 new, 1 resolved, 0 persisting."
+    assert changes == "<p><b>New</b> (1): CER-02-aaaa</p>\n<p><b>Resolved</b> (1): CER-03-dddd</p>"
+    assert passed == '<ul class="checks"><li><b>KEY-01</b> title of KEY-01: KEY-01 is pass</li></ul>'
+
+
+def test_a_finding_block_escapes_what_it_quotes_and_names_a_missing_subject() -> None:
+    f = {"id": "X-01-a", "control": "X-01", "title": "t", "outcome": "fail", "severity": "major", "subject": "",
+         "message": "<script>alert(1)</script> & more", "evidence": [], "waived": None}  # fmt: skip
+    block = report.finding_block(f)
+    assert "<script>" not in block and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in block
+    assert "no subject (the control as a whole)" in block and "Evidence:" not in block
 
 
 def test_only_passes_and_no_changes(pack: Path) -> None:
@@ -164,8 +182,9 @@ def test_only_passes_and_no_changes(pack: Path) -> None:
                        "changes": {"new": [], "resolved": [], "persisting": []}}  # fmt: skip
     (pack / "findings.json").write_text(json.dumps(data))
     shown = report.findings_section(report.load_report(pack))
-    assert shown.parts == ("No findings other than passes.", "Against the previous pack (none): 0 new, 0 resolved, "
-                           "0 persisting.")  # fmt: skip
+    assert shown.texts == ["No findings other than passes.", "Against the previous pack (none): 0 new, 0 resolved, "
+                           "0 persisting.", "#### What each check that passed examined"]  # fmt: skip
+    assert shown.blocks == ['<ul class="checks"><li><b>KEY-01</b> title of KEY-01: KEY-01 is pass</li></ul>']
 
 
 def test_waivers(pack: Path) -> None:
@@ -181,8 +200,63 @@ def test_inventory_ceremonies_and_traceability(pack: Path) -> None:
     assert [p.name for p in inventory.pictures] == ["expiry.png", "keys.png"]
     lineage, by_profile = inventory.tables
     assert set(lineage["name"]) == {"root", "issuing"} and by_profile["certificates"].sum() == 2 + 4
-    assert "transcript" not in report.ceremonies_section(r).table.columns
-    assert report.traceability_section(r).table.to_dict("records") == FINDINGS["traceability"]
+    assert report.ceremonies_section(r).texts == ["No live ceremony on record."]
+    [trace] = report.traceability_section(r).tables
+    assert trace.to_dict("records") == FINDINGS["traceability"]
+    (pack / "findings.json").write_text(json.dumps(FINDINGS | {"traceability": [FINDINGS["traceability"][0] |
+                                                                                {"findings": "-"}]}))  # fmt: skip
+    [trace] = report.traceability_section(report.load_report(pack)).tables
+    assert trace["findings"].isna().all()  # printed as a dash, as every missing value
+
+
+def _ceremony_row(ceremony_id: str, *, rehearsal: bool, sealed: bool) -> dict[str, Any]:
+    started = pd.Timestamp("2026-12-01T09:00:00Z")
+    return {"ceremony_id": ceremony_id, "type": "root-ca", "started": started, "rehearsal": rehearsal,
+            "sealed_at": started + pd.Timedelta(hours=1) if sealed else pd.NaT, "entries": 8 if sealed else None,
+            "deviations": 1 if sealed else None, "transcript": "t", "sealed": sealed}  # fmt: skip
+
+
+def test_a_failed_rehearsal_is_labelled_and_never_shown_under_the_live_id(pack: Path) -> None:
+    r = report.load_report(pack)
+    rows = [_ceremony_row("root-ca-2026-12", rehearsal=False, sealed=True),
+            _ceremony_row("root-ca-2026-12", rehearsal=True, sealed=False)]  # fmt: skip
+    r = replace(r, frames=replace(r.frames, ceremonies=pd.DataFrame(rows)))
+    shown = report.ceremonies_section(r)
+    live, rehearsals = shown.tables
+    assert live.to_dict("records") == [{"ceremony": "root-ca-2026-12", "type": "root-ca",
+                                        "started": pd.Timestamp("2026-12-01T09:00:00Z"),
+                                        "sealed": pd.Timestamp("2026-12-01T10:00:00Z"), "entries": 8,
+                                        "deviations": 1}]  # fmt: skip
+    assert list(rehearsals["rehearsal of"]) == ["rehearsal of root-ca-2026-12"]
+    assert list(rehearsals["sealed"]) == ["not sealed"] and rehearsals["entries"].isna().all()
+    assert "#### Rehearsals (not ceremonies of this PKI)" in shown.texts
+    html = report_html(rehearsals)
+    assert "nan" not in html.lower() and "None" not in html and '<td class="num">\u2014</td>' in html
+
+
+def test_every_deviation_in_the_packs_transcripts_is_described(pack: Path) -> None:
+    from ceremony.record.transcript import Transcript
+
+    assert report.deviations_section(report.load_report(pack)).texts == [
+        "No deviation is recorded in the transcripts of the period."
+    ]
+    (pack / "transcripts").mkdir()
+    transcript = Transcript(pack / "transcripts" / "root-ca-2026-12.jsonl")
+    transcript.start("root-ca-2026-12", "root-ca", {"time_note": "x"})
+    transcript.deviation("the <witness> arrived late", "traffic & weather", ["alice", "wendy"])
+    transcript.deviation("step 3 run twice", "the printer jammed", [])
+    (pack / "transcripts" / "root-ca-2026-12.attestations.jsonl").write_text("")  # never read as a ceremony
+    shown = report.deviations_section(report.load_report(pack))
+    assert shown.texts == ["2 deviation(s) in 1 ceremony transcript(s), as this pack's transcripts record them."]
+    [blocks] = shown.blocks
+    assert blocks.count('<div class="deviation">') == 2
+    assert "root-ca-2026-12 \u00b7 entry 2" in blocks and "acknowledged by alice, wendy" in blocks
+    assert "<b>What:</b> the &lt;witness&gt; arrived late" in blocks and "<b>Why:</b> traffic &amp; weather" in blocks
+    assert "acknowledged by nobody" in blocks
+    # A ceremony that began outside the assessed period is not this report's.
+    (pack / "findings.json").write_text(json.dumps(FINDINGS | {"period": {"from": "2027-01-01T00:00:00+00:00",
+                                                                          "to": None}}))  # fmt: skip
+    assert report.deviations(report.load_report(pack)) == []
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ from ceremony.model.template import batch_time, utc_time
 from ceremony.record import batches
 from ceremony.record.batches import BatchCertificateRow, SignedInBatch
 from ceremony.record.checkpoints import write_checkpoint
+from ceremony.record.timestamps import stamp_pending
 from ceremony.record.workspace import Workspace
 
 __all__ = (
@@ -139,6 +140,7 @@ def issue_batch(
     if result.issued_now:  # a batch completed by this run anchors the journal (a re-run of a done one adds nothing)
         write_checkpoint(ws.journal, key, key_label=ca.key_label, reason=f"batch {result.batch_id} completed",
                          anchors={"bundle_sha256": str(result.bundle_sha256)})  # fmt: skip
+    stamp_pending(ws)  # this checkpoint and what earlier offline steps left unstamped (a TSA named and in reach)
     return result
 
 
