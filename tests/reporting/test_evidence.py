@@ -794,12 +794,12 @@ def test_a_workspace_naming_a_tsa_gets_a_b_lt_report_signature(
     demo: Demo, tmp_path: Path, tsa: LocalTsa, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from ceremony.keys.personal import CertificateRequest, load_private_key_file, self_signed_certificate
-    from tests.support.pades import around_now, pdfsig, pdfsig_verdict
+    from tests.support.pades import around_now, days_around_now, pdfsig, pdfsig_verdict
 
     ws = _copy(demo, tmp_path)
     # The test TSA stamps by the machine's clock: victor's certificate (same key) re-made to cover it on any date.
     key = load_private_key_file(ws.secrets_dir / "attestation" / "victor.key")
-    request = CertificateRequest(person="victor", organisation="DCC", not_before=around_now(), days=10 * 365)
+    request = CertificateRequest(person="victor", organisation="DCC", not_before=around_now(), days=days_around_now())
     (ws.root / "people" / "victor.pem").write_bytes(
         self_signed_certificate(key, request).public_bytes(serialization.Encoding.PEM)
     )

@@ -20,7 +20,7 @@ from ceremony.record.timestamps import Authority, load_chain
 from ceremony.reporting.notebooks import KERNEL
 from ceremony.reporting.pdf import Attached, PrintedDocument, archival_pdf, available_renderers
 from ceremony.reporting.signature import SignedReport, report_signer, sign_report
-from tests.support.pades import SIGNED, Officer, around_now, officer, pdfsig, pdfsig_verdict, small_pdf
+from tests.support.pades import SIGNED, Officer, around_now, days_around_now, officer, pdfsig, pdfsig_verdict, small_pdf
 from tests.support.pdfa import assert_is_pdfa3b, associated_files
 from tests.support.tsa import LocalTsa
 
@@ -96,7 +96,7 @@ def test_with_a_tsa_the_signature_is_b_lt_timestamped_with_its_validation_data(
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation.dss import DocumentSecurityStore
 
-    victor = officer(around_now(), days=10 * 365)
+    victor = officer(around_now(), days=days_around_now())
     signed = sign_report(rendered, victor.signer, at=SIGNED, authority=_authority(tsa), reason="the report")
     assert (signed.level, signed.tsa, signed.deferred) == ("B-LT", "Test TSA", None)
     assert signed.timestamp is not None and abs(signed.timestamp - datetime.now(timezone.utc)) < timedelta(minutes=5)

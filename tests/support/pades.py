@@ -47,8 +47,13 @@ def officer(not_before: datetime = ENROLLED, days: int = 3 * 365) -> Officer:
 def around_now() -> datetime:
     """An enrolment time for tests whose signature a test TSA stamps: the TSA (``openssl ts``) stamps by the machine's
     clock, the workbench signs by the suite's; a certificate from a day before the earlier of the two, valid for
-    ten years, covers both on any date."""
+    :func:`days_around_now` days, covers both on any date."""
     return min(datetime.now(timezone.utc), SIGNED) - timedelta(days=1)
+
+
+def days_around_now() -> int:
+    """How long a certificate from :func:`around_now` must be valid to cover both clocks with a day to spare."""
+    return (max(datetime.now(timezone.utc), SIGNED) - around_now()).days + 2
 
 
 def small_pdf() -> bytes:
