@@ -630,20 +630,29 @@ def check_parsed(
     now: datetime | None = None,
 ) -> list[Finding]:
     """Every profile check on an already parsed certificate; a crashing check becomes a FATAL finding."""
+    return [f for _, found in check_each(parsed, profile, issuer=issuer, subject=subject, now=now) for f in found]
+
+
+def check_each(
+    parsed: ParsedCertificate,
+    profile: ResolvedProfile,
+    *,
+    issuer: x509.Certificate | None = None,
+    subject: str = "",
+    now: datetime | None = None,
+) -> list[tuple[Check, list[Finding]]]:
+    """Each check with its findings, in check order (what ``check_parsed`` concatenates)."""
     s = Subject(parsed, profile, issuer, subject, now or current().now())
-    findings: list[Finding] = []
+    out: list[tuple[Check, list[Finding]]] = []
     for check in CHECKS:
+        found: list[Finding] = []
         try:
-            findings.extend(check(s))
+            found.extend(check(s))  # what a check yielded before it crashed stays
         except Exception as exc:  # noqa: BLE001 - a crashing check is a finding, never silence
-            findings.append(
-                s.finding(
-                    Severity.FATAL,
-                    "profile.check_crashed",
-                    f"{getattr(check, '__name__', repr(check))} could not decide: {type(exc).__name__}: {exc}"[:300],
-                )
-            )
-    return findings
+            crashed = f"{getattr(check, '__name__', repr(check))} could not decide: {type(exc).__name__}: {exc}"
+            found.append(s.finding(Severity.FATAL, "profile.check_crashed", crashed[:300]))
+        out.append((check, found))
+    return out
 
 
 def check_certificate(

@@ -12,6 +12,7 @@ from asn1crypto import pem
 from ceremony.errors import InputError
 from ceremony.lint.certificate import check_crl, check_parsed, is_crl, parse_certificate
 from ceremony.lint.findings import Finding, Severity, failing
+from ceremony.lint.template import check_certificates
 from ceremony.model.profiles import ResolvedProfile, available_profiles, get_profile
 
 SUFFIXES = {".pem", ".crt", ".cer", ".der", ".crl"}
@@ -148,6 +149,8 @@ def lint_paths(paths: list[Path], profile: str | None, *, now: datetime | None =
         fixed = None
         candidates = {name: get_profile(name) for name in available_profiles()}
     items: list[LintItem] = []
+    #: With one profile, certificates are linted together at the end (the template path; same findings).
+    pending: list[tuple[int, str, bytes]] = []
     for path in _files(paths):
         documents = _documents(path)
         for index, (kind, der) in enumerate(documents):
@@ -155,11 +158,15 @@ def lint_paths(paths: list[Path], profile: str | None, *, now: datetime | None =
             if kind == "crl":
                 items.append(LintItem(subject, kind, None, check_crl(der, subject=subject)))
             elif fixed is not None:
-                findings = check_parsed(parse_certificate(der, subject), fixed, subject=subject, now=now)
-                items.append(LintItem(subject, kind, fixed.name, findings))
+                pending.append((len(items), subject, der))
+                items.append(LintItem(subject, kind, fixed.name, []))
             else:
                 name, findings = _classify(der, subject, candidates, now)
                 items.append(LintItem(subject, kind, name, findings))
+    if fixed is not None and pending:
+        linted = check_certificates([d for _, _, d in pending], fixed, subjects=[s for _, s, _ in pending], now=now)
+        for (at, subject, _), findings in zip(pending, linted.findings, strict=True):
+            items[at] = LintItem(subject, "certificate", fixed.name, findings)
     if not items:
         raise InputError("no certificate or CRL files found in " + ", ".join(str(p) for p in paths))
     return LintReport(items)
