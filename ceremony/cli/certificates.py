@@ -205,7 +205,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--skip-rejected", metavar="FILE", help="issue the valid rows and write the rejects to FILE")
     p.add_argument("--rekey", action="store_true", help="allow a second valid certificate per EUI-64 and usage")
     p.add_argument(
-        "--sample-rate", type=float, default=0.01, help="share of a batch given full post-issuance checks (0.01)"
+        "--sample-rate", type=float, default=0.01, help="share also linted with the issuer (0.01; all are linted)"
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("csr", nargs="*", help="CSR file (PEM or DER)")

@@ -123,6 +123,11 @@ class _Login:
     session: Any
     pin: bytes
     users: weakref.WeakSet[Pkcs11KeyStore] = field(default_factory=weakref.WeakSet)
+    #: Private key objects found by label in this session, for signing: a batch signs thousands of times with
+    #: one key, and finding it again each time (C_FindObjectsInit, C_FindObjects, C_FindObjectsFinal) cost more
+    #: than the signature. Gone with the session (a fork, a re-initialisation, the last store's close); a label
+    #: destroyed in this process is dropped; a handle the token no longer knows is looked up once more.
+    signing_keys: dict[str, Any] = field(default_factory=dict)
 
 
 # Per module path: the process and SOFTHSM2_CONF the library was initialised in/with. These mirror the C
@@ -442,6 +447,9 @@ class Pkcs11KeyStore:
         raise TypeError("a Pkcs11KeyStore holds a PIN and cannot be pickled")
 
     def _session(self) -> Any:
+        return self._login().session
+
+    def _login(self) -> _Login:
         lib = _lib(self.module, self._conf)
         key = (self.module, self._conf, self.token_label, os.getpid())
         login = _logins.get(key)
@@ -451,7 +459,7 @@ class Pkcs11KeyStore:
             # The token is already logged in; a different PIN must not ride on that login.
             raise TokenError(f"token refused to open a session on token {self.token_label!r}: PIN incorrect")
         login.users.add(self)
-        return login.session
+        return login
 
     def _open(self, lib: Any) -> Any:
         """Find the token and log in. SoftHSM's file store can answer "no such token" or a general
@@ -597,6 +605,7 @@ class Pkcs11KeyStore:
 
     def destroy(self, label: str) -> None:
         """Destroy the key pair's token objects (private and public key)."""
+        self._login().signing_keys.pop(label, None)
         try:
             for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
                 for obj in list(self._session().get_objects({Attribute.CLASS: cls, Attribute.LABEL: label})):
@@ -605,12 +614,20 @@ class Pkcs11KeyStore:
             _fail(exc, f"destroy key {label!r}")
 
     def _sign(self, label: str, data: bytes, mechanism: Mechanism, param: Any = None) -> bytes:
-        try:
-            return bytes(
-                self._object(label, ObjectClass.PRIVATE_KEY).sign(data, mechanism=mechanism, mechanism_param=param)
-            )
-        except pkcs11.PKCS11Error as exc:
-            _fail(exc, f"sign with {label!r}")
+        keys = self._login().signing_keys
+        for attempt in (1, 2):
+            key = keys.get(label)
+            if key is None:
+                key = keys[label] = self._object(label, ObjectClass.PRIVATE_KEY)
+            try:
+                return bytes(key.sign(data, mechanism=mechanism, mechanism_param=param))
+            except (pkcs11.ObjectHandleInvalid, pkcs11.KeyHandleInvalid) as exc:
+                keys.pop(label, None)  # destroyed behind this session's back: found afresh once, or refused
+                if attempt == 2:
+                    _fail(exc, f"sign with {label!r}")
+            except pkcs11.PKCS11Error as exc:
+                _fail(exc, f"sign with {label!r}")
+        raise AssertionError("unreachable")
 
     def labels(self) -> list[str]:
         """Labels of the private keys on the token, sorted."""

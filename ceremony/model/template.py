@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -104,14 +105,24 @@ class TbsTemplate:
 
     def fill(self, serial: bytes, not_before: bytes, point: bytes, eui64: bytes) -> tuple[bytes, bytes]:
         """(TBS, SKI) for one certificate: 16 serial octets, 13 UTCTime octets, 65 point octets, 8 EUI-64 octets."""
+        if len(serial) != SERIAL_OCTETS or len(not_before) != 13 or len(point) != 65 or len(eui64) != 8:
+            raise ValueError("TBS template: a variable field of the wrong length")
         ski = gbcs_key_identifier(point)
-        tbs = bytearray(self.der)
-        tbs[self.serial_at : self.serial_at + SERIAL_OCTETS] = serial
-        tbs[self.not_before_at : self.not_before_at + 13] = not_before
-        tbs[self.point_at : self.point_at + 65] = point
-        tbs[self.ski_at : self.ski_at + 8] = ski
-        tbs[self.eui64_at : self.eui64_at + 8] = eui64
-        return bytes(tbs), ski
+        values = (serial, not_before, point, ski, eui64)
+        (f0, f1, f2, f3, f4, f5), (o0, o1, o2, o3, o4) = self._pieces
+        return b"".join((f0, values[o0], f1, values[o1], f2, values[o2], f3, values[o3], f4, values[o4], f5)), ski
+
+    @cached_property
+    def _pieces(self) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        """The TBS cut around its variable fields: the fixed bytes before each field and after the last, and the
+        fields in the order they occur (indexes into ``fill``'s (serial, notBefore, point, SKI, EUI-64))."""
+        fields = sorted(zip((self.serial_at, self.not_before_at, self.point_at, self.ski_at, self.eui64_at),
+                            (SERIAL_OCTETS, 13, 65, 8, 8), range(5), strict=True))  # fmt: skip
+        pieces, cursor = [], 0
+        for at, size, _ in fields:
+            pieces.append(self.der[cursor:at])
+            cursor = at + size
+        return (*pieces, self.der[cursor:]), tuple(index for _, _, index in fields)
 
     def prove(
         self, profile: ResolvedProfile, issuer: Issuer, usage: Usage, serial: bytes, now: datetime, point: bytes,
@@ -135,6 +146,19 @@ def new_serial() -> bytes:
         raw[0] &= 0x7F
         if raw[0]:
             return bytes(raw)
+
+
+def new_serials(count: int) -> list[bytes]:
+    """``count`` serials drawn as ``new_serial`` draws one (the same rule: 16 random octets, the first masked to
+    0x01-0x7F, a zero first octet drawn again), from one read of the system's random source per call."""
+    out: list[bytes] = []
+    while len(out) < count:
+        pool = secrets.token_bytes(SERIAL_OCTETS * (count - len(out)))
+        for at in range(0, len(pool), SERIAL_OCTETS):
+            first = pool[at] & 0x7F
+            if first:
+                out.append(bytes((first,)) + pool[at + 1 : at + SERIAL_OCTETS])
+    return out
 
 
 def batch_time(now: datetime) -> datetime:

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from cryptography import x509
 
 from ceremony.errors import StateError
-from ceremony.model.der import serial_hex
 from ceremony.model.profiles import ResolvedProfile
 from ceremony.model.tbs import key_identifier
 from ceremony.record.inventory import (
@@ -66,9 +65,11 @@ INSERT_BATCH_CERTIFICATE = (
 _NEW_ROW = tuple.__new__  # a BatchCertificateRow from a tuple at C speed: one row per certificate signed
 
 
-@dataclass(frozen=True)
-class SignedInBatch:
-    """A certificate a batch worker signed and verified: what varies from one certificate of a batch to the next."""
+class SignedInBatch(NamedTuple):
+    """A certificate a batch worker signed and verified: what varies from one certificate of a batch to the next.
+
+    A tuple (immutable, like a frozen dataclass): a chunk of them crosses from a pool worker to the parent
+    pickled, and a tuple pickles at C speed."""
 
     serial: bytes  # 16 octets
     not_before: bytes  # UTCTime content octets
@@ -188,6 +189,14 @@ def issued_certificates(inventory: Inventory, batch_id: str) -> Iterator[bytes]:
         yield bytes(der)  # PostgreSQL's BYTEA can come back as a memoryview
 
 
+def issued_serials_and_certificates(inventory: Inventory, batch_id: str) -> Iterator[tuple[str, bytes]]:
+    """(serial, DER) of the batch's certificates in the order they were recorded, streamed: what the bundle and the
+    serial list digest are made of, in one pass."""
+    rows = inventory._execute("SELECT serial, der FROM certificates WHERE batch_id = ? ORDER BY rowid", (batch_id,))
+    for serial, der in rows:
+        yield serial, bytes(der)  # PostgreSQL's BYTEA can come back as a memoryview
+
+
 def certificate_rows(
     *,
     profile: ResolvedProfile,
@@ -212,7 +221,7 @@ def certificate_rows(
 
     def row(s: SignedInBatch, issued_at: str) -> BatchCertificateRow:
         return _NEW_ROW(BatchCertificateRow, (
-            serial_hex(int.from_bytes(s.serial, "big")), issuer_ca, issuer, "", s.eui64.hex().upper(), None,
+            s.serial.hex().upper(), issuer_ca, issuer, "", s.eui64.hex().upper(), None,
             "ka" if s.ka else "ds", None, profile_name, iso(s.not_before), not_after, "ec-p256", "ecdsa-with-SHA256",
             policies, s.ski.hex().upper(), aki, hashlib.sha256(s.der).hexdigest(), "valid", approved_by,
             s.csr_sha256.hex(), None, batch_id, None, issued_at, artifact, s.der, 256,
@@ -255,6 +264,27 @@ def record_signed(
     digests = db.archive_csrs(db, csrs) if len(csrs) == len(rows) else []
     if len(digests) != len(rows) or any(d != row[_CSR_SHA256_AT] for d, row in zip(digests, rows, strict=True)):
         raise StateError("a CSR of this chunk is not the one its certificate was issued from; nothing of it recorded")
+
+
+def record_signed_uncommitted(
+    inventory: Inventory, rows: list[BatchCertificateRow], *, csrs: Sequence[bytes], rekey: bool = False
+) -> Callable[[], None]:
+    """``record_signed`` in a transaction of its own, opened here and left open: returns its commit, for the caller
+    to run once, in this thread or another one, while nothing else uses the inventory (a batch commits a chunk, and
+    waits for the disk, while it signs the next). What ``record_signed`` raises is raised here, the transaction
+    rolled back."""
+    transaction = inventory.transaction()
+    db = transaction.__enter__()
+    try:
+        record_signed(db, rows, csrs=csrs, rekey=rekey)
+    except BaseException as exc:
+        transaction.__exit__(type(exc), exc, exc.__traceback__)  # ROLLBACK, then the error goes on from here
+        raise
+
+    def commit() -> None:
+        transaction.__exit__(None, None, None)
+
+    return commit
 
 
 def first_taken(inventory: Inventory, rows: list[BatchCertificateRow]) -> str:

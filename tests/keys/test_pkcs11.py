@@ -261,3 +261,50 @@ def test_neither_store_nor_key_can_be_pickled(store: Pkcs11KeyStore) -> None:
     for thing in (store, key):
         with pytest.raises(TypeError, match="cannot be pickled"):
             pickle.dumps(thing)
+
+
+# --- the signing path: the key found once per session ---------------------------------------------------------
+def test_a_key_is_found_once_for_any_number_of_signatures(
+    store: Pkcs11KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = _ec(store.generate("ca-often", "ec-p256"))
+    found: list[str] = []
+    real = store._object
+
+    def counting(label: str, object_class: ObjectClass) -> Any:
+        found.append(label)
+        return real(label, object_class)
+
+    monkeypatch.setattr(store, "_object", counting)
+    for n in range(5):
+        key.public_key().verify(key.sign(b"%d" % n, ec.ECDSA(hashes.SHA256())), b"%d" % n, ec.ECDSA(hashes.SHA256()))
+    assert found == ["ca-often"]
+
+
+def test_a_destroyed_key_signs_nothing_more(store: Pkcs11KeyStore) -> None:
+    key = _ec(store.generate("ca-gone", "ec-p256"))
+    key.sign(b"before", ec.ECDSA(hashes.SHA256()))  # its object is now known to the session
+    store.destroy("ca-gone")
+    with pytest.raises(TokenError, match="^no private key labelled 'ca-gone' on token 'test-token'$"):
+        key.sign(b"after", ec.ECDSA(hashes.SHA256()))
+
+
+def _replace_key(store: Pkcs11KeyStore, label: str) -> bytes:
+    store.destroy(label)
+    return (
+        _ec(store.generate(label, "ec-p256"))
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+def test_a_key_replaced_by_another_process_is_found_afresh(store: Pkcs11KeyStore) -> None:
+    """The object this session knew is gone (destroyed by another process, its label given to a new key): the
+    signature is the label's key's now, as when every signature looked the key up."""
+    key = _ec(store.generate("ca-swapped", "ec-p256"))
+    key.sign(b"before", ec.ECDSA(hashes.SHA256()))
+    spki = in_child(_replace_key, store, "ca-swapped")
+    new = serialization.load_der_public_key(spki)
+    assert isinstance(new, ec.EllipticCurvePublicKey)
+    signature = key.sign(b"after", ec.ECDSA(hashes.SHA256()))
+    new.verify(signature, b"after", ec.ECDSA(hashes.SHA256()))

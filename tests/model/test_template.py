@@ -169,3 +169,17 @@ def test_batch_time_is_whole_seconds_in_utc_and_refuses_2050() -> None:
     assert batch_time(datetime(2049, 12, 31, 23, 59, 59, tzinfo=timezone.utc)).year == 2049
     with pytest.raises(InputError, match="notBefore after 2049 needs GeneralizedTime"):
         batch_time(datetime(2050, 1, 1, tzinfo=timezone.utc))
+
+
+def test_serials_drawn_many_at_once_follow_the_one_serial_rule() -> None:
+    from ceremony.model.template import new_serials
+
+    serials = new_serials(4096)
+    assert len(serials) == len(set(serials)) == 4096
+    assert all(len(s) == 16 and 0x01 <= s[0] <= 0x7F for s in serials)
+    assert new_serials(0) == []
+
+
+def test_a_variable_field_of_the_wrong_length_is_refused(templates: dict[str, TbsTemplate]) -> None:
+    with pytest.raises(ValueError, match="wrong length"):
+        templates["ds"].fill(new_serial()[:15], utc_time(batch_time(NOW)), _point(), bytes(8))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from ceremony.issue.batch.devices import (
 )
 from ceremony.issue.batch.plan import BatchPlan, build_templates, ca_point, issuer_of_certificate, prove_exemplar
 from ceremony.issue.batch.runner import CHUNK, check_rows, progress_bar, signing
+from ceremony.issue.batch.stages import RECORD, Stages, lap, mark
 from ceremony.issue.recovery import issuer_of, refuse_succeeded
 from ceremony.model.events import BatchRefused, BatchResume, BatchStart
 from ceremony.model.people import check_role, operator, workspace_register
@@ -84,8 +87,9 @@ def issue_batch(
 
     Every certificate costs one CSR signature verification, one CA signature and one verification
     of that signature with the CA's public key. The profile's exemplar is linted in full once per
-    batch and proven byte-for-byte equal to the cryptography builder's output; a sample (first,
-    last and ``sample_rate`` of the rest) gets the full post-issuance profile checks.
+    batch and proven byte-for-byte equal to the cryptography builder's output; every certificate is
+    linted after signing (the template path: the full lint's findings), and a sample (first, last and
+    ``sample_rate`` of the rest) with the issuer as well.
 
     Args:
         ws: The workspace (its CA, inventory, journal and clock).
@@ -96,7 +100,7 @@ def issue_batch(
         jobs: 1 signs in this process; more fork that many workers, for the checks and for the signing.
         skip_rejected: A new file for the rejected rows; without it, one reject refuses the whole batch.
         rekey: Issue even for identities that already hold a valid certificate from this CA.
-        sample_rate: Share of the certificates, besides the first and the last, checked in full after signing.
+        sample_rate: Share of the certificates, besides the first and the last, also linted with the issuer.
         progress: Progress bars (None: on a terminal only).
         say: Where each reject's line goes.
         chunk: Certificates per unit of work and per inventory transaction.
@@ -127,8 +131,9 @@ def issue_batch(
         raise InputError(f"a batch signs with ECDSA; the key of CA {ca_name} is not an EC key")
     issuer = issuer_of_certificate(issuer_cert)
     templates = build_templates(profile, issuer)
+    stages: Stages = {}
     checked = check_rows(device_list, ca_point=ca_point(issuer_cert), jobs=jobs, progress=progress, chunk=chunk,
-                         recorded=ws.inventory.recorded_csrs)  # fmt: skip
+                         recorded=ws.inventory.recorded_csrs, stages=stages)  # fmt: skip
     batch_key = batch_id_for(device_list, checked, ca_name, profile_name, rekey)
     now = ws.clock.now().isoformat(timespec="microseconds")
     with ws.inventory.lease(f"batch:{batch_key}", what=f"this batch (list {device_list.path.name}, key {batch_key})",
@@ -136,7 +141,8 @@ def issue_batch(
         result = _run(ws, device_list, checked, batch_key, ca_name=ca_name, profile_name=profile_name,
                       approved_by=approved_by, rekey=rekey, jobs=jobs, skip_rejected=skip_rejected,
                       sample_rate=sample_rate, progress=progress, say=say, chunk=chunk, key=key, ca_public=ca_public,
-                      issuer_cert=issuer_cert, profile=profile, templates=templates, issuer=issuer)  # fmt: skip
+                      issuer_cert=issuer_cert, profile=profile, templates=templates, issuer=issuer,
+                      stages=stages)  # fmt: skip
     if result.issued_now:  # a batch completed by this run anchors the journal (a re-run of a done one adds nothing)
         write_checkpoint(ws.journal, key, key_label=ca.key_label, reason=f"batch {result.batch_id} completed",
                          anchors={"bundle_sha256": str(result.bundle_sha256)})  # fmt: skip
@@ -166,6 +172,7 @@ def _run(
     profile: ResolvedProfile,
     templates: Any,
     issuer: Any,
+    stages: Stages,
 ) -> BatchResult:
     """The batch under its lease: a second run of the same list waits for none and is refused in one line.
 
@@ -174,7 +181,7 @@ def _run(
     same list find the batch by its key and resume it."""
     batch = batches.find_batch_by_key(ws.inventory, batch_key)
     batch_id = batch.batch_id if batch is not None else f"{batch_key}-{secrets.token_hex(6)}"
-    result = BatchResult(batch_id, device_list.count)
+    result = BatchResult(batch_id, device_list.count, stages=stages)
     if batch is not None and batch.status == "complete":
         return completed(ws, result, batch)
     check_bundle_path(ws, batch_id, new=batch is None)
@@ -311,27 +318,81 @@ def _issue(
 ) -> None:
     """Sign what is accepted, chunk by chunk, committing each chunk to the inventory as it comes back, with the
     CSRs of its certificates (the DER after each accepted request's packed bytes, taken here by index: chunks
-    come back in order, one certificate per request)."""
+    come back in order, one certificate per request).
+
+    A chunk is committed by a recording thread while the next one is signed: the commit's wait for the disk
+    (SQLite's fsync, PostgreSQL's round trips) overlaps the signing, and nothing else is shared (this thread does
+    not touch the inventory while a commit is out). Chunks are committed one at a time, in order; a chunk that
+    fails to commit stops the batch before the next one is handed over."""
     done = 0
-    # The workers fork before the bar exists: no tqdm thread is running when they do.
-    with signing(plan, accepted, jobs=jobs, chunk=chunk) as out, progress_bar(len(accepted), "issue", progress) as bar:
-        for signed in out:
-            if isinstance(signed, str):
-                ws.journal.append(BatchRefused(batch_id=result.batch_id, reason=signed))
-                raise StateError(f"batch {result.batch_id}: {signed}; this chunk was discarded, nothing of it recorded")
-            issued_at = ws.clock.now().isoformat(timespec="microseconds")
-            chunk_rows = [rows(s, issued_at) for s in signed]
-            csrs = [request[PACKED:] for request in accepted[done : done + len(signed)]]
-            done += len(signed)
-            try:
-                with ws.inventory.transaction() as db:
-                    batches.record_signed(db, chunk_rows, csrs=csrs, rekey=rekey)
-            except batches.IdentityTaken as exc:
-                taken = batches.first_taken(ws.inventory, chunk_rows)
-                reason = f"EUI-64 {taken} got a valid certificate from another run meanwhile"
-                ws.journal.append(BatchRefused(batch_id=result.batch_id, reason=reason))
-                raise StateError(
-                    f"batch {result.batch_id}: {reason}; this chunk was discarded, nothing of it recorded"
-                ) from exc
-            result.issued_now += len(signed)
-            bar.update(len(signed))
+    recorder = _Recorder(ws, result, rekey)
+    # The workers fork before the bar and the recording thread exist: no other thread is running when they do.
+    with signing(plan, accepted, jobs=jobs, chunk=chunk, stages=result.stages) as out, recorder:
+        with progress_bar(len(accepted), "issue", progress) as bar:
+            recorder.bar = bar
+            for signed in out:
+                if isinstance(signed, str):
+                    recorder.wait()  # what was signed before this chunk is committed (or refused) first
+                    ws.journal.append(BatchRefused(batch_id=result.batch_id, reason=signed))
+                    raise StateError(
+                        f"batch {result.batch_id}: {signed}; this chunk was discarded, nothing of it recorded"
+                    )
+                issued_at = ws.clock.now().isoformat(timespec="microseconds")
+                chunk_rows = [rows(s, issued_at) for s in signed]
+                csrs = [request[PACKED:] for request in accepted[done : done + len(signed)]]
+                done += len(signed)
+                recorder.submit(chunk_rows, csrs)
+            recorder.wait()
+
+
+class _Recorder:
+    """Records a batch's chunks in order: each chunk's rows written in the calling thread, its commit (the wait for
+    the disk: SQLite's fsync, PostgreSQL's round trip) run by a thread of its own while the next chunk is signed.
+
+    ``submit`` waits for the commit before (so at most one is ever out, and nothing else touches the inventory
+    meanwhile), writes the chunk's rows (an identity taken by another run is refused there, in this thread, the
+    transaction rolled back), then hands its commit over; ``wait`` waits for the last commit. The time this thread
+    spends writing rows and waiting for a commit is the batch's ``record/insert`` stage."""
+
+    def __init__(self, ws: Workspace, result: BatchResult, rekey: bool) -> None:
+        self.ws, self.result, self.rekey = ws, result, rekey
+        self.bar: Any = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-commit")
+        self._pending: tuple[Future[None], int] | None = None
+
+    def __enter__(self) -> _Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._pending is not None:  # leaving on an error: the commit out is let finish, its outcome dropped
+                futures_wait([self._pending[0]])
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def submit(self, chunk_rows: list[BatchCertificateRow], csrs: list[bytes]) -> None:
+        self.wait()
+        started = mark()
+        try:
+            commit = batches.record_signed_uncommitted(self.ws.inventory, chunk_rows, csrs=csrs, rekey=self.rekey)
+        except batches.IdentityTaken as exc:
+            taken = batches.first_taken(self.ws.inventory, chunk_rows)
+            reason = f"EUI-64 {taken} got a valid certificate from another run meanwhile"
+            self.ws.journal.append(BatchRefused(batch_id=self.result.batch_id, reason=reason))
+            raise StateError(
+                f"batch {self.result.batch_id}: {reason}; this chunk was discarded, nothing of it recorded"
+            ) from exc
+        self._pending = (self._pool.submit(commit), len(chunk_rows))
+        lap(self.result.stages, RECORD, started)
+
+    def wait(self) -> None:
+        if self._pending is None:
+            return
+        started = mark()
+        future, count = self._pending
+        self._pending = None
+        future.result()
+        lap(self.result.stages, RECORD, started)
+        self.result.issued_now += count
+        if self.bar is not None:
+            self.bar.update(count)

@@ -11,6 +11,7 @@ from typing import Any
 from ceremony.errors import StateError
 from ceremony.fs import create
 from ceremony.issue.batch.devices import Reject
+from ceremony.issue.batch.stages import BUNDLE, Stages, lap, mark
 from ceremony.model.events import BatchComplete
 from ceremony.record import batches
 from ceremony.record.inventory import pem_certificate
@@ -31,6 +32,8 @@ class BatchResult:
     first_serial: str | None = None
     last_serial: str | None = None
     serials_sha256: str | None = None
+    #: Seconds per stage of this run (``ceremony.issue.batch.stages``); not part of ``to_json``.
+    stages: Stages = field(default_factory=dict)
 
     @property
     def issued(self) -> int:
@@ -54,13 +57,27 @@ class BatchResult:
 
 def serial_digest(ws: Workspace, result: BatchResult) -> None:
     """First and last serial of the batch, and the SHA-256 of its serials, one a line, in the order recorded."""
-    digest = hashlib.sha256()
-    first = last = None
+    digest = _SerialDigest()
     for serial in batches.issued_serials(ws.inventory, result.batch_id):
-        digest.update(serial.encode() + b"\n")
-        first = first or serial
-        last = serial
-    result.first_serial, result.last_serial, result.serials_sha256 = first, last, digest.hexdigest()
+        digest.add(serial)
+    digest.into(result)
+
+
+class _SerialDigest:
+    """The serial list digest, taken a serial at a time in the order recorded."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.first: str | None = None
+        self.last: str | None = None
+
+    def add(self, serial: str) -> None:
+        self.digest.update(serial.encode() + b"\n")
+        self.first = self.first or serial
+        self.last = serial
+
+    def into(self, result: BatchResult) -> None:
+        result.first_serial, result.last_serial, result.serials_sha256 = self.first, self.last, self.digest.hexdigest()
 
 
 def completed(ws: Workspace, result: BatchResult, batch: batches.BatchRecord) -> BatchResult:
@@ -74,14 +91,19 @@ def completed(ws: Workspace, result: BatchResult, batch: batches.BatchRecord) ->
 
 
 def complete(ws: Workspace, result: BatchResult, ca_name: str) -> BatchResult:
-    """Write the bundle once, from the inventory, and close the batch in the inventory and the journal."""
+    """Write the bundle once, from the inventory, and close the batch in the inventory and the journal.
+
+    The bundle and the serial list digest are made in one pass over the batch's rows, in the order recorded."""
+    started = mark()
     relative = batches.bundle_artifact(result.batch_id)
     path = ws.root / relative
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)  # left by a run killed while writing the bundle
     digest = hashlib.sha256()
+    serials = _SerialDigest()
     with create(partial, what="bundles") as fh:
-        for der in batches.issued_certificates(ws.inventory, result.batch_id):
+        for serial, der in batches.issued_serials_and_certificates(ws.inventory, result.batch_id):
+            serials.add(serial)
             pem = pem_certificate(der)
             digest.update(pem)
             fh.write(pem)
@@ -92,9 +114,10 @@ def complete(ws: Workspace, result: BatchResult, ca_name: str) -> BatchResult:
         partial.unlink()
     else:
         os.rename(partial, path)
-    serial_digest(ws, result)
-    assert result.serials_sha256 is not None  # serial_digest always sets it
+    serials.into(result)
+    assert result.serials_sha256 is not None  # serials.into always sets it
     result.bundle, result.bundle_sha256 = path, digest.hexdigest()
+    lap(result.stages, BUNDLE, started)
     with ws.inventory.transaction() as db:
         batches.complete_batch(
             db, result.batch_id, bundle=relative, bundle_sha256=result.bundle_sha256,

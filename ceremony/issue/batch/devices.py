@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.errors import InputError
 from ceremony.fs import create
+from ceremony.issue.batch.stages import CHECK_CSR, READ_CSR, Stages, lap, mark
 from ceremony.model.csr import MAX_CSR_BYTES, csr_der
 from ceremony.model.template import ECDSA_WITH_SHA256, P256_SPKI_PREFIX
 
@@ -322,15 +323,20 @@ def check_device_csr(der: bytes, *, ca_point: bytes | None) -> bytes | str:
 
 
 def _read(path: str) -> bytes:
-    """A CSR file's bytes, bounded like ``read_csr``: one open, one read."""
+    """A CSR file's bytes, bounded like ``read_csr``: one open, one read of the size the file says it has (and one
+    more byte, to see it grew), never a buffer of the cap for a file of a few hundred bytes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise InputError(f"{path}: cannot read CSR ({exc.strerror})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise InputError(f"{path}: CSR is not a regular file")
-        data = os.read(fd, MAX_CSR_BYTES + 1)
+        want = min(status.st_size, MAX_CSR_BYTES) + 1
+        data = os.read(fd, want)
+        if len(data) == want and want <= MAX_CSR_BYTES:  # it grew since fstat: read on, up to the cap
+            data += os.read(fd, MAX_CSR_BYTES + 1 - want)
     except OSError as exc:
         raise InputError(f"{path}: cannot read CSR ({exc.strerror})") from None
     finally:
@@ -340,20 +346,8 @@ def _read(path: str) -> bytes:
     return data
 
 
-def validate_row(base: str, row: Row, *, ca_point: bytes | None, recorded: bytes | str | None = None) -> bytes | Reject:
-    """Check one row and its CSR (P-256, ecdsa-with-SHA256, proof of possession); pack it, or say why not.
-
-    Args:
-        base: The device list's folder; CSR paths are relative to it and may not leave it.
-        row: One row of ``DeviceList.rows``.
-        ca_point: The issuing CA's public key (uncompressed point): a CSR for that key is refused.
-            None only where there is no CA (fuzzing the row checks alone).
-        recorded: For a row whose csr is ``recorded:<sha256>``: the archived CSR the parent looked up
-            (``resolve_recorded``), or why there is none; it is checked as a CSR file is.
-
-    Returns:
-        The request packed (see ``PACKED``) followed by the CSR's DER, or the row's ``Reject``.
-    """
+def _row_csr(base: str, row: Row, recorded: bytes | str | None) -> bytes | Reject:
+    """The first half of ``validate_row``: the row's fields, and its CSR's bytes (read, or as recorded), or why not."""
     number, eui64, usage, csr_path = row
 
     def reject(reason: str) -> Reject:
@@ -373,26 +367,56 @@ def validate_row(base: str, row: Row, *, ca_point: bytes | None, recorded: bytes
             return reject("a recorded CSR comes from the inventory's archive, which was not consulted")
         if isinstance(recorded, str):
             return reject(recorded)
-        der = recorded
-    elif os.path.isabs(csr_path) or os.path.normpath(csr_path).split(os.sep)[0] == "..":
+        return recorded
+    if os.path.isabs(csr_path) or os.path.normpath(csr_path).split(os.sep)[0] == "..":
         return reject("the CSR path leaves the device list's folder (absolute, or through ..)")
-    else:
-        try:
-            der = _read(os.path.join(base, csr_path))
-            if der[:1] != b"\x30":
-                der = csr_der(der, csr_path)
-        except InputError as exc:
-            return reject(exc.message.split(": ", 1)[-1])
+    try:
+        der = _read(os.path.join(base, csr_path))
+        if der[:1] != b"\x30":
+            der = csr_der(der, csr_path)
+    except InputError as exc:
+        return reject(exc.message.split(": ", 1)[-1])
+    return der
+
+
+def _row_request(row: Row, der: bytes, ca_point: bytes | None) -> bytes | Reject:
+    """The second half of ``validate_row``: the CSR checked (``check_device_csr``) and the request packed."""
     point = check_device_csr(der, ca_point=ca_point)
     if isinstance(point, str):
-        return reject(point)
-    return bytes.fromhex(eui64) + bytes([usage == "ka"]) + point + hashlib.sha256(der).digest() + der
+        return Reject(*row, point)
+    return bytes.fromhex(row[1]) + (b"\x01" if row[2] == "ka" else b"\x00") + point + hashlib.sha256(der).digest() + der
 
 
-def validate_chunk(base: str, ca_point: bytes, work: tuple[list[Row], Recorded]) -> list[bytes | Reject]:
-    """``validate_row`` over a chunk of rows with their recorded CSRs (the unit of work a pool worker gets)."""
+def validate_row(base: str, row: Row, *, ca_point: bytes | None, recorded: bytes | str | None = None) -> bytes | Reject:
+    """Check one row and its CSR (P-256, ecdsa-with-SHA256, proof of possession); pack it, or say why not.
+
+    Args:
+        base: The device list's folder; CSR paths are relative to it and may not leave it.
+        row: One row of ``DeviceList.rows``.
+        ca_point: The issuing CA's public key (uncompressed point): a CSR for that key is refused.
+            None only where there is no CA (fuzzing the row checks alone).
+        recorded: For a row whose csr is ``recorded:<sha256>``: the archived CSR the parent looked up
+            (``resolve_recorded``), or why there is none; it is checked as a CSR file is.
+
+    Returns:
+        The request packed (see ``PACKED``) followed by the CSR's DER, or the row's ``Reject``.
+    """
+    der = _row_csr(base, row, recorded)
+    return der if isinstance(der, Reject) else _row_request(row, der, ca_point)
+
+
+def validate_chunk(
+    base: str, ca_point: bytes, work: tuple[list[Row], Recorded], stages: Stages | None = None
+) -> list[bytes | Reject]:
+    """``validate_row`` over a chunk of rows with their recorded CSRs (the unit of work a pool worker gets): every
+    row's CSR read first, then every CSR checked, each stage timed into ``stages`` when given."""
     rows, recorded = work
-    return [validate_row(base, row, ca_point=ca_point, recorded=recorded.get(row[0])) for row in rows]
+    started = mark()
+    ders = [_row_csr(base, row, recorded.get(row[0])) for row in rows]
+    read = lap(stages, READ_CSR, started)
+    out = [d if isinstance(d, Reject) else _row_request(row, d, ca_point) for row, d in zip(rows, ders, strict=True)]
+    lap(stages, CHECK_CSR, read)
+    return out
 
 
 # --- the whole list -------------------------------------------------------------------------
@@ -410,27 +434,40 @@ def select_requests(
     """The valid requests still to issue: not issued by this batch already (``done``), not twice in the list,
     and not for an identity that already has a valid certificate from this CA (``valid``; empty for a re-key).
 
-    ``done`` and ``valid`` hold ``identity_key`` values; ``checked`` has one outcome per row, in row order."""
-    seen: dict[int, int] = {}
+    ``done`` and ``valid`` hold ``identity_key`` values; ``checked`` has one outcome per row, in row order. The
+    list is parsed again only when a row is refused here (its reject names the row as written)."""
+    seen: dict[int, int] = {}  # identity -> index of its first row in ``checked``
     accepted: list[bytes] = []
-    rejected: list[Reject] = []
-    for (number, eui64, usage, csr_path), outcome in zip(device_list.rows(), checked, strict=True):
+    slots: list[Reject | tuple[int, int | None]] = []  # a reject, or (index, index of the row it repeats | None)
+    for index, outcome in enumerate(checked):
         if isinstance(outcome, Reject):
-            rejected.append(outcome)
+            slots.append(outcome)
             continue
         identity = identity_key(outcome[:8], bool(outcome[8]))
-        if identity in seen:
-            reason = f"the same EUI-64 and usage as row {seen[identity]}"
-            rejected.append(Reject(number, eui64, usage, csr_path, reason))
+        first = seen.get(identity)
+        if first is not None:
+            slots.append((index, first))
             continue
-        seen[identity] = number
+        seen[identity] = index
         if identity in done:
             continue
         if identity in valid:
-            reason = "already has a valid certificate from this CA (revoke it, or ask for a re-key with --rekey)"
-            rejected.append(Reject(number, eui64, usage, csr_path, reason))
+            slots.append((index, None))
             continue
         accepted.append(outcome)
+    wanted = {i for slot in slots if isinstance(slot, tuple) for i in slot if i is not None}
+    rows = {i: row for i, row in enumerate(device_list.rows()) if i in wanted} if wanted else {}
+    rejected: list[Reject] = []
+    for slot in slots:
+        if isinstance(slot, Reject):
+            rejected.append(slot)
+            continue
+        index, repeats = slot
+        if repeats is not None:
+            rejected.append(Reject(*rows[index], f"the same EUI-64 and usage as row {rows[repeats][0]}"))
+        else:
+            reason = "already has a valid certificate from this CA (revoke it, or ask for a re-key with --rekey)"
+            rejected.append(Reject(*rows[index], reason))
     return Selection(accepted, rejected)
 
 

@@ -27,9 +27,10 @@ from ceremony.issue.batch.devices import (
     validate_chunk,
 )
 from ceremony.issue.batch.plan import BatchPlan
-from ceremony.lint.certificate import check_certificate
+from ceremony.issue.batch.stages import FILL, SAMPLE, SIGN, VERIFY, Stages, lap, mark
 from ceremony.lint.findings import failing
-from ceremony.model.template import assemble, new_serial
+from ceremony.lint.template import check_certificates
+from ceremony.model.template import assemble, new_serials
 from ceremony.record.batches import SignedInBatch
 
 CHUNK = 1024
@@ -59,8 +60,23 @@ def sampler(batch_id: str, total: int, rate: float) -> Callable[[int], bool]:
     return sample
 
 
+class _NoBar:
+    """What a bar that is switched off does: nothing (and no tqdm, nor ipywidgets, imported for it)."""
+
+    def update(self, n: int) -> None:
+        """Nothing to show."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def progress_bar(total: int, desc: str, enabled: bool | None) -> Any:
-    """A tqdm bar (None: shown on a terminal only)."""
+    """A tqdm bar (None: shown on a terminal only; False: none at all)."""
+    if enabled is False:
+        return _NoBar()
     try:  # a widget in JupyterLab (the lab extra installs ipywidgets), text on a terminal
         import ipywidgets  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: F401  (present or not)
         from tqdm.auto import tqdm
@@ -70,30 +86,47 @@ def progress_bar(total: int, desc: str, enabled: bool | None) -> Any:
     return tqdm(total=total, desc=desc, unit="cert", disable=None if enabled is None else not enabled, leave=False)
 
 
-def issue_chunk(plan: BatchPlan, start: int, items: list[bytes]) -> ChunkResult:
-    """Sign one chunk: fill the template, sign, assemble, verify each; full checks on the sample.
+def issue_chunk(plan: BatchPlan, start: int, items: list[bytes], stages: Stages | None = None) -> ChunkResult:
+    """Sign one chunk: fill the template, sign, verify each signature, assemble, lint; issuer checks on the sample.
 
-    ``start`` is the index of the chunk's first request among the run's ``plan.total``.
+    ``start`` is the index of the chunk's first request among the run's ``plan.total``. Each step runs over the
+    whole chunk before the next (tight loops, and one stopwatch reading per step: ``stages``, when given).
     """
     key, ca_public, templates, not_before = plan.key, plan.ca_public, plan.templates, plan.not_before
-    sample = sampler(plan.batch_id, plan.total, plan.sample_rate)
-    out = []
-    for offset, packed in enumerate(items):
-        eui64, usage, point = packed[:8], packed[8], packed[9:74]
-        serial = new_serial()
-        tbs, ski = templates[usage].fill(serial, not_before, point, eui64)
-        signature = key.sign(tbs, _ECDSA)
+    started = mark()
+    serials = new_serials(len(items))
+    filled = [
+        templates[packed[8]].fill(serial, not_before, packed[9:74], packed[:8])
+        for serial, packed in zip(serials, items, strict=True)
+    ]
+    at = lap(stages, FILL, started)
+    sign = key.sign
+    signatures = [sign(tbs, _ECDSA) for tbs, _ in filled]
+    at = lap(stages, SIGN, at)
+    verify = ca_public.verify
+    for serial, (tbs, _), signature in zip(serials, filled, signatures, strict=True):
         try:
-            ca_public.verify(signature, tbs, _ECDSA)
+            verify(signature, tbs, _ECDSA)
         except Exception:  # noqa: BLE001 - any failure here is a refusal of the whole chunk
             return f"the CA signature over serial {serial.hex().upper()} does not verify"
-        der = assemble(tbs, signature)
-        if sample(start + offset):
-            problems = failing(check_certificate(der, plan.profile, issuer=plan.issuer_cert))
+    at = lap(stages, VERIFY, at)
+    ders = [assemble(tbs, signature) for (tbs, _), signature in zip(filled, signatures, strict=True)]
+    at = lap(stages, FILL, at)
+    # Every certificate: the profile lint, through the template path (the full lint's findings; the signatures
+    # were verified above). The sample: the same with the issuer too (issuer name, AKI, validity within it).
+    sample = sampler(plan.batch_id, plan.total, plan.sample_rate)
+    sampled = [offset for offset in range(len(ders)) if sample(start + offset)]
+    for offsets, issuer in ((range(len(ders)), None), (sampled, plan.issuer_cert)):
+        linted = check_certificates([ders[n] for n in offsets], plan.profile, issuer=issuer)
+        for offset, findings in zip(offsets, linted.findings, strict=True):
+            problems = failing(findings)
             if problems:
-                return f"post-issuance check of serial {serial.hex().upper()} failed: {problems[0]}"
-        out.append(SignedInBatch(serial, not_before, der, ski, eui64, bool(usage), packed[74:106]))
-    return out
+                return f"post-issuance check of serial {serials[offset].hex().upper()} failed: {problems[0]}"
+    lap(stages, SAMPLE, at)
+    return [
+        SignedInBatch(serial, not_before, der, ski, packed[:8], bool(packed[8]), packed[74:106])
+        for serial, (_, ski), der, packed in zip(serials, filled, ders, items, strict=True)
+    ]
 
 
 # --- forked pool workers ----------------------------------------------------------------------
@@ -158,11 +191,15 @@ def check_rows(
     progress: bool | None,
     chunk: int,
     recorded: RecordedLookup | None = None,
+    stages: Stages | None = None,
 ) -> list[bytes | Reject]:
     """Every row checked, CSRs verified (in the workers); in row order, one packed request (followed by its CSR's
     DER) or reject per row. ``recorded`` looks up the archived CSRs of ``recorded:`` rows, a chunk at a time, in
-    this process, before the workers check them (None: such rows are refused)."""
+    this process, before the workers check them (None: such rows are refused). ``stages``: the time of each
+    check step, when they run in this process (one job)."""
     check = functools.partial(validate_chunk, device_list.base, ca_point)
+    if jobs == 1:
+        check = functools.partial(validate_chunk, device_list.base, ca_point, stages=stages)
 
     def work() -> Iterator[tuple[list[Row], Recorded]]:
         for rows in batched(device_list.rows(), chunk):
@@ -177,12 +214,15 @@ def check_rows(
 
 
 @contextmanager
-def signing(plan: BatchPlan, accepted: list[bytes], *, jobs: int, chunk: int) -> Iterator[Iterator[ChunkResult]]:
-    """Each chunk of ``accepted`` signed, in order: in this process, or by ``jobs`` forked workers given ``plan``
-    (sent each request's packed bytes only: the CSR after them stays here, for the inventory)."""
+def signing(
+    plan: BatchPlan, accepted: list[bytes], *, jobs: int, chunk: int, stages: Stages | None = None
+) -> Iterator[Iterator[ChunkResult]]:
+    """Each chunk of ``accepted`` signed, in order: in this process (its steps timed into ``stages``, when given),
+    or by ``jobs`` forked workers given ``plan`` (sent each request's packed bytes only: the CSR after them stays
+    here, for the inventory)."""
     work = chunks(accepted, chunk)
     with _pool(jobs if accepted else 1, plan) as pool:
         if pool is None:
-            yield (issue_chunk(plan, start, items) for start, items in work)
+            yield (issue_chunk(plan, start, items, stages) for start, items in work)
         else:
             yield pool.imap(_issue_in_worker, ((start, [r[:PACKED] for r in items]) for start, items in work))

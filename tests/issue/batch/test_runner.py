@@ -217,3 +217,79 @@ def test_the_module_state_walker_catches_a_planted_module() -> None:
         ("planted.py", "_SEEN", "note"),
         ("planted.py", "functools", "note"),
     }
+
+
+# --- where a batch's time goes ----------------------------------------------------------------
+def test_a_one_job_batch_times_every_stage_and_a_pooled_one_the_parents(
+    ca_workspace: Workspace, tmp_path: Path
+) -> None:
+    from ceremony.issue.batch import issue_batch
+    from ceremony.issue.batch.stages import BUNDLE, ORDER, RECORD
+
+    for jobs in (1, 2):
+        listing = device_list(tmp_path / f"list-{jobs}", 3 + jobs, first=100 * jobs)
+        result = issue_batch(ca_workspace, ca_name="issuing", profile_name="ss1sp-device", devices=listing,
+                             approved_by="bob", jobs=jobs, progress=False, chunk=4)  # fmt: skip
+        assert result.issued_now == 2 * (3 + jobs)
+        expected = set(ORDER) if jobs == 1 else {RECORD, BUNDLE}  # a pool's workers time their own stages
+        assert set(result.stages) == expected and all(s >= 0 for s in result.stages.values())
+        assert "stages" not in result.to_json()  # the CLI's --json says what was done, not how long it took
+
+
+def test_a_chunk_is_signed_step_by_step_and_each_certificate_verifies(ca_workspace: Workspace, tmp_path: Path) -> None:
+    from ceremony.issue.batch.runner import issue_chunk
+    from ceremony.issue.batch.stages import FILL, SAMPLE, SIGN, VERIFY
+
+    listing = read_device_list(device_list(tmp_path / "list", 2))
+    issuer_cert = x509.load_der_x509_certificate(ca_workspace.inventory.ca_certificate_der("issuing"))
+    accepted = [c for c in check_rows(listing, ca_point=ca_point(issuer_cert), jobs=1, progress=False, chunk=8)
+                if isinstance(c, bytes)]  # fmt: skip
+    stages: dict[str, float] = {}
+    signed = issue_chunk(_plan(ca_workspace, len(accepted)), 0, [a[:106] for a in accepted], stages)
+    assert not isinstance(signed, str) and len(signed) == 4
+    assert set(stages) == {FILL, SIGN, VERIFY, SAMPLE}
+    assert len({s.serial for s in signed}) == 4
+    for s, request in zip(signed, accepted, strict=True):
+        cert = x509.load_der_x509_certificate(s.der)
+        cert.verify_directly_issued_by(issuer_cert)
+        assert cert.serial_number == int.from_bytes(s.serial, "big") and (s.eui64, s.ka) == (
+            request[:8],
+            bool(request[8]),
+        )
+
+
+def test_a_chunk_whose_signature_does_not_verify_is_refused_whole(ca_workspace: Workspace, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ceremony.issue.batch.runner import issue_chunk
+
+    listing = read_device_list(device_list(tmp_path / "list", 2))
+    issuer_cert = x509.load_der_x509_certificate(ca_workspace.inventory.ca_certificate_der("issuing"))
+    accepted = [c[:106] for c in check_rows(listing, ca_point=ca_point(issuer_cert), jobs=1, progress=False, chunk=8)
+                if isinstance(c, bytes)]  # fmt: skip
+    stranger = ec.generate_private_key(ec.SECP256R1())  # signs, but is not the CA key the plan verifies with
+    outcome = issue_chunk(_plan(ca_workspace, len(accepted), key=stranger), 0, accepted)
+    assert isinstance(outcome, str) and outcome.endswith("does not verify")
+
+
+def test_every_certificate_of_a_chunk_is_linted_not_only_the_sample(
+    ca_workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ceremony.issue.batch.runner import issue_chunk
+    from ceremony.model import template
+
+    listing = read_device_list(device_list(tmp_path / "list", 4))
+    issuer_cert = x509.load_der_x509_certificate(ca_workspace.inventory.ca_certificate_der("issuing"))
+    accepted = [c[:106] for c in check_rows(listing, ca_point=ca_point(issuer_cert), jobs=1, progress=False, chunk=8)
+                if isinstance(c, bytes)]  # fmt: skip
+    drawn = template.new_serials(len(accepted))
+    negative = b"\x80" + drawn[3][1:]  # 16 octets, so the template takes it; a negative serial (RFC 5280 4.1.2.2)
+    monkeypatch.setattr("ceremony.issue.batch.runner.new_serials", lambda n: [*drawn[:3], negative, *drawn[4:]][:n])
+    plan = _plan(ca_workspace, len(accepted), sample_rate=0.0)  # only the first and the last are sampled
+    outcome = issue_chunk(plan, 0, accepted)
+    assert outcome == (
+        f"post-issuance check of serial {negative.hex().upper()} failed: ERROR profile.serial.not_positive: "
+        "serial number is not positive (RFC 5280 4.1.2.2)"
+    )
+    monkeypatch.setattr("ceremony.issue.batch.runner.new_serials", lambda n: drawn[:n])
+    assert not isinstance(issue_chunk(plan, 0, accepted), str)
