@@ -1,4 +1,9 @@
-"""The inventory explorer's (notebook 70) inputs, figures and exports: each figure drawn once to a write-once PNG."""
+"""The inventory explorer's (notebook 70) inputs, figures and exports: each figure drawn once to a write-once PNG.
+
+The explorer reads the inventory out of core (``ceremony.record.views``): its views stream the columnar
+certificates snapshot, and no frame of every certificate is ever built, so ten million certificates fit in the
+memory one million once took. The evidence report draws the same tables from a pack's frames
+(``ceremony.record.frames``)."""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 from ceremony.errors import InputError
-from ceremony.fs import write_once
+from ceremony.fs import create, write_once
 from ceremony.record import frames as fr
+from ceremony.record import views as vw
 from ceremony.reporting.cells import Shown
 from ceremony.reporting.parameters import open_workspace
 
@@ -58,9 +64,9 @@ def output_dir(out_dir: str | Path | None, now: datetime, reports: Path = Path("
 
 @dataclass(frozen=True)
 class Explorer:
-    """What notebook 70 works on: the inventory frames, the date its views are for, where its files go."""
+    """What notebook 70 works on: the inventory (out of core), the date its views are for, where its files go."""
 
-    frames: fr.Frames
+    inventory: vw.Snapshot
     as_of: datetime
     out: Path
     formats: frozenset[str]
@@ -73,7 +79,8 @@ def explore(
     out_dir: str | Path | None = None,
     export: str = "",
 ) -> Explorer:
-    """Check the parameters (before anything is read or written), then read the workspace's frames.
+    """Check the parameters (before anything is read or written), then open the workspace's inventory for the
+    out-of-core views (the certificates snapshot brought in step; no certificate loaded).
 
     ``as_of`` and the default output directory come from the workspace's clock, so a pinned clock is honoured.
     """
@@ -82,17 +89,18 @@ def explore(
     try:
         now = ws.clock.now()
         when = parse_as_of(as_of, now)
-        frames = fr.frames(ws)
+        inventory = vw.snapshot(ws)
     finally:
         ws.close()
-    return Explorer(frames, when, output_dir(out_dir, now, ws.reports_dir), formats)
+    return Explorer(inventory, when, output_dir(out_dir, now, ws.reports_dir), formats)
 
 
 def headline(x: Explorer) -> str:
-    f = x.frames
+    i = x.inventory
+    synthetic = " (synthetic)" if "synthetic" in i.labels else ""
     return (
-        f"{len(f.certificates):,} certificates, {len(f.cas)} CAs, {len(f.symmetric_keys)} symmetric keys, "
-        f"{len(f.asymmetric_keys)} key pairs, {len(f.crls)} CRLs, {len(f.ceremonies)} ceremonies; "
+        f"{i.rows:,} certificates{synthetic}, {len(i.cas)} CAs, {len(i.symmetric_keys)} symmetric keys, "
+        f"{len(i.asymmetric_keys)} key pairs, {len(i.crls)} CRLs, {len(i.ceremonies)} ceremonies; "
         f"as of {x.as_of:%Y-%m-%d}; output {x.out}"
     )
 
@@ -140,9 +148,10 @@ def _figure(png: Path, table: pd.DataFrame) -> Shown:
     return Shown((png, f"saved `{png}`", table))
 
 
-def expiry_table(f: fr.Frames, when: datetime) -> pd.DataFrame:
-    """Valid certificates per expiry bucket (rows) and profile (columns)."""
-    return fr.expiry_buckets(f, when).pivot_table(
+def expiry_table(f: fr.Frames | vw.Snapshot, when: datetime) -> pd.DataFrame:
+    """Valid certificates per expiry bucket (rows) and profile (columns), of a pack's frames or the inventory."""
+    buckets = vw.expiry_buckets(f, when) if isinstance(f, vw.Snapshot) else fr.expiry_buckets(f, when)
+    return buckets.pivot_table(
         index="bucket", columns="profile", values="certificates", aggfunc="sum", fill_value=0, observed=False
     )
 
@@ -159,8 +168,9 @@ def expiry_png(table: pd.DataFrame, path: Path, *, title: str, height: float = 3
     return save_png(fig, path)
 
 
-def keys_table(f: fr.Frames, when: datetime) -> pd.DataFrame:
-    return fr.keys_by_state(f, when)
+def keys_table(f: fr.Frames | vw.Snapshot, when: datetime) -> pd.DataFrame:
+    """Keys by kind, purpose and state, of a pack's frames or the inventory."""
+    return fr.keys_of(f.symmetric_keys, f.asymmetric_keys, when)
 
 
 def keys_png(keys: pd.DataFrame, path: Path, *, height: float = 2.5) -> Path:
@@ -178,7 +188,7 @@ def keys_png(keys: pd.DataFrame, path: Path, *, height: float = 2.5) -> Path:
 
 def draw_expiry(x: Explorer) -> Shown:
     """``expiry.png``: valid certificates by time to expiry, as of the explorer's date; with its table."""
-    table = expiry_table(x.frames, x.as_of)
+    table = expiry_table(x.inventory, x.as_of)
     title = f"Valid certificates by time to expiry, as of {x.as_of:%Y-%m-%d}"
     return _figure(expiry_png(table, x.out / "expiry.png", title=title), table)
 
@@ -187,7 +197,7 @@ def draw_issuance(x: Explorer) -> Shown:
     """``issuance.png``: certificates issued per month, stacked by profile on a time axis; with its table."""
     import matplotlib.dates
 
-    issued = fr.issuance_per_month(x.frames).pivot_table(
+    issued = vw.issuance_per_month(x.inventory).pivot_table(
         index="month", columns="profile", values="certificates", aggfunc="sum", fill_value=0
     )
     fig, ax = new_figure(8, 3.5)
@@ -208,7 +218,7 @@ def draw_issuance(x: Explorer) -> Shown:
 
 def draw_revocations(x: Explorer) -> Shown:
     """``revocations.png`` (only when anything was revoked): revocations by CA and reason; with its table."""
-    revoked = fr.revocations_by_reason(x.frames)
+    revoked = vw.revocations_by_reason(x.inventory)
     if not len(revoked):
         return Shown((revoked,))
     fig, ax = new_figure(8, 2.5)
@@ -221,7 +231,7 @@ def draw_revocations(x: Explorer) -> Shown:
 
 def draw_keys(x: Explorer) -> Shown:
     """``keys.png`` (only when the inventory holds keys): keys by kind, purpose and state; with its table."""
-    keys = keys_table(x.frames, x.as_of)
+    keys = keys_table(x.inventory, x.as_of)
     if not len(keys):
         return Shown((keys,))
     return _figure(keys_png(keys, x.out / "keys.png"), keys)
@@ -229,23 +239,57 @@ def draw_keys(x: Explorer) -> Shown:
 
 def missing_usage(x: Explorer, *, rows: int = 20) -> Shown:
     """Devices with a valid certificate for one usage only: how many, and the first ``rows`` of them."""
-    missing = fr.devices_missing_usage(x.frames)
+    missing = vw.devices_missing_usage(x.inventory)
     return Shown((f"{len(missing)} device(s) with a valid certificate for one usage only", missing.head(rows)))
+
+
+def ca_lineage(x: Explorer) -> pd.DataFrame:
+    """The CAs, their lines and successions, and the certificates each issued (valid, revoked)."""
+    return vw.ca_lineage(x.inventory)
+
+
+def by_profile_usage_role(x: Explorer) -> pd.DataFrame:
+    """The certificates by profile, usage, role and status."""
+    return vw.by_profile_usage_role(x.inventory)
+
+
+def orphans(x: Explorer) -> pd.DataFrame:
+    """Certificates without their CA, CAs without their certificate, stray and missing CA keys."""
+    return vw.orphans(x.inventory)
+
+
+def certificates(
+    x: Explorer, columns: list[str] | None = None, where: dict[str, Any] | None = None, *, limit: int | None = None
+) -> pd.DataFrame:
+    """A typed frame of the certificates ``where`` selects (column -> a value or a list of values), in ``columns``
+    (default: every one), at most ``limit`` of them: for ad-hoc questions, loading only what is asked for."""
+    return vw.certificates(x.inventory, columns, where, limit=limit)
 
 
 def ceremonies(x: Explorer) -> pd.DataFrame:
     """The ceremonies on record (without the transcript path column)."""
-    return x.frames.ceremonies.drop(columns=["transcript"], errors="ignore")
+    return x.inventory.ceremonies.drop(columns=["transcript"], errors="ignore")
 
 
 def export_certificates(x: Explorer) -> list[str]:
-    """Write the certificates in each asked-for format (write-once); returns every file the notebook wrote (its
-    PNGs and exports), by absolute path."""
-    certificates = x.frames.certificates
+    """Write every certificate in each asked-for format (write-once), streamed one record batch at a time from the
+    snapshot (memory does not grow with the inventory); returns every file the notebook wrote (its PNGs and
+    exports), by absolute path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     if "parquet" in x.formats:
-        buffer = io.BytesIO()
-        certificates.to_parquet(buffer, index=False)
-        write_once(x.out / "certificates.parquet", buffer.getvalue(), what=_WHAT)
+        with create(x.out / "certificates.parquet", what=_WHAT) as fh:
+            writer: Any = None
+            for frame in vw.certificate_frames(x.inventory):
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:  # the first batch's schema carries pandas' metadata (nullable integers, str)
+                    writer = pq.ParquetWriter(fh, table.schema)
+                writer.write_table(table.cast(writer.schema))
+            if writer is not None:
+                writer.close()
     if "csv" in x.formats:
-        write_once(x.out / "certificates.csv", certificates.to_csv(index=False).encode("utf-8"), what=_WHAT)
+        with create(x.out / "certificates.csv", what=_WHAT, text=True) as fh:
+            for i, frame in enumerate(vw.certificate_frames(x.inventory)):
+                frame.to_csv(fh, index=False, header=i == 0)
     return sorted(str(p) for p in x.out.iterdir())

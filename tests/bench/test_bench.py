@@ -40,7 +40,13 @@ def test_the_inventory_benchmark_runs_on_a_small_scale(tmp_path: Path) -> None:
 
     report = inventory_run(300, tmp_path)
     assert report["read_sql"]["rows"] == report["frame_warm"]["rows"] == 302  # plus the two CA certificates
-    assert [t["target"][:10] for t in report["targets"]] == ["typed fram", "notebook <", "peak memor"]
+    assert [t["target"][:10] for t in report["targets"]] == [
+        "typed fram",
+        "notebook <",
+        "peak memor",
+        "notebook <",
+        "every view",
+    ]
     assert "## Inventory (synthetic rows)" in inventory_markdown(report)
 
 

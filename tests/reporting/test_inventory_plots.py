@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from ceremony.errors import InputError, StateError
 from ceremony.issue.batch import issue_batch
 from ceremony.issue.revocation import revoke
+from ceremony.record.frames import frames
 from ceremony.record.workspace import Workspace
 from ceremony.reporting import inventory_plots as plots
 from ceremony.reporting.cells import Shown
@@ -73,7 +75,7 @@ def test_explore_uses_the_workspaces_clock(estate: Path) -> None:
     assert x.as_of.date() == SUITE_TIME.date() and x.as_of.tzinfo is not None  # the pinned time, not the machine's
     # The plots belong to the workspace, like its runs and packs.
     assert x.out.parent == estate.resolve() / "reports" and x.out.name.startswith("inventory-20261201T10")
-    assert len(x.frames.certificates) == 2 + 6 and x.formats == frozenset()
+    assert x.inventory.rows == 2 + 6 and x.formats == frozenset() and x.inventory.labels == {}
     assert plots.headline(x).startswith("8 certificates, 2 CAs, 0 symmetric keys, ")
     assert plots.headline(x).endswith(f"as of 2026-12-01; output {x.out}")
 
@@ -119,6 +121,21 @@ def test_the_device_and_ceremony_views(estate: Path, tmp_path: Path) -> None:
     missing = plots.missing_usage(x)
     assert missing.texts == ["0 device(s) with a valid certificate for one usage only"] and missing.table.empty
     assert "transcript" not in plots.ceremonies(x).columns
+    lineage = plots.ca_lineage(x).set_index("name")
+    assert (lineage.loc["issuing", "valid"], lineage.loc["issuing", "revoked"]) == (4, 2)
+    assert plots.by_profile_usage_role(x)["certificates"].sum() == 8 and plots.orphans(x).empty
+
+
+def test_ad_hoc_questions_load_only_the_rows_and_columns_asked_for(estate: Path, tmp_path: Path) -> None:
+    x = plots.explore(estate, out_dir=tmp_path / "out")
+    revoked = plots.certificates(x, ["eui64", "usage", "revocation_reason"], {"status": "revoked"})
+    assert list(revoked.columns) == ["eui64", "usage", "revocation_reason"]
+    assert revoked.astype(str).values.tolist() == [
+        ["00DB123400000001", "ds", "keyCompromise"], ["00DB123400000001", "ka", "keyCompromise"],
+    ]  # fmt: skip
+    assert isinstance(revoked["usage"].dtype, pd.CategoricalDtype)
+    assert len(plots.certificates(x, where={"profile": ["ss1spca-root", "ss1spca-issuing"]})) == 2
+    assert len(plots.certificates(x, ["serial"], limit=3)) == 3
 
 
 def test_exports_are_written_once_in_the_formats_asked_for(estate: Path, tmp_path: Path) -> None:
@@ -128,7 +145,12 @@ def test_exports_are_written_once_in_the_formats_asked_for(estate: Path, tmp_pat
     ]
     frame = pd.read_parquet(tmp_path / "out" / "certificates.parquet")
     assert len(frame) == 8 and str(frame["not_after"].dtype) == "datetime64[us, UTC]"
-    assert len(pd.read_csv(tmp_path / "out" / "certificates.csv")) == 8
+    # Streamed from the snapshot, the export is the typed frame of every certificate, and so is the CSV as text.
+    whole = frames(estate).certificates
+    pd.testing.assert_frame_equal(frame, whole, check_categorical=False)
+    text = pd.read_csv(tmp_path / "out" / "certificates.csv", dtype=str, keep_default_na=False)
+    assert text.values.tolist() == pd.read_csv(io.StringIO(whole.to_csv(index=False)), dtype=str,
+                                               keep_default_na=False).values.tolist()  # fmt: skip
     with pytest.raises(StateError, match="already exists"):
         plots.export_certificates(x)
     only_plots = plots.explore(estate, out_dir=tmp_path / "plots")
