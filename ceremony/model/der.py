@@ -106,3 +106,41 @@ def key_facts(spki: Any) -> KeyFacts:
 
 def serial_hex(serial: int) -> str:
     return f"{serial:032X}"
+
+
+def certificate_spki(der: bytes) -> bytes:
+    """The DER SubjectPublicKeyInfo of a DER certificate, sliced out of its bytes by walking the elements of
+    tbsCertificate (RFC 5280 4.1: [0] version, serialNumber, signature, issuer, validity, subject,
+    subjectPublicKeyInfo) with nothing else parsed: one-octet tags, definite lengths of at most four octets
+    (X.690 8.1.2-8.1.3), each element inside its container; ValueError when the bytes are not so shaped."""
+    end = len(der)
+    at = 0
+    spki = b""
+    for wanted, enter in _CERTIFICATE_WALK:
+        if at + 2 > end:
+            raise ValueError("truncated certificate")
+        tag, size = der[at], der[at + 1]
+        start = at + 2
+        if size & 0x80:
+            octets = size & 0x7F
+            if not 1 <= octets <= 4 or start + octets > end:
+                raise ValueError("bad DER length in a certificate")
+            size = int.from_bytes(der[start : start + octets], "big")
+            start += octets
+        if start + size > end:
+            raise ValueError("a certificate's DER element runs past its container")
+        if tag != wanted:
+            if wanted == 0xA0:  # no version: the serialNumber is here (checked next)
+                continue
+            raise ValueError(f"certificate element {tag:#04x} where {wanted:#04x} belongs")
+        if enter:
+            at, end = start, start + size
+        else:
+            spki = der[at : start + size]
+            at = start + size
+    return spki
+
+
+#: (tag, entered) in walk order: Certificate and tbsCertificate are entered; [0] version (absent in v1),
+#: serialNumber, signature, issuer, validity, subject and subjectPublicKeyInfo are skipped (the last is returned).
+_CERTIFICATE_WALK = ((0x30, True), (0x30, True), (0xA0, False), (0x02, False), *[(0x30, False)] * 5)

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from ceremony.compliance.findings import Checker
 from ceremony.compliance.sources import Evidence
+from ceremony.lint.findings import Finding, failing
+from ceremony.lint.template import check_certificates
+from ceremony.model.der import certificate_spki
 from ceremony.model.events import Event
+from ceremony.model.profiles import ResolvedProfile
+from ceremony.record.inventory import SignedCertificate
 
 
 # --- certificates ----------------------------------------------------------------------------
@@ -29,62 +40,159 @@ def _profile(name: str, oids: tuple[tuple[str, str], ...]) -> Any:
     return get_profile(name, dict(oids))
 
 
-def _verify_chunk(
-    args: tuple[Sequence[tuple[str, str, bytes, str]], dict[str, bytes], tuple[tuple[str, str], ...]],
-) -> Any:
-    """Worker: verify each certificate's signature under its issuer, lint it, and hash its public key."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+#: Certificates per task of the pass: enough that each task's template lint amortises its exemplars (one full
+#: lint per certificate shape), few enough that the workers stay evenly loaded.
+PASS_CHUNK = (2_000, 20_000)
+#: The lint codes that mean the signature was verified under the issuer and failed, and what CRT-09 says.
+_SIGNATURE_FAILURES = {
+    "profile.signature.invalid": "InvalidSignature",
+    "profile.issuer.name_mismatch": "issuer name mismatch",
+}
 
-    from ceremony.lint.certificate import check_certificate
-    from ceremony.lint.findings import failing
 
-    rows, issuers_der, oids = args
-    issuers = {name: x509.load_der_x509_certificate(der) for name, der in issuers_der.items()}
-    out = []
-    for issuer_ca, serial, der, profile in rows:
-        cert = x509.load_der_x509_certificate(der)
-        issuer = issuers[issuer_ca]
-        try:
-            cert.verify_directly_issued_by(issuer)
-            signed = ""
-        except Exception as exc:  # noqa: BLE001 - any failure to verify is the finding
-            signed = type(exc).__name__
-        problems = failing(check_certificate(der, _profile(profile, oids), issuer=issuer))
-        spki = cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        out.append((issuer_ca, serial, signed, [str(p) for p in problems[:3]], hashlib.sha256(spki).hexdigest()))
-    return out
+@dataclass(frozen=True)
+class PassContext:
+    """What every worker of the certificate pass reads: the rows (inherited through fork, never pickled: a task
+    is a range of them), each CA's certificate, each resolved profile, and the one instant the lint uses."""
+
+    rows: Sequence[SignedCertificate]
+    issuers: Mapping[str, x509.Certificate]
+    profiles: Mapping[str, ResolvedProfile]
+    now: datetime
+
+
+def _signature_error(findings: list[Finding]) -> str | None:
+    """CRT-09's verdict from the lint's own verification under the issuer: "" verified, the failure, or None when
+    the lint could not have verified it (a signature algorithm outside the profile, which the linter may not
+    know, or a crashed signature check)."""
+    codes = {f.code for f in findings}
+    failed = [text for code, text in _SIGNATURE_FAILURES.items() if code in codes]
+    if failed:
+        return ", ".join(failed)
+    if "profile.signature.algorithm" in codes or any(
+        f.code == "profile.check_crashed" and f.message.startswith("check_signature ") for f in findings
+    ):
+        return None
+    return ""
+
+
+def _verified_directly(der: bytes, issuer: x509.Certificate) -> str:
+    """cryptography's own verification, for the rare certificate the lint could not verify: "" or why not."""
+    try:
+        x509.load_der_x509_certificate(der).verify_directly_issued_by(issuer)
+    except InvalidSignature:
+        return "InvalidSignature"
+    except Exception as exc:  # noqa: BLE001 - any failure to verify is the finding
+        return f"{type(exc).__name__}: {exc}"[:200]
+    return ""
+
+
+@dataclass(frozen=True)
+class PassPart:
+    """A range of the pass as a worker sends it back (small to pickle: most certificates have nothing to say)."""
+
+    #: The SHA-256 of each certificate's SubjectPublicKeyInfo, 32 octets per certificate, in order.
+    spki_sha256: bytes
+    #: Offset in the range → (signature error, first three failing lint findings), for those with either.
+    problems: dict[int, tuple[str, list[str]]]
+
+
+def pass_range(context: PassContext, start: int, stop: int) -> PassPart:
+    """The pass over ``context.rows[start:stop]``: one template lint per issuer and profile, whose verification
+    under the issuer is the signature check, and each public key hashed straight from the DER."""
+    rows = context.rows[start:stop]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for n, row in enumerate(rows):
+        groups.setdefault((row.issuer_ca, row.profile), []).append(n)
+    problems: dict[int, tuple[str, list[str]]] = {}
+    for (issuer_ca, profile), members in groups.items():
+        issuer = context.issuers[issuer_ca]
+        linted = check_certificates([rows[n].der for n in members], context.profiles[profile], issuer=issuer,
+                                    now=context.now)  # fmt: skip
+        for n, findings in zip(members, linted.findings, strict=True):
+            if not findings:  # verified under the issuer and nothing else to say: most certificates
+                continue
+            error = _signature_error(findings)
+            if error is None:
+                error = _verified_directly(rows[n].der, issuer)
+            lint = [str(f) for f in failing(findings)[:3]]
+            if error or lint:
+                problems[n] = (error, lint)
+    digests = b"".join(hashlib.sha256(certificate_spki(row.der)).digest() for row in rows)
+    return PassPart(digests, problems)
+
+
+#: The context of this pool worker: set by ``_enter_worker``, the pool's initializer, inside each forked worker,
+#: never in the process that makes the pool. As in the batch runner, it is the one module-level value written at
+#: run time, because it has to be: ``Pool.imap`` sends a task's function by name, and the context (every row's
+#: DER) is inherited through fork rather than pickled to each task.
+_WORKER: list[PassContext] = []
+
+
+def _enter_worker(context: PassContext, pool_maker: int) -> None:
+    """A pool worker's initializer: keep the context given to it (inherited through fork, never pickled)."""
+    if os.getpid() == pool_maker:
+        raise RuntimeError("a certificate pass context is kept in forked pool workers only")
+    _WORKER[:] = [context]
+
+
+def _pass_in_worker(span: tuple[int, int]) -> PassPart:
+    return pass_range(_WORKER[0], *span)
 
 
 def certificate_pass(ev: Evidence) -> pd.DataFrame:
     """Signature, profile lint and public-key hash of every certificate this workspace issued, in worker
-    processes (one pass, shared by CRT-01, CRT-07 and CRT-09)."""
+    processes (one pass, shared by CRT-01, CRT-07 and CRT-09): one signature verification per certificate."""
     if "certificate_pass" in ev.cache:
         return ev.cache["certificate_pass"]
     import multiprocessing
-    import os
     import time
 
     started = time.perf_counter()
     names = [str(n) for n in ev.frames.cas["name"]]
-    issuers = {name: ev.ws.inventory.ca_certificate_der(name) for name in names}
+    issuers = {name: x509.load_der_x509_certificate(ev.ws.inventory.ca_certificate_der(name)) for name in names}
     rows = ev.ws.inventory.signed_certificates(names)
     oids = tuple(sorted(ev.ws.config.oids.items()))
-    size = 2000
-    chunks = [(rows[i : i + size], issuers, oids) for i in range(0, len(rows), size)]
-    jobs = min(len(chunks), os.cpu_count() or 1)
+    profiles = {name: _profile(name, oids) for name in {row.profile for row in rows}}
+    context = PassContext(rows, issuers, profiles, ev.ws.clock.now())
+    jobs = os.cpu_count() or 1
+    low, high = PASS_CHUNK
+    size = max(low, min(high, -(-len(rows) // (4 * jobs))))
+    spans = [(i, min(i + size, len(rows))) for i in range(0, len(rows), size)]
+    jobs = min(len(spans), jobs)
     if jobs > 1:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            parts = pool.map(_verify_chunk, chunks)
+        # The workers inherit the rows: frozen out of the collector first, so that a collection in a worker
+        # does not touch (and so copy) every inherited page.
+        gc.freeze()
+        try:
+            pool = multiprocessing.get_context("fork").Pool(
+                jobs, initializer=_enter_worker, initargs=(context, os.getpid())
+            )
+        finally:
+            gc.unfreeze()
+        with pool:
+            parts = list(pool.imap(_pass_in_worker, spans))
     else:
-        parts = [_verify_chunk(chunk) for chunk in chunks]
+        parts = [pass_range(context, *span) for span in spans]
+    errors = [""] * len(rows)
+    lints: list[list[str]] = [[] for _ in rows]
+    for (start, _), part in zip(spans, parts, strict=True):
+        for n, (error, lint) in part.problems.items():
+            errors[start + n], lints[start + n] = error, lint
+    digests = b"".join(part.spki_sha256 for part in parts).hex()
     frame = pd.DataFrame(
-        [r for part in parts for r in part], columns=["issuer_ca", "serial", "signature_error", "lint", "spki_sha256"]
+        {
+            "issuer_ca": [row.issuer_ca for row in rows],
+            "serial": [row.serial for row in rows],
+            "signature_error": errors,
+            "lint": lints,
+            "spki_sha256": [digests[i : i + 64] for i in range(0, len(digests), 64)],
+        },
+        columns=["issuer_ca", "serial", "signature_error", "lint", "spki_sha256"],
     )
     ev.cache["certificate_pass"] = frame
     ev.cache["certificate_pass_seconds"] = time.perf_counter() - started
+    ev.cache["certificate_pass_jobs"] = max(jobs, 1)
     return frame
 
 
