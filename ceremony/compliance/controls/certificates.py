@@ -189,6 +189,7 @@ def certificate_pass(ev: Evidence) -> pd.DataFrame:
             "spki_sha256": [digests[i : i + 64] for i in range(0, len(digests), 64)],
         },
         columns=["issuer_ca", "serial", "signature_error", "lint", "spki_sha256"],
+        dtype=object,  # also when there are no rows (a new workspace): text and lists, never float64
     )
     ev.cache["certificate_pass"] = frame
     ev.cache["certificate_pass_seconds"] = time.perf_counter() - started

@@ -259,3 +259,20 @@ def test_crt_09_names_each_signature_failure(workbench: Workbench) -> None:
         f"certificate issuing/{defects['ecdsa-with-SHA1, signature broken']}": "signature does not verify under "
         "issuing (ValueError: Unsupported signature algorithm)",
     }
+
+
+def test_a_workspace_without_certificates_gives_an_empty_pass_that_the_controls_read(tmp_path: Path) -> None:
+    from ceremony.compliance.controls.certificates import chains, key_reuse, profile_conformance
+    from ceremony.compliance.findings import Checker
+    from ceremony.model.catalogue import load_catalogue
+
+    ws = init_workspace(tmp_path / "empty", key_store="software", purpose="test")
+    ev = Evidence(ws, as_of=ws.clock.now())
+    done = certificate_pass(ev)
+    assert len(done) == 0 and list(done.columns) == ["issuer_ca", "serial", "signature_error", "lint", "spki_sha256"]
+    controls = {c.id: c for c in load_catalogue().controls}
+    for control_id, check in (("CRT-01", profile_conformance), ("CRT-07", key_reuse), ("CRT-09", chains)):
+        checker = Checker(controls[control_id])
+        check(ev, checker)  # an empty frame of text columns: no crash, nothing failed
+        assert not [f for f in checker.findings if f.outcome != "pass"]
+    ws.close()
