@@ -28,6 +28,7 @@ from ceremony.errors import InputError, StateError
 from ceremony.fs import create, open_regular, refuse_existing, sha256_file
 from ceremony.model.events import WorkspaceBackup, WorkspaceRestore
 from ceremony.record.manifest import parse_file_list
+from ceremony.record.transcript import reading
 from ceremony.record.workspace import WORKSPACE_FILE, Workspace
 
 INDEX = "BACKUP.json"
@@ -74,12 +75,14 @@ def _members(ws: Workspace) -> list[tuple[str, Path]]:
 
 def _open_member(path: Path) -> tuple[IO[bytes], int, str]:
     """A member opened without following a link, its size and SHA-256 (read from that descriptor, so the
-    archive holds the bytes its index lists)."""
+    archive holds the bytes its index lists). A log is read while no append is under way (its lines, appended
+    only, stay as read: the archive takes the ``size`` bytes hashed)."""
     fh = open_regular(path, "backup member")
     digest = hashlib.sha256()
-    for block in iter(lambda: fh.read(1 << 20), b""):
-        digest.update(block)
-    size = fh.tell()
+    with reading(path):
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+        size = fh.tell()
     fh.seek(0)
     return fh, size, digest.hexdigest()
 

@@ -51,16 +51,47 @@ class ChainStatus:
         return self.error is None
 
 
+def lock_path(path: Path) -> Path:
+    """The lock file beside the log at ``path``: held exclusively by an append, shared by a reader."""
+    return path.with_suffix(path.suffix + ".lock")
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Hold the log at ``path`` still while it is read: a shared lock on its lock file, when it has one (a live
+    log does; a copy in a pack does not, and nothing appends to it). Without this a reader may meet an append
+    half written, and take a live log for a broken one."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        yield
+        return
+    except OSError as exc:
+        what = f"{lock_path(path)}: cannot open the log's lock ({exc.strerror})"
+        raise StateError(f"{what}; a link is never followed") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases its lock
+
+
+def _incomplete(number: int) -> str:
+    return f"line {number} has no end of line (an append was cut short)"
+
+
 def read_entries(path: Path, first: int | None = None) -> list[dict[str, Any]]:
     """The log's entries (only its ``first`` ones, when given: the rest is not read)."""
     if not os.path.lexists(path):
         return []
     entries: list[dict[str, Any]] = []
     try:
-        with open_regular(path, "log") as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
+        with reading(path), open_regular(path, "log") as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
             for number, line in enumerate(fh, start=1):
                 if first is not None and len(entries) >= first:
                     break
+                if not line.endswith("\n"):
+                    raise StateError(f"{path}: {_incomplete(number)}")
                 if line.strip():
                     entry = json.loads(line)
                     if not isinstance(entry, dict):
@@ -76,10 +107,11 @@ def verify_chain(path: Path) -> ChainStatus:
     prev, seq = GENESIS, 0
     try:
         if os.path.lexists(path):
-            with open_regular(path, "log") as fh:  # a link is never followed (DESIGN.md principle 9)
-                lines = fh.read().decode("utf-8").splitlines()
+            with reading(path), open_regular(path, "log") as fh:  # a link is never followed (DESIGN.md principle 9)
+                data = fh.read()
+            lines = data.decode("utf-8").splitlines()
         else:
-            lines = []
+            data, lines = b"", []
     except CeremonyError as exc:
         return ChainStatus(0, GENESIS, exc.message)
     except OSError as exc:
@@ -87,6 +119,8 @@ def verify_chain(path: Path) -> ChainStatus:
     except UnicodeDecodeError as exc:
         return ChainStatus(0, GENESIS, f"{path.name} is not UTF-8 text (byte {exc.start})")
     for number, line in enumerate(lines, start=1):
+        if number == len(lines) and not data.endswith(b"\n"):
+            return ChainStatus(seq, prev, _incomplete(number))
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
@@ -114,7 +148,7 @@ class Journal:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         # Neither the lock nor the log is reached through a link (fs.open_append checks every parent).
-        fd = open_append(self.path.with_suffix(self.path.suffix + ".lock"), lock=True)
+        fd = open_append(lock_path(self.path), lock=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -124,20 +158,32 @@ class Journal:
 
     def last_entry(self) -> dict[str, Any] | None:
         """The last entry, read from the end of the file (None: the log is empty)."""
+        with reading(self.path):
+            return self._last_entry()
+
+    def _last_entry(self) -> dict[str, Any] | None:
+        """:meth:`last_entry` for whoever holds the lock already (an append)."""
         if not self.path.exists() or self.path.stat().st_size == 0:
             return None
-        with self.path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            block = min(size, 65536)
+        with open_regular(self.path, "log") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            block = min(size, 1 << 20)  # an entry is far shorter (the longest, a ceremony's start, is a few kB)
             fh.seek(size - block)
-            last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        entry: dict[str, Any] = json.loads(last)
+            tail = fh.read()
+        if not tail.endswith(b"\n"):
+            raise StateError(f"{self.path}: its last line has no end of line (an append was cut short)")
+        last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        try:
+            entry = json.loads(last)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise StateError(f"{self.path}: its last line is not a JSON entry") from None
+        if not isinstance(entry, dict):
+            raise StateError(f"{self.path}: its last line is not a JSON object")
         return entry
 
     def _tail(self) -> tuple[int, str, str | None]:
         """The last entry's (seq, hash, time)."""
-        entry = self.last_entry()
+        entry = self._last_entry()
         if entry is None:
             return 0, GENESIS, None
         return int(entry["seq"]), str(entry["hash"]), entry.get("time")
@@ -179,7 +225,9 @@ class Journal:
 
     def check_clock(self) -> None:
         """Refuse now, before anything is signed, what ``append`` would refuse after: a clock behind the log."""
-        self._refuse_clock_behind(self.clock.now(), self._tail()[2])
+        with reading(self.path):
+            last = self._tail()[2]
+        self._refuse_clock_behind(self.clock.now(), last)
 
     def entries(self) -> list[dict[str, Any]]:
         return read_entries(self.path)

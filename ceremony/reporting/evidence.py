@@ -58,6 +58,7 @@ from ceremony.record.timestamps import (
     stamp_pending,
     workspace_authority,
 )
+from ceremony.record.transcript import reading
 from ceremony.record.workspace import Workspace
 from ceremony.reporting.pdf import Attached, PrintedDocument, archival_pdf, render_archival_pdf
 
@@ -238,7 +239,9 @@ def _journal_anchor(ws: Workspace, out: Path) -> dict[str, Any]:
 
     source = ws.root / CHECKPOINTS_FILE
     if source.is_file():
-        write_once(out / CHECKPOINTS_FILE, read_regular(source, 1 << 30, "checkpoint log"), what="pack files")
+        with reading(source):
+            data = read_regular(source, 1 << 30, "checkpoint log")
+        write_once(out / CHECKPOINTS_FILE, data, what="pack files")
     status = verify_chain(out / "journal.jsonl")
     entries = read_entries(out / "journal.jsonl")
     checkpoints = [e for e in entries if e.get("event") == Event.JOURNAL_CHECKPOINT]
@@ -619,8 +622,9 @@ def _stamp_manifest(
 
 def _copy_file(source: Path, pack: Path, rel: str, source_root: Path | None = None) -> None:
     """Copy ``source`` into the pack at ``rel``: read without following a link (nor, below ``source_root``,
-    a linked directory), written exclusively (see :mod:`ceremony.fs`)."""
+    a linked directory), written exclusively (see :mod:`ceremony.fs`); a log while no append is under way."""
     with (
+        reading(source),
         open_regular(source, "evidence file", root=source_root) as src,
         create(pack / rel, what="pack files", root=pack) as dst,
     ):

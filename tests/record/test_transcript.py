@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ceremony.cli.main import main
-from ceremony.record.transcript import GENESIS, Journal, Transcript, read_aloud, verify_chain, verify_transcript
+from ceremony.errors import StateError
+from ceremony.record.transcript import (
+    GENESIS,
+    Journal,
+    Transcript,
+    read_aloud,
+    read_entries,
+    verify_chain,
+    verify_transcript,
+)
 from tests.support.events import note
 
 
@@ -52,6 +63,102 @@ def test_append_continues_after_reopen(tmp_path: Path) -> None:
     again = Journal(tmp_path / "journal.jsonl")
     again.append(note("later"))
     assert again.verify().ok and again.verify().entries == 3
+
+
+def _torn(journal: Journal) -> bytes:
+    """The journal's last entry cut short, as a crash (or a reader's bad timing) leaves it; returns the lost part."""
+    data = journal.path.read_bytes()
+    journal.path.write_bytes(data[:-40])
+    return data[-40:]
+
+
+def test_a_torn_last_line_is_named_by_every_reader_and_refused_by_an_append(tmp_path: Path) -> None:
+    journal = _journal(tmp_path)
+    _torn(journal)
+    assert verify_chain(journal.path).error == "line 3 has no end of line (an append was cut short)"
+    assert verify_chain(journal.path).entries == 2
+    with pytest.raises(StateError, match=r"line 3 has no end of line") as raised:
+        read_entries(journal.path)
+    assert "\n" not in str(raised.value)
+    with pytest.raises(StateError, match="its last line has no end of line"):
+        journal.last_entry()
+    with pytest.raises(StateError, match="its last line has no end of line"):
+        journal.append(note("after the tear"))  # chained onto a fragment, the log would be broken for good
+    assert verify_chain(journal.path).entries == 2
+
+
+def test_a_last_line_that_is_not_an_object_is_a_state_error(tmp_path: Path) -> None:
+    journal = _journal(tmp_path, 1)
+    with journal.path.open("ab") as fh:
+        fh.write(b"[1, 2]\n")
+    with pytest.raises(StateError, match="its last line is not a JSON object"):
+        journal.last_entry()
+    with journal.path.open("ab") as fh:
+        fh.write(b"\xff{\n")
+    with pytest.raises(StateError, match="its last line is not a JSON entry"):
+        journal.last_entry()
+
+
+def test_readers_wait_for_an_append_under_way_and_never_see_half_of_it(tmp_path: Path) -> None:
+    """The race CI met: a process polled the journal's last entry while another appended, and read a line
+    half written. An append holds the log's lock from before its first byte to after its last; every reader
+    takes the same lock shared, so it sees the log before the append or after it, never between."""
+    journal = _journal(tmp_path, 2)
+    head = journal.last_entry()
+    assert head is not None
+    line = journal.path.read_bytes().splitlines(keepends=True)[-1]
+    halfway, seen = threading.Event(), {}
+    release = threading.Event()
+
+    def append_slowly() -> None:
+        with journal._locked():  # what Journal.append holds while it writes
+            fd = os.open(journal.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, line[:20])
+                halfway.set()
+                release.wait(10)
+                os.write(fd, line[20:])
+            finally:
+                os.close(fd)
+
+    def read_all() -> None:
+        halfway.wait(10)
+        seen["last"] = journal.last_entry()
+        seen["entries"] = len(read_entries(journal.path))
+        seen["chain"] = verify_chain(journal.path)
+
+    writer, reader = threading.Thread(target=append_slowly), threading.Thread(target=read_all)
+    writer.start()
+    reader.start()
+    assert halfway.wait(10)
+    reader.join(0.3)
+    assert reader.is_alive(), "a reader went on while an append was half written"
+    release.set()
+    writer.join(10)
+    reader.join(10)
+    # The re-written line duplicates the last entry (its seq repeats): what matters is that it was read whole.
+    assert seen["last"] == head and seen["entries"] == 3
+    assert seen["chain"].error == "line 3: sequence 2 after 2"
+
+
+def test_a_copy_without_its_lock_file_is_read_without_one(tmp_path: Path) -> None:
+    journal = _journal(tmp_path, 2)
+    copy = tmp_path / "pack" / "journal.jsonl"
+    copy.parent.mkdir()
+    copy.write_bytes(journal.path.read_bytes())
+    assert not (copy.parent / "journal.jsonl.lock").exists()
+    assert verify_chain(copy).ok and len(read_entries(copy)) == 2
+
+
+def test_a_lock_file_reached_through_a_link_is_refused_in_one_line(tmp_path: Path) -> None:
+    journal = _journal(tmp_path, 1)
+    lock = tmp_path / "journal.jsonl.lock"
+    lock.unlink()
+    lock.symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").write_bytes(b"")
+    with pytest.raises(StateError, match="cannot open the log's lock") as raised:
+        read_entries(journal.path)
+    assert "\n" not in str(raised.value)
 
 
 # --- sealed ceremony transcripts ---------------------------------------------------------
