@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,46 +101,42 @@ def test_a_last_line_that_is_not_an_object_is_a_state_error(tmp_path: Path) -> N
         journal.last_entry()
 
 
+_READER = """
+import json, sys
+from pathlib import Path
+from ceremony.record.transcript import Journal, read_entries, verify_chain
+journal = Journal(Path(sys.argv[1]))
+print("ready", flush=True)
+last = journal.last_entry()
+print(json.dumps({"last": last, "entries": len(read_entries(journal.path)), "chain": verify_chain(journal.path).error}))
+"""
+
+
 def test_readers_wait_for_an_append_under_way_and_never_see_half_of_it(tmp_path: Path) -> None:
     """The race CI met: a process polled the journal's last entry while another appended, and read a line
     half written. An append holds the log's lock from before its first byte to after its last; every reader
-    takes the same lock shared, so it sees the log before the append or after it, never between."""
+    takes the same lock shared, so it sees the log before the append or after it, never between. (The reader
+    is a process, as in CI; no thread waits with a timeout, which libfaketime's timed waits do not honour.)"""
     journal = _journal(tmp_path, 2)
     head = journal.last_entry()
-    assert head is not None
     line = journal.path.read_bytes().splitlines(keepends=True)[-1]
-    halfway, seen = threading.Event(), {}
-    release = threading.Event()
-
-    def append_slowly() -> None:
-        with journal._locked():  # what Journal.append holds while it writes
-            fd = os.open(journal.path, os.O_WRONLY | os.O_APPEND)
-            try:
-                os.write(fd, line[:20])
-                halfway.set()
-                release.wait(10)
-                os.write(fd, line[20:])
-            finally:
-                os.close(fd)
-
-    def read_all() -> None:
-        halfway.wait(10)
-        seen["last"] = journal.last_entry()
-        seen["entries"] = len(read_entries(journal.path))
-        seen["chain"] = verify_chain(journal.path)
-
-    writer, reader = threading.Thread(target=append_slowly), threading.Thread(target=read_all)
-    writer.start()
-    reader.start()
-    assert halfway.wait(10)
-    reader.join(0.3)
-    assert reader.is_alive(), "a reader went on while an append was half written"
-    release.set()
-    writer.join(10)
-    reader.join(10)
-    # The re-written line duplicates the last entry (its seq repeats): what matters is that it was read whole.
-    assert seen["last"] == head and seen["entries"] == 3
-    assert seen["chain"].error == "line 3: sequence 2 after 2"
+    with journal._locked():  # what Journal.append holds while it writes
+        fd = os.open(journal.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line[:20])
+            reader = subprocess.Popen(
+                [sys.executable, "-c", _READER, str(journal.path)], stdout=subprocess.PIPE, text=True
+            )
+            assert reader.stdout is not None and reader.stdout.readline() == "ready\n"
+            time.sleep(0.3)
+            assert reader.poll() is None, "a reader went on while an append was half written"
+            os.write(fd, line[20:])
+        finally:
+            os.close(fd)
+    out, _ = reader.communicate(timeout=60)
+    seen = json.loads(out)
+    # The re-written line repeats the last entry (its seq too): what matters is that it was read whole.
+    assert seen == {"last": head, "entries": 3, "chain": "line 3: sequence 2 after 2"}
 
 
 def test_a_copy_without_its_lock_file_is_read_without_one(tmp_path: Path) -> None:
