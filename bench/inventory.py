@@ -124,9 +124,10 @@ def _generated(root: Path, rows: int) -> tuple[Path, float]:
     return root, time.perf_counter() - started
 
 
-def _notebooks(workdir: Path, small: Path, large: Path | None, bare: Path) -> dict[str, Any]:
-    """Best of three interleaved runs of the floor and notebook 70 (over the two CAs alone, 1M, 1M with export,
-    ``large``), in this process as a session runs them; and the kernel's peak RSS over the largest inventory."""
+def _notebooks(workdir: Path, small: Path, large: Path | None, bare: Path, rounds: int = 3) -> dict[str, Any]:
+    """Best of ``rounds`` (three) interleaved runs of the floor and notebook 70 (over the two CAs alone, 1M, 1M
+    with export, ``large``), in this process as a session runs them; and the kernel's peak RSS over the largest
+    inventory."""
     from ceremony.reporting.notebooks import run_notebook
 
     floor = _floor_notebook(workdir / "floor.ipynb")
@@ -138,7 +139,7 @@ def _notebooks(workdir: Path, small: Path, large: Path | None, bare: Path) -> di
     if large is not None:
         cases["notebook_rows"] = (notebook, {"workspace": str(large), "as_of": AS_OF})
     runs: dict[str, list[float]] = {name: [] for name in cases}
-    for rep in range(3):  # interleaved, best of three: the machine is shared
+    for rep in range(rounds):  # interleaved, best of three: the machine is shared
         for name, (path, params) in cases.items():
             out = {**params, "out_dir": str(workdir / f"{name}-{rep}")} if path == notebook else params
             started = time.perf_counter()
@@ -155,9 +156,10 @@ def _notebooks(workdir: Path, small: Path, large: Path | None, bare: Path) -> di
     return report
 
 
-def run(rows: int, workdir: Path, *, database_rows: int | None = None) -> dict[str, Any]:
-    """Every figure over ``rows`` synthetic certificates (the notebook also over 1M, or ``rows`` when fewer), and
-    the typed frame through the database over ``database_rows`` (default: as many, up to 1M; 0: skipped)."""
+def run(rows: int, workdir: Path, *, database_rows: int | None = None, rounds: int = 3) -> dict[str, Any]:
+    """Every figure over ``rows`` synthetic certificates (the notebook also over 1M, or ``rows`` when fewer, best
+    of ``rounds``), and the typed frame through the database over ``database_rows`` (default: as many, up to 1M;
+    0: skipped)."""
     million = min(rows, 1_000_000)
     report: dict[str, Any] = {"rows": rows, "as_of": AS_OF}
     large, report["generate_seconds"] = _generated(workdir / "ws-rows", rows)
@@ -165,7 +167,7 @@ def run(rows: int, workdir: Path, *, database_rows: int | None = None) -> dict[s
         _generated(workdir / "ws-1m", million))  # fmt: skip
     report["notebook_rows_1m"] = million
     bare, _ = _generated(workdir / "ws-cas", 0)
-    report["notebooks"] = _notebooks(workdir, small, large if rows != million else None, bare)
+    report["notebooks"] = _notebooks(workdir, small, large if rows != million else None, bare, rounds)
     report["views"] = {view: _child(_VIEW_CHILD, str(large), view, AS_OF) for view in VIEWS}
     report["frame_1m"] = _child(_LOAD_CHILD, str(small), "warm")  # the typed frame of every certificate, at 1M
     database_rows = million if database_rows is None else database_rows
