@@ -60,20 +60,19 @@ def lock_path(path: Path) -> Path:
 def reading(path: Path) -> Iterator[None]:
     """Hold the log at ``path`` still while it is read: a shared lock on its lock file, when it has one (a live
     log does; a copy in a pack does not, and nothing appends to it). Without this a reader may meet an append
-    half written, and take a live log for a broken one."""
-    try:
-        fd = os.open(lock_path(path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
+    half written, and take a live log for a broken one. The lock is opened as any file the workbench reads (no
+    link followed, nothing but a regular file: a FIFO planted there would hold every reader)."""
+    lock = lock_path(path)
+    if not os.path.lexists(lock):  # a lock file, once made, stays: no race with its creation to mind
         yield
         return
-    except OSError as exc:
-        what = f"{lock_path(path)}: cannot open the log's lock ({exc.strerror})"
-        raise StateError(f"{what}; a link is never followed") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        fh = open_regular(lock, "log's lock")
+    except CeremonyError as exc:
+        raise StateError(f"cannot open the log's lock: {exc.message}") from None
+    with fh:  # closing the descriptor releases its lock
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases its lock
 
 
 def _incomplete(number: int) -> str:

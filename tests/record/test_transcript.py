@@ -67,11 +67,9 @@ def test_append_continues_after_reopen(tmp_path: Path) -> None:
     assert again.verify().ok and again.verify().entries == 3
 
 
-def _torn(journal: Journal) -> bytes:
-    """The journal's last entry cut short, as a crash (or a reader's bad timing) leaves it; returns the lost part."""
-    data = journal.path.read_bytes()
-    journal.path.write_bytes(data[:-40])
-    return data[-40:]
+def _torn(journal: Journal) -> None:
+    """The journal's last entry cut short, as a crash (or a reader's bad timing) leaves it."""
+    journal.path.write_bytes(journal.path.read_bytes()[:-40])
 
 
 def test_a_torn_last_line_is_named_by_every_reader_and_refused_by_an_append(tmp_path: Path) -> None:
@@ -157,6 +155,15 @@ def test_a_lock_file_reached_through_a_link_is_refused_in_one_line(tmp_path: Pat
     with pytest.raises(StateError, match="cannot open the log's lock") as raised:
         read_entries(journal.path)
     assert "\n" not in str(raised.value)
+
+
+def test_a_fifo_for_a_lock_file_is_refused_without_waiting(tmp_path: Path) -> None:
+    journal = _journal(tmp_path, 1)
+    lock = tmp_path / "journal.jsonl.lock"
+    lock.unlink()
+    os.mkfifo(lock)
+    with pytest.raises(StateError, match="cannot open the log's lock: .* must be a regular file"):
+        journal.last_entry()
 
 
 # --- sealed ceremony transcripts ---------------------------------------------------------
